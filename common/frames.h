@@ -1,0 +1,63 @@
+/*
+ * frames — one received ZeroMQ multipart message split into its parts
+ * (proto/wire-v1.md §1): routing envelope, empty delimiter, command frame,
+ * optional payload frame. Frames stay in zmq_msg_t, so the payload can be
+ * kept (moved) without a copy.
+ *
+ * route_t keeps an envelope after the message is gone, so that an
+ * acknowledgement can be sent back along the path the source last used.
+ */
+#ifndef TAPMESH_FRAMES_H
+#define TAPMESH_FRAMES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
+
+#include "wire.h"
+
+/* Envelope frames a message may carry: one per ROUTER it passed. */
+#define FRAMES_ENVELOPE_MAX (WIRE_HOPS_MAX + 2)
+#define FRAMES_MAX (FRAMES_ENVELOPE_MAX + 3)
+#define FRAMES_IDENTITY_MAX 255
+
+typedef struct {
+    zmq_msg_t part[FRAMES_MAX];
+    size_t count;    /* parts held in `part` */
+    size_t total;    /* parts the message had (more than count: too many) */
+    size_t envelope; /* envelope frames before the delimiter */
+    bool framed;     /* a delimiter, a command, at most one payload */
+} frames_t;
+
+typedef struct {
+    uint8_t count;
+    uint8_t len[FRAMES_ENVELOPE_MAX];
+    uint8_t id[FRAMES_ENVELOPE_MAX][FRAMES_IDENTITY_MAX];
+} route_t;
+
+/* Receives one whole message (all parts, also those beyond FRAMES_MAX,
+ * which are dropped). Returns 0, -EAGAIN with ZMQ_DONTWAIT and nothing to
+ * read, or another negative errno. On 0 the caller must frames_close(). */
+int frames_recv(frames_t *self, void *socket, int flags);
+
+void frames_close(frames_t *self);
+
+/* The command frame and the payload frame (NULL / 0 when absent). */
+const uint8_t *frames_command(const frames_t *self, size_t *len);
+zmq_msg_t *frames_payload(frames_t *self);
+
+/* Copies the envelope into a route. */
+void frames_route(const frames_t *self, route_t *route);
+
+/* Sends route + delimiter + command (+ payload when not NULL; the payload
+ * message is consumed). Returns 0 or a negative errno (-EAGAIN with
+ * ZMQ_DONTWAIT when the peer's queue is full, -EHOSTUNREACH for an unknown
+ * route on a mandatory ROUTER). */
+int frames_send(void *socket, const route_t *route, const uint8_t *command, size_t len,
+                zmq_msg_t *payload, int flags);
+
+/* The same, with the envelope of a received message instead of a route. */
+int frames_forward(void *socket, frames_t *in, const uint8_t *command, size_t len, int flags);
+
+#endif

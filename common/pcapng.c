@@ -1,0 +1,379 @@
+/*
+ * pcapng — block encoders (pcapng spec, draft-ietf-opsawg-pcapng: SHB §4.1,
+ * IDB §4.2, EPB §4.3) and the classic pcap format, in host byte order as
+ * the specification allows (readers follow the byte-order magic).
+ *
+ * Every block: total length computed first, body padded to 4 bytes,
+ * trailing length written, then appended whole to the buffer.
+ */
+#include "pcapng.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define S_SHB 0x0A0D0D0Au
+#define S_IDB 0x00000001u
+#define S_EPB 0x00000006u
+#define S_BOM 0x1A2B3C4Du
+#define S_OPT_END 0
+#define S_OPT_COMMENT 1
+#define S_SHB_USERAPPL 4
+#define S_IF_NAME 2
+#define S_IF_DESCRIPTION 3
+#define S_IF_TSRESOL 9
+#define S_PCAP_MAGIC_NS 0xa1b23c4du
+#define S_OPT_TEXT_MAX 4096
+#define S_MAX_INTERFACES 65535
+
+typedef struct {
+    uint16_t linktype;
+    char *name;
+    char *description;
+} s_iface_t;
+
+struct pcapng_writer_t {
+    pcapng_format_t format;
+    uint32_t snaplen;
+    char *userappl;
+    uint8_t *buf;
+    size_t len, cap;
+    pcapng_sink_fn sink;
+    void *ctx;
+    int error; /* latched sink error, 0 when fine */
+    bool pcap_header_done;
+    s_iface_t *ifaces;
+    unsigned nifaces, ifaces_cap;
+    uint64_t file_bytes;
+};
+
+static size_t s_pad4(size_t n)
+{
+    return (n + 3) & ~(size_t)3;
+}
+
+static size_t s_opt_size(size_t len)
+{
+    return 4 + s_pad4(len);
+}
+
+size_t pcapng_packet_size(pcapng_format_t format, uint32_t caplen)
+{
+    if (format == PCAPNG_FORMAT_PCAP)
+        return 16 + (size_t)caplen;
+    return 32 + s_pad4(caplen);
+}
+
+/* Appends raw bytes; the caller has made room. */
+static void s_raw(pcapng_writer_t *self, const void *p, size_t n)
+{
+    memcpy(self->buf + self->len, p, n);
+    self->len += n;
+}
+
+static void s_u32(pcapng_writer_t *self, uint32_t v)
+{
+    s_raw(self, &v, 4);
+}
+
+static void s_u16(pcapng_writer_t *self, uint16_t v)
+{
+    s_raw(self, &v, 2);
+}
+
+static void s_zero_pad(pcapng_writer_t *self, size_t n)
+{
+    size_t pad = s_pad4(n) - n;
+    memset(self->buf + self->len, 0, pad);
+    self->len += pad;
+}
+
+static void s_option(pcapng_writer_t *self, uint16_t code, const void *val, size_t len)
+{
+    s_u16(self, code);
+    s_u16(self, (uint16_t)len);
+    s_raw(self, val, len);
+    s_zero_pad(self, len);
+}
+
+static size_t s_text_len(const char *s)
+{
+    return s ? strnlen(s, S_OPT_TEXT_MAX) : 0;
+}
+
+int pcapng_writer_flush(pcapng_writer_t *self)
+{
+    if (self->error)
+        return self->error;
+    if (self->len == 0)
+        return 0;
+    int rc = self->sink(self->ctx, self->buf, self->len);
+    if (rc < 0) {
+        self->error = rc;
+        return rc;
+    }
+    self->file_bytes += self->len;
+    self->len = 0;
+    return 0;
+}
+
+/* Makes room for a block of `n` bytes, flushing when the buffer is full. */
+static int s_room(pcapng_writer_t *self, size_t n)
+{
+    if (self->error)
+        return self->error;
+    if (self->cap - self->len >= n)
+        return 0;
+    int rc = pcapng_writer_flush(self);
+    if (rc < 0)
+        return rc;
+    if (self->cap < n) {
+        uint8_t *b = realloc(self->buf, n);
+        if (!b)
+            return -ENOMEM;
+        self->buf = b;
+        self->cap = n;
+    }
+    return 0;
+}
+
+static int s_shb(pcapng_writer_t *self)
+{
+    size_t ul = s_text_len(self->userappl);
+    size_t total = 24 + (ul ? s_opt_size(ul) : 0) + 4 + 4;
+    int rc = s_room(self, total);
+    if (rc < 0)
+        return rc;
+    s_u32(self, S_SHB);
+    s_u32(self, (uint32_t)total);
+    s_u32(self, S_BOM);
+    s_u16(self, 1);
+    s_u16(self, 0);
+    uint64_t section_len = UINT64_MAX; /* unknown: streamed */
+    s_raw(self, &section_len, 8);
+    if (ul)
+        s_option(self, S_SHB_USERAPPL, self->userappl, ul);
+    s_option(self, S_OPT_END, NULL, 0);
+    s_u32(self, (uint32_t)total);
+    return 0;
+}
+
+static int s_pcap_header(pcapng_writer_t *self, uint16_t linktype)
+{
+    int rc = s_room(self, 24);
+    if (rc < 0)
+        return rc;
+    s_u32(self, S_PCAP_MAGIC_NS);
+    s_u16(self, 2);
+    s_u16(self, 4);
+    s_u32(self, 0); /* thiszone */
+    s_u32(self, 0); /* sigfigs */
+    s_u32(self, self->snaplen);
+    s_u32(self, linktype);
+    self->pcap_header_done = true;
+    return 0;
+}
+
+static int s_idb(pcapng_writer_t *self, const s_iface_t *f)
+{
+    size_t nl = s_text_len(f->name), dl = s_text_len(f->description);
+    size_t total =
+        16 + (nl ? s_opt_size(nl) : 0) + (dl ? s_opt_size(dl) : 0) + s_opt_size(1) + 4 + 4;
+    int rc = s_room(self, total);
+    if (rc < 0)
+        return rc;
+    s_u32(self, S_IDB);
+    s_u32(self, (uint32_t)total);
+    s_u16(self, f->linktype);
+    s_u16(self, 0);
+    s_u32(self, self->snaplen);
+    if (nl)
+        s_option(self, S_IF_NAME, f->name, nl);
+    if (dl)
+        s_option(self, S_IF_DESCRIPTION, f->description, dl);
+    uint8_t tsresol = 9; /* 10^-9 s */
+    s_option(self, S_IF_TSRESOL, &tsresol, 1);
+    s_option(self, S_OPT_END, NULL, 0);
+    s_u32(self, (uint32_t)total);
+    return 0;
+}
+
+/* The header blocks of a file: SHB and every IDB, or the pcap header. */
+static int s_headers(pcapng_writer_t *self)
+{
+    if (self->format == PCAPNG_FORMAT_PCAP) {
+        self->pcap_header_done = false;
+        return self->nifaces ? s_pcap_header(self, self->ifaces[0].linktype) : 0;
+    }
+    int rc = s_shb(self);
+    for (unsigned i = 0; rc == 0 && i < self->nifaces; i++)
+        rc = s_idb(self, &self->ifaces[i]);
+    return rc;
+}
+
+pcapng_writer_t *pcapng_writer_new(pcapng_format_t format, uint32_t snaplen, const char *userappl,
+                                   size_t bufsize, pcapng_sink_fn sink, void *ctx)
+{
+    pcapng_writer_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    size_t largest = pcapng_packet_size(PCAPNG_FORMAT_PCAPNG, snaplen) +
+                     s_opt_size(S_OPT_TEXT_MAX) + 2 * s_opt_size(S_OPT_TEXT_MAX) + 64;
+    self->format = format;
+    self->snaplen = snaplen;
+    self->cap = bufsize > largest ? bufsize : largest;
+    self->buf = malloc(self->cap);
+    self->userappl = userappl ? strdup(userappl) : NULL;
+    self->sink = sink;
+    self->ctx = ctx;
+    if (!self->buf || (userappl && !self->userappl) || s_headers(self) < 0) {
+        pcapng_writer_destroy(&self);
+        return NULL;
+    }
+    return self;
+}
+
+void pcapng_writer_destroy(pcapng_writer_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    pcapng_writer_t *self = *self_p;
+    for (unsigned i = 0; i < self->nifaces; i++) {
+        free(self->ifaces[i].name);
+        free(self->ifaces[i].description);
+    }
+    free(self->ifaces);
+    free(self->userappl);
+    free(self->buf);
+    free(self);
+    *self_p = NULL;
+}
+
+int pcapng_writer_add_interface(pcapng_writer_t *self, uint16_t linktype, const char *name,
+                                const char *description)
+{
+    if (self->error)
+        return self->error;
+    if (self->format == PCAPNG_FORMAT_PCAP && self->nifaces > 0 &&
+        self->ifaces[0].linktype != linktype)
+        return -EPROTOTYPE;
+    if (self->nifaces >= S_MAX_INTERFACES)
+        return -ENOSPC;
+    if (self->nifaces == self->ifaces_cap) {
+        unsigned cap = self->ifaces_cap ? self->ifaces_cap * 2 : 8;
+        s_iface_t *f = realloc(self->ifaces, cap * sizeof *f);
+        if (!f)
+            return -ENOMEM;
+        self->ifaces = f;
+        self->ifaces_cap = cap;
+    }
+    s_iface_t *f = &self->ifaces[self->nifaces];
+    f->linktype = linktype;
+    f->name = strdup(name ? name : "");
+    f->description = strdup(description ? description : "");
+    if (!f->name || !f->description) {
+        free(f->name);
+        free(f->description);
+        return -ENOMEM;
+    }
+    int rc = 0;
+    if (self->format == PCAPNG_FORMAT_PCAPNG)
+        rc = s_idb(self, f);
+    else if (!self->pcap_header_done)
+        rc = s_pcap_header(self, linktype);
+    if (rc < 0) {
+        free(f->name);
+        free(f->description);
+        return rc;
+    }
+    return (int)self->nifaces++;
+}
+
+int pcapng_writer_packet(pcapng_writer_t *self, uint32_t ifid, uint64_t ts_ns, uint32_t caplen,
+                         uint32_t origlen, const uint8_t *data, const char *comment)
+{
+    if (self->error)
+        return self->error;
+    if (ifid >= self->nifaces || caplen > self->snaplen)
+        return -EINVAL;
+    if (self->format == PCAPNG_FORMAT_PCAP) {
+        int rc = s_room(self, 16 + (size_t)caplen);
+        if (rc < 0)
+            return rc;
+        s_u32(self, (uint32_t)(ts_ns / 1000000000u));
+        s_u32(self, (uint32_t)(ts_ns % 1000000000u));
+        s_u32(self, caplen);
+        s_u32(self, origlen);
+        s_raw(self, data, caplen);
+        return 0;
+    }
+    size_t cl = s_text_len(comment);
+    size_t total = pcapng_packet_size(PCAPNG_FORMAT_PCAPNG, caplen) +
+                   (cl ? s_opt_size(cl) + s_opt_size(0) : 0);
+    int rc = s_room(self, total);
+    if (rc < 0)
+        return rc;
+    s_u32(self, S_EPB);
+    s_u32(self, (uint32_t)total);
+    s_u32(self, ifid);
+    s_u32(self, (uint32_t)(ts_ns >> 32));
+    s_u32(self, (uint32_t)ts_ns);
+    s_u32(self, caplen);
+    s_u32(self, origlen);
+    s_raw(self, data, caplen);
+    s_zero_pad(self, caplen);
+    if (cl) {
+        s_option(self, S_OPT_COMMENT, comment, cl);
+        s_option(self, S_OPT_END, NULL, 0);
+    }
+    s_u32(self, (uint32_t)total);
+    return 0;
+}
+
+int pcapng_writer_restart(pcapng_writer_t *self)
+{
+    int rc = pcapng_writer_flush(self);
+    if (rc < 0)
+        return rc;
+    self->file_bytes = 0;
+    return s_headers(self);
+}
+
+int pcapng_writer_linktype(const pcapng_writer_t *self, uint32_t ifid)
+{
+    return ifid < self->nifaces ? self->ifaces[ifid].linktype : -1;
+}
+
+unsigned pcapng_writer_interfaces(const pcapng_writer_t *self)
+{
+    return self->nifaces;
+}
+
+size_t pcapng_writer_buffered(const pcapng_writer_t *self)
+{
+    return self->len;
+}
+
+uint64_t pcapng_writer_file_bytes(const pcapng_writer_t *self)
+{
+    return self->file_bytes;
+}
+
+int pcapng_sink_fd(void *ctx, const void *buf, size_t len)
+{
+    int fd = *(int *)ctx;
+    const uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}

@@ -1,0 +1,74 @@
+/*
+ * pcapng — the output writer: pcapng (default) or classic pcap with
+ * nanosecond timestamps (magic 0xa1b23c4d), for old tools.
+ *
+ * Blocks are built in one buffer, each complete before it is appended, and
+ * handed to a sink function on flush; a block never straddles a flush. The
+ * first sink error is latched: every later call returns it, so the caller
+ * learns once and stops acknowledging.
+ *
+ * One output has one snaplen for every IDB (libpcap refuses IDBs that differ
+ * from the first, see shared DESIGN "Output readable by libpcap"). Classic
+ * pcap carries one link type: a second interface of another link type is
+ * refused with -EPROTOTYPE.
+ */
+#ifndef TAPMESH_PCAPNG_H
+#define TAPMESH_PCAPNG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef enum { PCAPNG_FORMAT_PCAPNG = 0, PCAPNG_FORMAT_PCAP = 1 } pcapng_format_t;
+
+/* Writes all `len` bytes somewhere; returns 0 or a negative errno. */
+typedef int (*pcapng_sink_fn)(void *ctx, const void *buf, size_t len);
+
+typedef struct pcapng_writer_t pcapng_writer_t;
+
+/* Bytes a packet of `caplen` bytes takes in the output (the EPB or the pcap
+ * record), without a comment. */
+size_t pcapng_packet_size(pcapng_format_t format, uint32_t caplen);
+
+/* A new writer. pcapng: the SHB is buffered at once; pcap: the file header
+ * waits for the first interface (it needs the link type). `bufsize` is
+ * raised to hold the largest block. Returns NULL when out of memory. */
+pcapng_writer_t *pcapng_writer_new(pcapng_format_t format, uint32_t snaplen, const char *userappl,
+                                   size_t bufsize, pcapng_sink_fn sink, void *ctx);
+
+void pcapng_writer_destroy(pcapng_writer_t **self_p);
+
+/* Adds an interface (pcapng: an IDB with if_name, if_description,
+ * if_tsresol = 9). Returns its id (0, 1, ...), -EPROTOTYPE when classic
+ * pcap already has another link type, -ENOSPC past 65535 interfaces, or a
+ * latched sink error. */
+int pcapng_writer_add_interface(pcapng_writer_t *self, uint16_t linktype, const char *name,
+                                const char *description);
+
+/* Appends one packet. `comment` may be NULL (pcapng only: opt_comment).
+ * Returns 0, -EINVAL for an unknown interface or caplen > snaplen, or a
+ * sink error. */
+int pcapng_writer_packet(pcapng_writer_t *self, uint32_t ifid, uint64_t ts_ns, uint32_t caplen,
+                         uint32_t origlen, const uint8_t *data, const char *comment);
+
+/* Hands everything buffered to the sink. Returns 0 or the sink's error. */
+int pcapng_writer_flush(pcapng_writer_t *self);
+
+/* Starts a new file on the same sink (after the sink changed files):
+ * discards nothing, flushes first, then buffers the header blocks and every
+ * interface again with the same ids. Returns 0 or an error. */
+int pcapng_writer_restart(pcapng_writer_t *self);
+
+/* Link type of interface `ifid`, or -1. */
+int pcapng_writer_linktype(const pcapng_writer_t *self, uint32_t ifid);
+
+/* Number of interfaces; bytes buffered; bytes handed to the sink since new
+ * or since the last restart. */
+unsigned pcapng_writer_interfaces(const pcapng_writer_t *self);
+size_t pcapng_writer_buffered(const pcapng_writer_t *self);
+uint64_t pcapng_writer_file_bytes(const pcapng_writer_t *self);
+
+/* A sink for a file descriptor (ctx: an int * ); loops over short writes and EINTR. */
+int pcapng_sink_fd(void *ctx, const void *buf, size_t len);
+
+#endif

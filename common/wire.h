@@ -1,0 +1,163 @@
+/*
+ * wire — codec for tapmesh wire protocol v1 (proto/wire-v1.md).
+ *
+ * Command frames decode into a wire_msg_t (strings copied and
+ * NUL-terminated, everything bounds-checked); payload frames are checked as
+ * a whole once, then walked without copying. Encoding is canonical: for any
+ * frame that decodes, encoding the result gives back the same bytes.
+ */
+#ifndef TAPMESH_WIRE_H
+#define TAPMESH_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define WIRE_SIGNATURE 0x544Du
+#define WIRE_VERSION 1
+#define WIRE_FRAME_HDR 4
+#define WIRE_NAME_MAX 64
+#define WIRE_TEXT_MAX 1024
+#define WIRE_IFACES_MAX 64
+#define WIRE_HOPS_MAX 16
+#define WIRE_ACKS_MAX 1024
+#define WIRE_PARTS_MAX 1024
+#define WIRE_SNAPLEN_MAX 262144u
+#define WIRE_PACKETS_MAX (1u << 20)
+#define WIRE_PAYLOAD_MAX (64u << 20)
+#define WIRE_PKT_HDR 20
+/* Largest command frame: a HELLO with every field at its maximum. */
+#define WIRE_COMMAND_MAX                                                                           \
+    (WIRE_FRAME_HDR + 1 + WIRE_NAME_MAX + 8 + 2 + WIRE_TEXT_MAX + 1 +                              \
+     WIRE_IFACES_MAX * (2 + 4 + 1 + WIRE_NAME_MAX + 2 + WIRE_TEXT_MAX))
+
+typedef enum {
+    WIRE_HELLO = 1,
+    WIRE_WELCOME = 2,
+    WIRE_REFUSE = 3,
+    WIRE_BATCH = 4,
+    WIRE_ACK = 5,
+    WIRE_HEARTBEAT = 6,
+    WIRE_END = 7,
+    WIRE_PACKETS = 8,
+} wire_type_t;
+
+/* REFUSE codes, §3.2 */
+typedef enum {
+    WIRE_REFUSE_UNKNOWN_SOURCE = 1,
+    WIRE_REFUSE_LINKTYPE = 2,
+    WIRE_REFUSE_CONFLICT = 3,
+} wire_refuse_t;
+
+/* Why a frame was rejected, §5. WIRE_OK is 0. */
+typedef enum {
+    WIRE_OK = 0,
+    WIRE_ERR_TRUNCATED,
+    WIRE_ERR_TRAILING,
+    WIRE_ERR_SIGNATURE,
+    WIRE_ERR_VERSION,
+    WIRE_ERR_TYPE,
+    WIRE_ERR_NAME,
+    WIRE_ERR_TEXT,
+    WIRE_ERR_RANGE,
+    WIRE_ERR_CAPLEN,
+    WIRE_ERR_FRAMING,
+    WIRE_ERR_SOURCE,
+    WIRE_ERR_COUNT_ /* number of reasons */
+} wire_err_t;
+
+typedef struct {
+    uint16_t linktype;
+    uint32_t snaplen;
+    char name[WIRE_NAME_MAX + 1];
+    char description[WIRE_TEXT_MAX + 1];
+} wire_iface_t;
+
+typedef struct {
+    char node[WIRE_NAME_MAX + 1];
+    uint64_t recv_ns;
+    uint64_t relay_seq;
+} wire_hop_t;
+
+typedef struct {
+    uint64_t seq;
+    uint16_t part;
+} wire_ack_entry_t;
+
+typedef struct {
+    wire_type_t type;
+    char source[WIRE_NAME_MAX + 1];
+    uint64_t epoch;
+    union {
+        struct {
+            char description[WIRE_TEXT_MAX + 1];
+            uint8_t iface_count;
+            wire_iface_t ifaces[WIRE_IFACES_MAX];
+        } hello;
+        struct {
+            uint8_t code;
+            char reason[WIRE_TEXT_MAX + 1];
+        } refuse;
+        struct {
+            uint64_t seq;
+            uint16_t part, parts;
+            uint64_t watermark;
+            uint32_t packet_count;
+            uint32_t payload_len;
+            uint8_t hop_count;
+            wire_hop_t hops[WIRE_HOPS_MAX];
+        } batch;
+        struct {
+            uint16_t count;
+            wire_ack_entry_t entries[WIRE_ACKS_MAX];
+        } ack;
+        struct {
+            uint64_t watermark;
+            uint64_t next_seq;
+        } progress; /* HEARTBEAT and END */
+    };
+} wire_msg_t;
+
+/* One packet record of a payload frame; `data` points into the frame. */
+typedef struct {
+    uint64_t ts_ns;
+    uint16_t ifindex;
+    uint32_t caplen;
+    uint32_t origlen;
+    const uint8_t *data;
+} wire_packet_t;
+
+/* The metric label of a reason: "truncated", "trailing", ... */
+const char *wire_err_name(wire_err_t err);
+
+/* Decodes one command frame (§3). Returns WIRE_OK and fills *msg, or the
+ * reason the frame is malformed (msg is then partly written). */
+wire_err_t wire_decode(const uint8_t *buf, size_t len, wire_msg_t *msg);
+
+/* Encodes a command into buf; returns the length, or 0 when `cap` is too
+ * small or a field breaks its rule (a programmer error). */
+size_t wire_encode(const wire_msg_t *msg, uint8_t *buf, size_t cap);
+
+/* Checks a whole payload frame (§4): header, exactly `packet_count`
+ * records filling it, each caplen ≤ origlen and ≤ WIRE_SNAPLEN_MAX, each
+ * ifindex < iface_count. On WIRE_OK, *min_ts / *max_ts (may be NULL) hold
+ * the smallest and largest timestamps. */
+wire_err_t wire_packets_check(const uint8_t *buf, size_t len, uint32_t packet_count,
+                              unsigned iface_count, uint64_t *min_ts, uint64_t *max_ts);
+
+/* Walks a checked payload frame: *off starts at 0; returns false at the end. */
+bool wire_packets_next(const uint8_t *buf, size_t len, size_t *off, wire_packet_t *pkt);
+
+/* Payload building: the header, then records appended at *off. Both return
+ * false (and write nothing) when `cap` is too small. */
+bool wire_packets_begin(uint8_t *buf, size_t cap, size_t *off);
+bool wire_packets_put(uint8_t *buf, size_t cap, size_t *off, const wire_packet_t *pkt);
+
+/* True when `text` is a valid name (§2). */
+bool wire_name_valid(const char *text);
+
+/* Copies `in` into `out` (WIRE_NAME_MAX + 1 bytes) as a valid ifname,
+ * replacing bytes outside §2's set by '_'; "-" when `in` is empty. */
+void wire_ifname_sanitize(const char *in, char *out);
+
+#endif

@@ -1,0 +1,439 @@
+/*
+ * tapmesh-capture — reads packets with libpcap, batches them and pushes
+ * them upstream over a DEALER socket; keeps every batch until the collector
+ * acknowledges it (shared DESIGN "Delivery").
+ *
+ * Data flow: source (source-file.c) → outbox (outbox.c: batches, custody,
+ * resends) → DEALER (this file: HELLO, BATCH, HEARTBEAT, END out; WELCOME,
+ * REFUSE, ACK in). One thread runs the loop; libmicrohttpd serves /metrics.
+ */
+#include "clock.h"
+#include "frames.h"
+#include "log.h"
+#include "outbox.h"
+#include "service.h"
+#include "source.h"
+#include "wire.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+static const char s_summary[] =
+    "Captures packets (from a capture file) and sends them upstream to a tapmesh-relay or\n"
+    "tapmesh-collect, keeping each batch until it is acknowledged.";
+
+static const cfg_row_t s_rows[] = {
+    SERVICE_ROWS(":9710"),
+    {"READ_FILE", CFG_FILE, NULL, 0, 0, NULL, true,
+     "A pcap or pcapng capture file to send, any link type libpcap reads; - is standard input."},
+    {"REPLAY_SPEED", CFG_INT, "0", 0, 1000, NULL, false,
+     "0 sends the file as fast as possible; N replays it at N times the recorded pace."},
+    {"RELAY_ENDPOINT", CFG_ENDPOINT, "tcp://127.0.0.1:5710", 0, 0, NULL, false,
+     "ZeroMQ endpoint of the next hop (a relay or the collector) to connect to."},
+    {"DESCRIPTION", CFG_STR, "", 0, 0, NULL, false,
+     "Free text about this source, carried into the output's interface description."},
+    {"BATCH_MAX_BYTES", CFG_INT, "262144", 1024, 16777216, NULL, false,
+     "A batch is sent once it holds this many bytes."},
+    {"BATCH_MAX_DELAY_MS", CFG_INT, "100", 1, 60000, NULL, false,
+     "A batch is sent at the latest this long after its first packet."},
+    {"INFLIGHT_BATCHES", CFG_INT, "8", 1, 4096, NULL, false,
+     "Batches sent and not yet acknowledged, at most."},
+    {"ACK_TIMEOUT_MS", CFG_INT, "2000", 10, 600000, NULL, false,
+     "A batch not acknowledged after this long is sent again (the wait doubles each time)."},
+    {"BUFFER_MAX_MB", CFG_INT, "64", 1, 65536, NULL, false,
+     "Memory for batches not yet acknowledged; when full, reading pauses."},
+    {"HEARTBEAT_MS", CFG_INT, "1000", 50, 60000, NULL, false,
+     "While idle, a heartbeat with the watermark is sent this often."},
+    {"RETRY_TIMEOUT_S", CFG_INT, "30", 1, 86400, NULL, false,
+     "On stop, how long to wait for outstanding acknowledgements."},
+};
+
+typedef struct {
+    metric_id_t packets, bytes, truncated, batches_sent, batches_acked, batches_resent,
+        backpressure, unacked_bytes, unacked_batches, rtt, malformed, refused, acks_unknown;
+} s_metrics_t;
+
+typedef struct {
+    service_t svc;
+    source_t *source;
+    outbox_t *outbox;
+    zsock_t *dealer;
+    void *sock; /* libzmq handle of dealer */
+    uint64_t epoch;
+    uint64_t max_ts; /* watermark: newest timestamp read */
+    int64_t batch_delay_ms, heartbeat_ms, retry_timeout_ms;
+    int64_t last_send_ms;
+    bool eof, failed, refused;
+    s_metrics_t m;
+} agent_t;
+
+static wire_msg_t s_msg; /* encode/decode scratch: large, so not on the stack */
+static uint8_t s_cmd[WIRE_COMMAND_MAX];
+
+static void s_metrics_register(agent_t *a)
+{
+    metrics_t *r = a->svc.metrics;
+    s_metrics_t *m = &a->m;
+    m->packets = metrics_counter(r, "tapmesh_capture_packets_total", "Packets captured", NULL);
+    m->bytes = metrics_counter(r, "tapmesh_capture_bytes_total",
+                               "Bytes of packet data captured (captured length)", NULL);
+    m->truncated = metrics_counter(r, "tapmesh_capture_truncated_packets_total",
+                                   "Packets cut to 262144 bytes, the protocol's limit", NULL);
+    m->batches_sent =
+        metrics_counter(r, "tapmesh_capture_batches_sent_total", "Batches sent (first send)", NULL);
+    m->batches_acked = metrics_counter(r, "tapmesh_capture_batches_acked_total",
+                                       "Batches acknowledged by the collector", NULL);
+    m->batches_resent =
+        metrics_counter(r, "tapmesh_capture_batches_resent_total",
+                        "Batches sent again after the acknowledgement timeout", NULL);
+    m->backpressure = metrics_counter(r, "tapmesh_capture_send_blocked_total",
+                                      "Sends deferred because the next hop's queue was full", NULL);
+    m->unacked_bytes = metrics_gauge(r, "tapmesh_capture_unacked_bytes",
+                                     "Bytes held for batches not yet acknowledged", NULL);
+    m->unacked_batches = metrics_gauge(r, "tapmesh_capture_unacked_batches",
+                                       "Batches held, not yet acknowledged", NULL);
+    static const double rtt_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                        0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+    m->rtt = metrics_histogram(r, "tapmesh_capture_ack_rtt_seconds",
+                               "Time from a batch's first send to its acknowledgement", NULL,
+                               rtt_bounds, sizeof rtt_bounds / sizeof *rtt_bounds);
+    m->malformed = metrics_counter(r, "tapmesh_capture_malformed_messages_total",
+                                   "Messages from upstream dropped as malformed", NULL);
+    m->refused = metrics_counter(r, "tapmesh_capture_refused_total",
+                                 "REFUSE answers received from the collector", NULL);
+    m->acks_unknown = metrics_counter(r, "tapmesh_capture_acks_unknown_total",
+                                      "Acknowledgements for batches no longer held", NULL);
+}
+
+/* Sends one command frame (and a copy of `payload` when not NULL). */
+static int s_send(agent_t *a, size_t len, const uint8_t *payload, size_t plen)
+{
+    zmq_msg_t body;
+    if (payload) {
+        if (zmq_msg_init_size(&body, plen) < 0)
+            return -errno;
+        memcpy(zmq_msg_data(&body), payload, plen);
+    }
+    int rc = frames_send(a->sock, NULL, s_cmd, len, payload ? &body : NULL, ZMQ_DONTWAIT);
+    if (payload)
+        zmq_msg_close(&body);
+    return rc;
+}
+
+static void s_hello(agent_t *a)
+{
+    memset(&s_msg.hello, 0, sizeof s_msg.hello);
+    s_msg.type = WIRE_HELLO;
+    snprintf(s_msg.source, sizeof s_msg.source, "%s", a->svc.node_id);
+    s_msg.epoch = a->epoch;
+    const char *descr = cfg_str(a->svc.cfg, "DESCRIPTION");
+    snprintf(s_msg.hello.description, sizeof s_msg.hello.description, "%s",
+             *descr ? descr : "tapmesh-capture " TAPMESH_VERSION);
+    s_msg.hello.iface_count = 1;
+    wire_iface_t *f = &s_msg.hello.ifaces[0];
+    f->linktype = (uint16_t)source_linktype(a->source);
+    uint32_t snaplen = source_snaplen(a->source);
+    f->snaplen = snaplen > WIRE_SNAPLEN_MAX ? WIRE_SNAPLEN_MAX : snaplen;
+    wire_ifname_sanitize(source_name(a->source), f->name);
+    snprintf(f->description, sizeof f->description, "%s", source_description(a->source));
+    size_t len = wire_encode(&s_msg, s_cmd, sizeof s_cmd);
+    if (len == 0 || s_send(a, len, NULL, 0) < 0)
+        log_warn("HELLO not sent (queue full); will retry");
+    else
+        log_debug("HELLO sent: %s epoch %" PRIu64, s_msg.source, a->epoch);
+}
+
+static void s_progress(agent_t *a, wire_type_t type)
+{
+    memset(&s_msg, 0, offsetof(wire_msg_t, hello));
+    s_msg.type = type;
+    snprintf(s_msg.source, sizeof s_msg.source, "%s", a->svc.node_id);
+    s_msg.epoch = a->epoch;
+    s_msg.progress.watermark = a->max_ts;
+    s_msg.progress.next_seq = outbox_next_seq(a->outbox);
+    size_t len = wire_encode(&s_msg, s_cmd, sizeof s_cmd);
+    if (len)
+        s_send(a, len, NULL, 0);
+}
+
+/* Puts due batches on the wire, resends first, within the window. */
+static void s_send_batches(agent_t *a, int64_t now)
+{
+    batch_t *b;
+    while ((b = outbox_next_send(a->outbox, now))) {
+        memset(&s_msg, 0, offsetof(wire_msg_t, hello));
+        s_msg.type = WIRE_BATCH;
+        snprintf(s_msg.source, sizeof s_msg.source, "%s", a->svc.node_id);
+        s_msg.epoch = a->epoch;
+        s_msg.batch.seq = b->seq;
+        s_msg.batch.part = 0;
+        s_msg.batch.parts = 1;
+        s_msg.batch.watermark = b->watermark;
+        s_msg.batch.packet_count = b->packets;
+        s_msg.batch.payload_len = (uint32_t)b->len;
+        s_msg.batch.hop_count = 0;
+        size_t len = wire_encode(&s_msg, s_cmd, sizeof s_cmd);
+        int rc = len ? s_send(a, len, b->buf, b->len) : -EINVAL;
+        if (rc == -EAGAIN) {
+            metrics_add(a->svc.metrics, a->m.backpressure, 1);
+            return; /* the next hop's queue is full: keep it, try on the next pass */
+        }
+        if (rc < 0) {
+            log_error("batch %" PRIu64 ": send failed: %s", b->seq, strerror(-rc));
+            return;
+        }
+        metrics_add(a->svc.metrics, b->sends ? a->m.batches_resent : a->m.batches_sent, 1);
+        if (b->sends)
+            log_debug("batch %" PRIu64 " resent (send %u)", b->seq, b->sends + 1);
+        outbox_sent(a->outbox, b, now);
+        a->last_send_ms = now;
+    }
+}
+
+static void s_on_message(agent_t *a, const uint8_t *cmd, size_t len)
+{
+    wire_err_t err = wire_decode(cmd, len, &s_msg);
+    if (err != WIRE_OK || s_msg.epoch != a->epoch || strcmp(s_msg.source, a->svc.node_id) != 0) {
+        metrics_add(a->svc.metrics, a->m.malformed, 1);
+        log_debug("dropped a message from upstream: %s",
+                  err ? wire_err_name(err) : "not for this source/epoch");
+        return;
+    }
+    int64_t now = clock_mono_ms();
+    switch (s_msg.type) {
+    case WIRE_ACK:
+        for (unsigned i = 0; i < s_msg.ack.count; i++) {
+            int64_t rtt;
+            if (outbox_ack(a->outbox, s_msg.ack.entries[i].seq, now, &rtt)) {
+                metrics_add(a->svc.metrics, a->m.batches_acked, 1);
+                metrics_observe(a->svc.metrics, a->m.rtt, (double)rtt / 1000.0);
+            } else {
+                metrics_add(a->svc.metrics, a->m.acks_unknown, 1);
+            }
+        }
+        break;
+    case WIRE_WELCOME:
+        log_info("collector accepted source %s (epoch %" PRIu64 ")", a->svc.node_id, a->epoch);
+        break;
+    case WIRE_REFUSE:
+        metrics_add(a->svc.metrics, a->m.refused, 1);
+        if (s_msg.refuse.code == WIRE_REFUSE_UNKNOWN_SOURCE) {
+            log_info("collector does not know this source (it restarted?): sending HELLO and "
+                     "everything unacknowledged again");
+            s_hello(a);
+            outbox_resend_all(a->outbox);
+        } else {
+            log_error("collector refused this source: %s", s_msg.refuse.reason);
+            a->refused = true;
+        }
+        break;
+    default:
+        metrics_add(a->svc.metrics, a->m.malformed, 1);
+        break;
+    }
+}
+
+static void s_drain(agent_t *a)
+{
+    frames_t f;
+    while (frames_recv(&f, a->sock, ZMQ_DONTWAIT) == 0) {
+        size_t len;
+        const uint8_t *cmd = frames_command(&f, &len);
+        if (cmd && !frames_payload(&f))
+            s_on_message(a, cmd, len);
+        else
+            metrics_add(a->svc.metrics, a->m.malformed, 1);
+        frames_close(&f);
+    }
+}
+
+/* Reads what the outbox has room for, a bounded amount per pass. Returns
+ * true when the source may have more right now. */
+static bool s_read(agent_t *a, int64_t now)
+{
+    for (int i = 0; i < 4096; i++) {
+        if (!outbox_has_room(a->outbox, WIRE_SNAPLEN_MAX))
+            return false;
+        source_packet_t p;
+        source_result_t r = source_next(a->source, &p);
+        if (r == SOURCE_IDLE)
+            return false;
+        if (r != SOURCE_PACKET) {
+            if (r == SOURCE_ERROR) {
+                log_error("%s", source_error(a->source));
+                a->failed = true;
+            }
+            a->eof = true;
+            outbox_close(a->outbox);
+            return false;
+        }
+        wire_packet_t w = {.ts_ns = p.ts_ns,
+                           .ifindex = 0,
+                           .caplen = p.caplen,
+                           .origlen = p.origlen,
+                           .data = p.data};
+        if (w.caplen > WIRE_SNAPLEN_MAX) {
+            w.caplen = WIRE_SNAPLEN_MAX;
+            metrics_add(a->svc.metrics, a->m.truncated, 1);
+        }
+        if (w.origlen < w.caplen)
+            w.origlen = w.caplen; /* a malformed record: the wire needs caplen <= origlen */
+        if (p.ts_ns > a->max_ts)
+            a->max_ts = p.ts_ns;
+        if (outbox_add(a->outbox, &w, a->max_ts, now) < 0) {
+            log_error("out of memory for batches");
+            a->failed = true;
+            a->eof = true;
+            return false;
+        }
+        metrics_add(a->svc.metrics, a->m.packets, 1);
+        metrics_add(a->svc.metrics, a->m.bytes, w.caplen);
+    }
+    return true;
+}
+
+static int s_setup(agent_t *a)
+{
+    cfg_t *c = a->svc.cfg;
+    char err[1024];
+    const char *path = cfg_str(c, "READ_FILE");
+    a->source = source_file_open(path, (unsigned)cfg_int(c, "REPLAY_SPEED"), err, sizeof err);
+    if (!a->source) {
+        log_error("READ_FILE=%s", err);
+        return 2;
+    }
+    a->outbox =
+        outbox_new((size_t)cfg_int(c, "BATCH_MAX_BYTES"), (size_t)cfg_int(c, "BUFFER_MAX_MB") << 20,
+                   (unsigned)cfg_int(c, "INFLIGHT_BATCHES"), cfg_int(c, "ACK_TIMEOUT_MS"), 30000);
+    if (!a->outbox) {
+        log_error("out of memory");
+        return 1;
+    }
+    a->batch_delay_ms = cfg_int(c, "BATCH_MAX_DELAY_MS");
+    a->heartbeat_ms = cfg_int(c, "HEARTBEAT_MS");
+    a->retry_timeout_ms = cfg_int(c, "RETRY_TIMEOUT_S") * 1000;
+    a->epoch = clock_wall_ns();
+
+    a->dealer = zsock_new(ZMQ_DEALER);
+    if (!a->dealer) {
+        log_error("cannot create a ZeroMQ socket");
+        return 1;
+    }
+    zsock_set_linger(a->dealer, 2000); /* so that END leaves before exit */
+    zsock_set_sndhwm(a->dealer, 1000);
+    zsock_set_rcvhwm(a->dealer, 0);
+    zsock_set_heartbeat_ivl(a->dealer, 1000);
+    zsock_set_heartbeat_timeout(a->dealer, 5000);
+    zsock_set_reconnect_ivl(a->dealer, 100);
+    zsock_set_reconnect_ivl_max(a->dealer, 2000);
+    const char *endpoint = cfg_str(c, "RELAY_ENDPOINT");
+    if (zsock_connect(a->dealer, "%s", endpoint) < 0) {
+        log_error("RELAY_ENDPOINT=%s: cannot connect: %s", endpoint, zmq_strerror(zmq_errno()));
+        return 2;
+    }
+    a->sock = zsock_resolve(a->dealer);
+    s_metrics_register(a);
+    log_info("source %s epoch %" PRIu64 ": reading %s (link type %d) towards %s", a->svc.node_id,
+             a->epoch, path, source_linktype(a->source), endpoint);
+    return 0;
+}
+
+/* The main loop. Returns the exit status. */
+static int s_run(agent_t *a)
+{
+    s_hello(a);
+    int64_t stop_deadline = 0;
+    bool end_sent = false;
+    a->last_send_ms = clock_mono_ms();
+    for (;;) {
+        int64_t now = clock_mono_ms();
+        s_drain(a);
+        if (a->refused)
+            break;
+        if (service_stop && !stop_deadline) {
+            log_info("stopping: no more reading; waiting up to %" PRId64 " ms for acknowledgements",
+                     a->retry_timeout_ms);
+            stop_deadline = now + a->retry_timeout_ms;
+            a->eof = true;
+            outbox_close(a->outbox);
+        }
+        bool more = !a->eof && s_read(a, now);
+        const batch_t *open = outbox_open_batch(a->outbox);
+        if (open && now - open->opened_ms >= a->batch_delay_ms)
+            outbox_close(a->outbox);
+        s_send_batches(a, now);
+        if (a->eof && !end_sent && !outbox_open_batch(a->outbox) && outbox_unsent(a->outbox) == 0) {
+            s_progress(a, WIRE_END);
+            end_sent = true;
+        }
+        if (now - a->last_send_ms >= a->heartbeat_ms) {
+            s_progress(a, end_sent ? WIRE_END : WIRE_HEARTBEAT);
+            a->last_send_ms = now;
+        }
+        metrics_set(a->svc.metrics, a->m.unacked_bytes, (double)outbox_held_bytes(a->outbox));
+        metrics_set(a->svc.metrics, a->m.unacked_batches, (double)outbox_held(a->outbox));
+        if (a->eof && outbox_held(a->outbox) == 0 && !outbox_open_batch(a->outbox))
+            break;
+        if (stop_deadline && now >= stop_deadline)
+            break;
+
+        /* sleep until something is due */
+        int64_t wake = now + a->heartbeat_ms;
+        if (more)
+            wake = now;
+        open = outbox_open_batch(a->outbox);
+        if (open && open->opened_ms + a->batch_delay_ms < wake)
+            wake = open->opened_ms + a->batch_delay_ms;
+        int64_t d = outbox_next_deadline(a->outbox);
+        if (d < wake)
+            wake = d;
+        if (!a->eof && !more && outbox_has_room(a->outbox, WIRE_SNAPLEN_MAX)) {
+            int64_t w = now + (int64_t)(source_wait_ns(a->source) / 1000000u);
+            if (w < wake)
+                wake = w;
+        }
+        if (stop_deadline && stop_deadline < wake)
+            wake = stop_deadline;
+        long timeout = wake > now ? (long)(wake - now) : 0;
+        zmq_pollitem_t items[2] = {{a->sock, 0, ZMQ_POLLIN, 0},
+                                   {NULL, source_fd(a->source), ZMQ_POLLIN, 0}};
+        int n = items[1].fd >= 0 && !a->eof ? 2 : 1;
+        if (zmq_poll(items, n, timeout) < 0 && errno != EINTR) {
+            log_error("poll: %s", zmq_strerror(errno));
+            return 1;
+        }
+    }
+    if (a->refused) {
+        log_error("%zu batches not delivered", outbox_held(a->outbox));
+        return 1;
+    }
+    if (outbox_held(a->outbox) > 0) {
+        log_error("%zu batches (%zu bytes) still unacknowledged after %" PRId64 " ms",
+                  outbox_held(a->outbox), outbox_held_bytes(a->outbox), a->retry_timeout_ms);
+        return 1;
+    }
+    log_info("done: %.0f packets sent and acknowledged",
+             metrics_value(a->svc.metrics, a->m.packets));
+    return a->failed ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    agent_t a;
+    memset(&a, 0, sizeof a);
+    int status;
+    if (!service_start(&a.svc, "tapmesh-capture", "capture", s_summary, s_rows,
+                       sizeof s_rows / sizeof *s_rows, argc, argv, &status))
+        return status;
+    status = s_setup(&a);
+    if (status == 0)
+        status = s_run(&a);
+    zsock_destroy(&a.dealer);
+    outbox_destroy(&a.outbox);
+    source_close(&a.source);
+    service_finish(&a.svc);
+    zsys_shutdown();
+    return status;
+}

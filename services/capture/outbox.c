@@ -1,0 +1,294 @@
+/*
+ * outbox — batches held by the capture agent, indexed by seq in a ring
+ * (seq - head_seq), with a small array of the ones in flight.
+ *
+ * Accounting: each held batch counts the bytes its buffer takes. A batch is
+ * filled in a full-size buffer; on close, a batch that used less than half
+ * of it is moved to an exact-size buffer so that a trickle of one-packet
+ * batches does not pin a full buffer each. Full-size buffers are recycled
+ * through a short free list.
+ */
+#include "outbox.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_POOL_MAX 4
+
+typedef struct {
+    batch_t pub;
+    size_t alloc; /* bytes the buffer takes */
+} s_batch_t;
+
+struct outbox_t {
+    size_t batch_bytes;  /* close threshold */
+    size_t cap;          /* full-size buffer */
+    size_t buffer_bytes; /* bound on held + open */
+    unsigned window;
+    int64_t ack_timeout_ms, backoff_max_ms;
+
+    s_batch_t **ring; /* closed, unacknowledged: ring[(seq - head_seq) & mask] */
+    size_t ring_cap;  /* power of two */
+    uint64_t head_seq, next_seq, next_unsent;
+    size_t held, held_bytes;
+
+    s_batch_t **inflight;
+    size_t ninflight;
+
+    s_batch_t *open;
+    uint8_t *pool[S_POOL_MAX];
+    size_t npool;
+};
+
+outbox_t *outbox_new(size_t batch_bytes, size_t buffer_bytes, unsigned window,
+                     int64_t ack_timeout_ms, int64_t backoff_max_ms)
+{
+    outbox_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->batch_bytes = batch_bytes;
+    size_t one = WIRE_FRAME_HDR + WIRE_PKT_HDR + WIRE_SNAPLEN_MAX;
+    self->cap = batch_bytes > one ? batch_bytes : one;
+    self->buffer_bytes = buffer_bytes > self->cap ? buffer_bytes : self->cap;
+    self->window = window ? window : 1;
+    self->ack_timeout_ms = ack_timeout_ms;
+    self->backoff_max_ms = backoff_max_ms > ack_timeout_ms ? backoff_max_ms : ack_timeout_ms;
+    self->ring_cap = 64;
+    self->ring = calloc(self->ring_cap, sizeof *self->ring);
+    self->inflight = calloc(self->window, sizeof *self->inflight);
+    if (!self->ring || !self->inflight) {
+        outbox_destroy(&self);
+        return NULL;
+    }
+    return self;
+}
+
+static void s_buffer_release(outbox_t *self, uint8_t *buf, size_t alloc)
+{
+    if (alloc == self->cap && self->npool < S_POOL_MAX)
+        self->pool[self->npool++] = buf;
+    else
+        free(buf);
+}
+
+static void s_batch_free(outbox_t *self, s_batch_t *b)
+{
+    if (!b)
+        return;
+    s_buffer_release(self, b->pub.buf, b->alloc);
+    free(b);
+}
+
+void outbox_destroy(outbox_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    outbox_t *self = *self_p;
+    if (self->ring)
+        for (uint64_t s = self->head_seq; s < self->next_seq; s++)
+            s_batch_free(self, self->ring[s & (self->ring_cap - 1)]);
+    s_batch_free(self, self->open);
+    for (size_t i = 0; i < self->npool; i++)
+        free(self->pool[i]);
+    free(self->ring);
+    free(self->inflight);
+    free(self);
+    *self_p = NULL;
+}
+
+static s_batch_t **s_slot(const outbox_t *self, uint64_t seq)
+{
+    return &self->ring[seq & (self->ring_cap - 1)];
+}
+
+/* Doubles the ring; slots keep their seq. */
+static int s_ring_grow(outbox_t *self)
+{
+    size_t cap = self->ring_cap * 2;
+    s_batch_t **ring = calloc(cap, sizeof *ring);
+    if (!ring)
+        return -ENOMEM;
+    for (uint64_t s = self->head_seq; s < self->next_seq; s++)
+        ring[s & (cap - 1)] = *s_slot(self, s);
+    free(self->ring);
+    self->ring = ring;
+    self->ring_cap = cap;
+    return 0;
+}
+
+void outbox_close(outbox_t *self)
+{
+    s_batch_t *b = self->open;
+    if (!b || b->pub.packets == 0)
+        return;
+    if (self->next_seq - self->head_seq >= self->ring_cap && s_ring_grow(self) < 0)
+        return; /* keep it open; the next close tries again */
+    if (b->pub.len < self->cap / 2) {
+        uint8_t *small = malloc(b->pub.len);
+        if (small) {
+            memcpy(small, b->pub.buf, b->pub.len);
+            s_buffer_release(self, b->pub.buf, b->alloc);
+            b->pub.buf = small;
+            b->alloc = b->pub.len;
+        }
+    }
+    b->pub.seq = self->next_seq++;
+    *s_slot(self, b->pub.seq) = b;
+    self->held++;
+    self->held_bytes += b->alloc;
+    self->open = NULL;
+}
+
+bool outbox_has_room(const outbox_t *self, uint32_t caplen)
+{
+    const s_batch_t *b = self->open;
+    if (b && b->pub.len + WIRE_PKT_HDR + caplen <= self->cap)
+        return true;   /* fits the open batch, already counted */
+    size_t closed = 0; /* what the open batch will take once closed */
+    if (b)
+        closed = b->pub.len < self->cap / 2 ? b->pub.len : b->alloc;
+    return self->held_bytes + closed + self->cap <= self->buffer_bytes;
+}
+
+static s_batch_t *s_open(outbox_t *self, int64_t now_ms)
+{
+    s_batch_t *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    b->pub.buf = self->npool ? self->pool[--self->npool] : malloc(self->cap);
+    if (!b->pub.buf) {
+        free(b);
+        return NULL;
+    }
+    b->alloc = self->cap;
+    b->pub.opened_ms = now_ms;
+    wire_packets_begin(b->pub.buf, self->cap, &b->pub.len);
+    return b;
+}
+
+int outbox_add(outbox_t *self, const wire_packet_t *pkt, uint64_t watermark, int64_t now_ms)
+{
+    if (self->open && self->open->pub.len + WIRE_PKT_HDR + pkt->caplen > self->cap)
+        outbox_close(self);
+    if (!self->open) {
+        if (self->held_bytes + self->cap > self->buffer_bytes)
+            return -ENOBUFS;
+        self->open = s_open(self, now_ms);
+        if (!self->open)
+            return -ENOMEM;
+    }
+    batch_t *b = &self->open->pub;
+    if (!wire_packets_put(b->buf, self->cap, &b->len, pkt))
+        return -EMSGSIZE; /* caplen above WIRE_SNAPLEN_MAX: the caller clamps */
+    b->packets++;
+    b->bytes += pkt->caplen;
+    b->watermark = watermark;
+    if (b->len >= self->batch_bytes)
+        outbox_close(self);
+    return 0;
+}
+
+const batch_t *outbox_open_batch(const outbox_t *self)
+{
+    return self->open && self->open->pub.packets ? &self->open->pub : NULL;
+}
+
+batch_t *outbox_next_send(outbox_t *self, int64_t now_ms)
+{
+    for (size_t i = 0; i < self->ninflight; i++)
+        if (self->inflight[i]->pub.deadline_ms <= now_ms)
+            return &self->inflight[i]->pub;
+    while (self->next_unsent < self->next_seq && self->ninflight < self->window) {
+        s_batch_t *b = *s_slot(self, self->next_unsent);
+        if (b)
+            return &b->pub;
+        self->next_unsent++; /* acknowledged before it was sent (a resend race) */
+    }
+    return NULL;
+}
+
+void outbox_sent(outbox_t *self, batch_t *pub, int64_t now_ms)
+{
+    s_batch_t *b = (s_batch_t *)pub;
+    if (pub->sends == 0) {
+        pub->first_sent_ms = now_ms;
+        if (pub->seq == self->next_unsent)
+            self->next_unsent++;
+        self->inflight[self->ninflight++] = b;
+    }
+    int64_t backoff = self->ack_timeout_ms;
+    for (unsigned i = 0; i < pub->sends && backoff < self->backoff_max_ms; i++)
+        backoff *= 2;
+    if (backoff > self->backoff_max_ms)
+        backoff = self->backoff_max_ms;
+    pub->sends++;
+    pub->deadline_ms = now_ms + backoff;
+}
+
+void outbox_resend_all(outbox_t *self)
+{
+    for (size_t i = 0; i < self->ninflight; i++)
+        self->inflight[i]->pub.deadline_ms = 0;
+}
+
+int outbox_ack(outbox_t *self, uint64_t seq, int64_t now_ms, int64_t *rtt_ms)
+{
+    if (seq < self->head_seq || seq >= self->next_seq)
+        return 0;
+    s_batch_t **slot = s_slot(self, seq);
+    s_batch_t *b = *slot;
+    if (!b)
+        return 0;
+    for (size_t i = 0; i < self->ninflight; i++) {
+        if (self->inflight[i] == b) {
+            self->inflight[i] = self->inflight[--self->ninflight];
+            break;
+        }
+    }
+    if (rtt_ms)
+        *rtt_ms = b->pub.sends ? now_ms - b->pub.first_sent_ms : 0;
+    *slot = NULL;
+    self->held--;
+    self->held_bytes -= b->alloc;
+    s_batch_free(self, b);
+    while (self->head_seq < self->next_seq && !*s_slot(self, self->head_seq))
+        self->head_seq++;
+    if (self->next_unsent < self->head_seq)
+        self->next_unsent = self->head_seq;
+    return 1;
+}
+
+int64_t outbox_next_deadline(const outbox_t *self)
+{
+    int64_t d = INT64_MAX;
+    for (size_t i = 0; i < self->ninflight; i++)
+        if (self->inflight[i]->pub.deadline_ms < d)
+            d = self->inflight[i]->pub.deadline_ms;
+    return d;
+}
+
+uint64_t outbox_next_seq(const outbox_t *self)
+{
+    return self->next_seq;
+}
+
+size_t outbox_held(const outbox_t *self)
+{
+    return self->held;
+}
+
+size_t outbox_inflight(const outbox_t *self)
+{
+    return self->ninflight;
+}
+
+size_t outbox_unsent(const outbox_t *self)
+{
+    return (size_t)(self->next_seq - self->next_unsent);
+}
+
+size_t outbox_held_bytes(const outbox_t *self)
+{
+    return self->held_bytes + (self->open ? self->open->alloc : 0);
+}

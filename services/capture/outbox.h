@@ -1,0 +1,90 @@
+/*
+ * outbox — the capture agent's custody of batches: the one being filled,
+ * those waiting to be sent, and those sent but not yet acknowledged. A batch
+ * leaves only when it is acknowledged (or handed to the dead-letter file).
+ *
+ * Memory is bounded: outbox_has_room() says whether one more batch fits in
+ * BUFFER_MAX; when it does not, the agent stops reading. Batch buffers are
+ * recycled, never freed and allocated per batch in the steady state.
+ *
+ * Sending is windowed: at most `window` batches are in flight (sent,
+ * unacknowledged); each has a resend deadline that backs off.
+ */
+#ifndef TAPMESH_OUTBOX_H
+#define TAPMESH_OUTBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire.h"
+
+typedef struct {
+    uint64_t seq;
+    uint8_t *buf; /* the payload frame (proto §4) */
+    size_t len;
+    uint32_t packets;
+    uint64_t bytes;     /* packet data bytes (caplen) */
+    uint64_t watermark; /* proto §3.3 */
+    int64_t opened_ms;  /* first packet added */
+    int64_t first_sent_ms;
+    int64_t deadline_ms; /* resend after this */
+    unsigned sends;
+} batch_t;
+
+typedef struct outbox_t outbox_t;
+
+/* `batch_bytes`: a batch is closed once it holds this many bytes;
+ * `buffer_bytes`: the bound on everything held; `window`: batches in
+ * flight; `ack_timeout_ms`: first resend deadline (doubles per resend, up
+ * to `backoff_max_ms`). Returns NULL when out of memory. */
+outbox_t *outbox_new(size_t batch_bytes, size_t buffer_bytes, unsigned window,
+                     int64_t ack_timeout_ms, int64_t backoff_max_ms);
+void outbox_destroy(outbox_t **self_p);
+
+/* True when a packet of `caplen` bytes can be added without passing the
+ * memory bound (it may first close the open batch). */
+bool outbox_has_room(const outbox_t *self, uint32_t caplen);
+
+/* Adds a packet to the open batch, opening one if needed; closes the batch
+ * first when the packet would not fit, and after, when it reached
+ * `batch_bytes`. `watermark` is what the source promises after this packet.
+ * Returns 0, or -ENOBUFS when out of room (check outbox_has_room first). */
+int outbox_add(outbox_t *self, const wire_packet_t *pkt, uint64_t watermark, int64_t now_ms);
+
+/* Closes the open batch (a no-op when there is none or it is empty). */
+void outbox_close(outbox_t *self);
+
+/* The open batch, or NULL: the agent closes it once its delay expires. */
+const batch_t *outbox_open_batch(const outbox_t *self);
+
+/* The next batch to put on the wire now: an in-flight batch past its
+ * deadline (a resend), else the oldest closed, never-sent batch when the
+ * window has room. NULL when there is none. */
+batch_t *outbox_next_send(outbox_t *self, int64_t now_ms);
+
+/* Records that `b` went out at `now_ms` (first send or resend). */
+void outbox_sent(outbox_t *self, batch_t *b, int64_t now_ms);
+
+/* Makes every in-flight batch due now (the receiver lost them). */
+void outbox_resend_all(outbox_t *self);
+
+/* Releases batch `seq` on acknowledgement. Returns 1 and *rtt_ms (time
+ * since its first send) when it was held, 0 when unknown (already
+ * released: a duplicate acknowledgement). */
+int outbox_ack(outbox_t *self, uint64_t seq, int64_t now_ms, int64_t *rtt_ms);
+
+/* Earliest time something needs doing (resend deadline), or INT64_MAX. */
+int64_t outbox_next_deadline(const outbox_t *self);
+
+/* The seq the next batch will get (everything below has been closed). */
+uint64_t outbox_next_seq(const outbox_t *self);
+
+/* Counts: batches held (closed, unacknowledged), in flight, and bytes held
+ * (including the open batch). */
+size_t outbox_held(const outbox_t *self);
+size_t outbox_inflight(const outbox_t *self);
+size_t outbox_unsent(const outbox_t *self); /* closed, never sent */
+size_t outbox_held_bytes(const outbox_t *self);
+
+#endif

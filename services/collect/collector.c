@@ -1,0 +1,637 @@
+/*
+ * collector — per (source, epoch) state, dedup, merge and acknowledgements.
+ *
+ * A received batch keeps its payload zmq_msg_t (no copy) in its source's
+ * FIFO until its last packet is written; then (seq, part) joins the
+ * source's pending acknowledgements, which leave after the next successful
+ * flush of the output. Nothing is acknowledged that the operating system
+ * does not have.
+ */
+#include "collector.h"
+
+#include "log.h"
+#include "merge.h"
+#include "seqset.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_SEQSET_RANGES 65536
+#define S_LOGGED_PEERS 256
+
+typedef struct s_batch {
+    struct s_batch *next;
+    zmq_msg_t payload;
+    size_t off;    /* offset of the next record */
+    uint32_t left; /* records not yet written */
+    uint64_t seq;
+    uint16_t part;
+    int64_t arrived_ms;
+    wire_packet_t head; /* the next record, decoded */
+} s_batch_t;
+
+typedef struct s_source {
+    char id[WIRE_NAME_MAX + 1];
+    uint64_t epoch;
+    char description[WIRE_TEXT_MAX + 1];
+    unsigned nifaces;
+    wire_iface_t *ifaces; /* as in HELLO, to detect a conflicting HELLO */
+    uint32_t ifid[WIRE_IFACES_MAX];
+    route_t route;
+    uint64_t watermark;
+    bool ended, idle;
+    int64_t last_heard_ms;
+    seqset_t seen;
+    s_batch_t *qhead, *qtail;
+    size_t queued_bytes;
+    merge_lane_t lane;
+    wire_ack_entry_t *acks; /* written, to acknowledge after the flush */
+    size_t nacks, acks_cap;
+    metric_id_t m_packets;
+} s_source_t;
+
+struct collector_t {
+    output_t *output;
+    collector_opts_t opts;
+    metrics_t *metrics;
+    collector_reply_fn reply;
+    void *ctx;
+    s_source_t **sources;
+    size_t nsources;
+    uint64_t joined; /* sources ever created: lane order */
+    merge_t merge;
+    size_t queued_bytes, queued_packets;
+    uint64_t last_ts; /* newest timestamp written */
+    uint32_t logged[S_LOGGED_PEERS];
+    size_t nlogged;
+    struct {
+        metric_id_t packets, bytes, batches, duplicates, late, queued_bytes, queued_packets,
+            sources_live, acks, acks_failed, forced, dedup_given_up, output_bytes,
+            malformed[WIRE_ERR_COUNT_], refused_linktype, refused_conflict, refused_full;
+    } m;
+};
+
+static wire_msg_t s_msg; /* decode/encode scratch, large */
+static uint8_t s_cmd[WIRE_COMMAND_MAX];
+
+/* ---- set-up ---------------------------------------------------------- */
+
+static void s_register(collector_t *self)
+{
+    metrics_t *r = self->metrics;
+    self->m.packets =
+        metrics_counter(r, "tapmesh_collect_packets_total", "Packets written to the output", NULL);
+    self->m.bytes = metrics_counter(r, "tapmesh_collect_bytes_total",
+                                    "Packet data bytes (captured length) written", NULL);
+    self->m.batches = metrics_counter(r, "tapmesh_collect_batches_total",
+                                      "Batches accepted (not duplicates)", NULL);
+    self->m.duplicates =
+        metrics_counter(r, "tapmesh_collect_duplicate_batches_total",
+                        "Batches received again and dropped (acknowledged again)", NULL);
+    self->m.late = metrics_counter(r, "tapmesh_collect_late_packets_total",
+                                   "Packets written after a packet with a later timestamp", NULL);
+    self->m.forced = metrics_counter(
+        r, "tapmesh_collect_merge_forced_packets_total",
+        "Packets written before every source's watermark passed them (window or memory)", NULL);
+    self->m.queued_bytes = metrics_gauge(r, "tapmesh_collect_merge_queued_bytes",
+                                         "Payload bytes waiting in the merge", NULL);
+    self->m.queued_packets = metrics_gauge(r, "tapmesh_collect_merge_queued_packets",
+                                           "Packets waiting in the merge", NULL);
+    self->m.sources_live = metrics_gauge(r, "tapmesh_collect_sources_live",
+                                         "Sources the merge waits for (not ended, not idle)", NULL);
+    self->m.acks = metrics_counter(r, "tapmesh_collect_acks_sent_total",
+                                   "Batches acknowledged (duplicates included)", NULL);
+    self->m.acks_failed = metrics_counter(r, "tapmesh_collect_acks_unroutable_total",
+                                          "Acknowledgements that could not be sent back", NULL);
+    self->m.dedup_given_up =
+        metrics_counter(r, "tapmesh_collect_dedup_given_up_batches_total",
+                        "Missing batches no longer tracked for duplicates (too many holes)", NULL);
+    self->m.output_bytes =
+        metrics_gauge(r, "tapmesh_collect_output_bytes",
+                      "Bytes handed to the operating system for the output", NULL);
+    for (int e = 1; e < WIRE_ERR_COUNT_; e++) {
+        char labels[64];
+        snprintf(labels, sizeof labels, "reason=\"%s\"", wire_err_name((wire_err_t)e));
+        self->m.malformed[e] =
+            metrics_counter(r, "tapmesh_collect_malformed_messages_total",
+                            "Messages dropped because they break the protocol", labels);
+    }
+    const char *help = "HELLOs refused";
+    self->m.refused_linktype =
+        metrics_counter(r, "tapmesh_collect_sources_refused_total", help, "reason=\"linktype\"");
+    self->m.refused_conflict =
+        metrics_counter(r, "tapmesh_collect_sources_refused_total", help, "reason=\"conflict\"");
+    self->m.refused_full =
+        metrics_counter(r, "tapmesh_collect_sources_refused_total", help, "reason=\"full\"");
+}
+
+collector_t *collector_new(output_t *output, const collector_opts_t *opts, metrics_t *metrics,
+                           collector_reply_fn reply, void *ctx)
+{
+    collector_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->sources = calloc(opts->max_sources ? opts->max_sources : 1, sizeof *self->sources);
+    if (!self->sources) {
+        free(self);
+        return NULL;
+    }
+    self->output = output;
+    self->opts = *opts;
+    self->metrics = metrics;
+    self->reply = reply;
+    self->ctx = ctx;
+    merge_init(&self->merge);
+    s_register(self);
+    return self;
+}
+
+static void s_source_free(s_source_t *s)
+{
+    while (s->qhead) {
+        s_batch_t *b = s->qhead;
+        s->qhead = b->next;
+        zmq_msg_close(&b->payload);
+        free(b);
+    }
+    seqset_free(&s->seen);
+    free(s->ifaces);
+    free(s->acks);
+    free(s);
+}
+
+void collector_destroy(collector_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    collector_t *self = *self_p;
+    for (size_t i = 0; i < self->nsources; i++)
+        s_source_free(self->sources[i]);
+    free(self->sources);
+    merge_free(&self->merge);
+    free(self);
+    *self_p = NULL;
+}
+
+/* ---- helpers --------------------------------------------------------- */
+
+/* Logs a rejected message once per (peer, reason), so a misbehaving peer
+ * cannot flood the log; every one is counted. */
+static void s_reject(collector_t *self, const route_t *route, wire_err_t why, const char *detail)
+{
+    metrics_add(self->metrics, self->m.malformed[why], 1);
+    uint32_t h = 2166136261u ^ (uint32_t)why;
+    for (unsigned i = 0; route && i < route->count; i++)
+        for (unsigned j = 0; j < route->len[i]; j++)
+            h = (h ^ route->id[i][j]) * 16777619u;
+    for (size_t i = 0; i < self->nlogged; i++)
+        if (self->logged[i] == h)
+            return;
+    if (self->nlogged < S_LOGGED_PEERS)
+        self->logged[self->nlogged++] = h;
+    log_warn("dropped a message from peer %08x: %s%s%s (further ones from this peer for this "
+             "reason are only counted)",
+             h, wire_err_name(why), detail ? ": " : "", detail ? detail : "");
+}
+
+static void s_reply(collector_t *self, const route_t *route, size_t len)
+{
+    if (len == 0)
+        return;
+    if (self->reply(self->ctx, route, s_cmd, len) < 0)
+        metrics_add(self->metrics, self->m.acks_failed, 1);
+}
+
+static void s_refuse(collector_t *self, const route_t *route, const char *source, uint64_t epoch,
+                     wire_refuse_t code, const char *reason)
+{
+    memset(&s_msg, 0, offsetof(wire_msg_t, hello));
+    s_msg.type = WIRE_REFUSE;
+    snprintf(s_msg.source, sizeof s_msg.source, "%s", source);
+    s_msg.epoch = epoch;
+    s_msg.refuse.code = (uint8_t)code;
+    snprintf(s_msg.refuse.reason, sizeof s_msg.refuse.reason, "%s", reason);
+    s_reply(self, route, wire_encode(&s_msg, s_cmd, sizeof s_cmd));
+}
+
+static s_source_t *s_find(const collector_t *self, const char *id, uint64_t epoch)
+{
+    for (size_t i = 0; i < self->nsources; i++) {
+        s_source_t *s = self->sources[i];
+        if (s->epoch == epoch && strcmp(s->id, id) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+/* Frees the slot of the longest-ended, drained source; false when none. */
+static bool s_evict(collector_t *self)
+{
+    size_t victim = SIZE_MAX;
+    for (size_t i = 0; i < self->nsources; i++) {
+        s_source_t *s = self->sources[i];
+        if ((s->ended || s->idle) && !s->qhead && !s->nacks &&
+            (victim == SIZE_MAX || s->last_heard_ms < self->sources[victim]->last_heard_ms))
+            victim = i;
+    }
+    if (victim == SIZE_MAX)
+        return false;
+    s_source_free(self->sources[victim]);
+    self->sources[victim] = self->sources[--self->nsources];
+    return true;
+}
+
+/* ---- messages -------------------------------------------------------- */
+
+static void s_on_hello(collector_t *self, const route_t *route, int64_t now)
+{
+    const wire_msg_t *m = &s_msg;
+    s_source_t *s = s_find(self, m->source, m->epoch);
+    if (s) {
+        bool same = s->nifaces == m->hello.iface_count;
+        for (unsigned i = 0; same && i < s->nifaces; i++)
+            same = s->ifaces[i].linktype == m->hello.ifaces[i].linktype &&
+                   strcmp(s->ifaces[i].name, m->hello.ifaces[i].name) == 0;
+        if (!same) {
+            metrics_add(self->metrics, self->m.refused_conflict, 1);
+            log_warn("source %s epoch %" PRIu64 ": HELLO with other interfaces than before: "
+                     "refused",
+                     m->source, m->epoch);
+            s_refuse(self, route, m->source, m->epoch, WIRE_REFUSE_CONFLICT,
+                     "HELLO differs from an earlier HELLO of this source and epoch");
+            return;
+        }
+    } else {
+        if (self->nsources == self->opts.max_sources && !s_evict(self)) {
+            metrics_add(self->metrics, self->m.refused_full, 1);
+            log_warn("source %s: not taken, %zu sources already (MAX_SOURCES)", m->source,
+                     self->nsources);
+            return; /* the agent retries its HELLO after its timeout */
+        }
+        uint32_t ifid[WIRE_IFACES_MAX];
+        for (unsigned i = 0; i < m->hello.iface_count; i++) {
+            char why[512];
+            int id = output_interface(self->output, m->source, m->hello.description,
+                                      &m->hello.ifaces[i], why, sizeof why);
+            if (id == -EPROTOTYPE) {
+                metrics_add(self->metrics, self->m.refused_linktype, 1);
+                log_warn("source %s refused: %s", m->source, why);
+                s_refuse(self, route, m->source, m->epoch, WIRE_REFUSE_LINKTYPE, why);
+                return;
+            }
+            if (id < 0) {
+                log_error("source %s: %s", m->source, why);
+                return;
+            }
+            ifid[i] = (uint32_t)id;
+        }
+        s = calloc(1, sizeof *s);
+        if (s)
+            s->ifaces = malloc(m->hello.iface_count * sizeof *s->ifaces);
+        if (!s || !s->ifaces) {
+            if (s)
+                s_source_free(s);
+            log_error("source %s: out of memory", m->source);
+            return;
+        }
+        snprintf(s->id, sizeof s->id, "%.64s", m->source);
+        snprintf(s->description, sizeof s->description, "%.1024s", m->hello.description);
+        s->epoch = m->epoch;
+        s->nifaces = m->hello.iface_count;
+        memcpy(s->ifaces, m->hello.ifaces, s->nifaces * sizeof *s->ifaces);
+        memcpy(s->ifid, ifid, s->nifaces * sizeof *ifid);
+        seqset_init(&s->seen, S_SEQSET_RANGES);
+        merge_lane_init(&s->lane, self->joined++);
+        char labels[WIRE_NAME_MAX + 16];
+        snprintf(labels, sizeof labels, "source=\"%s\"", s->id);
+        s->m_packets = metrics_counter(self->metrics, "tapmesh_collect_source_packets_total",
+                                       "Packets written, per source", labels);
+        self->sources[self->nsources++] = s;
+        log_info("source %s epoch %" PRIu64 " joined: %u interface(s), first %s link type %u",
+                 s->id, s->epoch, s->nifaces, s->ifaces[0].name, s->ifaces[0].linktype);
+    }
+    s->route = *route;
+    s->last_heard_ms = now;
+    s->idle = false;
+    memset(&s_msg, 0, offsetof(wire_msg_t, hello));
+    s_msg.type = WIRE_WELCOME;
+    snprintf(s_msg.source, sizeof s_msg.source, "%s", s->id);
+    s_msg.epoch = s->epoch;
+    s_reply(self, route, wire_encode(&s_msg, s_cmd, sizeof s_cmd));
+}
+
+/* The source of a BATCH/HEARTBEAT/END, or NULL after telling the sender to
+ * say HELLO again. */
+static s_source_t *s_known(collector_t *self, const route_t *route, int64_t now)
+{
+    s_source_t *s = s_find(self, s_msg.source, s_msg.epoch);
+    if (!s) {
+        s_reject(self, route, WIRE_ERR_SOURCE, s_msg.source);
+        char src[WIRE_NAME_MAX + 1];
+        snprintf(src, sizeof src, "%s", s_msg.source);
+        s_refuse(self, route, src, s_msg.epoch, WIRE_REFUSE_UNKNOWN_SOURCE,
+                 "unknown source or epoch: send HELLO");
+        return NULL;
+    }
+    s->route = *route;
+    s->last_heard_ms = now;
+    if (s->idle)
+        log_info("source %s epoch %" PRIu64 " is back", s->id, s->epoch);
+    s->idle = false;
+    return s;
+}
+
+static void s_queue_ack(s_source_t *s, uint64_t seq, uint16_t part)
+{
+    if (s->nacks == s->acks_cap) {
+        size_t cap = s->acks_cap ? s->acks_cap * 2 : 64;
+        wire_ack_entry_t *a = realloc(s->acks, cap * sizeof *a);
+        if (!a) {
+            log_error("source %s: out of memory for an acknowledgement (the batch will be "
+                      "resent and acknowledged as a duplicate)",
+                      s->id);
+            return;
+        }
+        s->acks = a;
+        s->acks_cap = cap;
+    }
+    s->acks[s->nacks++] = (wire_ack_entry_t){.seq = seq, .part = part};
+}
+
+static bool s_in_queue(const s_source_t *s, uint64_t seq)
+{
+    for (const s_batch_t *b = s->qhead; b; b = b->next)
+        if (b->seq == seq)
+            return true;
+    return false;
+}
+
+static void s_lane_refresh(collector_t *self, s_source_t *s)
+{
+    if (!s->qhead) {
+        merge_remove(&self->merge, &s->lane);
+        return;
+    }
+    s->lane.ts = s->qhead->head.ts_ns;
+    if (merge_update(&self->merge, &s->lane) < 0)
+        log_error("merge: out of memory");
+}
+
+static void s_on_batch(collector_t *self, frames_t *in, const route_t *route, int64_t now)
+{
+    const wire_msg_t *m = &s_msg;
+    zmq_msg_t *payload = frames_payload(in);
+    if (!payload) {
+        s_reject(self, route, WIRE_ERR_FRAMING, "BATCH without its payload frame");
+        return;
+    }
+    size_t plen = zmq_msg_size(payload);
+    if (plen != m->batch.payload_len) {
+        s_reject(self, route, WIRE_ERR_FRAMING, "payload_len is not the payload's size");
+        return;
+    }
+    s_source_t *s = s_known(self, route, now);
+    if (!s)
+        return;
+    wire_err_t err = wire_packets_check(zmq_msg_data(payload), plen, m->batch.packet_count,
+                                        s->nifaces, NULL, NULL);
+    if (err != WIRE_OK) {
+        s_reject(self, route, err, "in the payload");
+        return;
+    }
+    if (m->batch.watermark > s->watermark)
+        s->watermark = m->batch.watermark;
+    if (seqset_has(&s->seen, m->batch.seq)) {
+        metrics_add(self->metrics, self->m.duplicates, 1);
+        if (!s_in_queue(s, m->batch.seq))
+            s_queue_ack(s, m->batch.seq, m->batch.part); /* written before: settle it */
+        return;
+    }
+    s_batch_t *b = calloc(1, sizeof *b);
+    if (!b) {
+        log_error("out of memory for a batch of %s", s->id);
+        return; /* not acknowledged: the source resends */
+    }
+    uint64_t given_up = 0;
+    if (seqset_add(&s->seen, m->batch.seq, &given_up) < 0) {
+        free(b);
+        log_error("out of memory for a batch of %s", s->id);
+        return;
+    }
+    if (given_up) {
+        metrics_add(self->metrics, self->m.dedup_given_up, given_up);
+        log_warn("source %s: %" PRIu64 " missing batches no longer tracked", s->id, given_up);
+    }
+    zmq_msg_init(&b->payload);
+    zmq_msg_move(&b->payload, payload);
+    b->seq = m->batch.seq;
+    b->part = m->batch.part;
+    b->left = m->batch.packet_count;
+    b->arrived_ms = now;
+    wire_packets_next(zmq_msg_data(&b->payload), plen, &b->off, &b->head);
+    if (s->qtail)
+        s->qtail->next = b;
+    else
+        s->qhead = b;
+    s->qtail = b;
+    s->queued_bytes += plen;
+    self->queued_bytes += plen;
+    self->queued_packets += b->left;
+    metrics_add(self->metrics, self->m.batches, 1);
+    if (s->qhead == b)
+        s_lane_refresh(self, s);
+}
+
+void collector_on_message(collector_t *self, frames_t *in, int64_t now_ms)
+{
+    route_t route;
+    frames_route(in, &route);
+    size_t len;
+    const uint8_t *cmd = frames_command(in, &len);
+    if (!cmd) {
+        s_reject(self, &route, WIRE_ERR_FRAMING, "not delimiter + command [+ payload]");
+        return;
+    }
+    wire_err_t err = wire_decode(cmd, len, &s_msg);
+    if (err != WIRE_OK) {
+        s_reject(self, &route, err, NULL);
+        return;
+    }
+    if (s_msg.type != WIRE_BATCH && frames_payload(in)) {
+        s_reject(self, &route, WIRE_ERR_FRAMING, "payload frame after a command other than BATCH");
+        return;
+    }
+    s_source_t *s;
+    switch (s_msg.type) {
+    case WIRE_HELLO:
+        s_on_hello(self, &route, now_ms);
+        break;
+    case WIRE_BATCH:
+        s_on_batch(self, in, &route, now_ms);
+        break;
+    case WIRE_HEARTBEAT:
+    case WIRE_END:
+        if (!(s = s_known(self, &route, now_ms)))
+            break;
+        if (s_msg.progress.watermark > s->watermark)
+            s->watermark = s_msg.progress.watermark;
+        if (s_msg.type == WIRE_END && !s->ended) {
+            s->ended = true;
+            log_info("source %s epoch %" PRIu64 " ended after %" PRIu64 " batches", s->id, s->epoch,
+                     s_msg.progress.next_seq);
+        }
+        break;
+    default:
+        s_reject(self, &route, WIRE_ERR_TYPE, "a reply type sent towards the collector");
+        break;
+    }
+}
+
+/* ---- merge ----------------------------------------------------------- */
+
+/* The merge may pass a packet with ts <= the returned bound: the smallest
+ * watermark of sources that are still expected to send. */
+static uint64_t s_min_watermark(collector_t *self, int64_t now)
+{
+    uint64_t min = UINT64_MAX;
+    size_t live = 0;
+    for (size_t i = 0; i < self->nsources; i++) {
+        s_source_t *s = self->sources[i];
+        if (s->ended || s->idle)
+            continue;
+        if (now - s->last_heard_ms >= self->opts.source_idle_ms) {
+            s->idle = true;
+            log_info("source %s epoch %" PRIu64 " silent for %" PRId64 " ms: no longer waited for",
+                     s->id, s->epoch, now - s->last_heard_ms);
+            continue;
+        }
+        live++;
+        if (s->watermark < min)
+            min = s->watermark;
+    }
+    metrics_set(self->metrics, self->m.sources_live, (double)live);
+    return min;
+}
+
+/* Largest head timestamp among lanes whose head batch has waited a whole
+ * merge window: everything up to it must go now. 0 when none. */
+static uint64_t s_overdue_bound(const collector_t *self, int64_t now)
+{
+    uint64_t bound = 0;
+    for (size_t i = 0; i < self->merge.n; i++) {
+        const merge_lane_t *lane = self->merge.heap[i];
+        const s_source_t *s = (const s_source_t *)((const char *)lane - offsetof(s_source_t, lane));
+        if (now - s->qhead->arrived_ms >= self->opts.merge_window_ms && lane->ts >= bound)
+            bound = lane->ts;
+    }
+    return bound;
+}
+
+int collector_emit(collector_t *self, int64_t now_ms, bool drain)
+{
+    uint64_t min_wm = s_min_watermark(self, now_ms);
+    uint64_t overdue = s_overdue_bound(self, now_ms);
+    int written = 0;
+    merge_lane_t *lane;
+    while ((lane = merge_top(&self->merge))) {
+        s_source_t *s = (s_source_t *)((char *)lane - offsetof(s_source_t, lane));
+        s_batch_t *b = s->qhead;
+        bool due = lane->ts <= min_wm;
+        bool forced = !due && (drain || (overdue && lane->ts <= overdue) ||
+                               self->queued_bytes > self->opts.merge_max_bytes);
+        if (!due && !forced)
+            break;
+        int rc = output_packet(self->output, s->ifid[b->head.ifindex], &b->head, NULL);
+        if (rc < 0)
+            return rc;
+        written++;
+        if (b->head.ts_ns < self->last_ts)
+            metrics_add(self->metrics, self->m.late, 1);
+        else
+            self->last_ts = b->head.ts_ns;
+        if (forced && !drain)
+            metrics_add(self->metrics, self->m.forced, 1);
+        metrics_add(self->metrics, self->m.packets, 1);
+        metrics_add(self->metrics, self->m.bytes, b->head.caplen);
+        metrics_add(self->metrics, s->m_packets, 1);
+        self->queued_packets--;
+        if (--b->left > 0) {
+            wire_packets_next(zmq_msg_data(&b->payload), zmq_msg_size(&b->payload), &b->off,
+                              &b->head);
+        } else {
+            size_t plen = zmq_msg_size(&b->payload);
+            s->queued_bytes -= plen;
+            self->queued_bytes -= plen;
+            s->qhead = b->next;
+            if (!s->qhead)
+                s->qtail = NULL;
+            s_queue_ack(s, b->seq, b->part);
+            zmq_msg_close(&b->payload);
+            free(b);
+        }
+        s_lane_refresh(self, s);
+    }
+    metrics_set(self->metrics, self->m.queued_bytes, (double)self->queued_bytes);
+    metrics_set(self->metrics, self->m.queued_packets, (double)self->queued_packets);
+    return written;
+}
+
+int collector_commit(collector_t *self)
+{
+    int rc = output_flush(self->output);
+    metrics_set(self->metrics, self->m.output_bytes, (double)output_bytes(self->output));
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < self->nsources; i++) {
+        s_source_t *s = self->sources[i];
+        if (!s->nacks)
+            continue;
+        for (size_t done = 0; done < s->nacks;) {
+            size_t n = s->nacks - done < WIRE_ACKS_MAX ? s->nacks - done : WIRE_ACKS_MAX;
+            memset(&s_msg, 0, offsetof(wire_msg_t, hello));
+            s_msg.type = WIRE_ACK;
+            snprintf(s_msg.source, sizeof s_msg.source, "%s", s->id);
+            s_msg.epoch = s->epoch;
+            s_msg.ack.count = (uint16_t)n;
+            memcpy(s_msg.ack.entries, s->acks + done, n * sizeof *s->acks);
+            s_reply(self, &s->route, wire_encode(&s_msg, s_cmd, sizeof s_cmd));
+            done += n;
+        }
+        metrics_add(self->metrics, self->m.acks, s->nacks);
+        s->nacks = 0;
+    }
+    return 0;
+}
+
+int64_t collector_next_deadline(const collector_t *self, int64_t now_ms)
+{
+    int64_t next = INT64_MAX;
+    for (size_t i = 0; i < self->merge.n; i++) {
+        const merge_lane_t *lane = self->merge.heap[i];
+        const s_source_t *s = (const s_source_t *)((const char *)lane - offsetof(s_source_t, lane));
+        int64_t t = s->qhead->arrived_ms + self->opts.merge_window_ms;
+        if (t < next)
+            next = t;
+    }
+    if (self->merge.n) {
+        /* a waited-for source may go idle and so release the merge */
+        for (size_t i = 0; i < self->nsources; i++) {
+            const s_source_t *s = self->sources[i];
+            if (!s->ended && !s->idle) {
+                int64_t t = s->last_heard_ms + self->opts.source_idle_ms;
+                if (t < next)
+                    next = t;
+            }
+        }
+    }
+    return next < now_ms ? now_ms : next;
+}
+
+size_t collector_queued_packets(const collector_t *self)
+{
+    return self->queued_packets;
+}

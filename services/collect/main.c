@@ -1,0 +1,167 @@
+/*
+ * tapmesh-collect — the end of the pipeline: a ROUTER that takes batches
+ * from capture agents and relays, merges them by capture timestamp and
+ * writes pcapng (or pcap) to standard output or a file, acknowledging each
+ * batch once the output has it.
+ *
+ * Data flow: ROUTER (this file) → collector.c (sources, dedup, merge) →
+ * output.c (writer, sink). One thread; libmicrohttpd serves /metrics.
+ */
+#include "clock.h"
+#include "collector.h"
+#include "frames.h"
+#include "log.h"
+#include "output.h"
+#include "service.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <string.h>
+
+static const char s_summary[] =
+    "Receives packets from tapmesh-capture agents and relays, merges them by capture\n"
+    "timestamp and writes one pcapng stream (e.g. tapmesh-collect | tcpdump -r -).";
+
+static const cfg_row_t s_rows[] = {
+    SERVICE_ROWS(":9712"),
+    {"COLLECT_ENDPOINT", CFG_ENDPOINT, "tcp://*:5710", 0, 0, NULL, false,
+     "ZeroMQ endpoint to bind; sources and relays connect to it."},
+    {"OUTPUT", CFG_PATH, "-", 0, 0, NULL, false,
+     "Where the capture goes: - for standard output, or a file path."},
+    {"OUTPUT_FORMAT", CFG_ENUM, "pcapng", 0, 0, "pcapng|pcap", false,
+     "pcapng, or classic pcap with nanosecond timestamps (one link type only)."},
+    {"LINKTYPE_POLICY", CFG_ENUM, "first", 0, 0, "first|mixed", false,
+     "first: the first link type is the output's, other sources are refused (tcpdump reads "
+     "the output); mixed: any link type (tshark, Wireshark)."},
+    {"MERGE_WINDOW_MS", CFG_INT, "1000", 0, 600000, NULL, false,
+     "Longest a packet waits for slower sources before it is written anyway (counted late)."},
+    {"SOURCE_IDLE_S", CFG_INT, "10", 1, 86400, NULL, false,
+     "A source silent this long no longer holds the merge back."},
+    {"MERGE_MAX_MB", CFG_INT, "256", 1, 65536, NULL, false,
+     "Memory for packets waiting in the merge; when full, the oldest are written at once."},
+    {"MAX_SOURCES", CFG_INT, "4096", 1, 1000000, NULL, false,
+     "Source states (source, epoch) kept for merging and duplicate detection."},
+    {"OUTPUT_BUFFER_KB", CFG_INT, "1024", 512, 1048576, NULL, false,
+     "Output buffer; it is flushed after every pass of the loop that wrote."},
+};
+
+typedef struct {
+    service_t svc;
+    output_t *output;
+    collector_t *collector;
+    zsock_t *router;
+    void *sock;
+} collect_t;
+
+static int s_reply(void *ctx, const route_t *route, const uint8_t *cmd, size_t len)
+{
+    collect_t *c = ctx;
+    return frames_send(c->sock, route, cmd, len, NULL, ZMQ_DONTWAIT);
+}
+
+static int s_setup(collect_t *c)
+{
+    cfg_t *cfg = c->svc.cfg;
+    char err[4096 + 256];
+    c->output = output_open(cfg_str(cfg, "OUTPUT"), (pcapng_format_t)cfg_enum(cfg, "OUTPUT_FORMAT"),
+                            (output_policy_t)cfg_enum(cfg, "LINKTYPE_POLICY"),
+                            (size_t)cfg_int(cfg, "OUTPUT_BUFFER_KB") << 10, err, sizeof err);
+    if (!c->output) {
+        log_error("OUTPUT=%s", err);
+        return 2;
+    }
+    collector_opts_t opts = {
+        .merge_window_ms = cfg_int(cfg, "MERGE_WINDOW_MS"),
+        .source_idle_ms = cfg_int(cfg, "SOURCE_IDLE_S") * 1000,
+        .merge_max_bytes = (size_t)cfg_int(cfg, "MERGE_MAX_MB") << 20,
+        .max_sources = (size_t)cfg_int(cfg, "MAX_SOURCES"),
+    };
+    c->collector = collector_new(c->output, &opts, c->svc.metrics, s_reply, c);
+    if (!c->collector) {
+        log_error("out of memory");
+        return 1;
+    }
+    c->router = zsock_new(ZMQ_ROUTER);
+    if (!c->router) {
+        log_error("cannot create a ZeroMQ socket");
+        return 1;
+    }
+    zsock_set_router_mandatory(c->router, 1);
+    zsock_set_linger(c->router, 1000); /* last acknowledgements on exit */
+    zsock_set_rcvhwm(c->router, 1000);
+    zsock_set_sndhwm(c->router, 100000);
+    zsock_set_heartbeat_ivl(c->router, 1000);
+    zsock_set_heartbeat_timeout(c->router, 5000);
+    const char *endpoint = cfg_str(cfg, "COLLECT_ENDPOINT");
+    if (zsock_bind(c->router, "%s", endpoint) < 0) {
+        log_error("COLLECT_ENDPOINT=%s: cannot bind: %s", endpoint, zmq_strerror(zmq_errno()));
+        return 2;
+    }
+    c->sock = zsock_resolve(c->router);
+    log_info("listening on %s, writing %s to %s", endpoint, cfg_str(cfg, "OUTPUT_FORMAT"),
+             output_name(c->output));
+    return 0;
+}
+
+/* Writes what the merge allows, flushes, acknowledges. Returns 0, or 1
+ * after logging the output's failure. */
+static int s_commit(collect_t *c, bool drain)
+{
+    int rc = collector_emit(c->collector, clock_mono_ms(), drain);
+    if (rc >= 0)
+        rc = collector_commit(c->collector);
+    if (rc < 0) {
+        log_error("OUTPUT %s: write failed: %s; nothing more is acknowledged",
+                  output_name(c->output), strerror(-rc));
+        return 1;
+    }
+    return 0;
+}
+
+static int s_run(collect_t *c)
+{
+    while (!service_stop) {
+        int64_t now = clock_mono_ms();
+        int64_t wake = collector_next_deadline(c->collector, now);
+        long timeout = wake == INT64_MAX ? 1000 : (long)(wake - now);
+        if (timeout > 1000)
+            timeout = 1000;
+        zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&item, 1, timeout) < 0 && errno != EINTR) {
+            log_error("poll: %s", zmq_strerror(errno));
+            return 1;
+        }
+        /* a bounded number of messages per pass, then write and acknowledge */
+        for (int i = 0; i < 256; i++) {
+            frames_t f;
+            if (frames_recv(&f, c->sock, ZMQ_DONTWAIT) < 0)
+                break;
+            collector_on_message(c->collector, &f, clock_mono_ms());
+            frames_close(&f);
+        }
+        if (s_commit(c, false))
+            return 1;
+    }
+    log_info("stopping: writing the %zu packets still in the merge",
+             collector_queued_packets(c->collector));
+    return s_commit(c, true);
+}
+
+int main(int argc, char **argv)
+{
+    collect_t c;
+    memset(&c, 0, sizeof c);
+    int status;
+    if (!service_start(&c.svc, "tapmesh-collect", "collect", s_summary, s_rows,
+                       sizeof s_rows / sizeof *s_rows, argc, argv, &status))
+        return status;
+    status = s_setup(&c);
+    if (status == 0)
+        status = s_run(&c);
+    zsock_destroy(&c.router);
+    collector_destroy(&c.collector);
+    output_close(&c.output);
+    service_finish(&c.svc);
+    zsys_shutdown();
+    return status;
+}

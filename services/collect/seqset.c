@@ -1,0 +1,118 @@
+/*
+ * seqset — sorted ranges; lookups by binary search, inserts merge with
+ * neighbours. Ranges are few (holes are rare), so moving the array tail on
+ * an insert is cheap.
+ */
+#include "seqset.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+void seqset_init(seqset_t *self, size_t max_ranges)
+{
+    memset(self, 0, sizeof *self);
+    self->max = max_ranges ? max_ranges : 1;
+}
+
+void seqset_free(seqset_t *self)
+{
+    free(self->r);
+    memset(self, 0, sizeof *self);
+}
+
+/* Index of the first range with hi > seq (may be n). */
+static size_t s_find(const seqset_t *self, uint64_t seq)
+{
+    size_t lo = 0, hi = self->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (self->r[mid].hi > seq)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+bool seqset_has(const seqset_t *self, uint64_t seq)
+{
+    size_t i = s_find(self, seq);
+    return i < self->n && self->r[i].lo <= seq;
+}
+
+int seqset_add(seqset_t *self, uint64_t seq, uint64_t *given_up)
+{
+    if (given_up)
+        *given_up = 0;
+    if (seq == UINT64_MAX)
+        return 0; /* never a valid seq: would overflow hi */
+    size_t i = s_find(self, seq);
+    if (i < self->n && self->r[i].lo <= seq)
+        return 0;
+    bool joins_prev = i > 0 && self->r[i - 1].hi == seq;
+    bool joins_next = i < self->n && self->r[i].lo == seq + 1;
+    if (joins_prev && joins_next) {
+        self->r[i - 1].hi = self->r[i].hi;
+        memmove(&self->r[i], &self->r[i + 1], (self->n - i - 1) * sizeof *self->r);
+        self->n--;
+        return 1;
+    }
+    if (joins_prev) {
+        self->r[i - 1].hi = seq + 1;
+        return 1;
+    }
+    if (joins_next) {
+        self->r[i].lo = seq;
+        return 1;
+    }
+    if (self->n == self->max && self->n >= 2) {
+        /* full: close the oldest hole, between ranges 0 and 1 */
+        uint64_t hole_lo = self->r[0].hi, hole_hi = self->r[1].lo;
+        bool inside = seq >= hole_lo && seq < hole_hi;
+        if (given_up)
+            *given_up = hole_hi - hole_lo - (inside ? 1 : 0);
+        self->r[0].hi = self->r[1].hi;
+        memmove(&self->r[1], &self->r[2], (self->n - 2) * sizeof *self->r);
+        self->n--;
+        return inside ? 1 : seqset_add(self, seq, NULL);
+    }
+    if (self->n == self->max) {
+        /* one range only and room for one: extend it over the hole */
+        if (given_up)
+            *given_up = seq < self->r[0].lo ? self->r[0].lo - seq - 1 : seq - self->r[0].hi;
+        if (seq < self->r[0].lo)
+            self->r[0].lo = seq;
+        else
+            self->r[0].hi = seq + 1;
+        return 1;
+    }
+    if (self->n == self->cap) {
+        size_t cap = self->cap ? self->cap * 2 : 4;
+        if (cap > self->max)
+            cap = self->max;
+        seqset_range_t *r = realloc(self->r, cap * sizeof *r);
+        if (!r)
+            return -ENOMEM;
+        self->r = r;
+        self->cap = cap;
+    }
+    memmove(&self->r[i + 1], &self->r[i], (self->n - i) * sizeof *self->r);
+    self->r[i].lo = seq;
+    self->r[i].hi = seq + 1;
+    self->n++;
+    return 1;
+}
+
+uint64_t seqset_missing_below(const seqset_t *self, uint64_t limit)
+{
+    uint64_t have = 0;
+    for (size_t i = 0; i < self->n && self->r[i].lo < limit; i++)
+        have += (self->r[i].hi < limit ? self->r[i].hi : limit) - self->r[i].lo;
+    return limit - have;
+}
+
+uint64_t seqset_end(const seqset_t *self)
+{
+    return self->n ? self->r[self->n - 1].hi : 0;
+}

@@ -1,0 +1,61 @@
+/*
+ * pktcmp — compares two capture files packet by packet, through libpcap,
+ * at nanosecond precision: timestamp, captured length, original length and
+ * every byte. Exit 0 when equal; 1 with the first difference on stderr.
+ *
+ *   pktcmp EXPECTED ACTUAL
+ */
+#include <pcap/pcap.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+static pcap_t *s_open(const char *path)
+{
+    char err[PCAP_ERRBUF_SIZE];
+    pcap_t *p = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, err);
+    if (!p)
+        fprintf(stderr, "pktcmp: %s\n", err);
+    return p;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: pktcmp EXPECTED ACTUAL\n");
+        return 2;
+    }
+    pcap_t *a = s_open(argv[1]), *b = s_open(argv[2]);
+    if (!a || !b)
+        return 2;
+    for (unsigned long n = 1;; n++) {
+        struct pcap_pkthdr *ha, *hb;
+        const u_char *da, *db;
+        int ra = pcap_next_ex(a, &ha, &da);
+        int rb = pcap_next_ex(b, &hb, &db);
+        if (ra == PCAP_ERROR_BREAK && rb == PCAP_ERROR_BREAK) {
+            printf("pktcmp: %lu packets equal\n", n - 1);
+            return 0;
+        }
+        if (ra != 1 || rb != 1) {
+            fprintf(stderr, "pktcmp: packet %lu: %s ends first%s%s\n", n,
+                    ra != 1 ? argv[1] : argv[2], ra == PCAP_ERROR || rb == PCAP_ERROR ? ": " : "",
+                    ra == PCAP_ERROR   ? pcap_geterr(a)
+                    : rb == PCAP_ERROR ? pcap_geterr(b)
+                                       : "");
+            return 1;
+        }
+        uint64_t ta = (uint64_t)ha->ts.tv_sec * 1000000000u + (uint64_t)ha->ts.tv_usec;
+        uint64_t tb = (uint64_t)hb->ts.tv_sec * 1000000000u + (uint64_t)hb->ts.tv_usec;
+        if (ta != tb || ha->caplen != hb->caplen || ha->len != hb->len ||
+            memcmp(da, db, ha->caplen) != 0) {
+            fprintf(stderr,
+                    "pktcmp: packet %lu differs: ts %llu/%llu caplen %u/%u len %u/%u bytes %s\n", n,
+                    (unsigned long long)ta, (unsigned long long)tb, ha->caplen, hb->caplen, ha->len,
+                    hb->len,
+                    ha->caplen == hb->caplen && memcmp(da, db, ha->caplen) == 0 ? "same"
+                                                                                : "differ");
+            return 1;
+        }
+    }
+}
