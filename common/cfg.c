@@ -125,7 +125,12 @@ int cfg_endpoint_check(const char *text, char *why, size_t whylen)
             snprintf(why, whylen, "expected tcp://HOST:PORT");
             return -EINVAL;
         }
-        if (hp[0] == '[' && colon[-1] != ']') {
+        /* Unbracketed, "::1:5710" is ambiguous (a port, or part of the
+         * address?). Only the destination after a ZeroMQ "source;" counts. */
+        const char *host = strrchr(hp, ';');
+        host = host ? host + 1 : hp;
+        if ((hp[0] == '[' && colon[-1] != ']') ||
+            (host[0] != '[' && colon > host && memchr(host, ':', (size_t)(colon - host)))) {
             snprintf(why, whylen, "an IPv6 address goes in brackets: tcp://[::1]:PORT");
             return -EINVAL;
         }

@@ -331,6 +331,8 @@ size_t wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
         for (unsigned i = 0; !w.bad && i < m->hello.iface_count; i++) {
             const wire_iface_t *f = &m->hello.ifaces[i];
             s_put(&w, f->linktype, 2);
+            if (f->snaplen < 1 || f->snaplen > WIRE_SNAPLEN_MAX)
+                w.bad = true;
             s_put(&w, f->snaplen, 4);
             s_put_label(&w, f->name, s_ifname_byte);
             s_put_text(&w, f->description);
@@ -339,6 +341,8 @@ size_t wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
     case WIRE_WELCOME:
         break;
     case WIRE_REFUSE:
+        if (m->refuse.code < WIRE_REFUSE_UNKNOWN_SOURCE || m->refuse.code > WIRE_REFUSE_CONFLICT)
+            w.bad = true;
         s_put(&w, m->refuse.code, 1);
         s_put_text(&w, m->refuse.reason);
         break;
@@ -349,7 +353,10 @@ size_t wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
         s_put(&w, m->batch.watermark, 8);
         s_put(&w, m->batch.packet_count, 4);
         s_put(&w, m->batch.payload_len, 4);
-        if (m->batch.hop_count > WIRE_HOPS_MAX)
+        if (m->batch.parts < 1 || m->batch.parts > WIRE_PARTS_MAX ||
+            m->batch.part >= m->batch.parts || m->batch.packet_count < 1 ||
+            m->batch.packet_count > WIRE_PACKETS_MAX || m->batch.payload_len < WIRE_FRAME_HDR ||
+            m->batch.payload_len > WIRE_PAYLOAD_MAX || m->batch.hop_count > WIRE_HOPS_MAX)
             w.bad = true;
         s_put(&w, m->batch.hop_count, 1);
         for (unsigned i = 0; !w.bad && i < m->batch.hop_count; i++) {
@@ -441,12 +448,12 @@ bool wire_packets_next(const uint8_t *buf, size_t len, size_t *off, wire_packet_
 
 bool wire_packets_begin(uint8_t *buf, size_t cap, size_t *off)
 {
+    if (cap < WIRE_FRAME_HDR)
+        return false;
     s_wr_t w = {.pos = buf, .end = buf + cap};
     s_put(&w, WIRE_SIGNATURE, 2);
     s_put(&w, WIRE_VERSION, 1);
     s_put(&w, WIRE_PACKETS, 1);
-    if (w.bad)
-        return false;
     *off = WIRE_FRAME_HDR;
     return true;
 }

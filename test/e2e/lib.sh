@@ -1,0 +1,185 @@
+# lib.sh — helpers for the end-to-end tests: start the real binaries in the
+# background, wait for them, read their /metrics, compare captures, clean up.
+# Sourced by test/e2e/*.sh; ctest sets TAPMESH_BIN, TAPMESH_TOOLS and
+# TAPMESH_DATA. Exit status 77 means "skipped".
+
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+BIN=${TAPMESH_BIN:-$root/build/services}
+TOOLS=${TAPMESH_TOOLS:-$root/build/test}
+DATA=${TAPMESH_DATA:-$root/test/data}
+CAPTURE=$BIN/capture/tapmesh-capture
+RELAY=$BIN/relay/tapmesh-relay
+COLLECT=$BIN/collect/tapmesh-collect
+PKTCMP=$TOOLS/pktcmp
+
+WORK=$(mktemp -d /tmp/tapmesh-e2e.XXXXXX)
+declare -A PIDS=()
+TEST_NAME=$(basename "$0" .sh)
+
+log() { printf '[%s] %s\n' "$TEST_NAME" "$*"; }
+
+dump_logs() {
+    for f in "$WORK"/*.log; do
+        [ -e "$f" ] || continue
+        echo "----- $(basename "$f") (last 30 lines)"
+        tail -n 30 "$f"
+    done
+}
+
+cleanup() {
+    local rc=$?
+    for name in "${!PIDS[@]}"; do
+        kill -TERM "${PIDS[$name]}" 2>/dev/null || true
+    done
+    sleep 0.2
+    for name in "${!PIDS[@]}"; do
+        kill -KILL "${PIDS[$name]}" 2>/dev/null || true
+    done
+    if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
+        dump_logs
+        echo "work directory kept: $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+
+fail() {
+    echo "[$TEST_NAME] FAIL: $*" >&2
+    exit 1
+}
+
+skip() {
+    echo "[$TEST_NAME] SKIP: $*"
+    exit 77
+}
+
+need() {
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null || skip "$tool is not installed (run scripts/install-deps.sh)"
+    done
+}
+
+# A TCP port nobody listens on, away from the ephemeral range.
+free_port() {
+    local port
+    for _ in $(seq 1 200); do
+        port=$((20000 + RANDOM % 12000))
+        if ! ss -Htan 2>/dev/null | awk '{print $4}' | grep -q ":$port\$"; then
+            echo "$port"
+            return
+        fi
+    done
+    fail "no free port"
+}
+
+# start NAME VAR=value... -- COMMAND ARGS...
+# stdout goes to $WORK/NAME.out, or to $OUT_TO when set (OUT_TO=FILE start ...);
+# stdin comes from $IN_FROM when set, else /dev/null.
+start() {
+    local name=$1
+    shift
+    local envs=()
+    while [ "$1" != "--" ]; do
+        envs+=("$1")
+        shift
+    done
+    shift
+    env "${envs[@]}" "$@" >"${OUT_TO:-$WORK/$name.out}" 2>"$WORK/$name.log" \
+        <"${IN_FROM:-/dev/null}" &
+    PIDS[$name]=$!
+}
+
+# wait_exit NAME TIMEOUT_S: waits for NAME to exit; its status goes to RC.
+# (Not in a $(...) subshell: only this shell can wait for its children.)
+RC=
+wait_exit() {
+    local name=$1 timeout=$2 pid=${PIDS[$1]}
+    local end=$((SECONDS + timeout))
+    while kill -0 "$pid" 2>/dev/null; do
+        [ $SECONDS -lt $end ] || fail "$name still running after ${timeout}s"
+        sleep 0.05
+    done
+    RC=0
+    wait "$pid" || RC=$?
+    unset "PIDS[$name]"
+}
+
+# expect_exit NAME TIMEOUT_S STATUS: waits, and fails unless NAME exits with STATUS.
+expect_exit() {
+    wait_exit "$1" "$2"
+    [ "$RC" = "$3" ] || fail "$1 exited with status $RC, expected $3"
+}
+
+# stop NAME [SIGNAL]: signals NAME (TERM by default) and waits; status in RC.
+stop() {
+    kill -"${2:-TERM}" "${PIDS[$1]}" 2>/dev/null || true
+    wait_exit "$1" 20
+}
+
+# metrics PORT: the /metrics text of the service on PORT.
+metrics() {
+    curl -fsS --max-time 5 "http://127.0.0.1:$1/metrics"
+}
+
+# metric PORT NAME_WITH_LABELS: one sample's value ("" when absent).
+metric() {
+    metrics "$1" | awk -v n="$2" '$1 == n {print $2}'
+}
+
+# wait_metric PORT NAME VALUE TIMEOUT_S
+wait_metric() {
+    local end=$((SECONDS + $4)) v=""
+    while [ $SECONDS -lt $end ]; do
+        v=$(metric "$1" "$2" 2>/dev/null || true)
+        [ "$v" = "$3" ] && return 0
+        sleep 0.1
+    done
+    fail "metric $2 on port $1 is '$v', expected '$3' within $4 s"
+}
+
+# wait_listening PORT TIMEOUT_S
+wait_listening() {
+    local end=$((SECONDS + $2))
+    until curl -fsS --max-time 1 -o /dev/null "http://127.0.0.1:$1/metrics" 2>/dev/null; do
+        [ $SECONDS -lt $end ] || fail "nothing answers /metrics on port $1"
+        sleep 0.05
+    done
+}
+
+# promcheck PORT: /metrics passes `promtool check metrics`.
+promcheck() {
+    local out
+    if ! out=$(metrics "$1" | promtool check metrics 2>&1); then
+        fail "promtool check metrics on port $1: $out"
+    fi
+}
+
+# same_packets EXPECTED ACTUAL: packet for packet, via libpcap.
+same_packets() {
+    "$PKTCMP" "$1" "$2" >"$WORK/pktcmp.txt" 2>&1 || fail "$(cat "$WORK/pktcmp.txt")"
+}
+
+# readers_accept FILE COUNT: tcpdump, tshark and capinfos read FILE without
+# a warning and see COUNT packets; tcpdump's view (what libpcap sees) is
+# written to FILE.tcpdump.pcap for comparison.
+readers_accept() {
+    local f=$1 count=$2 err n
+    err=$(tcpdump --time-stamp-precision=nano -r "$f" -w "$f.tcpdump.pcap" 2>&1 >/dev/null |
+        grep -v '^reading from file' || true)
+    [ -z "$err" ] || fail "tcpdump -r $f: $err"
+    n=$(tcpdump -nn -r "$f.tcpdump.pcap" 2>/dev/null | wc -l)
+    [ "$n" = "$count" ] || fail "tcpdump sees $n packets in $f, expected $count"
+    err=$(tshark -n -r "$f" 2>&1 >"$WORK/tshark.txt" | grep -v 'Running as user "root"' || true)
+    [ -z "$err" ] || fail "tshark -r $f: $err"
+    n=$(wc -l <"$WORK/tshark.txt")
+    [ "$n" = "$count" ] || fail "tshark sees $n packets in $f, expected $count"
+    err=$(capinfos -M "$f" 2>&1 >"$WORK/capinfos.txt" || echo "capinfos failed")
+    [ -z "$err" ] || fail "capinfos $f: $err"
+    grep -q "Number of packets:[[:space:]]*$count\$" "$WORK/capinfos.txt" ||
+        fail "capinfos $f: $(grep 'Number of packets' "$WORK/capinfos.txt")"
+}

@@ -1,0 +1,1248 @@
+/*
+ * Unit tests for common/cfg: the settings table. Every cfg_type_t is fed
+ * good and bad values from the environment and from flags; every error path
+ * of cfg_load must return CFG_EXIT_ERROR with one line naming the variable
+ * (and the flag, when the value came from one) and the offending value.
+ * cfg_endpoint_check and cfg_addrport_parse are also tested directly.
+ *
+ * Every variable is named TT_* so that nothing from the caller's environment
+ * leaks in; the teardown unsets every variable a test set.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <cmocka.h>
+
+#include "cfg.h"
+
+#define PROG "tapmesh-test"
+
+/* argv for cfg_load: the program name, the arguments, a NULL sentinel. */
+#define ARGV(...) ((const char *[]){PROG, __VA_ARGS__, NULL})
+#define NOARGS ((const char *[]){PROG, NULL})
+#define NROWS(rows) (sizeof(rows) / sizeof((rows)[0]))
+
+/* ---- environment hygiene ---------------------------------------------- */
+
+static char *s_envs[64];
+static size_t s_nenvs;
+
+/* Sets `name` and remembers it so that the teardown can unset it. */
+static void s_setenv(const char *name, const char *value)
+{
+    bool known = false;
+    for (size_t i = 0; i < s_nenvs; i++)
+        known |= strcmp(s_envs[i], name) == 0;
+    if (!known) {
+        assert_true(s_nenvs < sizeof s_envs / sizeof s_envs[0]);
+        s_envs[s_nenvs] = strdup(name);
+        assert_non_null(s_envs[s_nenvs]);
+        s_nenvs++;
+    }
+    assert_int_equal(setenv(name, value, 1), 0);
+}
+
+static void s_unsetenv_all(void)
+{
+    for (size_t i = 0; i < s_nenvs; i++) {
+        unsetenv(s_envs[i]);
+        free(s_envs[i]);
+    }
+    s_nenvs = 0;
+}
+
+/* Removes any TT_* variable the caller of the test binary happened to set. */
+extern char **environ;
+
+static int s_group_setup(void **state)
+{
+    (void)state;
+    for (;;) {
+        char name[128] = "";
+        for (char **e = environ; *e; e++) {
+            if (strncmp(*e, "TT_", 3) == 0) {
+                size_t n = strcspn(*e, "=");
+                if (n < sizeof name) {
+                    memcpy(name, *e, n);
+                    name[n] = '\0';
+                }
+                break;
+            }
+        }
+        if (!*name)
+            return 0;
+        unsetenv(name);
+    }
+}
+
+static int s_teardown(void **state)
+{
+    (void)state;
+    s_unsetenv_all();
+    return 0;
+}
+
+/* ---- running cfg_load ------------------------------------------------- */
+
+typedef struct {
+    cfg_result_t rc;
+    cfg_t *cfg;
+    char err[1024]; /* as common/service.c */
+    char *out;      /* what went to `out` (help, version) */
+    size_t outlen;
+} s_run_t;
+
+static void s_run_free(s_run_t *r)
+{
+    cfg_destroy(&r->cfg);
+    free(r->out);
+    r->out = NULL;
+}
+
+/* Runs cfg_load on `rows` with a NULL-terminated argv (copied, so that
+ * nothing can depend on argv outliving the call); captures `out`. */
+static void s_load(s_run_t *r, const cfg_row_t *rows, size_t nrows, const char *const *args)
+{
+    char *argv[32];
+    int argc = 0;
+    for (; args[argc]; argc++) {
+        assert_true(argc + 1 < (int)(sizeof argv / sizeof argv[0]));
+        argv[argc] = strdup(args[argc]);
+        assert_non_null(argv[argc]);
+    }
+    argv[argc] = NULL;
+    memset(r, 0, sizeof *r);
+    FILE *out = open_memstream(&r->out, &r->outlen);
+    assert_non_null(out);
+    r->cfg = (cfg_t *)(uintptr_t)0x1; /* must be overwritten */
+    r->rc = cfg_load(&r->cfg, PROG, "A test program.", rows, nrows, argc, argv, out, r->err,
+                     sizeof r->err);
+    assert_int_equal(fclose(out), 0);
+    for (int i = 0; i < argc; i++) {
+        memset(argv[i], '#', strlen(argv[i]));
+        free(argv[i]);
+    }
+}
+
+static void s_assert_contains(const char *hay, const char *needle)
+{
+    if (!strstr(hay, needle))
+        fail_msg("expected \"%s\" in \"%s\"", needle, hay);
+}
+
+static void s_assert_lacks(const char *hay, const char *needle)
+{
+    if (strstr(hay, needle))
+        fail_msg("did not expect \"%s\" in \"%s\"", needle, hay);
+}
+
+static void s_assert_ok(s_run_t *r)
+{
+    if (r->rc != CFG_OK)
+        fail_msg("cfg_load: rc %d, error \"%s\"", (int)r->rc, r->err);
+    assert_non_null(r->cfg);
+    assert_int_equal(r->outlen, 0);
+}
+
+/* An error: no cfg, nothing on `out`, one line in err naming everything in
+ * the NULL-terminated list of needles. */
+static void s_assert_error(s_run_t *r, ...)
+{
+    if (r->rc != CFG_EXIT_ERROR)
+        fail_msg("cfg_load: expected CFG_EXIT_ERROR, got %d", (int)r->rc);
+    assert_null(r->cfg);
+    assert_int_equal(r->outlen, 0);
+    assert_null(strchr(r->err, '\n'));
+    s_assert_contains(r->err, PROG ": ");
+    va_list ap;
+    va_start(ap, r);
+    for (const char *n = va_arg(ap, const char *); n; n = va_arg(ap, const char *))
+        s_assert_contains(r->err, n);
+    va_end(ap);
+}
+
+/* One row, the value from the environment. */
+static void s_env_one(s_run_t *r, const cfg_row_t *row, const char *value)
+{
+    s_setenv(row->env, value);
+    s_load(r, row, 1, NOARGS);
+}
+
+/* Expects `value` in row's variable to be accepted; returns the run. */
+static void s_env_ok(s_run_t *r, const cfg_row_t *row, const char *value)
+{
+    s_env_one(r, row, value);
+    if (r->rc != CFG_OK)
+        fail_msg("%s='%s' refused: %s", row->env, value, r->err);
+    s_assert_ok(r);
+    assert_string_equal(cfg_str(r->cfg, row->env), value);
+}
+
+/* Expects `value` to be refused, the error naming the variable, the value
+ * and `reason`. */
+static void s_env_bad(const cfg_row_t *row, const char *value, const char *reason)
+{
+    s_run_t r;
+    char quoted[600];
+    snprintf(quoted, sizeof quoted, "'%s'", value);
+    s_env_one(&r, row, value);
+    s_assert_error(&r, row->env, quoted, reason, NULL);
+    s_run_free(&r);
+}
+
+/* ---- the table most tests use ----------------------------------------- */
+
+static const cfg_row_t s_rows[] = {
+    {"TT_COUNT", CFG_INT, "42", -10, 1000, NULL, false, "How many things."},
+    {"TT_VERBOSE", CFG_BOOL, "false", 0, 0, NULL, false, "Say more."},
+    {"TT_POLICY", CFG_ENUM, "mixed", 0, 0, "first|mixed|last", false, "Which one wins."},
+    {"TT_NODE_ID", CFG_NAME, "node-1", 0, 0, NULL, false, "This node's name."},
+    {"TT_ENDPOINT", CFG_ENDPOINT, "tcp://127.0.0.1:5710", 0, 0, NULL, false, "Where to connect."},
+    {"TT_ENDPOINTS", CFG_ENDPOINTS, "tcp://127.0.0.1:5710,ipc:///tmp/tt.sock", 0, 0, NULL, false,
+     "Where to send."},
+    {"TT_METRICS_ADDRPORT", CFG_ADDRPORT, ":9108", 0, 0, NULL, false, "Prometheus listener."},
+    {"TT_READ_FILE", CFG_FILE, NULL, 0, 0, NULL, false, "Capture to read."},
+    {"TT_SPOOL_DIR", CFG_DIR, NULL, 0, 0, NULL, false, "Spool directory."},
+    {"TT_OUTPUT", CFG_PATH, "-", 0, 0, NULL, false, "Where to write."},
+    {"TT_DESCRIPTION", CFG_STR, "hello world", 0, 0, NULL, false, "Free text."},
+    {"TT_BATCH_MAX_BYTES", CFG_INT, NULL, 1024, 16777216, NULL, false, "Batch size."},
+};
+
+static const cfg_row_t *s_row(const char *env)
+{
+    for (size_t i = 0; i < NROWS(s_rows); i++)
+        if (strcmp(s_rows[i].env, env) == 0)
+            return &s_rows[i];
+    fail_msg("no row %s", env);
+    return NULL;
+}
+
+/* ---- defaults --------------------------------------------------------- */
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    s_run_t r;
+    s_load(&r, s_rows, NROWS(s_rows), NOARGS);
+    s_assert_ok(&r);
+    assert_int_equal(cfg_int(r.cfg, "TT_COUNT"), 42);
+    assert_false(cfg_bool(r.cfg, "TT_VERBOSE"));
+    assert_int_equal(cfg_enum(r.cfg, "TT_POLICY"), 1);
+    assert_string_equal(cfg_str(r.cfg, "TT_NODE_ID"), "node-1");
+    assert_string_equal(cfg_str(r.cfg, "TT_ENDPOINT"), "tcp://127.0.0.1:5710");
+    assert_string_equal(cfg_str(r.cfg, "TT_ENDPOINTS"), "tcp://127.0.0.1:5710,ipc:///tmp/tt.sock");
+    assert_string_equal(cfg_str(r.cfg, "TT_METRICS_ADDRPORT"), ":9108");
+    assert_string_equal(cfg_str(r.cfg, "TT_OUTPUT"), "-");
+    assert_string_equal(cfg_str(r.cfg, "TT_DESCRIPTION"), "hello world");
+    assert_true(cfg_is_set(r.cfg, "TT_COUNT"));
+    assert_true(cfg_is_set(r.cfg, "TT_DESCRIPTION"));
+    /* rows without a default stay unset; cfg_str never returns NULL */
+    assert_false(cfg_is_set(r.cfg, "TT_READ_FILE"));
+    assert_false(cfg_is_set(r.cfg, "TT_SPOOL_DIR"));
+    assert_false(cfg_is_set(r.cfg, "TT_BATCH_MAX_BYTES"));
+    assert_string_equal(cfg_str(r.cfg, "TT_READ_FILE"), "");
+    s_run_free(&r);
+    assert_null(r.cfg);
+}
+
+static void test_env_values(void **state)
+{
+    (void)state;
+    s_setenv("TT_COUNT", "7");
+    s_setenv("TT_VERBOSE", "yes");
+    s_setenv("TT_POLICY", "last");
+    s_setenv("TT_NODE_ID", "edge-7");
+    s_setenv("TT_DESCRIPTION", "from the environment");
+    s_run_t r;
+    s_load(&r, s_rows, NROWS(s_rows), NOARGS);
+    s_assert_ok(&r);
+    assert_int_equal(cfg_int(r.cfg, "TT_COUNT"), 7);
+    assert_true(cfg_bool(r.cfg, "TT_VERBOSE"));
+    assert_int_equal(cfg_enum(r.cfg, "TT_POLICY"), 2);
+    assert_string_equal(cfg_str(r.cfg, "TT_NODE_ID"), "edge-7");
+    assert_string_equal(cfg_str(r.cfg, "TT_DESCRIPTION"), "from the environment");
+    /* untouched rows keep their defaults */
+    assert_string_equal(cfg_str(r.cfg, "TT_OUTPUT"), "-");
+    s_run_free(&r);
+}
+
+/* An empty variable means "not set": back to the default, or unset. */
+static void test_empty_env_falls_back_to_default(void **state)
+{
+    (void)state;
+    s_setenv("TT_COUNT", "");
+    s_setenv("TT_VERBOSE", "");
+    s_setenv("TT_POLICY", "");
+    s_setenv("TT_NODE_ID", "");
+    s_setenv("TT_ENDPOINT", "");
+    s_setenv("TT_OUTPUT", "");
+    s_setenv("TT_READ_FILE", "");
+    s_setenv("TT_BATCH_MAX_BYTES", "");
+    s_run_t r;
+    s_load(&r, s_rows, NROWS(s_rows), NOARGS);
+    s_assert_ok(&r);
+    assert_int_equal(cfg_int(r.cfg, "TT_COUNT"), 42);
+    assert_false(cfg_bool(r.cfg, "TT_VERBOSE"));
+    assert_int_equal(cfg_enum(r.cfg, "TT_POLICY"), 1);
+    assert_string_equal(cfg_str(r.cfg, "TT_NODE_ID"), "node-1");
+    assert_string_equal(cfg_str(r.cfg, "TT_ENDPOINT"), "tcp://127.0.0.1:5710");
+    assert_string_equal(cfg_str(r.cfg, "TT_OUTPUT"), "-");
+    assert_false(cfg_is_set(r.cfg, "TT_READ_FILE"));
+    assert_false(cfg_is_set(r.cfg, "TT_BATCH_MAX_BYTES"));
+    s_run_free(&r);
+}
+
+/* Free text is the exception: empty is a value (clears a description). */
+static void test_empty_str_is_a_value(void **state)
+{
+    (void)state;
+    s_setenv("TT_DESCRIPTION", "");
+    s_run_t r;
+    s_load(&r, s_rows, NROWS(s_rows), NOARGS);
+    s_assert_ok(&r);
+    assert_string_equal(cfg_str(r.cfg, "TT_DESCRIPTION"), "");
+    assert_false(cfg_is_set(r.cfg, "TT_DESCRIPTION"));
+    s_run_free(&r);
+}
+
+/* ---- CFG_INT ---------------------------------------------------------- */
+
+static void test_int_accepts(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        int64_t value;
+    } good[] = {{"0", 0}, {"-10", -10}, {"1000", 1000}, {"999", 999}, {"17", 17}};
+    const cfg_row_t *row = s_row("TT_COUNT");
+    for (size_t i = 0; i < NROWS(good); i++) {
+        s_run_t r;
+        s_env_ok(&r, row, good[i].text);
+        assert_int_equal(cfg_int(r.cfg, "TT_COUNT"), good[i].value);
+        s_run_free(&r);
+    }
+    /* beyond 32 bits */
+    static const cfg_row_t big[] = {
+        {"TT_BIG", CFG_INT, NULL, INT64_MIN, INT64_MAX, NULL, false, "Big."}};
+    s_run_t r;
+    s_env_ok(&r, big, "1099511627776");
+    assert_int_equal(cfg_int(r.cfg, "TT_BIG"), INT64_C(1099511627776));
+    s_run_free(&r);
+    s_env_ok(&r, big, "9223372036854775807");
+    assert_true(cfg_int(r.cfg, "TT_BIG") == INT64_MAX);
+    s_run_free(&r);
+    s_env_ok(&r, big, "-9223372036854775808");
+    assert_true(cfg_int(r.cfg, "TT_BIG") == INT64_MIN);
+    s_run_free(&r);
+}
+
+static void test_int_rejects(void **state)
+{
+    (void)state;
+    const cfg_row_t *row = s_row("TT_COUNT");
+    s_env_bad(row, "abc", "not an integer");
+    s_env_bad(row, "12x", "not an integer");
+    s_env_bad(row, "1.5", "not an integer");
+    s_env_bad(row, "0x10", "not an integer");
+    s_env_bad(row, "-", "not an integer");
+    s_env_bad(row, "99999999999999999999", "not an integer");
+    s_env_bad(row, "1001", "out of range -10..1000");
+    s_env_bad(row, "-11", "out of range -10..1000");
+    s_env_bad(s_row("TT_BATCH_MAX_BYTES"), "1023", "out of range 1024..16777216");
+    s_env_bad(s_row("TT_BATCH_MAX_BYTES"), "16777217", "out of range 1024..16777216");
+}
+
+/* ---- CFG_BOOL --------------------------------------------------------- */
+
+static void test_bool_accepts(void **state)
+{
+    (void)state;
+    static const char *const yes[] = {"1", "true", "yes", "on", "TRUE", "Yes", "oN"};
+    static const char *const no[] = {"0", "false", "no", "off", "FALSE", "No", "OFF"};
+    const cfg_row_t *row = s_row("TT_VERBOSE");
+    for (size_t i = 0; i < NROWS(yes); i++) {
+        s_run_t r;
+        s_env_ok(&r, row, yes[i]);
+        assert_true(cfg_bool(r.cfg, "TT_VERBOSE"));
+        s_run_free(&r);
+    }
+    /* a row defaulting to true, so that "false" must really be read */
+    static const cfg_row_t on[] = {{"TT_ON", CFG_BOOL, "true", 0, 0, NULL, false, "On."}};
+    for (size_t i = 0; i < NROWS(no); i++) {
+        s_run_t r;
+        s_env_ok(&r, on, no[i]);
+        assert_false(cfg_bool(r.cfg, "TT_ON"));
+        s_run_free(&r);
+    }
+}
+
+static void test_bool_rejects(void **state)
+{
+    (void)state;
+    const cfg_row_t *row = s_row("TT_VERBOSE");
+    static const char *const bad[] = {"2", "maybe", "y", "n", "truee", "yes please", "-1"};
+    for (size_t i = 0; i < NROWS(bad); i++)
+        s_env_bad(row, bad[i], "not a boolean");
+}
+
+/* ---- CFG_ENUM --------------------------------------------------------- */
+
+static void test_enum_index(void **state)
+{
+    (void)state;
+    static const char *const choices[] = {"first", "mixed", "last"};
+    const cfg_row_t *row = s_row("TT_POLICY");
+    for (size_t i = 0; i < NROWS(choices); i++) {
+        s_run_t r;
+        s_env_ok(&r, row, choices[i]);
+        assert_int_equal(cfg_enum(r.cfg, "TT_POLICY"), (int)i);
+        s_run_free(&r);
+    }
+    /* one choice only */
+    static const cfg_row_t one[] = {{"TT_ONE", CFG_ENUM, NULL, 0, 0, "only", false, "One."}};
+    s_run_t r;
+    s_env_ok(&r, one, "only");
+    assert_int_equal(cfg_enum(r.cfg, "TT_ONE"), 0);
+    s_run_free(&r);
+}
+
+static void test_enum_rejects(void **state)
+{
+    (void)state;
+    const cfg_row_t *row = s_row("TT_POLICY");
+    static const char *const bad[] = {"middle",      "firs",   "firstx", "FIRST",
+                                      "first|mixed", "mixed ", "|",      "last|"};
+    for (size_t i = 0; i < NROWS(bad); i++)
+        s_env_bad(row, bad[i], "not one of first|mixed|last");
+}
+
+/* ---- CFG_NAME --------------------------------------------------------- */
+
+static void test_name(void **state)
+{
+    (void)state;
+    char max[66], over[67];
+    memset(max, 'a', 64);
+    max[64] = '\0';
+    memset(over, 'b', 65);
+    over[65] = '\0';
+
+    const cfg_row_t *row = s_row("TT_NODE_ID");
+    static const char *const good[] = {"a", "edge-1", "A.b_c-9", "0", "..", "node.example.org"};
+    for (size_t i = 0; i < NROWS(good); i++) {
+        s_run_t r;
+        s_env_ok(&r, row, good[i]);
+        s_run_free(&r);
+        assert_true(cfg_name_valid(good[i]));
+    }
+    s_run_t r;
+    s_env_ok(&r, row, max);
+    s_run_free(&r);
+    assert_true(cfg_name_valid(max));
+
+    const char *why = "1 to 64 characters";
+    static const char *const bad[] = {"has space", "semi;colon", "quo\"te",   "a/b",
+                                      "a=b",       "n\xc3\xa9",  "tab\there", "brace{x}"};
+    for (size_t i = 0; i < NROWS(bad); i++) {
+        s_env_bad(row, bad[i], why);
+        assert_false(cfg_name_valid(bad[i]));
+    }
+    s_env_bad(row, over, why);
+    assert_false(cfg_name_valid(over));
+    assert_false(cfg_name_valid(""));
+}
+
+/* An empty name is "unset"; when the row is required that is an error. */
+static void test_name_empty_required(void **state)
+{
+    (void)state;
+    static const cfg_row_t rows[] = {
+        {"TT_NODE", CFG_NAME, NULL, 0, 0, NULL, true, "Unique id of this node."}};
+    s_run_t r;
+    s_env_one(&r, rows, "");
+    s_assert_error(&r, "TT_NODE", "is not set", "Unique id of this node.", NULL);
+    s_run_free(&r);
+}
+
+/* ---- CFG_ENDPOINT ----------------------------------------------------- */
+
+static const char *const s_good_endpoints[] = {
+    "tcp://127.0.0.1:5710",  "tcp://*:5710",       "tcp://relay.example.org:1",
+    "tcp://localhost:65535", "tcp://[::1]:5710",   "tcp://[fe80::1%eth0]:5710",
+    "tcp://127.0.0.1:*",     "tcp://eth0:5710",    "ipc:///tmp/tapmesh.sock",
+    "ipc://@abstract",       "inproc://collector",
+};
+
+static const struct {
+    const char *text;
+    const char *why; /* a part of the reason */
+} s_bad_endpoints[] = {
+    {"tcp://127.0.0.1", "tcp://HOST:PORT"},
+    {"tcp://", "tcp://HOST:PORT"},
+    {"tcp://:5710", "tcp://HOST:PORT"},
+    {"tcp://127.0.0.1:", "port ''"},
+    {"tcp://127.0.0.1:0", "port '0'"},
+    {"tcp://127.0.0.1:70000", "port '70000'"},
+    {"tcp://127.0.0.1:65536", "port '65536'"},
+    {"tcp://127.0.0.1:-1", "port '-1'"},
+    {"tcp://127.0.0.1:57x", "port '57x'"},
+    {"tcp://127.0.0.1:**", "port '**'"},
+    {"tcp://[::1:5710", "brackets"},
+    {"tcp://[::1]", "brackets"},
+    {"tcp://::1:5710", "brackets"},
+    {"tcp://fe80::1:5710", "brackets"},
+    {"udp://127.0.0.1:5710", "expected tcp://HOST:PORT, ipc://PATH or inproc://NAME"},
+    {"http://127.0.0.1:5710", "expected tcp://"},
+    {"TCP://127.0.0.1:5710", "expected tcp://"},
+    {"127.0.0.1:5710", "expected tcp://"},
+    {"", "expected tcp://"},
+    {"ipc://", "missing path"},
+    {"inproc://", "missing path"},
+};
+
+static void test_endpoint_check(void **state)
+{
+    (void)state;
+    char why[200];
+    for (size_t i = 0; i < NROWS(s_good_endpoints); i++) {
+        strcpy(why, "untouched");
+        if (cfg_endpoint_check(s_good_endpoints[i], why, sizeof why) != 0)
+            fail_msg("'%s' refused: %s", s_good_endpoints[i], why);
+    }
+    for (size_t i = 0; i < NROWS(s_bad_endpoints); i++) {
+        why[0] = '\0';
+        if (cfg_endpoint_check(s_bad_endpoints[i].text, why, sizeof why) != -EINVAL)
+            fail_msg("'%s' accepted", s_bad_endpoints[i].text);
+        s_assert_contains(why, s_bad_endpoints[i].why);
+    }
+    /* a short reason buffer is truncated, never overrun */
+    char tiny[8];
+    memset(tiny, 'x', sizeof tiny);
+    assert_int_equal(cfg_endpoint_check("udp://x:1", tiny, sizeof tiny), -EINVAL);
+    assert_int_equal(strlen(tiny), sizeof tiny - 1);
+}
+
+static void test_endpoint_row(void **state)
+{
+    (void)state;
+    const cfg_row_t *row = s_row("TT_ENDPOINT");
+    for (size_t i = 0; i < NROWS(s_good_endpoints); i++) {
+        s_run_t r;
+        s_env_ok(&r, row, s_good_endpoints[i]);
+        s_run_free(&r);
+    }
+    for (size_t i = 0; i < NROWS(s_bad_endpoints); i++) {
+        if (!*s_bad_endpoints[i].text)
+            continue; /* empty is "unset", tested elsewhere */
+        s_env_bad(row, s_bad_endpoints[i].text, s_bad_endpoints[i].why);
+    }
+}
+
+/* ---- CFG_ENDPOINTS ---------------------------------------------------- */
+
+static void test_endpoints(void **state)
+{
+    (void)state;
+    const cfg_row_t *row = s_row("TT_ENDPOINTS");
+    static const char *const good[] = {
+        "tcp://127.0.0.1:5710",
+        "tcp://a:1,tcp://b:2",
+        "tcp://[::1]:5710,ipc:///run/x.sock,inproc://y",
+    };
+    for (size_t i = 0; i < NROWS(good); i++) {
+        s_run_t r;
+        s_env_ok(&r, row, good[i]);
+        s_run_free(&r);
+    }
+    /* the bad element is named inside the whole value */
+    s_env_bad(row, "tcp://a:1,udp://b:2", "'udp://b:2'");
+    s_env_bad(row, "tcp://a:1,tcp://b:0,tcp://c:3", "'tcp://b:0': port '0'");
+    s_env_bad(row, "tcp://a:70000,tcp://b:2", "'tcp://a:70000'");
+    s_env_bad(row, "tcp://a:1,tcp://::1:2", "brackets");
+    s_env_bad(row, "tcp://a:1,", "'': expected");
+    s_env_bad(row, "tcp://a:1,,tcp://b:2", "'': expected");
+    s_env_bad(row, ",tcp://a:1", "'': expected");
+
+    /* one element longer than any endpoint could be */
+    char longer[700] = "tcp://a:1,tcp://";
+    size_t n = strlen(longer);
+    memset(longer + n, 'h', 600);
+    strcpy(longer + n + 600, ":5");
+    s_run_t r;
+    s_env_one(&r, row, longer);
+    s_assert_error(&r, "TT_ENDPOINTS", "endpoint too long", NULL);
+    s_run_free(&r);
+}
+
+/* ---- CFG_ADDRPORT ----------------------------------------------------- */
+
+static void test_addrport_parse(void **state)
+{
+    (void)state;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char why[200];
+
+    /* ":port" and "*:port": every address, v6 socket (dual stack) */
+    static const char *const any[] = {":9108", "*:9108"};
+    for (size_t i = 0; i < NROWS(any); i++) {
+        memset(&ss, 0xa5, sizeof ss);
+        len = 0;
+        assert_int_equal(cfg_addrport_parse(any[i], &ss, &len, why, sizeof why), 0);
+        const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&ss;
+        assert_int_equal(ss.ss_family, AF_INET6);
+        assert_int_equal(len, sizeof(struct sockaddr_in6));
+        assert_int_equal(ntohs(a6->sin6_port), 9108);
+        assert_memory_equal(&a6->sin6_addr, &in6addr_any, sizeof in6addr_any);
+    }
+
+    assert_int_equal(cfg_addrport_parse("127.0.0.1:9108", &ss, &len, why, sizeof why), 0);
+    const struct sockaddr_in *a4 = (const struct sockaddr_in *)&ss;
+    assert_int_equal(ss.ss_family, AF_INET);
+    assert_int_equal(len, sizeof(struct sockaddr_in));
+    assert_int_equal(ntohs(a4->sin_port), 9108);
+    assert_int_equal(ntohl(a4->sin_addr.s_addr), 0x7f000001);
+
+    assert_int_equal(cfg_addrport_parse("10.1.2.3:1", &ss, &len, why, sizeof why), 0);
+    assert_int_equal(ntohl(a4->sin_addr.s_addr), 0x0a010203);
+    assert_int_equal(ntohs(a4->sin_port), 1);
+
+    assert_int_equal(cfg_addrport_parse("[::1]:9108", &ss, &len, why, sizeof why), 0);
+    const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&ss;
+    assert_int_equal(ss.ss_family, AF_INET6);
+    assert_int_equal(len, sizeof(struct sockaddr_in6));
+    assert_int_equal(ntohs(a6->sin6_port), 9108);
+    assert_memory_equal(&a6->sin6_addr, &in6addr_loopback, sizeof in6addr_loopback);
+
+    /* port 0: the kernel picks one (tests) */
+    assert_int_equal(cfg_addrport_parse("127.0.0.1:0", &ss, &len, why, sizeof why), 0);
+    assert_int_equal(ntohs(a4->sin_port), 0);
+    assert_int_equal(cfg_addrport_parse("127.0.0.1:65535", &ss, &len, why, sizeof why), 0);
+    assert_int_equal(ntohs(a4->sin_port), 65535);
+
+    static const struct {
+        const char *text, *why;
+    } bad[] = {
+        {"9108", "HOST:PORT"},         {"", "HOST:PORT"},    {"127.0.0.1", "HOST:PORT"},
+        {"127.0.0.1:", "port ''"},     {":", "port ''"},     {":65536", "port '65536'"},
+        {":70000", "port '70000'"},    {":-1", "port '-1'"}, {":91o8", "port '91o8'"},
+        {"[::1]:http", "port 'http'"},
+    };
+    for (size_t i = 0; i < NROWS(bad); i++) {
+        why[0] = '\0';
+        if (cfg_addrport_parse(bad[i].text, &ss, &len, why, sizeof why) != -EINVAL)
+            fail_msg("'%s' accepted", bad[i].text);
+        s_assert_contains(why, bad[i].why);
+    }
+
+    /* a host longer than any host name */
+    char longer[400];
+    memset(longer, 'h', 300);
+    strcpy(longer + 300, ":80");
+    assert_int_equal(cfg_addrport_parse(longer, &ss, &len, why, sizeof why), -EINVAL);
+    s_assert_contains(why, "too long");
+}
+
+static void test_addrport_row(void **state)
+{
+    (void)state;
+    const cfg_row_t *row = s_row("TT_METRICS_ADDRPORT");
+    static const char *const good[] = {":9108", "127.0.0.1:9108", "[::1]:9108", "*:0"};
+    for (size_t i = 0; i < NROWS(good); i++) {
+        s_run_t r;
+        s_env_ok(&r, row, good[i]);
+        assert_true(cfg_is_set(r.cfg, row->env));
+        s_run_free(&r);
+    }
+    /* empty turns the listener off: it does not fall back to ":9108" */
+    s_run_t r;
+    s_env_one(&r, row, "");
+    s_assert_ok(&r);
+    assert_false(cfg_is_set(r.cfg, row->env));
+    assert_string_equal(cfg_str(r.cfg, row->env), "");
+    s_run_free(&r);
+
+    s_env_bad(row, ":99999", "port '99999'");
+    s_env_bad(row, "127.0.0.1:x", "port 'x'");
+    s_env_bad(row, "9108", "HOST:PORT");
+}
+
+/* ---- CFG_FILE, CFG_DIR, CFG_PATH -------------------------------------- */
+
+typedef struct {
+    char dir[64];
+    char file[96];
+} s_paths_t;
+
+static void s_paths_make(s_paths_t *p)
+{
+    strcpy(p->dir, "/tmp/tapmesh-test-cfg.XXXXXX");
+    assert_non_null(mkdtemp(p->dir));
+    snprintf(p->file, sizeof p->file, "%s/capture.pcap", p->dir);
+    FILE *f = fopen(p->file, "w");
+    assert_non_null(f);
+    fputs("not really a capture", f);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void s_paths_remove(s_paths_t *p)
+{
+    chmod(p->file, 0600);
+    chmod(p->dir, 0700);
+    unlink(p->file);
+    rmdir(p->dir);
+}
+
+static void test_file(void **state)
+{
+    (void)state;
+    s_paths_t p;
+    s_paths_make(&p);
+    const cfg_row_t *row = s_row("TT_READ_FILE");
+    char missing[128];
+    snprintf(missing, sizeof missing, "%s/no-such.pcap", p.dir);
+
+    s_run_t r;
+    s_env_ok(&r, row, p.file);
+    s_run_free(&r);
+    s_env_ok(&r, row, "-");
+    s_run_free(&r);
+
+    s_env_bad(row, missing, strerror(ENOENT));
+    s_env_bad(row, p.dir, "is a directory");
+    char below_file[160];
+    snprintf(below_file, sizeof below_file, "%s/x", p.file);
+    s_env_bad(row, below_file, strerror(ENOTDIR));
+
+    if (geteuid() != 0) { /* root reads everything */
+        assert_int_equal(chmod(p.file, 0), 0);
+        s_env_bad(row, p.file, strerror(EACCES));
+    }
+    s_paths_remove(&p);
+}
+
+static void test_file_required(void **state)
+{
+    (void)state;
+    static const cfg_row_t rows[] = {
+        {"TT_READ_FILE", CFG_FILE, NULL, 0, 0, NULL, true, "Capture file to read."}};
+    s_run_t r;
+    s_load(&r, rows, 1, NOARGS);
+    s_assert_error(&r, "TT_READ_FILE", "is not set", "Capture file to read.", NULL);
+    s_run_free(&r);
+
+    /* empty from the environment is the same as missing */
+    s_env_one(&r, rows, "");
+    s_assert_error(&r, "TT_READ_FILE", "is not set", NULL);
+    s_run_free(&r);
+
+    /* and an empty flag names the flag */
+    s_load(&r, rows, 1, ARGV("--tt-read-file="));
+    s_assert_error(&r, "--tt-read-file", "TT_READ_FILE", "is not set", NULL);
+    s_run_free(&r);
+
+    s_load(&r, rows, 1, ARGV("--tt-read-file", "-"));
+    s_assert_ok(&r);
+    assert_string_equal(cfg_str(r.cfg, "TT_READ_FILE"), "-");
+    s_run_free(&r);
+}
+
+static void test_dir(void **state)
+{
+    (void)state;
+    s_paths_t p;
+    s_paths_make(&p);
+    const cfg_row_t *row = s_row("TT_SPOOL_DIR");
+    char missing[128];
+    snprintf(missing, sizeof missing, "%s/no-such-dir", p.dir);
+
+    s_run_t r;
+    s_env_ok(&r, row, p.dir);
+    s_run_free(&r);
+    s_env_ok(&r, row, "/tmp");
+    s_run_free(&r);
+
+    s_env_bad(row, missing, strerror(ENOENT));
+    s_env_bad(row, p.file, "not a directory");
+    s_env_bad(row, "-", strerror(ENOENT));
+
+    if (geteuid() != 0) { /* root writes everywhere */
+        assert_int_equal(chmod(p.dir, 0500), 0);
+        s_env_bad(row, p.dir, "not writable");
+    }
+    s_paths_remove(&p);
+}
+
+static void test_path(void **state)
+{
+    (void)state;
+    const cfg_row_t *row = s_row("TT_OUTPUT");
+    /* a path to create: it need not exist yet */
+    static const char *const good[] = {"-", "/tmp/tapmesh-test-does-not-exist/out.pcapng",
+                                       "relative/out.pcap", "out"};
+    for (size_t i = 0; i < NROWS(good); i++) {
+        s_run_t r;
+        s_env_ok(&r, row, good[i]);
+        s_run_free(&r);
+    }
+    /* empty: the default */
+    s_run_t r;
+    s_env_one(&r, row, "");
+    s_assert_ok(&r);
+    assert_string_equal(cfg_str(r.cfg, row->env), "-");
+    s_run_free(&r);
+    s_load(&r, s_rows, NROWS(s_rows), ARGV("--tt-output=", "--tt-count", "3"));
+    s_assert_ok(&r);
+    assert_string_equal(cfg_str(r.cfg, row->env), "-");
+    assert_int_equal(cfg_int(r.cfg, "TT_COUNT"), 3);
+    s_run_free(&r);
+}
+
+static void test_str(void **state)
+{
+    (void)state;
+    const cfg_row_t *row = s_row("TT_DESCRIPTION");
+    static const char *const good[] = {"x",   "rack 4, port 17", "ünïcödé",
+                                       "a=b", "--dashes",        "'quoted'"};
+    for (size_t i = 0; i < NROWS(good); i++) {
+        s_run_t r;
+        s_env_ok(&r, row, good[i]);
+        s_run_free(&r);
+    }
+}
+
+/* ---- required rows ---------------------------------------------------- */
+
+static void test_required(void **state)
+{
+    (void)state;
+    static const cfg_row_t rows[] = {
+        {"TT_COUNT", CFG_INT, "5", 0, 10, NULL, false, "Optional."},
+        {"TT_NEEDED", CFG_STR, NULL, 0, 0, NULL, true, "Must be given."},
+        {"TT_LIMIT", CFG_INT, NULL, 0, 10, NULL, true, "A limit."},
+    };
+    s_run_t r;
+    s_load(&r, rows, NROWS(rows), NOARGS);
+    s_assert_error(&r, "TT_NEEDED", "is not set", "Must be given.", NULL);
+    s_run_free(&r);
+
+    s_setenv("TT_NEEDED", "here");
+    s_load(&r, rows, NROWS(rows), NOARGS);
+    s_assert_error(&r, "TT_LIMIT", "is not set", "A limit.", NULL);
+    s_assert_lacks(r.err, "TT_NEEDED");
+    s_run_free(&r);
+
+    s_load(&r, rows, NROWS(rows), ARGV("--tt-limit", "9"));
+    s_assert_ok(&r);
+    assert_string_equal(cfg_str(r.cfg, "TT_NEEDED"), "here");
+    assert_int_equal(cfg_int(r.cfg, "TT_LIMIT"), 9);
+    assert_int_equal(cfg_int(r.cfg, "TT_COUNT"), 5);
+    s_run_free(&r);
+
+    /* an empty required string is not "given" */
+    s_setenv("TT_NEEDED", "");
+    s_setenv("TT_LIMIT", "1");
+    s_load(&r, rows, NROWS(rows), NOARGS);
+    s_assert_error(&r, "TT_NEEDED", "is not set", NULL);
+    s_run_free(&r);
+}
+
+/* ---- the command line ------------------------------------------------- */
+
+static void test_flag_overrides_env(void **state)
+{
+    (void)state;
+    s_setenv("TT_COUNT", "5");
+    s_setenv("TT_NODE_ID", "from-env");
+    s_setenv("TT_POLICY", "first");
+    s_run_t r;
+    s_load(&r, s_rows, NROWS(s_rows),
+           ARGV("--tt-count", "7", "--tt-node-id=from-flag", "--tt-policy", "last"));
+    s_assert_ok(&r);
+    assert_int_equal(cfg_int(r.cfg, "TT_COUNT"), 7);
+    assert_string_equal(cfg_str(r.cfg, "TT_COUNT"), "7");
+    assert_string_equal(cfg_str(r.cfg, "TT_NODE_ID"), "from-flag");
+    assert_int_equal(cfg_enum(r.cfg, "TT_POLICY"), 2);
+    s_run_free(&r);
+
+    /* the last flag wins */
+    s_load(&r, s_rows, NROWS(s_rows), ARGV("--tt-count=1", "--tt-count", "2", "--tt-count=3"));
+    s_assert_ok(&r);
+    assert_int_equal(cfg_int(r.cfg, "TT_COUNT"), 3);
+    s_run_free(&r);
+
+    /* a bad environment value that a flag replaces is never checked */
+    s_setenv("TT_COUNT", "garbage");
+    s_load(&r, s_rows, NROWS(s_rows), ARGV("--tt-count", "8"));
+    s_assert_ok(&r);
+    assert_int_equal(cfg_int(r.cfg, "TT_COUNT"), 8);
+    s_run_free(&r);
+    /* ... but without the flag it is refused */
+    s_load(&r, s_rows, NROWS(s_rows), NOARGS);
+    s_assert_error(&r, "TT_COUNT", "'garbage'", "not an integer", NULL);
+    s_assert_lacks(r.err, "--tt-count");
+    s_run_free(&r);
+}
+
+static void test_flag_names_derived(void **state)
+{
+    (void)state;
+    s_run_t r;
+    s_load(&r, s_rows, NROWS(s_rows),
+           ARGV("--tt-batch-max-bytes", "4096", "--tt-metrics-addrport", "127.0.0.1:1"));
+    s_assert_ok(&r);
+    assert_int_equal(cfg_int(r.cfg, "TT_BATCH_MAX_BYTES"), 4096);
+    assert_string_equal(cfg_str(r.cfg, "TT_METRICS_ADDRPORT"), "127.0.0.1:1");
+    s_run_free(&r);
+
+    /* the environment spelling is not a flag, nor is the underscore form */
+    static const char *const wrong[] = {"--TT_COUNT", "--tt_count", "--TT-COUNT", "--tt-coun",
+                                        "--tt-countx"};
+    for (size_t i = 0; i < NROWS(wrong); i++) {
+        char quoted[64];
+        snprintf(quoted, sizeof quoted, "unknown option '%s'", wrong[i]);
+        s_load(&r, s_rows, NROWS(s_rows), ARGV(wrong[i], "1"));
+        s_assert_error(&r, quoted, NULL);
+        s_run_free(&r);
+    }
+}
+
+static void test_flag_equals_form(void **state)
+{
+    (void)state;
+    s_run_t r;
+    s_load(&r, s_rows, NROWS(s_rows),
+           ARGV("--tt-count=-3", "--tt-description=a=b c", "--tt-endpoint=tcp://[::1]:9"));
+    s_assert_ok(&r);
+    assert_int_equal(cfg_int(r.cfg, "TT_COUNT"), -3);
+    assert_string_equal(cfg_str(r.cfg, "TT_DESCRIPTION"), "a=b c");
+    assert_string_equal(cfg_str(r.cfg, "TT_ENDPOINT"), "tcp://[::1]:9");
+    s_run_free(&r);
+
+    /* "--x=" is an empty value: back to the default, and the next word is
+     * not taken as its value */
+    s_setenv("TT_COUNT", "9");
+    s_load(&r, s_rows, NROWS(s_rows), ARGV("--tt-count=", "--tt-policy=first"));
+    s_assert_ok(&r);
+    assert_int_equal(cfg_int(r.cfg, "TT_COUNT"), 42);
+    assert_int_equal(cfg_enum(r.cfg, "TT_POLICY"), 0);
+    s_run_free(&r);
+}
+
+static void test_flag_value_errors(void **state)
+{
+    (void)state;
+    s_setenv("TT_COUNT", "5");
+    const struct {
+        const char *arg, *value, *flag, *env, *why;
+    } bad[] = {
+        {"--tt-count=abc", "'abc'", "--tt-count", "TT_COUNT", "not an integer"},
+        {"--tt-count=2000", "'2000'", "--tt-count", "TT_COUNT", "out of range"},
+        {"--tt-verbose=maybe", "'maybe'", "--tt-verbose", "TT_VERBOSE", "not a boolean"},
+        {"--tt-policy=best", "'best'", "--tt-policy", "TT_POLICY", "not one of"},
+        {"--tt-node-id=a b", "'a b'", "--tt-node-id", "TT_NODE_ID", "1 to 64"},
+        {"--tt-endpoint=tcp://h:0", "'tcp://h:0'", "--tt-endpoint", "TT_ENDPOINT", "port '0'"},
+        {"--tt-endpoints=tcp://h:1,x", "'tcp://h:1,x'", "--tt-endpoints", "TT_ENDPOINTS", "'x'"},
+        {"--tt-metrics-addrport=:1x", "':1x'", "--tt-metrics-addrport", "TT_METRICS_ADDRPORT",
+         "port"},
+        {"--tt-read-file=/nonexistent/tt", "'/nonexistent/tt'", "--tt-read-file", "TT_READ_FILE",
+         strerror(ENOENT)},
+        {"--tt-spool-dir=/nonexistent/tt", "'/nonexistent/tt'", "--tt-spool-dir", "TT_SPOOL_DIR",
+         strerror(ENOENT)},
+    };
+    for (size_t i = 0; i < NROWS(bad); i++) {
+        s_run_t r;
+        s_load(&r, s_rows, NROWS(s_rows), ARGV(bad[i].arg));
+        s_assert_error(&r, bad[i].flag, bad[i].env, bad[i].value, bad[i].why, NULL);
+        s_run_free(&r);
+    }
+    /* the separate-word form names the flag too */
+    s_run_t r;
+    s_load(&r, s_rows, NROWS(s_rows), ARGV("--tt-count", "x7"));
+    s_assert_error(&r, "--tt-count (TT_COUNT)", "'x7'", "not an integer", NULL);
+    s_assert_lacks(r.err, "'5'");
+    s_run_free(&r);
+}
+
+static void test_bare_bool_flag(void **state)
+{
+    (void)state;
+    s_run_t r;
+    /* last argument */
+    s_load(&r, s_rows, NROWS(s_rows), ARGV("--tt-verbose"));
+    s_assert_ok(&r);
+    assert_true(cfg_bool(r.cfg, "TT_VERBOSE"));
+    assert_string_equal(cfg_str(r.cfg, "TT_VERBOSE"), "true");
+    s_run_free(&r);
+
+    /* followed by another flag, which is not taken as its value */
+    s_load(&r, s_rows, NROWS(s_rows), ARGV("--tt-verbose", "--tt-count", "3"));
+    s_assert_ok(&r);
+    assert_true(cfg_bool(r.cfg, "TT_VERBOSE"));
+    assert_int_equal(cfg_int(r.cfg, "TT_COUNT"), 3);
+    s_run_free(&r);
+
+    /* an explicit value still works in both forms, and beats the env */
+    s_setenv("TT_VERBOSE", "on");
+    s_load(&r, s_rows, NROWS(s_rows), ARGV("--tt-verbose", "false"));
+    s_assert_ok(&r);
+    assert_false(cfg_bool(r.cfg, "TT_VERBOSE"));
+    s_run_free(&r);
+    s_load(&r, s_rows, NROWS(s_rows), ARGV("--tt-verbose=off"));
+    s_assert_ok(&r);
+    assert_false(cfg_bool(r.cfg, "TT_VERBOSE"));
+    s_run_free(&r);
+
+    /* a non-boolean flag has no bare form */
+    s_load(&r, s_rows, NROWS(s_rows), ARGV("--tt-verbose", "--tt-count"));
+    s_assert_error(&r, "option '--tt-count' needs a value", NULL);
+    s_run_free(&r);
+}
+
+static void test_flag_without_value(void **state)
+{
+    (void)state;
+    static const char *const flags[] = {"--tt-count", "--tt-node-id", "--tt-description",
+                                        "--tt-read-file"};
+    for (size_t i = 0; i < NROWS(flags); i++) {
+        s_run_t r;
+        char needle[80];
+        snprintf(needle, sizeof needle, "option '%s' needs a value", flags[i]);
+        s_load(&r, s_rows, NROWS(s_rows), ARGV("--tt-verbose", flags[i]));
+        s_assert_error(&r, needle, NULL);
+        s_run_free(&r);
+    }
+}
+
+static void test_unknown_flag(void **state)
+{
+    (void)state;
+    s_run_t r;
+    s_load(&r, s_rows, NROWS(s_rows), ARGV("--tt-count", "1", "--bogus", "2"));
+    s_assert_error(&r, "unknown option '--bogus'", "--help", NULL);
+    s_run_free(&r);
+
+    /* the value of "--name=value" is not part of the name */
+    s_load(&r, s_rows, NROWS(s_rows), ARGV("--bogus=secret"));
+    s_assert_error(&r, "unknown option '--bogus'", NULL);
+    s_assert_lacks(r.err, "secret");
+    s_run_free(&r);
+
+    s_load(&r, s_rows, NROWS(s_rows), ARGV("--"));
+    s_assert_error(&r, "unknown option '--'", NULL);
+    s_run_free(&r);
+
+    /* an empty table knows no flags at all */
+    s_load(&r, s_rows, 0, ARGV("--tt-count", "1"));
+    s_assert_error(&r, "unknown option '--tt-count'", NULL);
+    s_run_free(&r);
+}
+
+static void test_positional_argument(void **state)
+{
+    (void)state;
+    static const char *const words[] = {"extra", "-x", "-", "TT_COUNT=3", ""};
+    for (size_t i = 0; i < NROWS(words); i++) {
+        s_run_t r;
+        char needle[80];
+        snprintf(needle, sizeof needle, "unexpected argument '%s'", words[i]);
+        s_load(&r, s_rows, NROWS(s_rows), ARGV("--tt-count", "1", words[i]));
+        s_assert_error(&r, needle, NULL);
+        s_run_free(&r);
+    }
+}
+
+static void test_no_rows(void **state)
+{
+    (void)state;
+    s_run_t r;
+    s_load(&r, s_rows, 0, NOARGS);
+    s_assert_ok(&r);
+    s_run_free(&r);
+}
+
+/* A short error buffer is truncated and terminated, never overrun. */
+static void test_error_truncated(void **state)
+{
+    (void)state;
+    s_setenv("TT_COUNT", "a-rather-long-value-that-does-not-fit");
+    char argv0[] = PROG;
+    char *argv[] = {argv0, NULL};
+    char err[16];
+    memset(err, 'x', sizeof err);
+    cfg_t *cfg = NULL;
+    assert_int_equal(
+        cfg_load(&cfg, PROG, "s", s_rows, NROWS(s_rows), 1, argv, stdout, err, sizeof err),
+        CFG_EXIT_ERROR);
+    assert_null(cfg);
+    assert_int_equal(strlen(err), sizeof err - 1);
+    assert_memory_equal(err, PROG ": ", 14);
+}
+
+/* ---- --help and --version --------------------------------------------- */
+
+/* What --help must say about each row of s_rows, in table order: the env
+ * name, the derived flag, the value hint, the help, the default. */
+static const char *const s_help_blocks[] = {
+    "  TT_COUNT, --tt-count N\n      How many things.\n      default: 42; range -10..1000\n",
+    "  TT_VERBOSE, --tt-verbose BOOL\n      Say more.\n      default: false\n",
+    "  TT_POLICY, --tt-policy first|mixed|last\n      Which one wins.\n      default: mixed\n",
+    "  TT_NODE_ID, --tt-node-id NAME\n      This node's name.\n      default: node-1\n",
+    "  TT_ENDPOINT, --tt-endpoint ENDPOINT\n      Where to connect.\n"
+    "      default: tcp://127.0.0.1:5710\n",
+    "  TT_ENDPOINTS, --tt-endpoints ENDPOINT[,ENDPOINT...]\n      Where to send.\n"
+    "      default: tcp://127.0.0.1:5710,ipc:///tmp/tt.sock\n",
+    "  TT_METRICS_ADDRPORT, --tt-metrics-addrport HOST:PORT\n      Prometheus listener.\n"
+    "      default: :9108\n",
+    "  TT_READ_FILE, --tt-read-file PATH\n      Capture to read.\n      default: unset\n",
+    "  TT_SPOOL_DIR, --tt-spool-dir PATH\n      Spool directory.\n      default: unset\n",
+    "  TT_OUTPUT, --tt-output PATH\n      Where to write.\n      default: -\n",
+    "  TT_DESCRIPTION, --tt-description TEXT\n      Free text.\n      default: hello world\n",
+    "  TT_BATCH_MAX_BYTES, --tt-batch-max-bytes N\n      Batch size.\n"
+    "      default: unset; range 1024..16777216\n",
+};
+_Static_assert(NROWS(s_help_blocks) == NROWS(s_rows), "one help block per row");
+
+static void s_assert_help(const char *out)
+{
+    assert_non_null(out);
+    s_assert_contains(out, "Usage: " PROG " ");
+    s_assert_contains(out, "\nA test program.\n");
+    const char *from = out;
+    for (size_t i = 0; i < NROWS(s_help_blocks); i++) {
+        const char *at = strstr(from, s_help_blocks[i]);
+        if (!at)
+            fail_msg("help lacks, after the previous row:\n%s--- in ---\n%s", s_help_blocks[i],
+                     out);
+        from = at + strlen(s_help_blocks[i]);
+    }
+    s_assert_contains(out, "  --help ");
+    s_assert_contains(out, "  --version ");
+}
+
+static void test_help(void **state)
+{
+    (void)state;
+    static const char *const asks[] = {"--help", "-h"};
+    for (size_t i = 0; i < NROWS(asks); i++) {
+        s_run_t r;
+        s_load(&r, s_rows, NROWS(s_rows), ARGV(asks[i]));
+        assert_int_equal(r.rc, CFG_EXIT_HELP);
+        assert_null(r.cfg);
+        s_assert_help(r.out);
+        s_run_free(&r);
+    }
+
+    /* help needs no valid settings: bad environment, flags before it */
+    s_setenv("TT_COUNT", "not-a-number");
+    s_run_t r;
+    s_load(&r, s_rows, NROWS(s_rows), ARGV("--tt-count", "x", "--help", "--bogus"));
+    assert_int_equal(r.rc, CFG_EXIT_HELP);
+    assert_null(r.cfg);
+    s_assert_help(r.out);
+    s_run_free(&r);
+
+    /* cfg_help itself prints the same text */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_non_null(f);
+    cfg_help(f, PROG, "A test program.", s_rows, NROWS(s_rows));
+    assert_int_equal(fclose(f), 0);
+    s_assert_help(text);
+    free(text);
+}
+
+static void test_help_required_row(void **state)
+{
+    (void)state;
+    static const cfg_row_t rows[] = {
+        {"TT_NEEDED", CFG_FILE, NULL, 0, 0, NULL, true, "Needed."},
+        {"TT_EMPTY", CFG_STR, "", 0, 0, NULL, false, "Empty default."},
+    };
+    s_run_t r;
+    s_load(&r, rows, NROWS(rows), ARGV("--help"));
+    assert_int_equal(r.rc, CFG_EXIT_HELP);
+    s_assert_contains(r.out, "  TT_NEEDED, --tt-needed PATH\n      Needed.\n      required\n");
+    s_assert_contains(r.out, "  TT_EMPTY, --tt-empty TEXT\n      Empty default.\n"
+                             "      default: unset\n");
+    s_run_free(&r);
+}
+
+static void test_version(void **state)
+{
+    (void)state;
+    s_setenv("TT_COUNT", "not-a-number");
+    s_run_t r;
+    s_load(&r, s_rows, NROWS(s_rows), ARGV("--version"));
+    assert_int_equal(r.rc, CFG_EXIT_HELP);
+    assert_null(r.cfg);
+    assert_string_equal(r.out, PROG " " TAPMESH_VERSION "\n");
+    s_run_free(&r);
+}
+
+static void test_destroy_null(void **state)
+{
+    (void)state;
+    cfg_t *cfg = NULL;
+    cfg_destroy(&cfg);
+    cfg_destroy(NULL);
+    assert_null(cfg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(name) cmocka_unit_test_teardown(name, s_teardown)
+        T(test_defaults),
+        T(test_env_values),
+        T(test_empty_env_falls_back_to_default),
+        T(test_empty_str_is_a_value),
+        T(test_int_accepts),
+        T(test_int_rejects),
+        T(test_bool_accepts),
+        T(test_bool_rejects),
+        T(test_enum_index),
+        T(test_enum_rejects),
+        T(test_name),
+        T(test_name_empty_required),
+        T(test_endpoint_check),
+        T(test_endpoint_row),
+        T(test_endpoints),
+        T(test_addrport_parse),
+        T(test_addrport_row),
+        T(test_file),
+        T(test_file_required),
+        T(test_dir),
+        T(test_path),
+        T(test_str),
+        T(test_required),
+        T(test_flag_overrides_env),
+        T(test_flag_names_derived),
+        T(test_flag_equals_form),
+        T(test_flag_value_errors),
+        T(test_bare_bool_flag),
+        T(test_flag_without_value),
+        T(test_unknown_flag),
+        T(test_positional_argument),
+        T(test_no_rows),
+        T(test_error_truncated),
+        T(test_help),
+        T(test_help_required_row),
+        T(test_version),
+        T(test_destroy_null),
+#undef T
+    };
+    return cmocka_run_group_tests_name("cfg", tests, s_group_setup, NULL);
+}
