@@ -272,8 +272,17 @@ static void s_number(s_text_t *t, double v)
         s_printf(t, v > 0 ? "+Inf" : "-Inf");
     else if (v == floor(v) && fabs(v) < 1e15)
         s_printf(t, "%.0f", v);
-    else
-        s_printf(t, "%.9g", v);
+    else {
+        /* the shortest text that reads back as the same double: "%.9g"
+         * alone rounds a Unix time in seconds to ten seconds */
+        char buf[32];
+        for (int prec = 1; prec <= 17; prec++) {
+            snprintf(buf, sizeof buf, "%.*g", prec, v);
+            if (strtod(buf, NULL) == v)
+                break;
+        }
+        s_printf(t, "%s", buf);
+    }
 }
 
 static void s_sample(s_text_t *t, const char *name, const char *suffix, const char *labels,

@@ -94,8 +94,10 @@ static void s_option(pcapng_writer_t *self, uint16_t code, const void *val, size
 {
     s_u16(self, code);
     s_u16(self, (uint16_t)len);
-    s_raw(self, val, len);
-    s_zero_pad(self, len);
+    if (len) {
+        s_raw(self, val, len);
+        s_zero_pad(self, len);
+    }
 }
 
 static size_t s_text_len(const char *s)
@@ -306,7 +308,8 @@ int pcapng_writer_packet(pcapng_writer_t *self, uint32_t ifid, uint64_t ts_ns, u
         s_u32(self, (uint32_t)(ts_ns % 1000000000u));
         s_u32(self, caplen);
         s_u32(self, origlen);
-        s_raw(self, data, caplen);
+        if (caplen)
+            s_raw(self, data, caplen);
         return 0;
     }
     size_t cl = s_text_len(comment);
@@ -322,7 +325,8 @@ int pcapng_writer_packet(pcapng_writer_t *self, uint32_t ifid, uint64_t ts_ns, u
     s_u32(self, (uint32_t)ts_ns);
     s_u32(self, caplen);
     s_u32(self, origlen);
-    s_raw(self, data, caplen);
+    if (caplen)
+        s_raw(self, data, caplen);
     s_zero_pad(self, caplen);
     if (cl) {
         s_option(self, S_OPT_COMMENT, comment, cl);

@@ -468,7 +468,8 @@ bool wire_packets_put(uint8_t *buf, size_t cap, size_t *off, const wire_packet_t
     s_put(&w, 0, 2);
     s_put(&w, pkt->caplen, 4);
     s_put(&w, pkt->origlen, 4);
-    memcpy(w.pos, pkt->data, pkt->caplen);
+    if (pkt->caplen)
+        memcpy(w.pos, pkt->data, pkt->caplen);
     *off += WIRE_PKT_HDR + pkt->caplen;
     return true;
 }

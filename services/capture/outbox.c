@@ -163,7 +163,7 @@ static s_batch_t *s_open(outbox_t *self, int64_t now_ms)
     }
     b->alloc = self->cap;
     b->pub.opened_ms = now_ms;
-    wire_packets_begin(b->pub.buf, self->cap, &b->pub.len);
+    wire_packets_begin(b->pub.buf, self->cap, &b->pub.len); /* cap > header: cannot fail */
     return b;
 }
 

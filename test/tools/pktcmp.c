@@ -19,15 +19,14 @@ static pcap_t *s_open(const char *path)
     return p;
 }
 
-int main(int argc, char **argv)
+static uint64_t s_ns(const struct pcap_pkthdr *h)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: pktcmp EXPECTED ACTUAL\n");
-        return 2;
-    }
-    pcap_t *a = s_open(argv[1]), *b = s_open(argv[2]);
-    if (!a || !b)
-        return 2;
+    /* in nanosecond mode tv_usec holds nanoseconds */
+    return (uint64_t)h->ts.tv_sec * 1000000000u + (uint64_t)h->ts.tv_usec;
+}
+
+static int s_compare(pcap_t *a, pcap_t *b, const char *name_a, const char *name_b)
+{
     for (unsigned long n = 1;; n++) {
         struct pcap_pkthdr *ha, *hb;
         const u_char *da, *db;
@@ -38,24 +37,37 @@ int main(int argc, char **argv)
             return 0;
         }
         if (ra != 1 || rb != 1) {
-            fprintf(stderr, "pktcmp: packet %lu: %s ends first%s%s\n", n,
-                    ra != 1 ? argv[1] : argv[2], ra == PCAP_ERROR || rb == PCAP_ERROR ? ": " : "",
-                    ra == PCAP_ERROR   ? pcap_geterr(a)
-                    : rb == PCAP_ERROR ? pcap_geterr(b)
-                                       : "");
+            const char *why = ra == PCAP_ERROR   ? pcap_geterr(a)
+                              : rb == PCAP_ERROR ? pcap_geterr(b)
+                                                 : "";
+            fprintf(stderr, "pktcmp: packet %lu: %s ends first%s%s\n", n, ra != 1 ? name_a : name_b,
+                    *why ? ": " : "", why);
             return 1;
         }
-        uint64_t ta = (uint64_t)ha->ts.tv_sec * 1000000000u + (uint64_t)ha->ts.tv_usec;
-        uint64_t tb = (uint64_t)hb->ts.tv_sec * 1000000000u + (uint64_t)hb->ts.tv_usec;
-        if (ta != tb || ha->caplen != hb->caplen || ha->len != hb->len ||
+        if (s_ns(ha) != s_ns(hb) || ha->caplen != hb->caplen || ha->len != hb->len ||
             memcmp(da, db, ha->caplen) != 0) {
             fprintf(stderr,
                     "pktcmp: packet %lu differs: ts %llu/%llu caplen %u/%u len %u/%u bytes %s\n", n,
-                    (unsigned long long)ta, (unsigned long long)tb, ha->caplen, hb->caplen, ha->len,
-                    hb->len,
+                    (unsigned long long)s_ns(ha), (unsigned long long)s_ns(hb), ha->caplen,
+                    hb->caplen, ha->len, hb->len,
                     ha->caplen == hb->caplen && memcmp(da, db, ha->caplen) == 0 ? "same"
                                                                                 : "differ");
             return 1;
         }
     }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: pktcmp EXPECTED ACTUAL\n");
+        return 2;
+    }
+    pcap_t *a = s_open(argv[1]), *b = s_open(argv[2]);
+    int rc = a && b ? s_compare(a, b, argv[1], argv[2]) : 2;
+    if (a)
+        pcap_close(a);
+    if (b)
+        pcap_close(b);
+    return rc;
 }
