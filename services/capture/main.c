@@ -65,6 +65,9 @@ typedef struct {
     uint64_t max_ts; /* watermark: newest timestamp read */
     int64_t batch_delay_ms, heartbeat_ms, retry_timeout_ms;
     int64_t last_send_ms;
+    int64_t hello_sent_ms; /* the last HELLO */
+    bool hello_pending;    /* HELLO sent, no WELCOME yet */
+    bool rehello;          /* batches were refused as unknown: resend all on WELCOME */
     bool eof, failed, refused;
     s_metrics_t m;
 } agent_t;
@@ -139,6 +142,8 @@ static void s_hello(agent_t *a)
     wire_ifname_sanitize(source_name(a->source), f->name);
     snprintf(f->description, sizeof f->description, "%s", source_description(a->source));
     size_t len = wire_encode(&s_msg, s_cmd, sizeof s_cmd);
+    a->hello_pending = true;
+    a->hello_sent_ms = clock_mono_ms();
     if (len == 0 || s_send(a, len, NULL, 0) < 0)
         log_warn("HELLO not sent (queue full); will retry");
     else
@@ -216,14 +221,23 @@ static void s_on_message(agent_t *a, const uint8_t *cmd, size_t len)
         break;
     case WIRE_WELCOME:
         log_info("collector accepted source %s (epoch %" PRIu64 ")", a->svc.node_id, a->epoch);
+        a->hello_pending = false;
+        if (a->rehello) {
+            a->rehello = false;
+            outbox_resend_all(a->outbox); /* what it dropped before it knew us */
+        }
         break;
     case WIRE_REFUSE:
         metrics_add(a->svc.metrics, a->m.refused, 1);
         if (s_msg.refuse.code == WIRE_REFUSE_UNKNOWN_SOURCE) {
-            log_info("collector does not know this source (it restarted?): sending HELLO and "
-                     "everything unacknowledged again");
-            s_hello(a);
-            outbox_resend_all(a->outbox);
+            /* every batch in flight draws this answer: one HELLO per episode,
+             * none while a HELLO is on its way */
+            a->rehello = true;
+            if (!a->hello_pending) {
+                log_info("collector does not know this source (it restarted?): sending HELLO, "
+                         "then everything unacknowledged again");
+                s_hello(a);
+            }
         } else {
             log_error("collector refused this source: %s", s_msg.refuse.reason);
             a->refused = true;
@@ -359,6 +373,8 @@ static int s_run(agent_t *a)
             a->eof = true;
             outbox_close(a->outbox);
         }
+        if (a->hello_pending && now - a->hello_sent_ms >= cfg_int(a->svc.cfg, "ACK_TIMEOUT_MS"))
+            s_hello(a); /* no WELCOME yet: ask again */
         bool more = !a->eof && s_read(a, now);
         const batch_t *open = outbox_open_batch(a->outbox);
         if (open && now - open->opened_ms >= a->batch_delay_ms)

@@ -209,6 +209,10 @@ static void s_reply(collector_t *self, const route_t *route, size_t len)
 static void s_refuse(collector_t *self, const route_t *route, const char *source, uint64_t epoch,
                      wire_refuse_t code, const char *reason)
 {
+    /* `source` may point into s_msg, which is about to be overwritten */
+    char id[WIRE_NAME_MAX + 1];
+    snprintf(id, sizeof id, "%s", source);
+    source = id;
     memset(&s_msg, 0, offsetof(wire_msg_t, hello));
     s_msg.type = WIRE_REFUSE;
     snprintf(s_msg.source, sizeof s_msg.source, "%s", source);
@@ -331,9 +335,7 @@ static s_source_t *s_known(collector_t *self, const route_t *route, int64_t now)
     s_source_t *s = s_find(self, s_msg.source, s_msg.epoch);
     if (!s) {
         s_reject(self, route, WIRE_ERR_SOURCE, s_msg.source);
-        char src[WIRE_NAME_MAX + 1];
-        snprintf(src, sizeof src, "%s", s_msg.source);
-        s_refuse(self, route, src, s_msg.epoch, WIRE_REFUSE_UNKNOWN_SOURCE,
+        s_refuse(self, route, s_msg.source, s_msg.epoch, WIRE_REFUSE_UNKNOWN_SOURCE,
                  "unknown source or epoch: send HELLO");
         return NULL;
     }
@@ -518,7 +520,8 @@ static uint64_t s_min_watermark(collector_t *self, int64_t now)
 }
 
 /* Largest head timestamp among lanes whose head batch has waited a whole
- * merge window: everything up to it must go now. 0 when none. */
+ * merge window: everything up to it must go now, from any lane, so that the
+ * overdue packets leave in timestamp order. 0 when none. */
 static uint64_t s_overdue_bound(const collector_t *self, int64_t now)
 {
     uint64_t bound = 0;
@@ -541,7 +544,8 @@ int collector_emit(collector_t *self, int64_t now_ms, bool drain)
         s_source_t *s = (s_source_t *)((char *)lane - offsetof(s_source_t, lane));
         s_batch_t *b = s->qhead;
         bool due = lane->ts <= min_wm;
-        bool forced = !due && (drain || (overdue && lane->ts <= overdue) ||
+        bool forced = !due && (drain || now_ms - b->arrived_ms >= self->opts.merge_window_ms ||
+                               (overdue && lane->ts <= overdue) ||
                                self->queued_bytes > self->opts.merge_max_bytes);
         if (!due && !forced)
             break;

@@ -1,0 +1,471 @@
+/*
+ * test_collector — the collector's engine in-process, without sockets:
+ * messages are built with the codec and handed over as received frames;
+ * replies are captured; the output is a real file read back by libpcap.
+ * Covers acknowledgement after the write, the merge by timestamp with
+ * watermarks, END and the merge window, duplicates, unknown sources, the
+ * link-type policy, malformed input and a failing output.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "collector.h"
+#include "metrics.h"
+#include "output.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pcap/pcap.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_REPLIES 256
+
+typedef struct {
+    wire_msg_t msg;
+    char peer[32];
+} reply_t;
+
+static reply_t s_replies[MAX_REPLIES];
+static size_t s_nreplies;
+
+static int s_on_reply(void *ctx, const route_t *route, const uint8_t *cmd, size_t len)
+{
+    (void)ctx;
+    assert_true(s_nreplies < MAX_REPLIES);
+    reply_t *r = &s_replies[s_nreplies++];
+    assert_int_equal(wire_decode(cmd, len, &r->msg), WIRE_OK);
+    assert_int_equal(route->count, 1);
+    memcpy(r->peer, route->id[0], route->len[0]);
+    r->peer[route->len[0]] = '\0';
+    return 0;
+}
+
+typedef struct {
+    char path[64];
+    output_t *out;
+    metrics_t *metrics;
+    collector_t *c;
+} fixture_t;
+
+static int s_setup_with(void **state, output_policy_t policy, int64_t window_ms)
+{
+    fixture_t *f = calloc(1, sizeof *f);
+    snprintf(f->path, sizeof f->path, "/tmp/test_collector.XXXXXX");
+    int fd = mkstemp(f->path);
+    assert_true(fd >= 0);
+    close(fd);
+    char err[256];
+    f->out = output_open(f->path, PCAPNG_FORMAT_PCAPNG, policy, 1 << 20, err, sizeof err);
+    assert_non_null(f->out);
+    f->metrics = metrics_new("collect", "test");
+    collector_opts_t opts = {.merge_window_ms = window_ms,
+                             .source_idle_ms = 10000,
+                             .merge_max_bytes = 64 << 20,
+                             .max_sources = 16};
+    f->c = collector_new(f->out, &opts, f->metrics, s_on_reply, NULL);
+    assert_non_null(f->c);
+    s_nreplies = 0;
+    *state = f;
+    return 0;
+}
+
+static int s_setup(void **state)
+{
+    return s_setup_with(state, OUTPUT_LINKTYPE_FIRST, 1000);
+}
+
+static int s_setup_mixed(void **state)
+{
+    return s_setup_with(state, OUTPUT_LINKTYPE_MIXED, 1000);
+}
+
+static int s_teardown(void **state)
+{
+    fixture_t *f = *state;
+    collector_destroy(&f->c);
+    output_close(&f->out);
+    metrics_destroy(&f->metrics);
+    unlink(f->path);
+    free(f);
+    return 0;
+}
+
+/* Hands one message to the collector as if the ROUTER received it from
+ * `peer`: [peer] [""] [command] ([payload]). */
+static void s_deliver(fixture_t *f, const char *peer, const uint8_t *cmd, size_t len,
+                      const uint8_t *payload, size_t plen, int64_t now)
+{
+    frames_t in;
+    memset(&in, 0, sizeof in);
+    zmq_msg_init_size(&in.part[0], strlen(peer));
+    memcpy(zmq_msg_data(&in.part[0]), peer, strlen(peer));
+    zmq_msg_init(&in.part[1]);
+    zmq_msg_init_size(&in.part[2], len);
+    memcpy(zmq_msg_data(&in.part[2]), cmd, len);
+    in.count = 3;
+    if (payload) {
+        zmq_msg_init_size(&in.part[3], plen);
+        memcpy(zmq_msg_data(&in.part[3]), payload, plen);
+        in.count = 4;
+    }
+    in.total = in.count;
+    in.envelope = 1;
+    in.framed = true;
+    collector_on_message(f->c, &in, now);
+    frames_close(&in);
+}
+
+static wire_msg_t s_m;
+static uint8_t s_cmd[WIRE_COMMAND_MAX];
+static uint8_t s_payload[1 << 16];
+static size_t s_cmd_len, s_payload_len; /* of the last batch built */
+
+static void s_hello(fixture_t *f, const char *peer, const char *source, uint64_t epoch,
+                    uint16_t linktype)
+{
+    memset(&s_m, 0, sizeof s_m);
+    s_m.type = WIRE_HELLO;
+    snprintf(s_m.source, sizeof s_m.source, "%s", source);
+    s_m.epoch = epoch;
+    snprintf(s_m.hello.description, sizeof s_m.hello.description, "test source");
+    s_m.hello.iface_count = 1;
+    s_m.hello.ifaces[0].linktype = linktype;
+    s_m.hello.ifaces[0].snaplen = 65535;
+    snprintf(s_m.hello.ifaces[0].name, sizeof s_m.hello.ifaces[0].name, "eth0");
+    size_t len = wire_encode(&s_m, s_cmd, sizeof s_cmd);
+    assert_true(len > 0);
+    s_deliver(f, peer, s_cmd, len, NULL, 0, 0);
+}
+
+/* A batch of packets with the given timestamps; byte i of a packet is
+ * (ts + i), so content identifies the packet. */
+static void s_batch(fixture_t *f, const char *peer, const char *source, uint64_t epoch,
+                    uint64_t seq, uint64_t watermark, const uint64_t *ts, size_t n, int64_t now)
+{
+    uint8_t *payload = s_payload;
+    size_t off;
+    assert_true(wire_packets_begin(payload, sizeof s_payload, &off));
+    for (size_t i = 0; i < n; i++) {
+        uint8_t data[100];
+        for (size_t j = 0; j < sizeof data; j++)
+            data[j] = (uint8_t)(ts[i] + j);
+        wire_packet_t p = {.ts_ns = ts[i], .caplen = 60 + (uint32_t)(ts[i] % 40), .data = data};
+        p.origlen = p.caplen + 4;
+        assert_true(wire_packets_put(payload, sizeof s_payload, &off, &p));
+    }
+    memset(&s_m, 0, sizeof s_m);
+    s_m.type = WIRE_BATCH;
+    snprintf(s_m.source, sizeof s_m.source, "%s", source);
+    s_m.epoch = epoch;
+    s_m.batch.seq = seq;
+    s_m.batch.parts = 1;
+    s_m.batch.watermark = watermark;
+    s_m.batch.packet_count = (uint32_t)n;
+    s_m.batch.payload_len = (uint32_t)off;
+    size_t len = wire_encode(&s_m, s_cmd, sizeof s_cmd);
+    assert_true(len > 0);
+    s_cmd_len = len;
+    s_payload_len = off;
+    s_deliver(f, peer, s_cmd, len, payload, off, now);
+}
+
+static void s_progress(fixture_t *f, const char *peer, wire_type_t type, const char *source,
+                       uint64_t epoch, uint64_t watermark, uint64_t next_seq, int64_t now)
+{
+    memset(&s_m, 0, sizeof s_m);
+    s_m.type = type;
+    snprintf(s_m.source, sizeof s_m.source, "%s", source);
+    s_m.epoch = epoch;
+    s_m.progress.watermark = watermark;
+    s_m.progress.next_seq = next_seq;
+    size_t len = wire_encode(&s_m, s_cmd, sizeof s_cmd);
+    s_deliver(f, peer, s_cmd, len, NULL, 0, now);
+}
+
+/* Emit and commit at `now`; returns packets written. */
+static int s_pass(fixture_t *f, int64_t now)
+{
+    int n = collector_emit(f->c, now, false);
+    assert_true(n >= 0);
+    assert_int_equal(collector_commit(f->c), 0);
+    return n;
+}
+
+/* The output, as libpcap reads it: timestamps in order of appearance. */
+static size_t s_read_output(fixture_t *f, uint64_t *ts, size_t max)
+{
+    assert_int_equal(output_flush(f->out), 0);
+    char err[PCAP_ERRBUF_SIZE];
+    pcap_t *p = pcap_open_offline_with_tstamp_precision(f->path, PCAP_TSTAMP_PRECISION_NANO, err);
+    if (!p)
+        fail_msg("%s", err);
+    size_t n = 0;
+    struct pcap_pkthdr *h;
+    const u_char *data;
+    while (pcap_next_ex(p, &h, &data) == 1) {
+        assert_true(n < max);
+        ts[n] = (uint64_t)h->ts.tv_sec * 1000000000u + (uint64_t)h->ts.tv_usec;
+        assert_int_equal(h->caplen, 60 + ts[n] % 40);
+        assert_int_equal(h->len, h->caplen + 4);
+        for (uint32_t j = 0; j < h->caplen; j++)
+            assert_int_equal(data[j], (uint8_t)(ts[n] + j));
+        n++;
+    }
+    pcap_close(p);
+    return n;
+}
+
+static size_t s_count(wire_type_t type)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s_nreplies; i++)
+        n += s_replies[i].msg.type == type;
+    return n;
+}
+
+/* HELLO is welcomed; a batch is acknowledged only after the packets are in
+ * the output, along the route it came by. */
+static void test_ack_after_write(void **state)
+{
+    fixture_t *f = *state;
+    s_hello(f, "peerA", "edge1", 7, 1);
+    assert_int_equal(s_nreplies, 1);
+    assert_int_equal(s_replies[0].msg.type, WIRE_WELCOME);
+    assert_string_equal(s_replies[0].peer, "peerA");
+    uint64_t ts[] = {100, 200, 300};
+    s_batch(f, "peerA", "edge1", 7, 0, 300, ts, 3, 0);
+    assert_int_equal(s_count(WIRE_ACK), 0); /* not yet written */
+    assert_int_equal(s_pass(f, 0), 3);
+    assert_int_equal(s_count(WIRE_ACK), 1);
+    reply_t *ack = &s_replies[s_nreplies - 1];
+    assert_string_equal(ack->peer, "peerA");
+    assert_string_equal(ack->msg.source, "edge1");
+    assert_int_equal(ack->msg.epoch, 7);
+    assert_int_equal(ack->msg.ack.count, 1);
+    assert_int_equal(ack->msg.ack.entries[0].seq, 0);
+    uint64_t out[10];
+    assert_int_equal(s_read_output(f, out, 10), 3);
+    assert_int_equal(out[0], 100);
+    assert_int_equal(out[2], 300);
+}
+
+/* Two sources: packets are held until every live source's watermark
+ * passes them, then come out in timestamp order. */
+static void test_merge_by_watermark(void **state)
+{
+    fixture_t *f = *state;
+    s_hello(f, "pa", "a", 1, 1);
+    s_hello(f, "pb", "b", 1, 1);
+    uint64_t a0[] = {10, 30, 50};
+    s_batch(f, "pa", "a", 1, 0, 50, a0, 3, 0);
+    assert_int_equal(s_pass(f, 0), 0); /* b has promised nothing yet */
+    uint64_t b0[] = {20, 40};
+    s_batch(f, "pb", "b", 1, 0, 40, b0, 2, 0);
+    assert_int_equal(s_pass(f, 0), 4); /* up to 40 = min(50, 40) */
+    assert_int_equal(collector_queued_packets(f->c), 1);
+    s_progress(f, "pb", WIRE_HEARTBEAT, "b", 1, 60, 1, 0);
+    assert_int_equal(s_pass(f, 0), 1);
+    uint64_t out[10];
+    assert_int_equal(s_read_output(f, out, 10), 5);
+    uint64_t want[] = {10, 20, 30, 40, 50};
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(out[i], want[i]);
+    assert_int_equal(s_count(WIRE_ACK), 2);
+}
+
+/* END releases a source at once; a source that never catches up is passed
+ * after the merge window, and those packets are counted as forced. */
+static void test_end_and_window(void **state)
+{
+    fixture_t *f = *state;
+    s_hello(f, "pa", "a", 1, 1);
+    s_hello(f, "pb", "b", 1, 1);
+    uint64_t a0[] = {10, 20};
+    s_batch(f, "pa", "a", 1, 0, 20, a0, 2, 0);
+    assert_int_equal(s_pass(f, 999), 0);
+    assert_int_equal(collector_next_deadline(f->c, 500), 1000);
+    assert_int_equal(s_pass(f, 1000), 2); /* the window passed */
+    uint64_t a1[] = {30};
+    s_batch(f, "pa", "a", 1, 1, 30, a1, 1, 1000);
+    assert_int_equal(s_pass(f, 1000), 0);
+    s_progress(f, "pb", WIRE_END, "b", 1, 0, 0, 1000);
+    assert_int_equal(s_pass(f, 1000), 1); /* b ended: nothing holds a back */
+    char *text = metrics_render(f->metrics, NULL);
+    assert_non_null(strstr(text, "tapmesh_collect_merge_forced_packets_total 2\n"));
+    assert_non_null(strstr(text, "tapmesh_collect_packets_total 3\n"));
+    free(text);
+}
+
+/* A duplicate is written once and acknowledged again; a duplicate of a
+ * batch still in the merge is not acknowledged early. */
+static void test_duplicates(void **state)
+{
+    fixture_t *f = *state;
+    s_hello(f, "pa", "a", 1, 1);
+    s_hello(f, "pb", "b", 1, 1);
+    uint64_t a0[] = {10};
+    s_batch(f, "pa", "a", 1, 0, 10, a0, 1, 0);
+    s_batch(f, "pa", "a", 1, 0, 10, a0, 1, 0); /* resent while still queued (b holds) */
+    assert_int_equal(s_pass(f, 0), 0);
+    assert_int_equal(s_count(WIRE_ACK), 0);
+    s_progress(f, "pb", WIRE_END, "b", 1, 0, 0, 0);
+    assert_int_equal(s_pass(f, 0), 1);
+    assert_int_equal(s_count(WIRE_ACK), 1);
+    s_batch(f, "pa2", "a", 1, 0, 10, a0, 1, 0); /* resent after the ack was lost, other path */
+    assert_int_equal(s_pass(f, 0), 0);
+    assert_int_equal(s_count(WIRE_ACK), 2);
+    assert_string_equal(s_replies[s_nreplies - 1].peer, "pa2");
+    uint64_t out[10];
+    assert_int_equal(s_read_output(f, out, 10), 1);
+    char *text = metrics_render(f->metrics, NULL);
+    assert_non_null(strstr(text, "tapmesh_collect_duplicate_batches_total 2\n"));
+    free(text);
+}
+
+/* A batch from a source without HELLO: REFUSE code 1, counted, dropped;
+ * after HELLO the resend is taken. */
+static void test_unknown_source(void **state)
+{
+    fixture_t *f = *state;
+    uint64_t a0[] = {10};
+    s_batch(f, "pa", "ghost", 5, 0, 10, a0, 1, 0);
+    assert_int_equal(s_nreplies, 1);
+    assert_int_equal(s_replies[0].msg.type, WIRE_REFUSE);
+    assert_int_equal(s_replies[0].msg.refuse.code, WIRE_REFUSE_UNKNOWN_SOURCE);
+    assert_int_equal(s_pass(f, 0), 0);
+    s_hello(f, "pa", "ghost", 5, 1);
+    s_batch(f, "pa", "ghost", 5, 0, 10, a0, 1, 0);
+    assert_int_equal(s_pass(f, 0), 1);
+    char *text = metrics_render(f->metrics, NULL);
+    assert_non_null(
+        strstr(text, "tapmesh_collect_malformed_messages_total{reason=\"source\"} 1\n"));
+    free(text);
+}
+
+/* LINKTYPE_POLICY=first: a source with another link type is refused with a
+ * reason naming both link types and the setting; its batches are not taken. */
+static void test_linktype_first(void **state)
+{
+    fixture_t *f = *state;
+    s_hello(f, "pa", "eth", 1, 1);
+    s_hello(f, "pb", "sll", 1, 276);
+    reply_t *r = &s_replies[s_nreplies - 1];
+    assert_int_equal(r->msg.type, WIRE_REFUSE);
+    assert_int_equal(r->msg.refuse.code, WIRE_REFUSE_LINKTYPE);
+    assert_non_null(strstr(r->msg.refuse.reason, "276"));
+    assert_non_null(strstr(r->msg.refuse.reason, "link type 1"));
+    assert_non_null(strstr(r->msg.refuse.reason, "LINKTYPE_POLICY"));
+    uint64_t a0[] = {10};
+    s_batch(f, "pb", "sll", 1, 0, 10, a0, 1, 0);
+    assert_int_equal(s_replies[s_nreplies - 1].msg.refuse.code, WIRE_REFUSE_UNKNOWN_SOURCE);
+    char *text = metrics_render(f->metrics, NULL);
+    assert_non_null(strstr(text, "tapmesh_collect_sources_refused_total{reason=\"linktype\"} 1\n"));
+    free(text);
+}
+
+/* LINKTYPE_POLICY=mixed: both are taken, each with its IDB. */
+static void test_linktype_mixed(void **state)
+{
+    fixture_t *f = *state;
+    s_hello(f, "pa", "eth", 1, 1);
+    s_hello(f, "pb", "sll", 1, 276);
+    assert_int_equal(s_count(WIRE_WELCOME), 2);
+}
+
+/* Garbage, bad framing and payload lies are counted by reason and dropped;
+ * the collector keeps serving the good source. */
+static void test_malformed(void **state)
+{
+    fixture_t *f = *state;
+    uint8_t junk[] = {0x54, 0x4d, 2, 1, 0, 0};
+    s_deliver(f, "evil", junk, sizeof junk, NULL, 0, 0);
+    uint8_t junk2[] = {1, 2, 3};
+    s_deliver(f, "evil", junk2, sizeof junk2, NULL, 0, 0);
+    s_hello(f, "pa", "a", 1, 1);
+    uint64_t ts[] = {1, 2};
+    s_batch(f, "pa", "a", 1, 0, 2, ts, 2, 0);
+    assert_int_equal(s_pass(f, 0), 2);
+    /* the next batch, with a payload one byte short of its payload_len */
+    s_batch(f, "pa", "a", 1, 1, 2, ts, 2, 0);
+    assert_int_equal(s_pass(f, 0), 2);
+    s_m.batch.seq = 2;
+    size_t len = wire_encode(&s_m, s_cmd, sizeof s_cmd);
+    s_deliver(f, "pa", s_cmd, len, s_payload, s_payload_len - 1, 0);
+    /* a batch whose payload claims a packet past its end: truncated */
+    s_m.batch.seq = 3;
+    s_m.batch.payload_len = (uint32_t)(s_payload_len - 1);
+    len = wire_encode(&s_m, s_cmd, sizeof s_cmd);
+    s_deliver(f, "pa", s_cmd, len, s_payload, s_payload_len - 1, 0);
+    /* BATCH without its payload frame */
+    s_deliver(f, "pa", s_cmd, len, NULL, 0, 0);
+    assert_int_equal(s_pass(f, 0), 0);
+    /* HELLO followed by a payload frame */
+    s_hello(f, "pa", "a", 1, 1);
+    len = wire_encode(&s_m, s_cmd, sizeof s_cmd);
+    s_deliver(f, "pa", s_cmd, len, junk, sizeof junk, 0);
+    char *text = metrics_render(f->metrics, NULL);
+    assert_non_null(
+        strstr(text, "tapmesh_collect_malformed_messages_total{reason=\"version\"} 1\n"));
+    assert_non_null(
+        strstr(text, "tapmesh_collect_malformed_messages_total{reason=\"truncated\"} 2\n"));
+    assert_non_null(
+        strstr(text, "tapmesh_collect_malformed_messages_total{reason=\"framing\"} 3\n"));
+    assert_non_null(strstr(text, "tapmesh_collect_packets_total 4\n"));
+    free(text);
+}
+
+/* The output fails (the reader went away): nothing is acknowledged. */
+static void test_output_failure_no_ack(void **state)
+{
+    (void)state;
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    char path[32];
+    snprintf(path, sizeof path, "/dev/fd/%d", fds[1]);
+    char err[256];
+    output_t *out =
+        output_open(path, PCAPNG_FORMAT_PCAPNG, OUTPUT_LINKTYPE_FIRST, 0, err, sizeof err);
+    assert_non_null(out);
+    close(fds[0]); /* the reader exits */
+    close(fds[1]);
+    metrics_t *m = metrics_new("collect", "test");
+    collector_opts_t opts = {
+        .merge_window_ms = 0, .source_idle_ms = 1000, .merge_max_bytes = 1 << 20, .max_sources = 4};
+    fixture_t f = {.out = out, .metrics = m};
+    f.c = collector_new(out, &opts, m, s_on_reply, NULL);
+    s_nreplies = 0;
+    signal(SIGPIPE, SIG_IGN);
+    s_hello(&f, "pa", "a", 1, 1);
+    uint64_t ts[] = {1};
+    s_batch(&f, "pa", "a", 1, 0, 1, ts, 1, 0);
+    assert_int_equal(collector_emit(f.c, 0, false), 1);
+    assert_int_equal(collector_commit(f.c), -EPIPE);
+    assert_int_equal(s_count(WIRE_ACK), 0);
+    collector_destroy(&f.c);
+    output_close(&out);
+    metrics_destroy(&m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_ack_after_write, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_merge_by_watermark, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_end_and_window, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_duplicates, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_source, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_linktype_first, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_linktype_mixed, s_setup_mixed, s_teardown),
+        cmocka_unit_test_setup_teardown(test_malformed, s_setup, s_teardown),
+        cmocka_unit_test(test_output_failure_no_ack),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
