@@ -42,7 +42,7 @@ relay=$!
 
 status=0
 RELAY_ENDPOINT=tcp://127.0.0.1:$relay_port METRICS_ADDRPORT=$m_capture NODE_ID=demo-edge \
-    READ_FILE=$input "$bin/capture/tapmesh-capture" 2>"$logs/capture.log" || status=$?
+    READ_FILE=$input DLQ_DIR=$logs/dlq "$bin/capture/tapmesh-capture" 2>"$logs/capture.log" || status=$?
 
 # everything is acknowledged, so in the output: stop the relay and the collector
 kill -TERM "$relay" "$collect" 2>/dev/null || true

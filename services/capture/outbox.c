@@ -232,7 +232,7 @@ void outbox_resend_all(outbox_t *self)
         self->inflight[i]->pub.deadline_ms = 0;
 }
 
-int outbox_ack(outbox_t *self, uint64_t seq, int64_t now_ms, int64_t *rtt_ms)
+int outbox_release(outbox_t *self, uint64_t seq)
 {
     if (seq < self->head_seq || seq >= self->next_seq)
         return 0;
@@ -246,8 +246,6 @@ int outbox_ack(outbox_t *self, uint64_t seq, int64_t now_ms, int64_t *rtt_ms)
             break;
         }
     }
-    if (rtt_ms)
-        *rtt_ms = b->pub.sends ? now_ms - b->pub.first_sent_ms : 0;
     *slot = NULL;
     self->held--;
     self->held_bytes -= b->alloc;
@@ -257,6 +255,21 @@ int outbox_ack(outbox_t *self, uint64_t seq, int64_t now_ms, int64_t *rtt_ms)
     if (self->next_unsent < self->head_seq)
         self->next_unsent = self->head_seq;
     return 1;
+}
+
+int outbox_ack(outbox_t *self, uint64_t seq, int64_t now_ms, int64_t *rtt_ms)
+{
+    if (seq < self->head_seq || seq >= self->next_seq || !*s_slot(self, seq))
+        return 0;
+    const batch_t *b = &(*s_slot(self, seq))->pub;
+    if (rtt_ms)
+        *rtt_ms = b->sends ? now_ms - b->first_sent_ms : 0;
+    return outbox_release(self, seq);
+}
+
+batch_t *outbox_oldest(const outbox_t *self)
+{
+    return self->held ? &(*s_slot(self, self->head_seq))->pub : NULL;
 }
 
 int64_t outbox_next_deadline(const outbox_t *self)

@@ -74,6 +74,13 @@ void outbox_resend_all(outbox_t *self);
  * released: a duplicate acknowledgement). */
 int outbox_ack(outbox_t *self, uint64_t seq, int64_t now_ms, int64_t *rtt_ms);
 
+/* The held batch with the lowest seq (the oldest), or NULL. */
+batch_t *outbox_oldest(const outbox_t *self);
+
+/* Releases batch `seq` without an acknowledgement (it went to the
+ * dead-letter file). Returns 1 when it was held, 0 otherwise. */
+int outbox_release(outbox_t *self, uint64_t seq);
+
 /* Earliest time something needs doing (resend deadline), or INT64_MAX. */
 int64_t outbox_next_deadline(const outbox_t *self);
 

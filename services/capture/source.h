@@ -1,11 +1,13 @@
 /*
- * source — where packets come from: a capture file read by libpcap (this
- * file's ops in source-file.c), or a live interface. The agent's loop sees
- * only this interface: one packet at a time, nanosecond timestamps.
+ * source — where packets come from, through libpcap: a live interface
+ * (source-live.c) or a capture file (source-file.c). The agent's loop sees
+ * only this interface: one packet at a time, nanosecond timestamps, never
+ * blocking.
  */
 #ifndef TAPMESH_SOURCE_H
 #define TAPMESH_SOURCE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -13,9 +15,9 @@ typedef struct source_t source_t;
 
 typedef enum {
     SOURCE_PACKET = 1, /* *pkt holds a packet */
-    SOURCE_IDLE = 0,   /* nothing now; see source_wait_ns */
+    SOURCE_IDLE = 0,   /* nothing now; see source_wait_ns and source_fd */
     SOURCE_EOF = -1,   /* no packet will follow */
-    SOURCE_ERROR = -2, /* read failed; source_error says why */
+    SOURCE_ERROR = -2, /* read failed; source_error says why, naming the interface */
 } source_result_t;
 
 typedef struct {
@@ -25,22 +27,55 @@ typedef struct {
     const uint8_t *data; /* valid until the next call */
 } source_packet_t;
 
+typedef struct {
+    const char *device;      /* interface name */
+    const char *filter;      /* BPF expression, "" for none */
+    uint32_t snaplen;        /* bytes kept per packet */
+    bool promisc;            /* promiscuous mode */
+    bool immediate;          /* deliver packets as they arrive */
+    unsigned buffer_mb;      /* kernel buffer; 0: libpcap's default */
+    const char *tstamp_type; /* "host", "adapter"...; "" for the default */
+} source_live_opts_t;
+
+typedef struct {
+    uint64_t received;  /* packets the filter passed (pcap_stats ps_recv) */
+    uint64_t dropped;   /* dropped by the kernel: no room in the buffer */
+    uint64_t ifdropped; /* dropped by the interface or its driver */
+} source_stats_t;
+
+/* Opens a live capture. Returns NULL with `err` naming the setting and the
+ * interface: "DEVICE=eth9: No such device exists", "FILTER='tcp port x':
+ * ...", "TSTAMP_TYPE=adapter: eth0 offers host, adapter_unsynced". */
+source_t *source_live_open(const source_live_opts_t *opts, char *err, size_t errlen);
+
 /* Opens a capture file ("-" is standard input), any format and link type
- * libpcap reads, with nanosecond timestamps. `speed` 0 reads as fast as
- * possible; N > 0 replays at N times the recorded pace. Returns NULL with
- * `err` naming the file. */
-source_t *source_file_open(const char *path, unsigned speed, char *err, size_t errlen);
+ * libpcap reads. `speed` 0 reads as fast as possible; N > 0 replays at N
+ * times the recorded pace. `filter` "" for none. Returns NULL with `err`
+ * naming the setting and the file. */
+source_t *source_file_open(const char *path, unsigned speed, const char *filter, char *err,
+                           size_t errlen);
 
 /* The next packet. Never blocks. */
 source_result_t source_next(source_t *self, source_packet_t *pkt);
 
-/* Nanoseconds until source_next may have a packet (after SOURCE_IDLE). */
+/* Nanoseconds until source_next may have a packet without the descriptor
+ * becoming readable (paced replay), 0 when unknown. */
 uint64_t source_wait_ns(const source_t *self);
 
 /* A descriptor to poll for readability, or -1 when there is none. */
 int source_fd(const source_t *self);
 
-int source_linktype(const source_t *self);
+/* Timestamp of the next packet when it is already known (a paced replay
+ * waiting for it), else 0: the source promises nothing older. */
+uint64_t source_next_ts(const source_t *self);
+
+/* True for a live interface. */
+bool source_is_live(const source_t *self);
+
+/* Kernel counters of a live capture; -ENOTSUP for a file. */
+int source_stats(source_t *self, source_stats_t *stats);
+
+int source_linktype(const source_t *self); /* a LINKTYPE_ value */
 uint32_t source_snaplen(const source_t *self);
 const char *source_name(const source_t *self);        /* interface name */
 const char *source_description(const source_t *self); /* for the IDB */

@@ -16,6 +16,7 @@ COLLECT=$BIN/collect/tapmesh-collect
 PKTCMP=$TOOLS/pktcmp
 
 WORK=$(mktemp -d /tmp/tapmesh-e2e.XXXXXX)
+export DLQ_DIR=$WORK/dlq # capture agents' dead letters stay in the test's directory
 declare -A PIDS=()
 TEST_NAME=$(basename "$0" .sh)
 
