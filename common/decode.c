@@ -270,20 +270,15 @@ static bool s_decode(uint16_t linktype, const uint8_t *data, uint32_t caplen, de
 {
     memset(flow, 0, sizeof *flow);
     s_rd_t r = {.pos = data, .end = data ? data + caplen : data};
-    bool ok = false;
+    /* the parsers write nothing before they accept a header */
     switch (s_link(&r, linktype)) {
     case DECODE_IPV4:
-        ok = s_ipv4(&r, flow, l4);
-        break;
+        return s_ipv4(&r, flow, l4);
     case DECODE_IPV6:
-        ok = s_ipv6(&r, flow, l4);
-        break;
+        return s_ipv6(&r, flow, l4);
     default:
-        break;
+        return false;
     }
-    if (!ok)
-        memset(flow, 0, sizeof *flow);
-    return ok;
 }
 
 /* ---- public ---------------------------------------------------------- */

@@ -21,9 +21,9 @@ typedef struct {
                                  when unknown */
     uint8_t addr_len;         /* 4 or 16 */
     uint8_t src[16], dst[16]; /* addresses, first addr_len bytes used */
-    bool has_ports;           /* TCP (6), UDP (17), SCTP (132), UDP-Lite (136) header present and not
-                                 a fragment */
-    uint16_t sport, dport;    /* host byte order; 0 when !has_ports */
+    bool has_ports;        /* TCP (6), UDP (17), SCTP (132), UDP-Lite (136) header present and not
+                              a fragment */
+    uint16_t sport, dport; /* host byte order; 0 when !has_ports */
 } decode_flow_t;
 
 /* The address family of a packet of LINKTYPE_ `linktype`, for the

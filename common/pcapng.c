@@ -355,6 +355,11 @@ unsigned pcapng_writer_interfaces(const pcapng_writer_t *self)
     return self->nifaces;
 }
 
+size_t pcapng_writer_room(const pcapng_writer_t *self)
+{
+    return self->cap - self->len;
+}
+
 size_t pcapng_writer_buffered(const pcapng_writer_t *self)
 {
     return self->len;

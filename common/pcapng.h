@@ -62,6 +62,10 @@ int pcapng_writer_restart(pcapng_writer_t *self);
 /* Link type of interface `ifid`, or -1. */
 int pcapng_writer_linktype(const pcapng_writer_t *self, uint32_t ifid);
 
+/* Bytes that can be appended before the buffer must be handed to the sink:
+ * a packet of pcapng_packet_size() bytes or less fits without a flush. */
+size_t pcapng_writer_room(const pcapng_writer_t *self);
+
 /* Number of interfaces; bytes buffered; bytes handed to the sink since new
  * or since the last restart. */
 unsigned pcapng_writer_interfaces(const pcapng_writer_t *self);

@@ -194,8 +194,8 @@ static void s_put_text(s_wr_t *w, const char *s)
 const char *wire_err_name(wire_err_t err)
 {
     static const char *const names[WIRE_ERR_COUNT_] = {
-        "ok",   "truncated", "trailing", "signature", "version", "type",
-        "name", "text",      "range",    "caplen",    "framing", "source",
+        "ok",   "truncated", "trailing", "signature", "version", "type",     "name",
+        "text", "range",     "caplen",   "framing",   "source",  "oversize",
     };
     return err < WIRE_ERR_COUNT_ ? names[err] : "unknown";
 }

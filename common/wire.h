@@ -63,6 +63,7 @@ typedef enum {
     WIRE_ERR_CAPLEN,
     WIRE_ERR_FRAMING,
     WIRE_ERR_SOURCE,
+    WIRE_ERR_OVERSIZE,
     WIRE_ERR_COUNT_ /* number of reasons */
 } wire_err_t;
 

@@ -6,6 +6,10 @@
  * source's pending acknowledgements, which leave after the next successful
  * flush of the output. Nothing is acknowledged that the operating system
  * does not have.
+ *
+ * With STATE_DIR, every flush is preceded by a journal intent naming the
+ * batches it completes or advances (journal.h), so that after a crash the
+ * resends of what was written are acknowledged and not written again.
  */
 #include "collector.h"
 
@@ -26,8 +30,10 @@
 typedef struct s_batch {
     struct s_batch *next;
     zmq_msg_t payload;
-    size_t off;    /* offset of the next record */
-    uint32_t left; /* records not yet written */
+    size_t off;     /* offset of the next record */
+    uint32_t total; /* records in the batch */
+    uint32_t left;  /* records not yet written */
+    bool touched;   /* written to since the last commit */
     uint64_t seq;
     uint16_t part;
     int64_t arrived_ms;
@@ -45,12 +51,14 @@ typedef struct s_source {
     uint64_t watermark;
     bool ended, idle;
     int64_t last_heard_ms;
-    seqset_t seen;
+    seqset_t seen; /* batches taken (queued or written) */
     s_batch_t *qhead, *qtail;
     size_t queued_bytes;
     merge_lane_t lane;
     wire_ack_entry_t *acks; /* written, to acknowledge after the flush */
     size_t nacks, acks_cap;
+    journal_state_t *restored; /* partly written batches from before a restart */
+    uint64_t missing;          /* batches not received below the newest one */
     metric_id_t m_packets;
 } s_source_t;
 
@@ -65,18 +73,27 @@ struct collector_t {
     uint64_t joined; /* sources ever created: lane order */
     merge_t merge;
     size_t queued_bytes, queued_packets;
-    uint64_t last_ts; /* newest timestamp written */
+    uint64_t last_ts;          /* newest timestamp written */
+    uint64_t missing;          /* sum of the sources' */
+    int64_t buffered_since_ms; /* when the output buffer stopped being empty, or -1 */
+    journal_entry_t *done;     /* batches completed since the last commit */
+    size_t ndone, done_cap;
+    bool broken; /* the output or the journal failed: nothing is acknowledged any more */
+    char error[600];
     uint32_t logged[S_LOGGED_PEERS];
     size_t nlogged;
     struct {
         metric_id_t packets, bytes, batches, duplicates, late, queued_bytes, queued_packets,
-            sources_live, acks, acks_failed, forced, dedup_given_up, output_bytes,
-            malformed[WIRE_ERR_COUNT_], refused_linktype, refused_conflict, refused_full;
+            sources_live, acks, acks_failed, forced, dedup_given_up, output_bytes, output_files,
+            missing, restored_skipped, malformed[WIRE_ERR_COUNT_], refused_linktype,
+            refused_conflict, refused_full;
     } m;
 };
 
 static wire_msg_t s_msg; /* decode/encode scratch, large */
 static uint8_t s_cmd[WIRE_COMMAND_MAX];
+
+static int s_commit(collector_t *self, int64_t now);
 
 /* ---- set-up ---------------------------------------------------------- */
 
@@ -106,13 +123,21 @@ static void s_register(collector_t *self)
     self->m.acks = metrics_counter(r, "tapmesh_collect_acks_sent_total",
                                    "Batches acknowledged (duplicates included)", NULL);
     self->m.acks_failed = metrics_counter(r, "tapmesh_collect_acks_unroutable_total",
-                                          "Acknowledgements that could not be sent back", NULL);
+                                          "Replies that could not be sent back", NULL);
     self->m.dedup_given_up =
         metrics_counter(r, "tapmesh_collect_dedup_given_up_batches_total",
                         "Missing batches no longer tracked for duplicates (too many holes)", NULL);
     self->m.output_bytes =
         metrics_gauge(r, "tapmesh_collect_output_bytes",
                       "Bytes handed to the operating system for the output", NULL);
+    self->m.output_files =
+        metrics_gauge(r, "tapmesh_collect_output_files", "Output files opened (rotation)", NULL);
+    self->m.missing =
+        metrics_gauge(r, "tapmesh_collect_batches_missing",
+                      "Batches not received while later ones of the same source were (gaps)", NULL);
+    self->m.restored_skipped = metrics_counter(
+        r, "tapmesh_collect_restored_skipped_packets_total",
+        "Packets of resent batches skipped because they were written before a restart", NULL);
     for (int e = 1; e < WIRE_ERR_COUNT_; e++) {
         char labels[64];
         snprintf(labels, sizeof labels, "reason=\"%s\"", wire_err_name((wire_err_t)e));
@@ -142,6 +167,9 @@ collector_t *collector_new(output_t *output, const collector_opts_t *opts, metri
     }
     self->output = output;
     self->opts = *opts;
+    if (!self->opts.max_batch_bytes)
+        self->opts.max_batch_bytes = WIRE_PAYLOAD_MAX;
+    self->buffered_since_ms = -1;
     self->metrics = metrics;
     self->reply = reply;
     self->ctx = ctx;
@@ -159,6 +187,7 @@ static void s_source_free(s_source_t *s)
         free(b);
     }
     seqset_free(&s->seen);
+    journal_state_free(&s->restored);
     free(s->ifaces);
     free(s->acks);
     free(s);
@@ -172,6 +201,7 @@ void collector_destroy(collector_t **self_p)
     for (size_t i = 0; i < self->nsources; i++)
         s_source_free(self->sources[i]);
     free(self->sources);
+    free(self->done);
     merge_free(&self->merge);
     free(self);
     *self_p = NULL;
@@ -212,10 +242,9 @@ static void s_refuse(collector_t *self, const route_t *route, const char *source
     /* `source` may point into s_msg, which is about to be overwritten */
     char id[WIRE_NAME_MAX + 1];
     snprintf(id, sizeof id, "%s", source);
-    source = id;
     memset(&s_msg, 0, offsetof(wire_msg_t, hello));
     s_msg.type = WIRE_REFUSE;
-    snprintf(s_msg.source, sizeof s_msg.source, "%s", source);
+    snprintf(s_msg.source, sizeof s_msg.source, "%s", id);
     s_msg.epoch = epoch;
     s_msg.refuse.code = (uint8_t)code;
     snprintf(s_msg.refuse.reason, sizeof s_msg.refuse.reason, "%s", reason);
@@ -244,12 +273,67 @@ static bool s_evict(collector_t *self)
     }
     if (victim == SIZE_MAX)
         return false;
-    s_source_free(self->sources[victim]);
+    s_source_t *s = self->sources[victim];
+    self->missing -= s->missing;
+    s_source_free(s);
     self->sources[victim] = self->sources[--self->nsources];
     return true;
 }
 
+static void s_queue_ack(s_source_t *s, uint64_t seq, uint16_t part)
+{
+    if (s->nacks == s->acks_cap) {
+        size_t cap = s->acks_cap ? s->acks_cap * 2 : 64;
+        wire_ack_entry_t *a = realloc(s->acks, cap * sizeof *a);
+        if (!a) {
+            log_error("source %s: out of memory for an acknowledgement (the batch will be "
+                      "resent and acknowledged as a duplicate)",
+                      s->id);
+            return;
+        }
+        s->acks = a;
+        s->acks_cap = cap;
+    }
+    s->acks[s->nacks++] = (wire_ack_entry_t){.seq = seq, .part = part};
+}
+
 /* ---- messages -------------------------------------------------------- */
+
+static s_source_t *s_source_new(collector_t *self, const wire_msg_t *m, const uint32_t *ifid)
+{
+    s_source_t *s = calloc(1, sizeof *s);
+    if (s)
+        s->ifaces = malloc(m->hello.iface_count * sizeof *s->ifaces);
+    if (!s || !s->ifaces) {
+        free(s);
+        return NULL;
+    }
+    snprintf(s->id, sizeof s->id, "%.64s", m->source);
+    snprintf(s->description, sizeof s->description, "%.1024s", m->hello.description);
+    s->epoch = m->epoch;
+    s->nifaces = m->hello.iface_count;
+    memcpy(s->ifaces, m->hello.ifaces, s->nifaces * sizeof *s->ifaces);
+    memcpy(s->ifid, ifid, s->nifaces * sizeof *ifid);
+    seqset_init(&s->seen, S_SEQSET_RANGES);
+    s->restored = self->opts.journal ? journal_take(self->opts.journal, s->id, s->epoch) : NULL;
+    if (s->restored) {
+        /* what was written before the restart counts as taken */
+        seqset_free(&s->seen);
+        s->seen = s->restored->complete;
+        seqset_init(&s->restored->complete, 1);
+        uint64_t end = seqset_end(&s->seen);
+        log_info("source %s epoch %" PRIu64 ": %" PRIu64 " batches (and %zu in part) were "
+                 "written before a restart; their resends are acknowledged, not written again",
+                 s->id, s->epoch, end - seqset_missing_below(&s->seen, end),
+                 s->restored->npartials);
+    }
+    merge_lane_init(&s->lane, self->joined++);
+    char labels[WIRE_NAME_MAX + 16];
+    snprintf(labels, sizeof labels, "source=\"%s\"", s->id);
+    s->m_packets = metrics_counter(self->metrics, "tapmesh_collect_source_packets_total",
+                                   "Packets written, per source", labels);
+    return s;
+}
 
 static void s_on_hello(collector_t *self, const route_t *route, int64_t now)
 {
@@ -279,8 +363,12 @@ static void s_on_hello(collector_t *self, const route_t *route, int64_t now)
         uint32_t ifid[WIRE_IFACES_MAX];
         for (unsigned i = 0; i < m->hello.iface_count; i++) {
             char why[512];
-            int id = output_interface(self->output, m->source, m->hello.description,
-                                      &m->hello.ifaces[i], why, sizeof why);
+            const wire_iface_t *f = &m->hello.ifaces[i];
+            int id =
+                output_interface(self->output, m->source, m->hello.description, f, why, sizeof why);
+            if (id == -ENOBUFS && s_commit(self, now) == 0) /* room for the IDB first */
+                id = output_interface(self->output, m->source, m->hello.description, f, why,
+                                      sizeof why);
             if (id == -EPROTOTYPE) {
                 metrics_add(self->metrics, self->m.refused_linktype, 1);
                 log_warn("source %s refused: %s", m->source, why);
@@ -289,31 +377,15 @@ static void s_on_hello(collector_t *self, const route_t *route, int64_t now)
             }
             if (id < 0) {
                 log_error("source %s: %s", m->source, why);
-                return;
+                return; /* no WELCOME: the agent asks again */
             }
             ifid[i] = (uint32_t)id;
         }
-        s = calloc(1, sizeof *s);
-        if (s)
-            s->ifaces = malloc(m->hello.iface_count * sizeof *s->ifaces);
-        if (!s || !s->ifaces) {
-            if (s)
-                s_source_free(s);
+        s = s_source_new(self, m, ifid);
+        if (!s) {
             log_error("source %s: out of memory", m->source);
             return;
         }
-        snprintf(s->id, sizeof s->id, "%.64s", m->source);
-        snprintf(s->description, sizeof s->description, "%.1024s", m->hello.description);
-        s->epoch = m->epoch;
-        s->nifaces = m->hello.iface_count;
-        memcpy(s->ifaces, m->hello.ifaces, s->nifaces * sizeof *s->ifaces);
-        memcpy(s->ifid, ifid, s->nifaces * sizeof *ifid);
-        seqset_init(&s->seen, S_SEQSET_RANGES);
-        merge_lane_init(&s->lane, self->joined++);
-        char labels[WIRE_NAME_MAX + 16];
-        snprintf(labels, sizeof labels, "source=\"%s\"", s->id);
-        s->m_packets = metrics_counter(self->metrics, "tapmesh_collect_source_packets_total",
-                                       "Packets written, per source", labels);
         self->sources[self->nsources++] = s;
         log_info("source %s epoch %" PRIu64 " joined: %u interface(s), first %s link type %u",
                  s->id, s->epoch, s->nifaces, s->ifaces[0].name, s->ifaces[0].linktype);
@@ -347,23 +419,6 @@ static s_source_t *s_known(collector_t *self, const route_t *route, int64_t now)
     return s;
 }
 
-static void s_queue_ack(s_source_t *s, uint64_t seq, uint16_t part)
-{
-    if (s->nacks == s->acks_cap) {
-        size_t cap = s->acks_cap ? s->acks_cap * 2 : 64;
-        wire_ack_entry_t *a = realloc(s->acks, cap * sizeof *a);
-        if (!a) {
-            log_error("source %s: out of memory for an acknowledgement (the batch will be "
-                      "resent and acknowledged as a duplicate)",
-                      s->id);
-            return;
-        }
-        s->acks = a;
-        s->acks_cap = cap;
-    }
-    s->acks[s->nacks++] = (wire_ack_entry_t){.seq = seq, .part = part};
-}
-
 static bool s_in_queue(const s_source_t *s, uint64_t seq)
 {
     for (const s_batch_t *b = s->qhead; b; b = b->next)
@@ -383,6 +438,43 @@ static void s_lane_refresh(collector_t *self, s_source_t *s)
         log_error("merge: out of memory");
 }
 
+/* Takes seq into the source's set, keeping the gap count. */
+static int s_take_seq(collector_t *self, s_source_t *s, uint64_t seq)
+{
+    uint64_t given_up = 0;
+    int rc = seqset_add(&s->seen, seq, &given_up);
+    if (rc < 0)
+        return rc;
+    if (given_up) {
+        metrics_add(self->metrics, self->m.dedup_given_up, given_up);
+        log_warn("source %s: %" PRIu64 " missing batches no longer tracked", s->id, given_up);
+    }
+    uint64_t end = seqset_end(&s->seen);
+    uint64_t missing = seqset_missing_below(&s->seen, end);
+    if (missing > s->missing && s->missing == 0)
+        log_info("source %s epoch %" PRIu64 ": a gap: batch %" PRIu64
+                 " came before some earlier ones (resends usually fill it)",
+                 s->id, s->epoch, seq);
+    self->missing = self->missing - s->missing + missing;
+    s->missing = missing;
+    metrics_set(self->metrics, self->m.missing, (double)self->missing);
+    return 0;
+}
+
+/* Packets of this batch written before a restart (STATE_DIR), or 0. */
+static uint32_t s_restored_written(s_source_t *s, uint64_t seq, uint16_t part)
+{
+    journal_state_t *st = s->restored;
+    for (size_t i = 0; st && i < st->npartials; i++) {
+        if (st->partials[i].seq == seq && st->partials[i].part == part) {
+            uint32_t w = st->partials[i].written;
+            st->partials[i] = st->partials[--st->npartials];
+            return w;
+        }
+    }
+    return 0;
+}
+
 static void s_on_batch(collector_t *self, frames_t *in, const route_t *route, int64_t now)
 {
     const wire_msg_t *m = &s_msg;
@@ -394,6 +486,10 @@ static void s_on_batch(collector_t *self, frames_t *in, const route_t *route, in
     size_t plen = zmq_msg_size(payload);
     if (plen != m->batch.payload_len) {
         s_reject(self, route, WIRE_ERR_FRAMING, "payload_len is not the payload's size");
+        return;
+    }
+    if (plen > self->opts.max_batch_bytes) {
+        s_reject(self, route, WIRE_ERR_OVERSIZE, "larger than MAX_BATCH_MB");
         return;
     }
     s_source_t *s = s_known(self, route, now);
@@ -414,27 +510,28 @@ static void s_on_batch(collector_t *self, frames_t *in, const route_t *route, in
         return;
     }
     s_batch_t *b = calloc(1, sizeof *b);
-    if (!b) {
-        log_error("out of memory for a batch of %s", s->id);
-        return; /* not acknowledged: the source resends */
-    }
-    uint64_t given_up = 0;
-    if (seqset_add(&s->seen, m->batch.seq, &given_up) < 0) {
+    if (!b || s_take_seq(self, s, m->batch.seq) < 0) {
         free(b);
         log_error("out of memory for a batch of %s", s->id);
-        return;
-    }
-    if (given_up) {
-        metrics_add(self->metrics, self->m.dedup_given_up, given_up);
-        log_warn("source %s: %" PRIu64 " missing batches no longer tracked", s->id, given_up);
+        return; /* not acknowledged: the source resends */
     }
     zmq_msg_init(&b->payload);
     zmq_msg_move(&b->payload, payload);
     b->seq = m->batch.seq;
     b->part = m->batch.part;
-    b->left = m->batch.packet_count;
+    b->total = b->left = m->batch.packet_count;
     b->arrived_ms = now;
-    wire_packets_next(zmq_msg_data(&b->payload), plen, &b->off, &b->head);
+    const uint8_t *data = zmq_msg_data(&b->payload);
+    wire_packets_next(data, plen, &b->off, &b->head);
+    uint32_t skip = s_restored_written(s, b->seq, b->part);
+    if (skip >= b->left) {
+        skip = b->left - 1; /* cannot happen: a complete batch is in `seen` */
+    }
+    for (uint32_t i = 0; i < skip; i++) {
+        wire_packets_next(data, plen, &b->off, &b->head);
+        b->left--;
+    }
+    metrics_add(self->metrics, self->m.restored_skipped, skip);
     if (s->qtail)
         s->qtail->next = b;
     else
@@ -483,8 +580,14 @@ void collector_on_message(collector_t *self, frames_t *in, int64_t now_ms)
             s->watermark = s_msg.progress.watermark;
         if (s_msg.type == WIRE_END && !s->ended) {
             s->ended = true;
-            log_info("source %s epoch %" PRIu64 " ended after %" PRIu64 " batches", s->id, s->epoch,
-                     s_msg.progress.next_seq);
+            uint64_t never = seqset_missing_below(&s->seen, s_msg.progress.next_seq);
+            if (never)
+                log_warn("source %s epoch %" PRIu64 " ended after %" PRIu64 " batches; %" PRIu64
+                         " of them have not arrived (yet)",
+                         s->id, s->epoch, s_msg.progress.next_seq, never);
+            else
+                log_info("source %s epoch %" PRIu64 " ended after %" PRIu64 " batches", s->id,
+                         s->epoch, s_msg.progress.next_seq);
         }
         break;
     default:
@@ -496,7 +599,8 @@ void collector_on_message(collector_t *self, frames_t *in, int64_t now_ms)
 /* ---- merge ----------------------------------------------------------- */
 
 /* The merge may pass a packet with ts <= the returned bound: the smallest
- * watermark of sources that are still expected to send. */
+ * watermark of sources that are still expected to send. While the
+ * collector is young, sources may still connect: nothing passes. */
 static uint64_t s_min_watermark(collector_t *self, int64_t now)
 {
     uint64_t min = UINT64_MAX;
@@ -516,7 +620,14 @@ static uint64_t s_min_watermark(collector_t *self, int64_t now)
             min = s->watermark;
     }
     metrics_set(self->metrics, self->m.sources_live, (double)live);
+    if (now - self->opts.start_ms < self->opts.start_grace_ms)
+        return 0;
     return min;
+}
+
+static s_source_t *s_of_lane(const merge_lane_t *lane)
+{
+    return (s_source_t *)((char *)lane - offsetof(s_source_t, lane));
 }
 
 /* Largest head timestamp among lanes whose head batch has waited a whole
@@ -527,21 +638,47 @@ static uint64_t s_overdue_bound(const collector_t *self, int64_t now)
     uint64_t bound = 0;
     for (size_t i = 0; i < self->merge.n; i++) {
         const merge_lane_t *lane = self->merge.heap[i];
-        const s_source_t *s = (const s_source_t *)((const char *)lane - offsetof(s_source_t, lane));
-        if (now - s->qhead->arrived_ms >= self->opts.merge_window_ms && lane->ts >= bound)
+        if (now - s_of_lane(lane)->qhead->arrived_ms >= self->opts.merge_window_ms &&
+            lane->ts >= bound)
             bound = lane->ts;
     }
     return bound;
 }
 
+/* Remembers a completed batch for the next intent. */
+static void s_done(collector_t *self, s_source_t *s, const s_batch_t *b)
+{
+    if (!self->opts.journal)
+        return;
+    if (self->ndone == self->done_cap) {
+        size_t cap = self->done_cap ? self->done_cap * 2 : 64;
+        journal_entry_t *d = realloc(self->done, cap * sizeof *d);
+        if (!d) {
+            self->broken = true;
+            snprintf(self->error, sizeof self->error, "STATE_DIR: out of memory");
+            return;
+        }
+        self->done = d;
+        self->done_cap = cap;
+    }
+    self->done[self->ndone++] = (journal_entry_t){.source = s->id,
+                                                  .epoch = s->epoch,
+                                                  .seq = b->seq,
+                                                  .part = b->part,
+                                                  .written = b->total,
+                                                  .complete = true};
+}
+
 int collector_emit(collector_t *self, int64_t now_ms, bool drain)
 {
+    if (self->broken)
+        return -EIO;
     uint64_t min_wm = s_min_watermark(self, now_ms);
     uint64_t overdue = s_overdue_bound(self, now_ms);
     int written = 0;
     merge_lane_t *lane;
     while ((lane = merge_top(&self->merge))) {
-        s_source_t *s = (s_source_t *)((char *)lane - offsetof(s_source_t, lane));
+        s_source_t *s = s_of_lane(lane);
         s_batch_t *b = s->qhead;
         bool due = lane->ts <= min_wm;
         bool forced = !due && (drain || now_ms - b->arrived_ms >= self->opts.merge_window_ms ||
@@ -549,10 +686,22 @@ int collector_emit(collector_t *self, int64_t now_ms, bool drain)
                                self->queued_bytes > self->opts.merge_max_bytes);
         if (!due && !forced)
             break;
+        if (!output_room(self->output, b->head.caplen, NULL)) {
+            int rc = s_commit(self, now_ms); /* the buffer is full: commit, go on */
+            if (rc < 0)
+                return rc;
+        }
         int rc = output_packet(self->output, s->ifid[b->head.ifindex], &b->head, NULL);
-        if (rc < 0)
+        if (rc < 0) {
+            self->broken = true;
+            snprintf(self->error, sizeof self->error, "%s: %s", output_name(self->output),
+                     strerror(-rc));
             return rc;
+        }
+        if (self->buffered_since_ms < 0)
+            self->buffered_since_ms = now_ms;
         written++;
+        b->touched = true;
         if (b->head.ts_ns < self->last_ts)
             metrics_add(self->metrics, self->m.late, 1);
         else
@@ -571,9 +720,10 @@ int collector_emit(collector_t *self, int64_t now_ms, bool drain)
             s->queued_bytes -= plen;
             self->queued_bytes -= plen;
             s->qhead = b->next;
-            if (!s->qhead)
+            if (!s->qtail || s->qtail == b)
                 s->qtail = NULL;
             s_queue_ack(s, b->seq, b->part);
+            s_done(self, s, b);
             zmq_msg_close(&b->payload);
             free(b);
         }
@@ -584,12 +734,108 @@ int collector_emit(collector_t *self, int64_t now_ms, bool drain)
     return written;
 }
 
-int collector_commit(collector_t *self)
+/* The intent of the coming flush: completed batches, and the head batch of
+ * every source written into since the last commit. */
+static int s_intent(collector_t *self)
 {
+    size_t n = self->ndone;
+    for (size_t i = 0; i < self->nsources; i++) {
+        s_batch_t *b = self->sources[i]->qhead;
+        if (b && b->touched)
+            n++;
+    }
+    if (n > self->done_cap) {
+        journal_entry_t *d = realloc(self->done, n * sizeof *d);
+        if (!d)
+            return -ENOMEM;
+        self->done = d;
+        self->done_cap = n;
+    }
+    n = self->ndone;
+    for (size_t i = 0; i < self->nsources; i++) {
+        s_source_t *s = self->sources[i];
+        s_batch_t *b = s->qhead;
+        if (!b || !b->touched)
+            continue;
+        self->done[n++] = (journal_entry_t){.source = s->id,
+                                            .epoch = s->epoch,
+                                            .seq = b->seq,
+                                            .part = b->part,
+                                            .written = b->total - b->left,
+                                            .complete = false};
+        b->touched = false;
+    }
+    return journal_intent(self->opts.journal, output_offset(self->output),
+                          output_buffered(self->output), self->done, n);
+}
+
+/* Saves the live states in place of the grown journal. A source's `seen`
+ * set also holds its queued batches, which are not (wholly) written: each
+ * is saved as a partial with the packets written so far, and so taken out
+ * of the complete set when restored. Restored partials not resent yet are
+ * saved again. */
+static int s_compact(collector_t *self)
+{
+    size_t n = self->nsources;
+    journal_state_t *views = calloc(n ? n : 1, sizeof *views);
+    const journal_state_t **ptrs = calloc(n ? n : 1, sizeof *ptrs);
+    int rc = views && ptrs ? 0 : -ENOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        s_source_t *s = self->sources[i];
+        journal_state_t *v = &views[i];
+        ptrs[i] = v;
+        snprintf(v->source, sizeof v->source, "%s", s->id);
+        v->epoch = s->epoch;
+        v->complete = s->seen; /* a read-only view */
+        size_t np = s->restored ? s->restored->npartials : 0;
+        for (const s_batch_t *b = s->qhead; b; b = b->next)
+            np++;
+        if (!np)
+            continue;
+        v->partials = calloc(np, sizeof *v->partials);
+        if (!v->partials) {
+            rc = -ENOMEM;
+            break;
+        }
+        for (const s_batch_t *b = s->qhead; b; b = b->next)
+            v->partials[v->npartials++] =
+                (journal_partial_t){.seq = b->seq, .part = b->part, .written = b->total - b->left};
+        for (size_t k = 0; s->restored && k < s->restored->npartials; k++)
+            v->partials[v->npartials++] = s->restored->partials[k];
+    }
+    if (rc == 0)
+        rc = journal_compact(self->opts.journal, output_path(self->output), ptrs, n);
+    for (size_t i = 0; views && i < n; i++)
+        free(views[i].partials);
+    free(views);
+    free(ptrs);
+    return rc;
+}
+
+static int s_fail(collector_t *self, int rc, const char *what)
+{
+    self->broken = true;
+    snprintf(self->error, sizeof self->error, "%s", what);
+    return rc;
+}
+
+static int s_commit(collector_t *self, int64_t now)
+{
+    if (self->broken)
+        return -EIO;
+    journal_t *j = self->opts.journal;
+    bool wrote = output_buffered(self->output) > 0;
+    if (j && (wrote || self->ndone) && s_intent(self) < 0)
+        return s_fail(self, -EIO, journal_error(j));
+    self->ndone = 0;
     int rc = output_flush(self->output);
     metrics_set(self->metrics, self->m.output_bytes, (double)output_bytes(self->output));
-    if (rc < 0)
-        return rc;
+    if (rc < 0) {
+        char what[600];
+        snprintf(what, sizeof what, "%s: %s", output_name(self->output), strerror(-rc));
+        return s_fail(self, rc, what);
+    }
+    self->buffered_since_ms = -1;
     for (size_t i = 0; i < self->nsources; i++) {
         s_source_t *s = self->sources[i];
         if (!s->nacks)
@@ -608,20 +854,58 @@ int collector_commit(collector_t *self)
         metrics_add(self->metrics, self->m.acks, s->nacks);
         s->nacks = 0;
     }
+    rc = output_rotate_if_due(self->output, now);
+    if (rc < 0) {
+        char what[600];
+        snprintf(what, sizeof what, "%s: cannot start the next file: %s", output_name(self->output),
+                 strerror(-rc));
+        return s_fail(self, rc, what);
+    }
+    if (rc > 0) {
+        log_info("output: now writing %s", output_path(self->output));
+        metrics_set(self->metrics, self->m.output_files, (double)output_files(self->output));
+        self->buffered_since_ms = now; /* the new file's header blocks */
+        if (j && journal_file(j, output_path(self->output)) < 0)
+            return s_fail(self, -EIO, journal_error(j));
+    }
+    if (j && journal_wants_compaction(j) && s_compact(self) < 0)
+        return s_fail(self, -EIO, journal_error(j));
     return 0;
+}
+
+int collector_commit(collector_t *self, int64_t now_ms, bool force)
+{
+    if (self->broken)
+        return -EIO;
+    size_t buffered = output_buffered(self->output);
+    bool acks = false;
+    for (size_t i = 0; !acks && i < self->nsources; i++)
+        acks = self->sources[i]->nacks > 0;
+    if (!buffered && !acks)
+        return output_rotate_if_due(self->output, now_ms) < 0 ? s_commit(self, now_ms) : 0;
+    if (!force && buffered && self->opts.flush_ms > 0 && self->buffered_since_ms >= 0 &&
+        now_ms - self->buffered_since_ms < self->opts.flush_ms)
+        return 0; /* a little more may join this write */
+    return s_commit(self, now_ms);
+}
+
+const char *collector_error(const collector_t *self)
+{
+    return self->error;
 }
 
 int64_t collector_next_deadline(const collector_t *self, int64_t now_ms)
 {
     int64_t next = INT64_MAX;
     for (size_t i = 0; i < self->merge.n; i++) {
-        const merge_lane_t *lane = self->merge.heap[i];
-        const s_source_t *s = (const s_source_t *)((const char *)lane - offsetof(s_source_t, lane));
-        int64_t t = s->qhead->arrived_ms + self->opts.merge_window_ms;
+        int64_t t = s_of_lane(self->merge.heap[i])->qhead->arrived_ms + self->opts.merge_window_ms;
         if (t < next)
             next = t;
     }
     if (self->merge.n) {
+        int64_t grace = self->opts.start_ms + self->opts.start_grace_ms;
+        if (grace > now_ms && grace < next)
+            next = grace;
         /* a waited-for source may go idle and so release the merge */
         for (size_t i = 0; i < self->nsources; i++) {
             const s_source_t *s = self->sources[i];
@@ -631,6 +915,11 @@ int64_t collector_next_deadline(const collector_t *self, int64_t now_ms)
                     next = t;
             }
         }
+    }
+    if (self->buffered_since_ms >= 0 && self->opts.flush_ms > 0) {
+        int64_t t = self->buffered_since_ms + self->opts.flush_ms;
+        if (t < next)
+            next = t;
     }
     return next < now_ms ? now_ms : next;
 }

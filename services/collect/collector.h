@@ -15,6 +15,7 @@
 #include <zmq.h>
 
 #include "frames.h"
+#include "journal.h"
 #include "metrics.h"
 #include "output.h"
 
@@ -29,10 +30,16 @@ typedef struct {
     int64_t source_idle_ms;  /* a source silent this long no longer holds the merge */
     size_t merge_max_bytes;  /* queued payload bytes before the merge is forced */
     size_t max_sources;      /* (source, epoch) states kept */
+    size_t max_batch_bytes;  /* larger payloads are refused (counted "oversize") */
+    int64_t flush_ms;        /* longest written data waits in the buffer; 0: every pass */
+    int64_t start_ms;        /* when the collector started, and for how long nothing */
+    int64_t start_grace_ms;  /* is written: sources connecting then still merge in order */
+    journal_t *journal;      /* STATE_DIR, or NULL */
 } collector_opts_t;
 
-/* The collector writes to `output` and replies through `reply`; it owns
- * neither. Returns NULL when out of memory. */
+/* The collector writes to `output`, replies through `reply` and records
+ * its delivery state in opts->journal; it owns none of them. Returns NULL
+ * when out of memory. */
 collector_t *collector_new(output_t *output, const collector_opts_t *opts, metrics_t *metrics,
                            collector_reply_fn reply, void *ctx);
 void collector_destroy(collector_t **self_p);
@@ -41,13 +48,20 @@ void collector_destroy(collector_t **self_p);
  * is moved out (the caller still closes `in`). */
 void collector_on_message(collector_t *self, frames_t *in, int64_t now_ms);
 
-/* Writes every packet the merge allows now (all of them when `drain`).
- * Returns the number written, or a negative errno from the output. */
+/* Writes every packet the merge allows now (all of them when `drain`),
+ * committing on the way whenever the output buffer fills. Returns the
+ * number written, or a negative errno from the output or the journal. */
 int collector_emit(collector_t *self, int64_t now_ms, bool drain);
 
-/* Flushes the output, then acknowledges every batch now wholly written.
- * Returns 0, or the output's negative errno (nothing is acknowledged). */
-int collector_commit(collector_t *self);
+/* Records the intent (STATE_DIR), flushes the output, acknowledges every
+ * batch now wholly written, and moves to the next output file when one is
+ * due. Unless `force`, waits while the buffer is small and its oldest data
+ * younger than flush_ms. Returns 0, or a negative errno: then nothing more
+ * is acknowledged, ever (the sources keep what was not). */
+int collector_commit(collector_t *self, int64_t now_ms, bool force);
+
+/* A message for the last error of collector_emit / collector_commit. */
+const char *collector_error(const collector_t *self);
 
 /* When collector_emit may next have work without a new message (a merge
  * window or idle timeout running out), or INT64_MAX. */

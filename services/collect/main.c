@@ -10,6 +10,7 @@
 #include "clock.h"
 #include "collector.h"
 #include "frames.h"
+#include "journal.h"
 #include "log.h"
 #include "output.h"
 #include "service.h"
@@ -27,7 +28,20 @@ static const cfg_row_t s_rows[] = {
     {"COLLECT_ENDPOINT", CFG_ENDPOINT, "tcp://*:5710", 0, 0, NULL, false,
      "ZeroMQ endpoint to bind; sources and relays connect to it."},
     {"OUTPUT", CFG_PATH, "-", 0, 0, NULL, false,
-     "Where the capture goes: - for standard output, or a file path."},
+     "Where the capture goes: - for standard output, or a file. With rotation or STATE_DIR "
+     "a pattern: strftime conversions and %i (the file's index) are expanded for each file, "
+     "and an index is added when the pattern has none; existing files are never overwritten."},
+    {"ROTATE_MB", CFG_INT, "0", 0, 1048576, NULL, false,
+     "Start a new output file once the current one holds this many MiB (0: never)."},
+    {"ROTATE_S", CFG_INT, "0", 0, 31536000, NULL, false,
+     "Start a new output file this many seconds after the current one began (0: never)."},
+    {"STATE_DIR", CFG_PATH, "", 0, 0, NULL, false,
+     "Directory for the delivery state, kept in step with the output, so that a collector "
+     "killed and started again writes no packet twice (created if missing; unset: none)."},
+    {"FLUSH_MS", CFG_INT, "0", 0, 60000, NULL, false,
+     "Longest written packets wait in the output buffer (0: flushed after every pass)."},
+    {"MAX_BATCH_MB", CFG_INT, "64", 1, 64, NULL, false,
+     "Larger batches are dropped and counted (reason \"oversize\")."},
     {"OUTPUT_FORMAT", CFG_ENUM, "pcapng", 0, 0, "pcapng|pcap", false,
      "pcapng, or classic pcap with nanosecond timestamps (one link type only)."},
     {"LINKTYPE_POLICY", CFG_ENUM, "first", 0, 0, "first|mixed", false,
@@ -47,6 +61,7 @@ static const cfg_row_t s_rows[] = {
 
 typedef struct {
     service_t svc;
+    journal_t *journal;
     output_t *output;
     collector_t *collector;
     zsock_t *router;
@@ -62,12 +77,35 @@ static int s_reply(void *ctx, const route_t *route, const uint8_t *cmd, size_t l
 static int s_setup(collect_t *c)
 {
     cfg_t *cfg = c->svc.cfg;
-    char err[4096 + 256];
-    c->output = output_open(cfg_str(cfg, "OUTPUT"), (pcapng_format_t)cfg_enum(cfg, "OUTPUT_FORMAT"),
-                            (output_policy_t)cfg_enum(cfg, "LINKTYPE_POLICY"),
-                            (size_t)cfg_int(cfg, "OUTPUT_BUFFER_KB") << 10, err, sizeof err);
+    char err[8192];
+    const char *path = cfg_str(cfg, "OUTPUT");
+    bool rotating = cfg_int(cfg, "ROTATE_MB") || cfg_int(cfg, "ROTATE_S");
+    if (rotating && strcmp(path, "-") == 0) {
+        fprintf(stderr, "tapmesh-collect: ROTATE_MB/ROTATE_S need OUTPUT to be a file "
+                        "(pattern), not standard output\n");
+        return 2;
+    }
+    if (cfg_is_set(cfg, "STATE_DIR")) {
+        c->journal = journal_open(cfg_str(cfg, "STATE_DIR"), err, sizeof err);
+        if (!c->journal) {
+            fprintf(stderr, "tapmesh-collect: %s\n", err);
+            return 2;
+        }
+    }
+    output_opts_t oo = {.path = path,
+                        .format = (pcapng_format_t)cfg_enum(cfg, "OUTPUT_FORMAT"),
+                        .policy = (output_policy_t)cfg_enum(cfg, "LINKTYPE_POLICY"),
+                        .bufsize = (size_t)cfg_int(cfg, "OUTPUT_BUFFER_KB") << 10,
+                        .rotate_bytes = (uint64_t)cfg_int(cfg, "ROTATE_MB") << 20,
+                        .rotate_ms = cfg_int(cfg, "ROTATE_S") * 1000,
+                        .keep_existing = c->journal != NULL};
+    c->output = output_open(&oo, err, sizeof err);
     if (!c->output) {
-        log_error("OUTPUT=%s", err);
+        fprintf(stderr, "tapmesh-collect: OUTPUT=%s\n", err);
+        return 2;
+    }
+    if (c->journal && journal_file(c->journal, output_path(c->output)) < 0) {
+        fprintf(stderr, "tapmesh-collect: %s\n", journal_error(c->journal));
         return 2;
     }
     collector_opts_t opts = {
@@ -75,6 +113,11 @@ static int s_setup(collect_t *c)
         .source_idle_ms = cfg_int(cfg, "SOURCE_IDLE_S") * 1000,
         .merge_max_bytes = (size_t)cfg_int(cfg, "MERGE_MAX_MB") << 20,
         .max_sources = (size_t)cfg_int(cfg, "MAX_SOURCES"),
+        .max_batch_bytes = (size_t)cfg_int(cfg, "MAX_BATCH_MB") << 20,
+        .flush_ms = cfg_int(cfg, "FLUSH_MS"),
+        .start_ms = clock_mono_ms(),
+        .start_grace_ms = cfg_int(cfg, "MERGE_WINDOW_MS"),
+        .journal = c->journal,
     };
     c->collector = collector_new(c->output, &opts, c->svc.metrics, s_reply, c);
     if (!c->collector) {
@@ -92,14 +135,17 @@ static int s_setup(collect_t *c)
     zsock_set_sndhwm(c->router, 100000);
     zsock_set_heartbeat_ivl(c->router, 1000);
     zsock_set_heartbeat_timeout(c->router, 5000);
+    /* a message far past any batch we take is refused by libzmq before it
+     * is allocated (the peer is disconnected) */
+    zsock_set_maxmsgsize(c->router, (int)((cfg_int(cfg, "MAX_BATCH_MB") << 20) + (1 << 20)));
     const char *endpoint = cfg_str(cfg, "COLLECT_ENDPOINT");
     if (zsock_bind(c->router, "%s", endpoint) < 0) {
         log_error("COLLECT_ENDPOINT=%s: cannot bind: %s", endpoint, zmq_strerror(zmq_errno()));
         return 2;
     }
     c->sock = zsock_resolve(c->router);
-    log_info("listening on %s, writing %s to %s", endpoint, cfg_str(cfg, "OUTPUT_FORMAT"),
-             output_name(c->output));
+    log_info("listening on %s, writing %s to %s%s", endpoint, cfg_str(cfg, "OUTPUT_FORMAT"),
+             output_name(c->output), c->journal ? " (delivery state in STATE_DIR)" : "");
     return 0;
 }
 
@@ -107,12 +153,13 @@ static int s_setup(collect_t *c)
  * after logging the output's failure. */
 static int s_commit(collect_t *c, bool drain)
 {
-    int rc = collector_emit(c->collector, clock_mono_ms(), drain);
+    int64_t now = clock_mono_ms();
+    int rc = collector_emit(c->collector, now, drain);
     if (rc >= 0)
-        rc = collector_commit(c->collector);
+        rc = collector_commit(c->collector, now, drain);
     if (rc < 0) {
-        log_error("OUTPUT %s: write failed: %s; nothing more is acknowledged",
-                  output_name(c->output), strerror(-rc));
+        log_error("OUTPUT: %s: nothing more is acknowledged; stopping",
+                  collector_error(c->collector));
         return 1;
     }
     return 0;
@@ -161,6 +208,7 @@ int main(int argc, char **argv)
     zsock_destroy(&c.router);
     collector_destroy(&c.collector);
     output_close(&c.output);
+    journal_close(&c.journal);
     service_finish(&c.svc);
     zsys_shutdown();
     return status;

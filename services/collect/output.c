@@ -5,12 +5,19 @@
  */
 #include "output.h"
 
+#include "clock.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+#define S_PATH_MAX 4096
+/* an IDB: header, name, description, if_tsresol, end */
+#define S_IDB_MAX (16 + 4 + 2 * WIRE_NAME_MAX + 4 + 2 * WIRE_TEXT_MAX + 128 + 8 + 8)
 
 typedef struct {
     char name[WIRE_NAME_MAX * 2 + 2]; /* source/interface */
@@ -18,50 +25,140 @@ typedef struct {
 } s_iface_t;
 
 struct output_t {
-    char path[4096];
+    output_opts_t opts;
+    char pattern[S_PATH_MAX];
+    bool is_pattern;
+    char path[S_PATH_MAX]; /* the file being written */
     int fd;
-    pcapng_format_t format;
-    output_policy_t policy;
+    unsigned index; /* of the next file */
+    unsigned files; /* opened so far */
+    int64_t opened_ms;
+    uint64_t offset; /* bytes in the current file */
+    uint64_t bytes;
     pcapng_writer_t *writer;
     s_iface_t *ifaces;
     size_t nifaces, cap;
-    uint64_t bytes;
 };
 
 static int s_sink(void *ctx, const void *buf, size_t len)
 {
     output_t *self = ctx;
     int rc = pcapng_sink_fd(&self->fd, buf, len);
-    if (rc == 0)
+    if (rc == 0) {
         self->bytes += len;
+        self->offset += len;
+    }
     return rc;
 }
 
-output_t *output_open(const char *path, pcapng_format_t format, output_policy_t policy,
-                      size_t bufsize, char *err, size_t errlen)
+/* `pattern` with "-%i" before the extension of its last component. */
+static void s_with_index(const char *path, char *out, size_t len)
+{
+    const char *slash = strrchr(path, '/');
+    const char *dot = strrchr(slash ? slash : path, '.');
+    if (!dot || dot == (slash ? slash + 1 : path))
+        snprintf(out, len, "%s-%%i", path);
+    else
+        snprintf(out, len, "%.*s-%%i%s", (int)(dot - path), path, dot);
+}
+
+/* Expands %i (index) and then strftime conversions. */
+static int s_expand(const output_t *self, unsigned index, char *out, size_t len)
+{
+    char step[S_PATH_MAX * 2];
+    size_t o = 0;
+    for (const char *p = self->pattern; *p && o + 16 < sizeof step; p++) {
+        if (p[0] == '%' && p[1] == 'i') {
+            o += (size_t)snprintf(step + o, sizeof step - o, "%04u", index);
+            p++;
+        } else if (p[0] == '%' && p[1] == '%') {
+            step[o++] = '%';
+            step[o++] = '%';
+            p++;
+        } else {
+            step[o++] = *p;
+        }
+    }
+    step[o] = '\0';
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    /* the operator's pattern is the format: that is the point */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    size_t n = strftime(out, len, step, &tm);
+#pragma GCC diagnostic pop
+    return n == 0 ? -ENAMETOOLONG : 0;
+}
+
+/* Opens the next file: with a pattern, the next index whose name is free
+ * (or any name, without keep_existing). */
+static int s_open_next(output_t *self, char *err, size_t errlen)
+{
+    if (strcmp(self->pattern, "-") == 0) {
+        self->fd = STDOUT_FILENO;
+        snprintf(self->path, sizeof self->path, "-");
+        self->files++;
+        return 0;
+    }
+    for (int tries = 0; tries < 100000; tries++) {
+        char path[S_PATH_MAX];
+        if (self->is_pattern) {
+            if (s_expand(self, self->index++, path, sizeof path) < 0) {
+                snprintf(err, errlen, "%s: the name is too long", self->pattern);
+                return -ENAMETOOLONG;
+            }
+        } else {
+            snprintf(path, sizeof path, "%s", self->pattern);
+        }
+        int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (self->opts.keep_existing ? O_EXCL : O_TRUNC);
+        int fd = open(path, flags, 0644);
+        if (fd < 0 && errno == EEXIST && self->is_pattern)
+            continue; /* never overwrite: the next index */
+        if (fd < 0) {
+            snprintf(err, errlen, "%s: %s", path, strerror(errno));
+            return -errno;
+        }
+        self->fd = fd;
+        snprintf(self->path, sizeof self->path, "%s", path);
+        self->offset = 0;
+        self->opened_ms = clock_mono_ms();
+        self->files++;
+        return 0;
+    }
+    snprintf(err, errlen, "%s: no free file name", self->pattern);
+    return -EEXIST;
+}
+
+output_t *output_open(const output_opts_t *opts, char *err, size_t errlen)
 {
     output_t *self = calloc(1, sizeof *self);
     if (!self) {
-        snprintf(err, errlen, "%s: out of memory", path);
+        snprintf(err, errlen, "%s: out of memory", opts->path);
         return NULL;
     }
-    snprintf(self->path, sizeof self->path, "%s", path);
-    self->format = format;
-    self->policy = format == PCAPNG_FORMAT_PCAP ? OUTPUT_LINKTYPE_FIRST : policy;
-    if (strcmp(path, "-") == 0) {
-        self->fd = STDOUT_FILENO;
-    } else {
-        self->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (self->fd < 0) {
-            snprintf(err, errlen, "%s: %s", path, strerror(errno));
-            free(self);
-            return NULL;
-        }
+    self->opts = *opts;
+    self->fd = -1;
+    bool rotating = opts->rotate_bytes || opts->rotate_ms;
+    bool is_stdout = strcmp(opts->path, "-") == 0;
+    /* a plain name stays plain unless rotating, or it exists and must be kept */
+    self->is_pattern = !is_stdout && (rotating || strchr(opts->path, '%') ||
+                                      (opts->keep_existing && access(opts->path, F_OK) == 0));
+    if (self->is_pattern && !strstr(opts->path, "%i"))
+        s_with_index(opts->path, self->pattern, sizeof self->pattern);
+    else
+        snprintf(self->pattern, sizeof self->pattern, "%s", opts->path);
+    if (opts->format == PCAPNG_FORMAT_PCAP)
+        self->opts.policy = OUTPUT_LINKTYPE_FIRST;
+    if (s_open_next(self, err, errlen) < 0) {
+        free(self);
+        return NULL;
     }
-    self->writer = pcapng_writer_new(format, WIRE_SNAPLEN_MAX, "tapmesh-collect " TAPMESH_VERSION,
-                                     bufsize, s_sink, self);
+    self->writer =
+        pcapng_writer_new(opts->format, WIRE_SNAPLEN_MAX, "tapmesh-collect " TAPMESH_VERSION,
+                          opts->bufsize, s_sink, self);
     if (!self->writer) {
-        snprintf(err, errlen, "%s: out of memory", path);
+        snprintf(err, errlen, "%s: out of memory", self->path);
         output_close(&self);
         return NULL;
     }
@@ -91,9 +188,9 @@ int output_interface(output_t *self, const char *source, const char *source_desc
     for (size_t i = 0; i < self->nifaces; i++)
         if (self->ifaces[i].linktype == iface->linktype && strcmp(self->ifaces[i].name, name) == 0)
             return (int)i;
-    if (self->nifaces > 0 && self->policy == OUTPUT_LINKTYPE_FIRST &&
+    if (self->nifaces > 0 && self->opts.policy == OUTPUT_LINKTYPE_FIRST &&
         self->ifaces[0].linktype != iface->linktype) {
-        if (self->format == PCAPNG_FORMAT_PCAP)
+        if (self->opts.format == PCAPNG_FORMAT_PCAP)
             snprintf(why, whylen,
                      "%s has link type %u but this output has link type %u: OUTPUT_FORMAT=pcap "
                      "holds one link type",
@@ -114,6 +211,11 @@ int output_interface(output_t *self, const char *source, const char *source_desc
         self->ifaces = f;
         self->cap = cap;
     }
+    /* the IDB must not push buffered packets out behind the caller's back */
+    if (pcapng_writer_room(self->writer) < S_IDB_MAX) {
+        snprintf(why, whylen, "%s: the output buffer is full", name);
+        return -ENOBUFS;
+    }
     char descr[WIRE_TEXT_MAX * 2 + 128];
     snprintf(descr, sizeof descr, "%s%s%s; snaplen %u", iface->description,
              *source_descr ? "; " : "", source_descr, iface->snaplen);
@@ -128,15 +230,59 @@ int output_interface(output_t *self, const char *source, const char *source_desc
     return id;
 }
 
+bool output_room(const output_t *self, uint32_t caplen, const char *comment)
+{
+    size_t need = pcapng_packet_size(self->opts.format, caplen);
+    if (comment)
+        need += 8 + strlen(comment) + 8;
+    return need <= pcapng_writer_room(self->writer);
+}
+
 int output_packet(output_t *self, uint32_t ifid, const wire_packet_t *pkt, const char *comment)
 {
     return pcapng_writer_packet(self->writer, ifid, pkt->ts_ns, pkt->caplen, pkt->origlen,
                                 pkt->data, comment);
 }
 
+size_t output_buffered(const output_t *self)
+{
+    return pcapng_writer_buffered(self->writer);
+}
+
 int output_flush(output_t *self)
 {
     return pcapng_writer_flush(self->writer);
+}
+
+int output_rotate_if_due(output_t *self, int64_t now_ms)
+{
+    if (!self->is_pattern || (!self->opts.rotate_bytes && !self->opts.rotate_ms))
+        return 0;
+    bool due = (self->opts.rotate_bytes && self->offset >= self->opts.rotate_bytes) ||
+               (self->opts.rotate_ms && now_ms - self->opened_ms >= self->opts.rotate_ms);
+    if (!due || self->offset == 0)
+        return 0;
+    int rc = pcapng_writer_flush(self->writer);
+    if (rc < 0)
+        return rc;
+    char err[S_PATH_MAX + 64];
+    int old = self->fd;
+    rc = s_open_next(self, err, sizeof err);
+    if (rc < 0)
+        return rc;
+    close(old);
+    rc = pcapng_writer_restart(self->writer);
+    return rc < 0 ? rc : 1;
+}
+
+const char *output_path(const output_t *self)
+{
+    return self->path;
+}
+
+uint64_t output_offset(const output_t *self)
+{
+    return self->offset;
 }
 
 const char *output_name(const output_t *self)
@@ -147,4 +293,9 @@ const char *output_name(const output_t *self)
 uint64_t output_bytes(const output_t *self)
 {
     return self->bytes;
+}
+
+unsigned output_files(const output_t *self)
+{
+    return self->files;
 }

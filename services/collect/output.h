@@ -1,14 +1,21 @@
 /*
  * output — where the merged stream goes: the pcapng (or classic pcap)
- * writer on top of a sink (standard output, or a file).
+ * writer on top of a sink: standard output, one file, or a series of files
+ * rotated by size and/or age (like tcpdump -C / -G).
  *
  * It owns the output's interface table: one IDB per (source, interface),
  * named "source/interface", all with the output's one snaplen, and applies
- * LINKTYPE_POLICY (shared DESIGN "Output readable by libpcap").
+ * LINKTYPE_POLICY (shared DESIGN "Output readable by libpcap"). Every file
+ * of a rotation starts with the header blocks and every interface again.
+ *
+ * Nothing reaches the operating system except through output_flush(): the
+ * caller checks output_room() before each packet, so that it can record
+ * what a flush will write before it writes it (STATE_DIR).
  */
 #ifndef TAPMESH_OUTPUT_H
 #define TAPMESH_OUTPUT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,12 +24,25 @@
 
 typedef enum { OUTPUT_LINKTYPE_FIRST = 0, OUTPUT_LINKTYPE_MIXED = 1 } output_policy_t;
 
+typedef struct {
+    const char *path; /* "-" for standard output, a file, or a pattern (below) */
+    pcapng_format_t format;
+    output_policy_t policy;
+    size_t bufsize;        /* the writer's buffer */
+    uint64_t rotate_bytes; /* start a new file past this size; 0: never */
+    int64_t rotate_ms;     /* ... or this long after it was opened; 0: never */
+    bool keep_existing;    /* never overwrite a file: take the next index instead */
+} output_opts_t;
+
 typedef struct output_t output_t;
 
-/* Opens `path` ("-": standard output) for `format`. Returns NULL with `err`
- * naming the path. */
-output_t *output_open(const char *path, pcapng_format_t format, output_policy_t policy,
-                      size_t bufsize, char *err, size_t errlen);
+/* Opens the output. A path with a '%', or any path when rotating, is a
+ * pattern: strftime conversions (%Y%m%d-%H%M%S...) are expanded when each
+ * file is opened, and %i becomes the file's index (0000, 0001, ...); a
+ * pattern without %i gets "-%i" before its extension. With keep_existing an
+ * existing file is never overwritten: a plain path that exists becomes such
+ * a pattern. Returns NULL with `err` naming the path. */
+output_t *output_open(const output_opts_t *opts, char *err, size_t errlen);
 
 /* Flushes what is buffered (errors ignored: use output_flush first to
  * know), closes, frees. Accepts NULL. */
@@ -31,22 +51,44 @@ void output_close(output_t **self_p);
 /* The interface id for `source`'s interface, adding an IDB on first sight.
  * `source_descr` is the source's HELLO description. Returns the id, or
  * -EPROTOTYPE when the policy refuses the link type (`why` says why, naming
- * both link types and the setting), or another negative errno. */
+ * both link types and the setting), -ENOBUFS when the buffer must be
+ * flushed first, or another negative errno. */
 int output_interface(output_t *self, const char *source, const char *source_descr,
                      const wire_iface_t *iface, char *why, size_t whylen);
 
-/* Appends a packet (buffered). `comment` may be NULL. Returns 0 or a
- * negative errno (the output is then broken for good). */
+/* True when a packet of `caplen` bytes (with `comment`) fits the buffer
+ * without a flush. */
+bool output_room(const output_t *self, uint32_t caplen, const char *comment);
+
+/* Appends a packet (buffered; the caller checked output_room). `comment`
+ * may be NULL. Returns 0 or a negative errno (the output is then broken
+ * for good). */
 int output_packet(output_t *self, uint32_t ifid, const wire_packet_t *pkt, const char *comment);
+
+/* Bytes buffered, not yet handed to the operating system. */
+size_t output_buffered(const output_t *self);
 
 /* Hands everything buffered to the operating system. Returns 0 or a
  * negative errno. */
 int output_flush(output_t *self);
 
+/* Moves to the next file when the current one is due (size or age).
+ * Returns 1 when it did (the new file's header blocks are buffered), 0
+ * when not due, or a negative errno. Never for standard output. */
+int output_rotate_if_due(output_t *self, int64_t now_ms);
+
+/* The file being written ("-" for standard output) and the bytes handed to
+ * the operating system in it so far: where the next flush starts. */
+const char *output_path(const output_t *self);
+uint64_t output_offset(const output_t *self);
+
 /* "-" shown as "standard output": for messages. */
 const char *output_name(const output_t *self);
 
-/* Bytes handed to the operating system so far. */
+/* Bytes handed to the operating system so far, all files together. */
 uint64_t output_bytes(const output_t *self);
+
+/* Files opened so far. */
+unsigned output_files(const output_t *self);
 
 #endif

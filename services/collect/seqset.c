@@ -104,6 +104,76 @@ int seqset_add(seqset_t *self, uint64_t seq, uint64_t *given_up)
     return 1;
 }
 
+int seqset_add_range(seqset_t *self, uint64_t lo, uint64_t hi)
+{
+    if (lo >= hi)
+        return 0;
+    /* ranges that overlap or touch [lo, hi) are [first, last) */
+    size_t first = 0;
+    while (first < self->n && self->r[first].hi < lo)
+        first++;
+    size_t last = first;
+    while (last < self->n && self->r[last].lo <= hi)
+        last++;
+    if (first < last) {
+        if (self->r[first].lo < lo)
+            lo = self->r[first].lo;
+        if (self->r[last - 1].hi > hi)
+            hi = self->r[last - 1].hi;
+        self->r[first] = (seqset_range_t){lo, hi};
+        memmove(&self->r[first + 1], &self->r[last], (self->n - last) * sizeof *self->r);
+        self->n -= last - first - 1;
+        return 0;
+    }
+    if (self->n == self->cap) {
+        if (self->n == self->max)
+            return -ENOSPC;
+        size_t cap = self->cap ? self->cap * 2 : 4;
+        if (cap > self->max)
+            cap = self->max;
+        seqset_range_t *r = realloc(self->r, cap * sizeof *r);
+        if (!r)
+            return -ENOMEM;
+        self->r = r;
+        self->cap = cap;
+    }
+    memmove(&self->r[first + 1], &self->r[first], (self->n - first) * sizeof *self->r);
+    self->r[first] = (seqset_range_t){lo, hi};
+    self->n++;
+    return 0;
+}
+
+int seqset_remove(seqset_t *self, uint64_t seq)
+{
+    size_t i = s_find(self, seq);
+    if (i >= self->n || self->r[i].lo > seq)
+        return 0;
+    seqset_range_t *r = &self->r[i];
+    if (r->lo == seq && r->hi == seq + 1) {
+        memmove(r, r + 1, (self->n - i - 1) * sizeof *r);
+        self->n--;
+    } else if (r->lo == seq) {
+        r->lo++;
+    } else if (r->hi == seq + 1) {
+        r->hi--;
+    } else {
+        if (self->n == self->cap) {
+            size_t cap = self->cap * 2; /* may pass `max`: a removal must not fail */
+            seqset_range_t *nr = realloc(self->r, cap * sizeof *nr);
+            if (!nr)
+                return -ENOMEM;
+            self->r = nr;
+            self->cap = cap;
+            r = &self->r[i];
+        }
+        memmove(r + 1, r, (self->n - i) * sizeof *r);
+        r[0].hi = seq;
+        r[1].lo = seq + 1;
+        self->n++;
+    }
+    return 1;
+}
+
 uint64_t seqset_missing_below(const seqset_t *self, uint64_t limit)
 {
     uint64_t have = 0;

@@ -35,6 +35,14 @@ bool seqset_has(const seqset_t *self, uint64_t seq);
  * NULL) receives its size. */
 int seqset_add(seqset_t *self, uint64_t seq, uint64_t *given_up);
 
+/* Adds every number in [lo, hi). Returns 0, -ENOSPC when it would need a
+ * range beyond the maximum, or -ENOMEM. */
+int seqset_add_range(seqset_t *self, uint64_t lo, uint64_t hi);
+
+/* Removes seq (splitting its range when needed). Returns 1 when it was
+ * there, 0 when not, -ENOMEM. */
+int seqset_remove(seqset_t *self, uint64_t seq);
+
 /* Numbers below `limit` missing from the set (gaps). */
 uint64_t seqset_missing_below(const seqset_t *self, uint64_t limit);
 

@@ -63,7 +63,9 @@ static int s_setup_with(void **state, output_policy_t policy, int64_t window_ms)
     assert_true(fd >= 0);
     close(fd);
     char err[256];
-    f->out = output_open(f->path, PCAPNG_FORMAT_PCAPNG, policy, 1 << 20, err, sizeof err);
+    output_opts_t oo = {.path = f->path, .format = PCAPNG_FORMAT_PCAPNG, .policy = policy,
+                        .bufsize = 1 << 20};
+    f->out = output_open(&oo, err, sizeof err);
     assert_non_null(f->out);
     f->metrics = metrics_new("collect", "test");
     collector_opts_t opts = {.merge_window_ms = window_ms,
@@ -195,7 +197,7 @@ static int s_pass(fixture_t *f, int64_t now)
 {
     int n = collector_emit(f->c, now, false);
     assert_true(n >= 0);
-    assert_int_equal(collector_commit(f->c), 0);
+    assert_int_equal(collector_commit(f->c, now, true), 0);
     return n;
 }
 
@@ -431,8 +433,8 @@ static void test_output_failure_no_ack(void **state)
     char path[32];
     snprintf(path, sizeof path, "/dev/fd/%d", fds[1]);
     char err[256];
-    output_t *out =
-        output_open(path, PCAPNG_FORMAT_PCAPNG, OUTPUT_LINKTYPE_FIRST, 0, err, sizeof err);
+    output_opts_t oo = {.path = path, .format = PCAPNG_FORMAT_PCAPNG};
+    output_t *out = output_open(&oo, err, sizeof err);
     assert_non_null(out);
     close(fds[0]); /* the reader exits */
     close(fds[1]);
@@ -447,7 +449,7 @@ static void test_output_failure_no_ack(void **state)
     uint64_t ts[] = {1};
     s_batch(&f, "pa", "a", 1, 0, 1, ts, 1, 0);
     assert_int_equal(collector_emit(f.c, 0, false), 1);
-    assert_int_equal(collector_commit(f.c), -EPIPE);
+    assert_int_equal(collector_commit(f.c, 0, true), -EPIPE);
     assert_int_equal(s_count(WIRE_ACK), 0);
     collector_destroy(&f.c);
     output_close(&out);

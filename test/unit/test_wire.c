@@ -1541,6 +1541,7 @@ static void test_err_name(void **state)
         [WIRE_ERR_CAPLEN] = "caplen",
         [WIRE_ERR_FRAMING] = "framing",
         [WIRE_ERR_SOURCE] = "source",
+        [WIRE_ERR_OVERSIZE] = "oversize",
     };
     for (int i = 0; i < WIRE_ERR_COUNT_; i++) {
         assert_non_null(want[i]);

@@ -1,0 +1,574 @@
+/*
+ * journal — append-only records with a CRC each; replay on open; compact
+ * rewrite through journal.tmp and rename(2).
+ */
+#include "journal.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define S_FILE 1
+#define S_INTENT 2
+#define S_STATE 3
+#define S_COMPACT_BYTES (16u << 20)
+#define S_RECORD_MAX (64u << 20)
+#define S_RANGES_MAX 65536
+
+struct journal_t {
+    char dir[4096];
+    char path[4200];
+    int fd;
+    uint64_t size;
+    journal_state_t **restored;
+    size_t nrestored, cap;
+    uint8_t *buf; /* record being built */
+    size_t len, bufcap;
+    bool bad; /* building failed (out of memory) */
+    char error[4400];
+};
+
+/* ---- CRC-32 (IEEE 802.3, as zlib) ----------------------------------- */
+
+static uint32_t s_crc_table[256];
+
+static void s_crc_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        s_crc_table[i] = c;
+    }
+}
+
+static uint32_t s_crc32(const uint8_t *p, size_t n)
+{
+    uint32_t c = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; i++)
+        c = s_crc_table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
+    return c ^ 0xFFFFFFFFu;
+}
+
+/* ---- record building ------------------------------------------------ */
+
+static void s_need(journal_t *self, size_t n)
+{
+    if (self->bad || self->len + n <= self->bufcap)
+        return;
+    size_t cap = self->bufcap ? self->bufcap : 4096;
+    while (cap < self->len + n)
+        cap *= 2;
+    uint8_t *b = realloc(self->buf, cap);
+    if (!b) {
+        self->bad = true;
+        return;
+    }
+    self->buf = b;
+    self->bufcap = cap;
+}
+
+static void s_put(journal_t *self, uint64_t v, size_t n)
+{
+    s_need(self, n);
+    if (self->bad)
+        return;
+    for (size_t i = 0; i < n; i++)
+        self->buf[self->len++] = (uint8_t)(v >> (8 * (n - 1 - i)));
+}
+
+static void s_put_bytes(journal_t *self, const void *p, size_t n)
+{
+    s_need(self, n);
+    if (self->bad)
+        return;
+    memcpy(self->buf + self->len, p, n);
+    self->len += n;
+}
+
+static void s_put_name(journal_t *self, const char *name)
+{
+    size_t n = strnlen(name, WIRE_NAME_MAX);
+    s_put(self, n, 1);
+    s_put_bytes(self, name, n);
+}
+
+static void s_begin(journal_t *self, uint8_t type)
+{
+    self->len = 0;
+    self->bad = false;
+    s_put(self, 0, 8); /* length and CRC, filled in by s_end */
+    s_put(self, type, 1);
+}
+
+/* Completes the record and appends it to `fd`. */
+static int s_end(journal_t *self, int fd)
+{
+    if (self->bad) {
+        snprintf(self->error, sizeof self->error, "STATE_DIR: %s: out of memory", self->path);
+        return -ENOMEM;
+    }
+    uint32_t body = (uint32_t)(self->len - 8);
+    uint32_t crc = s_crc32(self->buf + 8, body);
+    for (int i = 0; i < 4; i++) {
+        self->buf[i] = (uint8_t)(body >> (24 - 8 * i));
+        self->buf[4 + i] = (uint8_t)(crc >> (24 - 8 * i));
+    }
+    const uint8_t *p = self->buf;
+    size_t left = self->len;
+    while (left) {
+        ssize_t n = write(fd, p, left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = errno;
+            snprintf(self->error, sizeof self->error, "STATE_DIR: %s: %s", self->path, strerror(e));
+            return -e;
+        }
+        p += n;
+        left -= (size_t)n;
+    }
+    if (fd == self->fd)
+        self->size += self->len;
+    return 0;
+}
+
+static void s_file_record(journal_t *self, const char *path)
+{
+    size_t n = strnlen(path, 4095);
+    s_begin(self, S_FILE);
+    s_put(self, n, 2);
+    s_put_bytes(self, path, n);
+}
+
+static void s_state_record(journal_t *self, const journal_state_t *st)
+{
+    s_begin(self, S_STATE);
+    s_put_name(self, st->source);
+    s_put(self, st->epoch, 8);
+    s_put(self, st->complete.n, 4);
+    for (size_t i = 0; i < st->complete.n; i++) {
+        s_put(self, st->complete.r[i].lo, 8);
+        s_put(self, st->complete.r[i].hi, 8);
+    }
+    s_put(self, st->npartials, 4);
+    for (size_t i = 0; i < st->npartials; i++) {
+        s_put(self, st->partials[i].seq, 8);
+        s_put(self, st->partials[i].part, 2);
+        s_put(self, st->partials[i].written, 4);
+    }
+}
+
+/* ---- restored states ------------------------------------------------ */
+
+void journal_state_free(journal_state_t **state_p)
+{
+    if (!state_p || !*state_p)
+        return;
+    seqset_free(&(*state_p)->complete);
+    free((*state_p)->partials);
+    free(*state_p);
+    *state_p = NULL;
+}
+
+static journal_state_t *s_state(journal_t *self, const char *source, uint64_t epoch)
+{
+    for (size_t i = 0; i < self->nrestored; i++)
+        if (self->restored[i]->epoch == epoch && strcmp(self->restored[i]->source, source) == 0)
+            return self->restored[i];
+    if (self->nrestored == self->cap) {
+        size_t cap = self->cap ? self->cap * 2 : 16;
+        journal_state_t **r = realloc(self->restored, cap * sizeof *r);
+        if (!r)
+            return NULL;
+        self->restored = r;
+        self->cap = cap;
+    }
+    journal_state_t *st = calloc(1, sizeof *st);
+    if (!st)
+        return NULL;
+    snprintf(st->source, sizeof st->source, "%s", source);
+    st->epoch = epoch;
+    seqset_init(&st->complete, S_RANGES_MAX);
+    self->restored[self->nrestored++] = st;
+    return st;
+}
+
+static journal_partial_t *s_partial(journal_state_t *st, uint64_t seq, uint16_t part, bool add)
+{
+    for (size_t i = 0; i < st->npartials; i++)
+        if (st->partials[i].seq == seq && st->partials[i].part == part)
+            return &st->partials[i];
+    if (!add)
+        return NULL;
+    journal_partial_t *p = realloc(st->partials, (st->npartials + 1) * sizeof *p);
+    if (!p)
+        return NULL;
+    st->partials = p;
+    p = &st->partials[st->npartials++];
+    *p = (journal_partial_t){.seq = seq, .part = part};
+    return p;
+}
+
+static void s_apply(journal_t *self, const char *source, uint64_t epoch, uint64_t seq,
+                    uint16_t part, uint32_t written, bool complete)
+{
+    journal_state_t *st = s_state(self, source, epoch);
+    if (!st)
+        return;
+    journal_partial_t *p = s_partial(st, seq, part, !complete);
+    if (complete) {
+        seqset_add(&st->complete, seq, NULL);
+        if (p)
+            *p = st->partials[--st->npartials];
+    } else if (p && written > p->written) {
+        p->written = written;
+    }
+}
+
+/* ---- replay --------------------------------------------------------- */
+
+typedef struct {
+    const uint8_t *pos, *end;
+    bool bad;
+} s_rd_t;
+
+static uint64_t s_get(s_rd_t *r, size_t n)
+{
+    if (r->bad || (size_t)(r->end - r->pos) < n) {
+        r->bad = true;
+        return 0;
+    }
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = v << 8 | r->pos[i];
+    r->pos += n;
+    return v;
+}
+
+static void s_get_name(s_rd_t *r, char *out)
+{
+    size_t n = (size_t)s_get(r, 1);
+    if (r->bad || n > WIRE_NAME_MAX || (size_t)(r->end - r->pos) < n) {
+        r->bad = true;
+        out[0] = '\0';
+        return;
+    }
+    memcpy(out, r->pos, n);
+    out[n] = '\0';
+    r->pos += n;
+}
+
+typedef struct {
+    char file[4096];
+    bool pending; /* an intent not yet known to be applied */
+    uint64_t offset, length;
+    const uint8_t *entries; /* its body, from the entry count on */
+    const uint8_t *end;
+} s_replay_t;
+
+/* Applies the entries of an intent body (count, then entries). */
+static void s_apply_intent(journal_t *self, const uint8_t *p, const uint8_t *end)
+{
+    s_rd_t r = {.pos = p, .end = end};
+    uint32_t n = (uint32_t)s_get(&r, 4);
+    for (uint32_t i = 0; i < n && !r.bad; i++) {
+        char source[WIRE_NAME_MAX + 1];
+        s_get_name(&r, source);
+        uint64_t epoch = s_get(&r, 8), seq = s_get(&r, 8);
+        uint16_t part = (uint16_t)s_get(&r, 2);
+        uint32_t written = (uint32_t)s_get(&r, 4);
+        bool complete = s_get(&r, 1) != 0;
+        if (!r.bad)
+            s_apply(self, source, epoch, seq, part, written, complete);
+    }
+}
+
+/* One record: false when it is damaged (the replay stops there). */
+static bool s_replay_record(journal_t *self, s_replay_t *rp, uint8_t type, const uint8_t *body,
+                            const uint8_t *end)
+{
+    s_rd_t r = {.pos = body, .end = end};
+    switch (type) {
+    case S_FILE: {
+        size_t n = (size_t)s_get(&r, 2);
+        if (r.bad || n >= sizeof rp->file || (size_t)(end - r.pos) != n)
+            return false;
+        if (rp->pending)
+            s_apply_intent(self, rp->entries, rp->end); /* followed by more: it was written */
+        rp->pending = false;
+        memcpy(rp->file, r.pos, n);
+        rp->file[n] = '\0';
+        return true;
+    }
+    case S_INTENT: {
+        uint64_t offset = s_get(&r, 8), length = s_get(&r, 8);
+        if (r.bad)
+            return false;
+        if (rp->pending)
+            s_apply_intent(self, rp->entries, rp->end);
+        rp->pending = true;
+        rp->offset = offset;
+        rp->length = length;
+        rp->entries = r.pos;
+        rp->end = end;
+        return true;
+    }
+    case S_STATE: {
+        char source[WIRE_NAME_MAX + 1];
+        s_get_name(&r, source);
+        uint64_t epoch = s_get(&r, 8);
+        uint32_t nranges = (uint32_t)s_get(&r, 4);
+        if (r.bad)
+            return false;
+        journal_state_t *st = s_state(self, source, epoch);
+        for (uint32_t i = 0; i < nranges && !r.bad; i++) {
+            uint64_t lo = s_get(&r, 8), hi = s_get(&r, 8);
+            if (st && !r.bad && lo < hi)
+                seqset_add_range(&st->complete, lo, hi);
+        }
+        /* partials are batches taken but not wholly written: out of the
+         * complete set, and resumed where they stopped */
+        uint32_t np = (uint32_t)s_get(&r, 4);
+        for (uint32_t i = 0; i < np && !r.bad; i++) {
+            uint64_t seq = s_get(&r, 8);
+            uint16_t part = (uint16_t)s_get(&r, 2);
+            uint32_t written = (uint32_t)s_get(&r, 4);
+            if (r.bad || !st)
+                break;
+            seqset_remove(&st->complete, seq);
+            if (written)
+                s_apply(self, source, epoch, seq, part, written, false);
+        }
+        return !r.bad;
+    }
+    default:
+        return false;
+    }
+}
+
+/* Whether the last intent reached its file; cuts a torn tail off. */
+static bool s_intent_written(const s_replay_t *rp)
+{
+    if (strcmp(rp->file, "-") == 0 || !rp->file[0])
+        return true; /* a pipe cannot be checked: counted as written (no duplicate) */
+    struct stat st;
+    if (stat(rp->file, &st) < 0)
+        return false;
+    uint64_t size = (uint64_t)st.st_size;
+    if (size >= rp->offset + rp->length)
+        return true;
+    if (size > rp->offset && truncate(rp->file, (off_t)rp->offset) == 0)
+        log_warn("STATE_DIR: %s was cut short by a crash: truncated to %" PRIu64
+                 " bytes, its last %" PRIu64 " bytes were never acknowledged",
+                 rp->file, rp->offset, size - rp->offset);
+    return false;
+}
+
+static int s_replay(journal_t *self, s_replay_t *rp)
+{
+    int fd = open(self->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -errno;
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    size_t size = (size_t)st.st_size;
+    uint8_t *data = malloc(size ? size : 1);
+    size_t got = 0;
+    while (data && got < size) {
+        ssize_t n = read(fd, data + got, size - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    if (!data)
+        return -ENOMEM;
+    size_t off = 0, records = 0;
+    while (off + 9 <= got) {
+        uint32_t len = (uint32_t)data[off] << 24 | (uint32_t)data[off + 1] << 16 |
+                       (uint32_t)data[off + 2] << 8 | data[off + 3];
+        uint32_t crc = (uint32_t)data[off + 4] << 24 | (uint32_t)data[off + 5] << 16 |
+                       (uint32_t)data[off + 6] << 8 | data[off + 7];
+        if (len < 1 || len > S_RECORD_MAX || off + 8 + len > got ||
+            s_crc32(data + off + 8, len) != crc)
+            break;
+        const uint8_t *body = data + off + 8;
+        if (!s_replay_record(self, rp, body[0], body + 1, body + len))
+            break;
+        off += 8 + len;
+        records++;
+    }
+    if (off < got)
+        log_warn("STATE_DIR: %s: %zu bytes at the end are incomplete (a crash while "
+                 "appending): ignored",
+                 self->path, got - off);
+    if (rp->pending && s_intent_written(rp))
+        s_apply_intent(self, rp->entries, rp->end);
+    rp->pending = false;
+    free(data);
+    log_info("STATE_DIR: replayed %zu records: %zu sources' delivery state", records,
+             self->nrestored);
+    return 0;
+}
+
+/* ---- public --------------------------------------------------------- */
+
+journal_t *journal_open(const char *dir, char *err, size_t errlen)
+{
+    if (!s_crc_table[1])
+        s_crc_init();
+    journal_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(err, errlen, "STATE_DIR=%s: out of memory", dir);
+        return NULL;
+    }
+    self->fd = -1;
+    snprintf(self->dir, sizeof self->dir, "%s", dir);
+    snprintf(self->path, sizeof self->path, "%s/journal", dir);
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+        snprintf(err, errlen, "STATE_DIR=%s: cannot create: %s", dir, strerror(errno));
+        goto fail;
+    }
+    s_replay_t rp;
+    memset(&rp, 0, sizeof rp);
+    int rc = s_replay(self, &rp);
+    if (rc < 0) {
+        snprintf(err, errlen, "STATE_DIR=%s: cannot read %s: %s", dir, self->path, strerror(-rc));
+        goto fail;
+    }
+    if (journal_compact(self, rp.file, NULL, 0) < 0) {
+        snprintf(err, errlen, "%s", self->error);
+        goto fail;
+    }
+    return self;
+fail:
+    journal_close(&self);
+    return NULL;
+}
+
+void journal_close(journal_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    journal_t *self = *self_p;
+    if (self->fd >= 0)
+        close(self->fd);
+    for (size_t i = 0; i < self->nrestored; i++)
+        journal_state_free(&self->restored[i]);
+    free(self->restored);
+    free(self->buf);
+    free(self);
+    *self_p = NULL;
+}
+
+journal_state_t *journal_take(journal_t *self, const char *source, uint64_t epoch)
+{
+    for (size_t i = 0; i < self->nrestored; i++) {
+        journal_state_t *st = self->restored[i];
+        if (st->epoch == epoch && strcmp(st->source, source) == 0) {
+            self->restored[i] = self->restored[--self->nrestored];
+            return st;
+        }
+    }
+    return NULL;
+}
+
+size_t journal_restored(const journal_t *self)
+{
+    return self->nrestored;
+}
+
+int journal_file(journal_t *self, const char *path)
+{
+    s_file_record(self, path);
+    return s_end(self, self->fd);
+}
+
+int journal_intent(journal_t *self, uint64_t offset, uint64_t length,
+                   const journal_entry_t *entries, size_t n)
+{
+    s_begin(self, S_INTENT);
+    s_put(self, offset, 8);
+    s_put(self, length, 8);
+    s_put(self, n, 4);
+    for (size_t i = 0; i < n; i++) {
+        const journal_entry_t *e = &entries[i];
+        s_put_name(self, e->source);
+        s_put(self, e->epoch, 8);
+        s_put(self, e->seq, 8);
+        s_put(self, e->part, 2);
+        s_put(self, e->written, 4);
+        s_put(self, e->complete, 1);
+    }
+    return s_end(self, self->fd);
+}
+
+bool journal_wants_compaction(const journal_t *self)
+{
+    return self->size >= S_COMPACT_BYTES;
+}
+
+int journal_compact(journal_t *self, const char *path, const journal_state_t *const *states,
+                    size_t n)
+{
+    char tmp[4300];
+    snprintf(tmp, sizeof tmp, "%s.tmp", self->path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(self->error, sizeof self->error, "STATE_DIR: %s: %s", tmp, strerror(errno));
+        return -errno;
+    }
+    uint64_t size = 0;
+    int rc = 0;
+    if (path && *path) {
+        s_file_record(self, path);
+        rc = s_end(self, fd);
+        size += self->len;
+    }
+    for (size_t i = 0; rc == 0 && i < n + self->nrestored; i++) {
+        s_state_record(self, i < n ? states[i] : self->restored[i - n]);
+        rc = s_end(self, fd);
+        size += self->len;
+    }
+    if (rc == 0 && fsync(fd) < 0)
+        rc = -errno;
+    close(fd);
+    if (rc == 0 && rename(tmp, self->path) < 0)
+        rc = -errno;
+    if (rc < 0) {
+        snprintf(self->error, sizeof self->error, "STATE_DIR: %s: %s", self->path, strerror(-rc));
+        unlink(tmp);
+        return rc;
+    }
+    int dfd = open(self->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    if (self->fd >= 0)
+        close(self->fd);
+    self->fd = open(self->path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (self->fd < 0) {
+        snprintf(self->error, sizeof self->error, "STATE_DIR: %s: %s", self->path, strerror(errno));
+        return -errno;
+    }
+    self->size = size;
+    return 0;
+}
+
+const char *journal_error(const journal_t *self)
+{
+    return self->error;
+}

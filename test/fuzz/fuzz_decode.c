@@ -1,0 +1,88 @@
+/*
+ * fuzz_decode — libFuzzer target for the network-layer decoder (decode.h).
+ *
+ * data[0..1] (big-endian) modulo the table below picks the link type: every
+ * supported one plus one the decoder does not know; data[2..] is the packet,
+ * its length the caplen. decode_family, decode_flow and decode_flow_hash all
+ * run on it. A broken property calls abort(), so the fuzzer and replay.c
+ * both see it:
+ *   - decode_flow's result, its family and decode_family agree;
+ *   - an IP flow has addr_len 4 (IPv4) or 16 (IPv6), a non-IP flow is all 0;
+ *   - ports only with TCP, UDP, SCTP or UDP-Lite, and 0 without has_ports;
+ *   - the hash is the same for the flow reversed.
+ */
+#include "decode.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static const uint16_t s_linktypes[] = {
+    1,   /* ETHERNET */
+    101, /* RAW */
+    228, /* IPV4 */
+    229, /* IPV6 */
+    113, /* LINUX_SLL */
+    276, /* LINUX_SLL2 */
+    0,   /* NULL */
+    108, /* LOOP */
+    105, /* IEEE802_11: not supported */
+};
+
+#define S_NLINKTYPES (sizeof s_linktypes / sizeof s_linktypes[0])
+
+static bool s_zero(const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++)
+        if (b[i])
+            return false;
+    return true;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 2 || size - 2 > UINT32_MAX)
+        return 0;
+    uint16_t linktype = s_linktypes[((unsigned)data[0] << 8 | data[1]) % S_NLINKTYPES];
+    const uint8_t *pkt = data + 2;
+    uint32_t caplen = (uint32_t)(size - 2);
+
+    decode_family_t family = decode_family(linktype, pkt, caplen);
+    decode_flow_t f;
+    bool ok = decode_flow(linktype, pkt, caplen, &f);
+    if (f.family != family || ok != (family != DECODE_OTHER))
+        abort();
+    switch (f.family) {
+    case DECODE_IPV4:
+        if (f.addr_len != 4 || !s_zero(f.src + 4, 12) || !s_zero(f.dst + 4, 12))
+            abort();
+        break;
+    case DECODE_IPV6:
+        if (f.addr_len != 16)
+            abort();
+        break;
+    case DECODE_OTHER:
+        if (f.proto || f.addr_len || f.has_ports || f.sport || f.dport || !s_zero(f.src, 16) ||
+            !s_zero(f.dst, 16))
+            abort();
+        break;
+    default:
+        abort();
+    }
+    if (f.has_ports && f.proto != 6 && f.proto != 17 && f.proto != 132 && f.proto != 136)
+        abort();
+    if (!f.has_ports && (f.sport || f.dport))
+        abort();
+
+    decode_flow_t r = f;
+    memcpy(r.src, f.dst, sizeof r.src);
+    memcpy(r.dst, f.src, sizeof r.dst);
+    r.sport = f.dport;
+    r.dport = f.sport;
+    if (decode_flow_hash(&f) != decode_flow_hash(&r))
+        abort();
+    return 0;
+}
