@@ -96,7 +96,8 @@ typedef struct {
     zsock_t *dealer;
     void *sock; /* libzmq handle of dealer */
     uint64_t epoch;
-    uint64_t watermark; /* nothing older will follow */
+    uint64_t watermark;      /* nothing older will be read */
+    uint64_t sent_watermark; /* the newest watermark of a batch sent */
     uint16_t linktype;
     bool live, wall_clock; /* timestamps comparable to this host's clock */
     int64_t batch_delay_ms, heartbeat_ms, retry_timeout_ms, ack_timeout_ms;
@@ -105,6 +106,7 @@ typedef struct {
     bool hello_pending; /* HELLO sent, no WELCOME yet */
     bool rehello;       /* batches were refused as unknown: resend all on WELCOME */
     bool eof, failed, refused;
+    bool send_failing; /* the last send failed (logged once) */
     uint64_t dead_batches, dead_packets;
     source_stats_t last_stats;
     s_metrics_t m;
@@ -221,11 +223,16 @@ static void s_hello(agent_t *a)
         log_debug("HELLO sent: %s epoch %" PRIu64, s_msg.source, a->epoch);
 }
 
+/* HEARTBEAT or END: what has been sent, and the watermark that holds for
+ * it. Packets read but not sent yet (an open batch, batches waiting for the
+ * window) are older than the read watermark: then only the watermark of the
+ * last batch sent may be promised. */
 static void s_progress(agent_t *a, wire_type_t type)
 {
     s_header(a, type);
-    s_msg.progress.watermark = a->watermark;
-    s_msg.progress.next_seq = outbox_next_seq(a->outbox);
+    bool pending = outbox_open_batch(a->outbox) || outbox_unsent(a->outbox);
+    s_msg.progress.watermark = pending ? a->sent_watermark : a->watermark;
+    s_msg.progress.next_seq = outbox_next_unsent(a->outbox);
     size_t len = wire_encode(&s_msg, s_cmd, sizeof s_cmd);
     if (len)
         s_send(a, len, NULL, 0);
@@ -237,8 +244,8 @@ static void s_send_batches(agent_t *a, int64_t now)
     batch_t *b;
     while ((b = outbox_next_send(a->outbox, now))) {
         s_header(a, WIRE_BATCH);
+        memset(&s_msg.batch, 0, offsetof(__typeof__(s_msg.batch), hops));
         s_msg.batch.seq = b->seq;
-        s_msg.batch.part = 0;
         s_msg.batch.parts = 1;
         s_msg.batch.watermark = b->watermark;
         s_msg.batch.packet_count = b->packets;
@@ -250,10 +257,19 @@ static void s_send_batches(agent_t *a, int64_t now)
             return; /* the next hop's queue is full: keep it, try on the next pass */
         }
         if (rc < 0) {
-            log_error("batch %" PRIu64 ": send failed: %s", b->seq, strerror(-rc));
+            /* not a full queue: count it as a send, so that it backs off
+             * like any unacknowledged batch instead of being retried at once */
+            if (!a->send_failing)
+                log_error("batch %" PRIu64 ": send failed: %s (retrying with backoff)", b->seq,
+                          strerror(-rc));
+            a->send_failing = true;
+            outbox_sent(a->outbox, b, now);
             return;
         }
+        a->send_failing = false;
         metrics_add(a->svc.metrics, b->sends ? a->m.batches_resent : a->m.batches_sent, 1);
+        if (b->watermark > a->sent_watermark)
+            a->sent_watermark = b->watermark;
         if (b->sends)
             log_debug("batch %" PRIu64 " resent (send %u)", b->seq, b->sends + 1);
         outbox_sent(a->outbox, b, now);
@@ -516,7 +532,7 @@ static int s_setup(agent_t *a)
     zsock_set_heartbeat_ivl(a->dealer, 1000);
     zsock_set_heartbeat_timeout(a->dealer, 5000);
     zsock_set_reconnect_ivl(a->dealer, 100);
-    zsock_set_reconnect_ivl_max(a->dealer, 2000);
+    zsock_set_reconnect_ivl_max(a->dealer, 1000);
     const char *endpoint = cfg_str(c, "RELAY_ENDPOINT");
     if (zsock_connect(a->dealer, "%s", endpoint) < 0) {
         fprintf(stderr, "tapmesh-capture: RELAY_ENDPOINT='%s': cannot connect: %s\n", endpoint,

@@ -196,9 +196,15 @@ const batch_t *outbox_open_batch(const outbox_t *self)
 
 batch_t *outbox_next_send(outbox_t *self, int64_t now_ms)
 {
-    for (size_t i = 0; i < self->ninflight; i++)
-        if (self->inflight[i]->pub.deadline_ms <= now_ms)
-            return &self->inflight[i]->pub;
+    /* resends first, oldest seq first, so that they arrive in order */
+    s_batch_t *due = NULL;
+    for (size_t i = 0; i < self->ninflight; i++) {
+        s_batch_t *b = self->inflight[i];
+        if (b->pub.deadline_ms <= now_ms && (!due || b->pub.seq < due->pub.seq))
+            due = b;
+    }
+    if (due)
+        return &due->pub;
     while (self->next_unsent < self->next_seq && self->ninflight < self->window) {
         s_batch_t *b = *s_slot(self, self->next_unsent);
         if (b)
@@ -284,6 +290,11 @@ int64_t outbox_next_deadline(const outbox_t *self)
 uint64_t outbox_next_seq(const outbox_t *self)
 {
     return self->next_seq;
+}
+
+uint64_t outbox_next_unsent(const outbox_t *self)
+{
+    return self->next_unsent;
 }
 
 size_t outbox_held(const outbox_t *self)

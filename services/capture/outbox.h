@@ -87,6 +87,9 @@ int64_t outbox_next_deadline(const outbox_t *self);
 /* The seq the next batch will get (everything below has been closed). */
 uint64_t outbox_next_seq(const outbox_t *self);
 
+/* The lowest seq never sent: everything below has been sent at least once. */
+uint64_t outbox_next_unsent(const outbox_t *self);
+
 /* Counts: batches held (closed, unacknowledged), in flight, and bytes held
  * (including the open batch). */
 size_t outbox_held(const outbox_t *self);

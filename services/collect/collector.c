@@ -48,8 +48,13 @@ typedef struct s_source {
     wire_iface_t *ifaces; /* as in HELLO, to detect a conflicting HELLO */
     uint32_t ifid[WIRE_IFACES_MAX];
     route_t route;
-    uint64_t watermark;
-    bool ended, idle;
+    uint64_t watermark; /* effective: every batch it covers has arrived */
+    bool ended, idle;   /* ended: END and every batch before it arrived */
+    /* the newest promise (watermark, next_seq, END), applied once every
+     * batch below next_seq has arrived: a resend of an older batch must not
+     * find the merge already past it */
+    uint64_t promise_wm, promise_seq;
+    bool promise_end;
     int64_t last_heard_ms;
     seqset_t seen; /* batches taken (queued or written) */
     s_batch_t *qhead, *qtail;
@@ -317,6 +322,7 @@ static s_source_t *s_source_new(collector_t *self, const wire_msg_t *m, const ui
     seqset_init(&s->seen, S_SEQSET_RANGES);
     s->restored = self->opts.journal ? journal_take(self->opts.journal, s->id, s->epoch) : NULL;
     if (s->restored) {
+        s->ended = s->restored->ended;
         /* what was written before the restart counts as taken */
         seqset_free(&s->seen);
         s->seen = s->restored->complete;
@@ -438,6 +444,34 @@ static void s_lane_refresh(collector_t *self, s_source_t *s)
         log_error("merge: out of memory");
 }
 
+/* Queues `b` in seq order (a resend may come after later batches), but
+ * never before a head batch that is partly written. Batches usually arrive
+ * in order: the walk stops at once. */
+static void s_enqueue(s_source_t *s, s_batch_t *b)
+{
+    if (!s->qhead) {
+        s->qhead = s->qtail = b;
+        return;
+    }
+    if (s->qtail->seq < b->seq) {
+        s->qtail->next = b;
+        s->qtail = b;
+        return;
+    }
+    if (b->seq < s->qhead->seq && s->qhead->left == s->qhead->total) {
+        b->next = s->qhead;
+        s->qhead = b;
+        return;
+    }
+    s_batch_t *prev = s->qhead;
+    while (prev->next && prev->next->seq < b->seq)
+        prev = prev->next;
+    b->next = prev->next;
+    prev->next = b;
+    if (!b->next)
+        s->qtail = b;
+}
+
 /* Takes seq into the source's set, keeping the gap count. */
 static int s_take_seq(collector_t *self, s_source_t *s, uint64_t seq)
 {
@@ -459,6 +493,38 @@ static int s_take_seq(collector_t *self, s_source_t *s, uint64_t seq)
     s->missing = missing;
     metrics_set(self->metrics, self->m.missing, (double)self->missing);
     return 0;
+}
+
+/* Applies the source's newest promise once nothing below it is missing. */
+static void s_settle(collector_t *self, s_source_t *s)
+{
+    uint64_t prefix = s->seen.n && s->seen.r[0].lo == 0 ? s->seen.r[0].hi : 0;
+    if (prefix < s->promise_seq) {
+        log_debug("source %s: watermark waits for batch %" PRIu64 " (promise up to %" PRIu64
+                  ", %zu ranges, first [%" PRIu64 ", %" PRIu64 "))",
+                  s->id, prefix, s->promise_seq, s->seen.n, s->seen.n ? s->seen.r[0].lo : 0,
+                  s->seen.n ? s->seen.r[0].hi : 0);
+        return;
+    }
+    if (s->promise_wm > s->watermark)
+        s->watermark = s->promise_wm;
+    if (s->promise_end && !s->ended) {
+        s->ended = true;
+        log_info("source %s epoch %" PRIu64 " ended after %" PRIu64 " batches", s->id, s->epoch,
+                 s->promise_seq);
+        if (self->opts.journal && journal_end(self->opts.journal, s->id, s->epoch) < 0)
+            log_warn("%s", journal_error(self->opts.journal));
+    }
+}
+
+static void s_promise(collector_t *self, s_source_t *s, uint64_t wm, uint64_t next_seq, bool end)
+{
+    if (wm > s->promise_wm)
+        s->promise_wm = wm;
+    if (next_seq > s->promise_seq)
+        s->promise_seq = next_seq;
+    s->promise_end |= end;
+    s_settle(self, s);
 }
 
 /* Packets of this batch written before a restart (STATE_DIR), or 0. */
@@ -501,9 +567,9 @@ static void s_on_batch(collector_t *self, frames_t *in, const route_t *route, in
         s_reject(self, route, err, "in the payload");
         return;
     }
-    if (m->batch.watermark > s->watermark)
-        s->watermark = m->batch.watermark;
+    uint64_t promise_wm = m->batch.watermark, promise_seq = m->batch.seq + 1;
     if (seqset_has(&s->seen, m->batch.seq)) {
+        s_promise(self, s, promise_wm, promise_seq, false);
         metrics_add(self->metrics, self->m.duplicates, 1);
         if (!s_in_queue(s, m->batch.seq))
             s_queue_ack(s, m->batch.seq, m->batch.part); /* written before: settle it */
@@ -532,17 +598,14 @@ static void s_on_batch(collector_t *self, frames_t *in, const route_t *route, in
         b->left--;
     }
     metrics_add(self->metrics, self->m.restored_skipped, skip);
-    if (s->qtail)
-        s->qtail->next = b;
-    else
-        s->qhead = b;
-    s->qtail = b;
+    s_enqueue(s, b);
     s->queued_bytes += plen;
     self->queued_bytes += plen;
     self->queued_packets += b->left;
     metrics_add(self->metrics, self->m.batches, 1);
     if (s->qhead == b)
-        s_lane_refresh(self, s);
+        s_lane_refresh(self, s); /* a new head: the lane's key changed */
+    s_promise(self, s, promise_wm, promise_seq, false);
 }
 
 void collector_on_message(collector_t *self, frames_t *in, int64_t now_ms)
@@ -576,19 +639,15 @@ void collector_on_message(collector_t *self, frames_t *in, int64_t now_ms)
     case WIRE_END:
         if (!(s = s_known(self, &route, now_ms)))
             break;
-        if (s_msg.progress.watermark > s->watermark)
-            s->watermark = s_msg.progress.watermark;
-        if (s_msg.type == WIRE_END && !s->ended) {
-            s->ended = true;
+        if (s_msg.type == WIRE_END && !s->promise_end) {
             uint64_t never = seqset_missing_below(&s->seen, s_msg.progress.next_seq);
             if (never)
-                log_warn("source %s epoch %" PRIu64 " ended after %" PRIu64 " batches; %" PRIu64
-                         " of them have not arrived (yet)",
+                log_info("source %s epoch %" PRIu64 " says END after %" PRIu64 " batches; %" PRIu64
+                         " of them have not arrived yet",
                          s->id, s->epoch, s_msg.progress.next_seq, never);
-            else
-                log_info("source %s epoch %" PRIu64 " ended after %" PRIu64 " batches", s->id,
-                         s->epoch, s_msg.progress.next_seq);
         }
+        s_promise(self, s, s_msg.progress.watermark, s_msg.progress.next_seq,
+                  s_msg.type == WIRE_END);
         break;
     default:
         s_reject(self, &route, WIRE_ERR_TYPE, "a reply type sent towards the collector");
@@ -621,6 +680,11 @@ static uint64_t s_min_watermark(collector_t *self, int64_t now)
     }
     metrics_set(self->metrics, self->m.sources_live, (double)live);
     if (now - self->opts.start_ms < self->opts.start_grace_ms)
+        return 0;
+    /* after a restart, sources that were live before are expected back:
+     * wait for them as for any silent source, up to SOURCE_IDLE_S */
+    if (self->opts.journal && journal_expected(self->opts.journal) &&
+        now - self->opts.start_ms < self->opts.source_idle_ms)
         return 0;
     return min;
 }
@@ -786,6 +850,7 @@ static int s_compact(collector_t *self)
         ptrs[i] = v;
         snprintf(v->source, sizeof v->source, "%s", s->id);
         v->epoch = s->epoch;
+        v->ended = s->ended;
         v->complete = s->seen; /* a read-only view */
         size_t np = s->restored ? s->restored->npartials : 0;
         for (const s_batch_t *b = s->qhead; b; b = b->next)
@@ -906,6 +971,10 @@ int64_t collector_next_deadline(const collector_t *self, int64_t now_ms)
         int64_t grace = self->opts.start_ms + self->opts.start_grace_ms;
         if (grace > now_ms && grace < next)
             next = grace;
+        int64_t expected = self->opts.start_ms + self->opts.source_idle_ms;
+        if (self->opts.journal && journal_expected(self->opts.journal) && expected > now_ms &&
+            expected < next)
+            next = expected;
         /* a waited-for source may go idle and so release the merge */
         for (size_t i = 0; i < self->nsources; i++) {
             const s_source_t *s = self->sources[i];

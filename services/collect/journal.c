@@ -18,6 +18,7 @@
 #define S_FILE 1
 #define S_INTENT 2
 #define S_STATE 3
+#define S_END 4
 #define S_COMPACT_BYTES (16u << 20)
 #define S_RECORD_MAX (64u << 20)
 #define S_RANGES_MAX 65536
@@ -153,6 +154,7 @@ static void s_state_record(journal_t *self, const journal_state_t *st)
     s_begin(self, S_STATE);
     s_put_name(self, st->source);
     s_put(self, st->epoch, 8);
+    s_put(self, st->ended, 1);
     s_put(self, st->complete.n, 4);
     for (size_t i = 0; i < st->complete.n; i++) {
         s_put(self, st->complete.r[i].lo, 8);
@@ -321,14 +323,28 @@ static bool s_replay_record(journal_t *self, s_replay_t *rp, uint8_t type, const
         rp->end = end;
         return true;
     }
+    case S_END: {
+        char source[WIRE_NAME_MAX + 1];
+        s_get_name(&r, source);
+        uint64_t epoch = s_get(&r, 8);
+        if (r.bad || r.pos != end)
+            return false;
+        journal_state_t *st = s_state(self, source, epoch);
+        if (st)
+            st->ended = true;
+        return true;
+    }
     case S_STATE: {
         char source[WIRE_NAME_MAX + 1];
         s_get_name(&r, source);
         uint64_t epoch = s_get(&r, 8);
+        bool ended = s_get(&r, 1) != 0;
         uint32_t nranges = (uint32_t)s_get(&r, 4);
         if (r.bad)
             return false;
         journal_state_t *st = s_state(self, source, epoch);
+        if (st && ended)
+            st->ended = true;
         for (uint32_t i = 0; i < nranges && !r.bad; i++) {
             uint64_t lo = s_get(&r, 8), hi = s_get(&r, 8);
             if (st && !r.bad && lo < hi)
@@ -488,6 +504,22 @@ journal_state_t *journal_take(journal_t *self, const char *source, uint64_t epoc
 size_t journal_restored(const journal_t *self)
 {
     return self->nrestored;
+}
+
+size_t journal_expected(const journal_t *self)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < self->nrestored; i++)
+        n += !self->restored[i]->ended;
+    return n;
+}
+
+int journal_end(journal_t *self, const char *source, uint64_t epoch)
+{
+    s_begin(self, S_END);
+    s_put_name(self, source);
+    s_put(self, epoch, 8);
+    return s_end(self, self->fd);
 }
 
 int journal_file(journal_t *self, const char *path)

@@ -58,6 +58,7 @@ typedef struct {
 typedef struct {
     char source[WIRE_NAME_MAX + 1];
     uint64_t epoch;
+    bool ended; /* the source said END: it will not come back */
     seqset_t complete;
     journal_partial_t *partials;
     size_t npartials;
@@ -77,6 +78,13 @@ void journal_state_free(journal_state_t **state_p);
 
 /* Restored states not taken yet (tests, messages). */
 size_t journal_restored(const journal_t *self);
+
+/* Restored states not taken yet of sources that had not ended: sources
+ * expected back, which the merge should wait for. */
+size_t journal_expected(const journal_t *self);
+
+/* Records that (source, epoch) sent END. */
+int journal_end(journal_t *self, const char *source, uint64_t epoch);
 
 /* Records that the output now writes to `path`, from offset 0. */
 int journal_file(journal_t *self, const char *path);

@@ -51,6 +51,9 @@ static const cfg_row_t s_rows[] = {
      "Longest a packet waits for slower sources before it is written anyway (counted late)."},
     {"SOURCE_IDLE_S", CFG_INT, "10", 1, 86400, NULL, false,
      "A source silent this long no longer holds the merge back."},
+    {"STARTUP_WAIT_MS", CFG_INT, "1000", 0, 600000, NULL, false,
+     "After start, nothing is written for this long, so that sources connecting meanwhile "
+     "(after a restart, all of them) are merged in timestamp order."},
     {"MERGE_MAX_MB", CFG_INT, "256", 1, 65536, NULL, false,
      "Memory for packets waiting in the merge; when full, the oldest are written at once."},
     {"MAX_SOURCES", CFG_INT, "4096", 1, 1000000, NULL, false,
@@ -116,7 +119,7 @@ static int s_setup(collect_t *c)
         .max_batch_bytes = (size_t)cfg_int(cfg, "MAX_BATCH_MB") << 20,
         .flush_ms = cfg_int(cfg, "FLUSH_MS"),
         .start_ms = clock_mono_ms(),
-        .start_grace_ms = cfg_int(cfg, "MERGE_WINDOW_MS"),
+        .start_grace_ms = cfg_int(cfg, "STARTUP_WAIT_MS"),
         .journal = c->journal,
     };
     c->collector = collector_new(c->output, &opts, c->svc.metrics, s_reply, c);

@@ -184,7 +184,7 @@ static int s_setup(relay_t *r)
     zsock_set_heartbeat_ivl(r->dealer, 1000);
     zsock_set_heartbeat_timeout(r->dealer, 5000);
     zsock_set_reconnect_ivl(r->dealer, 100);
-    zsock_set_reconnect_ivl_max(r->dealer, 2000);
+    zsock_set_reconnect_ivl_max(r->dealer, 1000);
     zsock_set_linger(r->router, 500);
     zsock_set_linger(r->dealer, 500);
     const char *bind = cfg_str(c, "COLLECT_ENDPOINT");

@@ -4,12 +4,17 @@
  * data[0..1] (big-endian) modulo the table below picks the link type: every
  * supported one plus one the decoder does not know; data[2..] is the packet,
  * its length the caplen. decode_family, decode_flow and decode_flow_hash all
- * run on it. A broken property calls abort(), so the fuzzer and replay.c
- * both see it:
+ * run on it, and on a prefix of it (the same two bytes, divided by the table
+ * size, pick the prefix's length). A broken property calls abort(), so the
+ * fuzzer and replay.c both see it:
  *   - decode_flow's result, its family and decode_family agree;
  *   - an IP flow has addr_len 4 (IPv4) or 16 (IPv6), a non-IP flow is all 0;
  *   - ports only with TCP, UDP, SCTP or UDP-Lite, and 0 without has_ports;
- *   - the hash is the same for the flow reversed.
+ *   - the hash is the same for the flow reversed;
+ *   - what a prefix shows holds for the whole packet: its family and
+ *     addresses, its proto once known (IPv6 reports 0 while the extension
+ *     headers are cut short), its ports. A decoder that accepted a header
+ *     missing its last bytes would break this.
  */
 #include "decode.h"
 
@@ -42,14 +47,9 @@ static bool s_zero(const void *p, size_t n)
     return true;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* Decodes one packet, checks every property of a single flow, returns it. */
+static decode_flow_t s_decode(uint16_t linktype, const uint8_t *pkt, uint32_t caplen)
 {
-    if (size < 2 || size - 2 > UINT32_MAX)
-        return 0;
-    uint16_t linktype = s_linktypes[((unsigned)data[0] << 8 | data[1]) % S_NLINKTYPES];
-    const uint8_t *pkt = data + 2;
-    uint32_t caplen = (uint32_t)(size - 2);
-
     decode_family_t family = decode_family(linktype, pkt, caplen);
     decode_flow_t f;
     bool ok = decode_flow(linktype, pkt, caplen, &f);
@@ -83,6 +83,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     r.sport = f.dport;
     r.dport = f.sport;
     if (decode_flow_hash(&f) != decode_flow_hash(&r))
+        abort();
+    return f;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 2 || size - 2 > UINT32_MAX)
+        return 0;
+    unsigned sel = (unsigned)data[0] << 8 | data[1];
+    uint16_t linktype = s_linktypes[sel % S_NLINKTYPES];
+    const uint8_t *pkt = data + 2;
+    uint32_t caplen = (uint32_t)(size - 2);
+    uint32_t cut = (uint32_t)(sel / S_NLINKTYPES) % (caplen + 1);
+
+    decode_flow_t whole = s_decode(linktype, pkt, caplen);
+    decode_flow_t part = s_decode(linktype, pkt, cut);
+    if (part.family == DECODE_OTHER)
+        return 0;
+    if (whole.family != part.family || memcmp(whole.src, part.src, sizeof part.src) != 0 ||
+        memcmp(whole.dst, part.dst, sizeof part.dst) != 0)
+        abort();
+    if (part.proto != whole.proto && !(part.family == DECODE_IPV6 && part.proto == 0))
+        abort();
+    if (part.has_ports &&
+        (!whole.has_ports || part.sport != whole.sport || part.dport != whole.dport))
         abort();
     return 0;
 }

@@ -4,8 +4,10 @@
  * and TCP, 60 to 9018 bytes on the wire, nanosecond timestamps that are not
  * multiples of a microsecond. Deterministic: the same files every time.
  *
- *   gen-sample OUT.pcap COUNT ether|raw
+ *   gen-sample OUT.pcap COUNT ether|raw [SEED]
  *
+ * SEED (default 2463534242) varies sizes, flows, bytes and gaps; every
+ * file starts at the same time.
  * test/data/regen.sh runs it (and editcap, for the pcapng variant).
  */
 #include <arpa/inet.h>
@@ -112,10 +114,12 @@ static size_t s_frame(uint8_t *f, size_t wire, int v6, int tcp, int flow, int et
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: gen-sample OUT.pcap COUNT ether|raw\n");
+    if (argc != 4 && argc != 5) {
+        fprintf(stderr, "usage: gen-sample OUT.pcap COUNT ether|raw [SEED]\n");
         return 2;
     }
+    if (argc == 5)
+        s_rand = (uint32_t)strtoul(argv[4], NULL, 10) | 1u;
     int count = atoi(argv[2]);
     int ether = strcmp(argv[3], "ether") == 0;
     pcap_t *dead = pcap_open_dead_with_tstamp_precision(ether ? DLT_EN10MB : DLT_RAW, 262144,

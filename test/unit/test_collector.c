@@ -63,8 +63,8 @@ static int s_setup_with(void **state, output_policy_t policy, int64_t window_ms)
     assert_true(fd >= 0);
     close(fd);
     char err[256];
-    output_opts_t oo = {.path = f->path, .format = PCAPNG_FORMAT_PCAPNG, .policy = policy,
-                        .bufsize = 1 << 20};
+    output_opts_t oo = {
+        .path = f->path, .format = PCAPNG_FORMAT_PCAPNG, .policy = policy, .bufsize = 1 << 20};
     f->out = output_open(&oo, err, sizeof err);
     assert_non_null(f->out);
     f->metrics = metrics_new("collect", "test");
