@@ -51,6 +51,20 @@ static int s_sink(void *ctx, const void *buf, size_t len)
     return rc;
 }
 
+/* True when `pattern` has a %i conversion (not a literal "%%i"). */
+static bool s_has_index(const char *pattern)
+{
+    for (const char *p = pattern; *p; p++) {
+        if (*p != '%')
+            continue;
+        if (p[1] == 'i')
+            return true;
+        if (p[1])
+            p++; /* skip the conversion character, "%%" included */
+    }
+    return false;
+}
+
 /* `pattern` with "-%i" before the extension of its last component. */
 static void s_with_index(const char *path, char *out, size_t len)
 {
@@ -144,7 +158,7 @@ output_t *output_open(const output_opts_t *opts, char *err, size_t errlen)
     /* a plain name stays plain unless rotating, or it exists and must be kept */
     self->is_pattern = !is_stdout && (rotating || strchr(opts->path, '%') ||
                                       (opts->keep_existing && access(opts->path, F_OK) == 0));
-    if (self->is_pattern && !strstr(opts->path, "%i"))
+    if (self->is_pattern && !s_has_index(opts->path))
         s_with_index(opts->path, self->pattern, sizeof self->pattern);
     else
         snprintf(self->pattern, sizeof self->pattern, "%s", opts->path);

@@ -21,6 +21,25 @@ void seqset_free(seqset_t *self)
     memset(self, 0, sizeof *self);
 }
 
+/* Makes room for one more range: doubles the array up to the maximum, or
+ * past it by one when a removal has already split beyond it. Never shrinks. */
+static int s_grow(seqset_t *self)
+{
+    if (self->n < self->cap)
+        return 0;
+    size_t cap = self->cap ? self->cap * 2 : 4;
+    if (cap > self->max)
+        cap = self->max;
+    if (cap <= self->n)
+        cap = self->n + 1;
+    seqset_range_t *r = realloc(self->r, cap * sizeof *r);
+    if (!r)
+        return -ENOMEM;
+    self->r = r;
+    self->cap = cap;
+    return 0;
+}
+
 /* Index of the first range with hi > seq (may be n). */
 static size_t s_find(const seqset_t *self, uint64_t seq)
 {
@@ -66,8 +85,9 @@ int seqset_add(seqset_t *self, uint64_t seq, uint64_t *given_up)
         self->r[i].lo = seq;
         return 1;
     }
-    if (self->n == self->max && self->n >= 2) {
-        /* full: close the oldest hole, between ranges 0 and 1 */
+    if (self->n >= self->max && self->n >= 2) {
+        /* full (a removal may even have split past the maximum): close the
+         * oldest hole, between ranges 0 and 1 */
         uint64_t hole_lo = self->r[0].hi, hole_hi = self->r[1].lo;
         bool inside = seq >= hole_lo && seq < hole_hi;
         if (given_up)
@@ -77,7 +97,7 @@ int seqset_add(seqset_t *self, uint64_t seq, uint64_t *given_up)
         self->n--;
         return inside ? 1 : seqset_add(self, seq, NULL);
     }
-    if (self->n == self->max) {
+    if (self->n >= self->max) {
         /* one range only and room for one: extend it over the hole */
         if (given_up)
             *given_up = seq < self->r[0].lo ? self->r[0].lo - seq - 1 : seq - self->r[0].hi;
@@ -87,16 +107,8 @@ int seqset_add(seqset_t *self, uint64_t seq, uint64_t *given_up)
             self->r[0].hi = seq + 1;
         return 1;
     }
-    if (self->n == self->cap) {
-        size_t cap = self->cap ? self->cap * 2 : 4;
-        if (cap > self->max)
-            cap = self->max;
-        seqset_range_t *r = realloc(self->r, cap * sizeof *r);
-        if (!r)
-            return -ENOMEM;
-        self->r = r;
-        self->cap = cap;
-    }
+    if (s_grow(self) < 0)
+        return -ENOMEM;
     memmove(&self->r[i + 1], &self->r[i], (self->n - i) * sizeof *self->r);
     self->r[i].lo = seq;
     self->r[i].hi = seq + 1;
@@ -125,18 +137,10 @@ int seqset_add_range(seqset_t *self, uint64_t lo, uint64_t hi)
         self->n -= last - first - 1;
         return 0;
     }
-    if (self->n == self->cap) {
-        if (self->n == self->max)
-            return -ENOSPC;
-        size_t cap = self->cap ? self->cap * 2 : 4;
-        if (cap > self->max)
-            cap = self->max;
-        seqset_range_t *r = realloc(self->r, cap * sizeof *r);
-        if (!r)
-            return -ENOMEM;
-        self->r = r;
-        self->cap = cap;
-    }
+    if (self->n >= self->max)
+        return -ENOSPC;
+    if (s_grow(self) < 0)
+        return -ENOMEM;
     memmove(&self->r[first + 1], &self->r[first], (self->n - first) * sizeof *self->r);
     self->r[first] = (seqset_range_t){lo, hi};
     self->n++;

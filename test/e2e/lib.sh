@@ -30,6 +30,11 @@ dump_logs() {
     done
 }
 
+# commands run at exit, after the processes are stopped (e.g. deleting a
+# network namespace): at_exit "ip netns del x"
+AT_EXIT=()
+at_exit() { AT_EXIT+=("$*"); }
+
 cleanup() {
     local rc=$?
     for name in "${!PIDS[@]}"; do
@@ -38,6 +43,9 @@ cleanup() {
     sleep 0.2
     for name in "${!PIDS[@]}"; do
         kill -KILL "${PIDS[$name]}" 2>/dev/null || true
+    done
+    for cmd in "${AT_EXIT[@]}"; do
+        eval "$cmd" >/dev/null 2>&1 || true
     done
     if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
         dump_logs
@@ -160,9 +168,9 @@ promcheck() {
     fi
 }
 
-# same_packets EXPECTED ACTUAL: packet for packet, via libpcap.
+# same_packets [--ignore-ts] EXPECTED ACTUAL: packet for packet, via libpcap.
 same_packets() {
-    "$PKTCMP" "$1" "$2" >"$WORK/pktcmp.txt" 2>&1 || fail "$(cat "$WORK/pktcmp.txt")"
+    "$PKTCMP" "$@" >"$WORK/pktcmp.txt" 2>&1 || fail "$(cat "$WORK/pktcmp.txt")"
 }
 
 # readers_accept FILE COUNT: tcpdump, tshark and capinfos read FILE without

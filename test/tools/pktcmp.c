@@ -3,7 +3,10 @@
  * at nanosecond precision: timestamp, captured length, original length and
  * every byte. Exit 0 when equal; 1 with the first difference on stderr.
  *
- *   pktcmp EXPECTED ACTUAL
+ *   pktcmp [--ignore-ts] EXPECTED ACTUAL
+ *
+ * --ignore-ts compares everything but the timestamps (a live capture of
+ * replayed traffic has new ones).
  */
 #include <pcap/pcap.h>
 #include <stdint.h>
@@ -25,6 +28,8 @@ static uint64_t s_ns(const struct pcap_pkthdr *h)
     return (uint64_t)h->ts.tv_sec * 1000000000u + (uint64_t)h->ts.tv_usec;
 }
 
+static int s_ignore_ts;
+
 static int s_compare(pcap_t *a, pcap_t *b, const char *name_a, const char *name_b)
 {
     for (unsigned long n = 1;; n++) {
@@ -44,8 +49,8 @@ static int s_compare(pcap_t *a, pcap_t *b, const char *name_a, const char *name_
                     *why ? ": " : "", why);
             return 1;
         }
-        if (s_ns(ha) != s_ns(hb) || ha->caplen != hb->caplen || ha->len != hb->len ||
-            memcmp(da, db, ha->caplen) != 0) {
+        if ((!s_ignore_ts && s_ns(ha) != s_ns(hb)) || ha->caplen != hb->caplen ||
+            ha->len != hb->len || memcmp(da, db, ha->caplen) != 0) {
             fprintf(stderr,
                     "pktcmp: packet %lu differs: ts %llu/%llu caplen %u/%u len %u/%u bytes %s\n", n,
                     (unsigned long long)s_ns(ha), (unsigned long long)s_ns(hb), ha->caplen,
@@ -59,8 +64,13 @@ static int s_compare(pcap_t *a, pcap_t *b, const char *name_a, const char *name_
 
 int main(int argc, char **argv)
 {
+    if (argc == 4 && strcmp(argv[1], "--ignore-ts") == 0) {
+        s_ignore_ts = 1;
+        argv++;
+        argc--;
+    }
     if (argc != 3) {
-        fprintf(stderr, "usage: pktcmp EXPECTED ACTUAL\n");
+        fprintf(stderr, "usage: pktcmp [--ignore-ts] EXPECTED ACTUAL\n");
         return 2;
     }
     pcap_t *a = s_open(argv[1]), *b = s_open(argv[2]);
