@@ -15,6 +15,7 @@
 
 #include "log.h"
 #include "merge.h"
+#include "rejects.h"
 #include "seqset.h"
 #include "wire.h"
 
@@ -25,7 +26,6 @@
 #include <string.h>
 
 #define S_SEQSET_RANGES 65536
-#define S_LOGGED_PEERS 256
 
 typedef struct s_batch {
     struct s_batch *next;
@@ -85,8 +85,9 @@ struct collector_t {
     size_t ndone, done_cap;
     bool broken; /* the output or the journal failed: nothing is acknowledged any more */
     char error[600];
-    uint32_t logged[S_LOGGED_PEERS];
-    size_t nlogged;
+    rejects_t rejects;
+    uint32_t peer;  /* of the message being handled, for rejects */
+    int64_t now_ms; /* its arrival */
     struct {
         metric_id_t packets, bytes, batches, duplicates, late, queued_bytes, queued_packets,
             sources_live, acks, acks_failed, forced, dedup_given_up, output_bytes, output_files,
@@ -214,23 +215,11 @@ void collector_destroy(collector_t **self_p)
 
 /* ---- helpers --------------------------------------------------------- */
 
-/* Logs a rejected message once per (peer, reason), so a misbehaving peer
- * cannot flood the log; every one is counted. */
-static void s_reject(collector_t *self, const route_t *route, wire_err_t why, const char *detail)
+/* Counts a rejected message; logs it once per (peer, reason). */
+static void s_reject(collector_t *self, wire_err_t why, const char *detail)
 {
     metrics_add(self->metrics, self->m.malformed[why], 1);
-    uint32_t h = 2166136261u ^ (uint32_t)why;
-    for (unsigned i = 0; route && i < route->count; i++)
-        for (unsigned j = 0; j < route->len[i]; j++)
-            h = (h ^ route->id[i][j]) * 16777619u;
-    for (size_t i = 0; i < self->nlogged; i++)
-        if (self->logged[i] == h)
-            return;
-    if (self->nlogged < S_LOGGED_PEERS)
-        self->logged[self->nlogged++] = h;
-    log_warn("dropped a message from peer %08x: %s%s%s (further ones from this peer for this "
-             "reason are only counted)",
-             h, wire_err_name(why), detail ? ": " : "", detail ? detail : "");
+    rejects_log(&self->rejects, self->peer, why, detail, self->now_ms);
 }
 
 static void s_reply(collector_t *self, const route_t *route, size_t len)
@@ -412,7 +401,7 @@ static s_source_t *s_known(collector_t *self, const route_t *route, int64_t now)
 {
     s_source_t *s = s_find(self, s_msg.source, s_msg.epoch);
     if (!s) {
-        s_reject(self, route, WIRE_ERR_SOURCE, s_msg.source);
+        s_reject(self, WIRE_ERR_SOURCE, s_msg.source);
         s_refuse(self, route, s_msg.source, s_msg.epoch, WIRE_REFUSE_UNKNOWN_SOURCE,
                  "unknown source or epoch: send HELLO");
         return NULL;
@@ -546,16 +535,16 @@ static void s_on_batch(collector_t *self, frames_t *in, const route_t *route, in
     const wire_msg_t *m = &s_msg;
     zmq_msg_t *payload = frames_payload(in);
     if (!payload) {
-        s_reject(self, route, WIRE_ERR_FRAMING, "BATCH without its payload frame");
+        s_reject(self, WIRE_ERR_FRAMING, "BATCH without its payload frame");
         return;
     }
     size_t plen = zmq_msg_size(payload);
     if (plen != m->batch.payload_len) {
-        s_reject(self, route, WIRE_ERR_FRAMING, "payload_len is not the payload's size");
+        s_reject(self, WIRE_ERR_FRAMING, "payload_len is not the payload's size");
         return;
     }
     if (plen > self->opts.max_batch_bytes) {
-        s_reject(self, route, WIRE_ERR_OVERSIZE, "larger than MAX_BATCH_MB");
+        s_reject(self, WIRE_ERR_OVERSIZE, "larger than MAX_BATCH_MB");
         return;
     }
     s_source_t *s = s_known(self, route, now);
@@ -564,7 +553,7 @@ static void s_on_batch(collector_t *self, frames_t *in, const route_t *route, in
     wire_err_t err = wire_packets_check(zmq_msg_data(payload), plen, m->batch.packet_count,
                                         s->nifaces, NULL, NULL);
     if (err != WIRE_OK) {
-        s_reject(self, route, err, "in the payload");
+        s_reject(self, err, "in the payload");
         return;
     }
     uint64_t promise_wm = m->batch.watermark, promise_seq = m->batch.seq + 1;
@@ -610,21 +599,23 @@ static void s_on_batch(collector_t *self, frames_t *in, const route_t *route, in
 
 void collector_on_message(collector_t *self, frames_t *in, int64_t now_ms)
 {
+    self->peer = rejects_peer(in);
+    self->now_ms = now_ms;
     route_t route;
     frames_route(in, &route);
     size_t len;
     const uint8_t *cmd = frames_command(in, &len);
     if (!cmd) {
-        s_reject(self, &route, WIRE_ERR_FRAMING, "not delimiter + command [+ payload]");
+        s_reject(self, WIRE_ERR_FRAMING, "not delimiter + command [+ payload]");
         return;
     }
     wire_err_t err = wire_decode(cmd, len, &s_msg);
     if (err != WIRE_OK) {
-        s_reject(self, &route, err, NULL);
+        s_reject(self, err, NULL);
         return;
     }
     if (s_msg.type != WIRE_BATCH && frames_payload(in)) {
-        s_reject(self, &route, WIRE_ERR_FRAMING, "payload frame after a command other than BATCH");
+        s_reject(self, WIRE_ERR_FRAMING, "payload frame after a command other than BATCH");
         return;
     }
     s_source_t *s;
@@ -650,7 +641,7 @@ void collector_on_message(collector_t *self, frames_t *in, int64_t now_ms)
                   s_msg.type == WIRE_END);
         break;
     default:
-        s_reject(self, &route, WIRE_ERR_TYPE, "a reply type sent towards the collector");
+        s_reject(self, WIRE_ERR_TYPE, "a reply type sent towards the collector");
         break;
     }
 }

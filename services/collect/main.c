@@ -138,9 +138,12 @@ static int s_setup(collect_t *c)
     zsock_set_sndhwm(c->router, 100000);
     zsock_set_heartbeat_ivl(c->router, 1000);
     zsock_set_heartbeat_timeout(c->router, 5000);
-    /* a message far past any batch we take is refused by libzmq before it
-     * is allocated (the peer is disconnected) */
-    zsock_set_maxmsgsize(c->router, (int)((cfg_int(cfg, "MAX_BATCH_MB") << 20) + (1 << 20)));
+    /* a message beyond anything the protocol allows is refused by libzmq
+     * before it is allocated (and its sender disconnected); one between
+     * MAX_BATCH_MB and that is counted as "oversize" and dropped alone, so
+     * that one source's big batch does not cut off a relay and everyone
+     * behind it */
+    zsock_set_maxmsgsize(c->router, (int)(WIRE_PAYLOAD_MAX + (1 << 20)));
     const char *endpoint = cfg_str(cfg, "COLLECT_ENDPOINT");
     if (zsock_bind(c->router, "%s", endpoint) < 0) {
         log_error("COLLECT_ENDPOINT=%s: cannot bind: %s", endpoint, zmq_strerror(zmq_errno()));

@@ -125,7 +125,10 @@ static int s_open_next(output_t *self, char *err, size_t errlen)
         } else {
             snprintf(path, sizeof path, "%s", self->pattern);
         }
-        int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (self->opts.keep_existing ? O_EXCL : O_TRUNC);
+        /* a file of a pattern is never overwritten; a plain OUTPUT is, like
+         * tcpdump -w, unless keep_existing */
+        bool excl = self->is_pattern || self->opts.keep_existing;
+        int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (excl ? O_EXCL : O_TRUNC);
         int fd = open(path, flags, 0644);
         if (fd < 0 && errno == EEXIST && self->is_pattern)
             continue; /* never overwrite: the next index */

@@ -39,9 +39,10 @@ typedef struct output_t output_t;
 /* Opens the output. A path with a '%', or any path when rotating, is a
  * pattern: strftime conversions (%Y%m%d-%H%M%S...) are expanded when each
  * file is opened, and %i becomes the file's index (0000, 0001, ...); a
- * pattern without %i gets "-%i" before its extension. With keep_existing an
- * existing file is never overwritten: a plain path that exists becomes such
- * a pattern. Returns NULL with `err` naming the path. */
+ * pattern without %i gets "-%i" before its extension. A pattern never
+ * overwrites a file: it takes the next index. A plain path is truncated
+ * (like tcpdump -w) unless keep_existing: then, when it exists, it becomes
+ * such a pattern. Returns NULL with `err` naming the path. */
 output_t *output_open(const output_opts_t *opts, char *err, size_t errlen);
 
 /* Flushes what is buffered (errors ignored: use output_flush first to

@@ -11,6 +11,7 @@
 #include "clock.h"
 #include "frames.h"
 #include "log.h"
+#include "rejects.h"
 #include "service.h"
 #include "wire.h"
 
@@ -37,6 +38,7 @@ typedef struct {
     zsock_t *router, *dealer;
     void *up, *down; /* dealer (towards the collector), router (towards sources) */
     uint64_t relay_seq;
+    rejects_t rejects;
     struct {
         metric_id_t batches_in, packets_in, batches_out, replies, dropped_full, unroutable, loops,
             malformed[WIRE_ERR_COUNT_];
@@ -73,10 +75,11 @@ static void s_register(relay_t *r)
     }
 }
 
-static void s_malformed(relay_t *r, wire_err_t why)
+/* Counts a dropped message; logs it once per (peer, reason). */
+static void s_malformed(relay_t *r, const frames_t *in, wire_err_t why)
 {
     metrics_add(r->svc.metrics, r->m.malformed[why], 1);
-    log_debug("dropped a message: %s", wire_err_name(why));
+    rejects_log(&r->rejects, rejects_peer(in), why, NULL, clock_mono_ms());
 }
 
 /* A message from a source: checked, hop record added to a BATCH, forwarded. */
@@ -85,17 +88,17 @@ static void s_upstream(relay_t *r, frames_t *in)
     size_t len;
     const uint8_t *cmd = frames_command(in, &len);
     if (!cmd) {
-        s_malformed(r, WIRE_ERR_FRAMING);
+        s_malformed(r, in, WIRE_ERR_FRAMING);
         return;
     }
     wire_err_t err = wire_decode(cmd, len, &s_msg);
     if (err != WIRE_OK) {
-        s_malformed(r, err);
+        s_malformed(r, in, err);
         return;
     }
     zmq_msg_t *payload = frames_payload(in);
     if ((s_msg.type == WIRE_BATCH) != (payload != NULL)) {
-        s_malformed(r, WIRE_ERR_FRAMING);
+        s_malformed(r, in, WIRE_ERR_FRAMING);
         return;
     }
     switch (s_msg.type) {
@@ -105,7 +108,7 @@ static void s_upstream(relay_t *r, frames_t *in)
         break;
     case WIRE_BATCH:
         if (zmq_msg_size(payload) != s_msg.batch.payload_len) {
-            s_malformed(r, WIRE_ERR_FRAMING);
+            s_malformed(r, in, WIRE_ERR_FRAMING);
             return;
         }
         metrics_add(r->svc.metrics, r->m.batches_in, 1);
@@ -122,11 +125,11 @@ static void s_upstream(relay_t *r, frames_t *in)
         cmd = s_cmd;
         break;
     default:
-        s_malformed(r, WIRE_ERR_TYPE);
+        s_malformed(r, in, WIRE_ERR_TYPE);
         return;
     }
     if (in->envelope >= FRAMES_ENVELOPE_MAX) {
-        s_malformed(r, WIRE_ERR_FRAMING);
+        s_malformed(r, in, WIRE_ERR_FRAMING);
         return;
     }
     int rc = frames_forward(r->up, in, cmd, len, ZMQ_DONTWAIT);
@@ -150,16 +153,16 @@ static void s_downstream(relay_t *r, frames_t *in)
     size_t len;
     const uint8_t *cmd = frames_command(in, &len);
     if (!cmd || in->envelope == 0 || frames_payload(in)) {
-        s_malformed(r, WIRE_ERR_FRAMING);
+        s_malformed(r, in, WIRE_ERR_FRAMING);
         return;
     }
     wire_err_t err = wire_decode(cmd, len, &s_msg);
     if (err != WIRE_OK) {
-        s_malformed(r, err);
+        s_malformed(r, in, err);
         return;
     }
     if (s_msg.type != WIRE_ACK && s_msg.type != WIRE_WELCOME && s_msg.type != WIRE_REFUSE) {
-        s_malformed(r, WIRE_ERR_TYPE);
+        s_malformed(r, in, WIRE_ERR_TYPE);
         return;
     }
     int rc = frames_forward(r->down, in, cmd, len, ZMQ_DONTWAIT);
@@ -185,6 +188,7 @@ static int s_setup(relay_t *r)
     zsock_set_heartbeat_timeout(r->dealer, 5000);
     zsock_set_reconnect_ivl(r->dealer, 100);
     zsock_set_reconnect_ivl_max(r->dealer, 1000);
+    zsock_set_maxmsgsize(r->router, (int)(WIRE_PAYLOAD_MAX + (1 << 20)));
     zsock_set_linger(r->router, 500);
     zsock_set_linger(r->dealer, 500);
     const char *bind = cfg_str(c, "COLLECT_ENDPOINT");

@@ -49,6 +49,27 @@ rc=0
 out=$(READ_FILE=$WORK/junk.pcap RELAY_ENDPOINT=tcp://127.0.0.1:1 METRICS_ADDRPORT= "$CAPTURE" 2>&1) || rc=$?
 [ "$rc" = 2 ] && [[ "$out" == *READ_FILE*junk.pcap* ]] || fail "unreadable capture file: $rc $out"
 unset READ_FILE
+# exactly one of DEVICE and READ_FILE
+rc=0
+out=$(METRICS_ADDRPORT= "$CAPTURE" 2>&1) || rc=$?
+[ "$rc" = 2 ] && [[ "$out" == *"set DEVICE"*"READ_FILE"* ]] || fail "nothing to capture: $rc $out"
+rc=0
+out=$(METRICS_ADDRPORT= DEVICE=lo READ_FILE=$DATA/sample-ether.pcap "$CAPTURE" 2>&1) || rc=$?
+[ "$rc" = 2 ] && [[ "$out" == *"not both"* ]] || fail "DEVICE and READ_FILE: $rc $out"
+# a filter that does not compile: libpcap's message, FILTER named
+rc=0
+out=$(METRICS_ADDRPORT= READ_FILE=$DATA/sample-ether.pcap FILTER='tcp prot 80' "$CAPTURE" 2>&1) || rc=$?
+[ "$rc" = 2 ] && [[ "$out" == *"FILTER='tcp prot 80': "*"syntax error"* ]] || fail "bad filter: $rc $out"
+# an interface that does not exist, a timestamp type that is not offered
+rc=0
+out=$(METRICS_ADDRPORT= DEVICE=nosuch0 "$CAPTURE" 2>&1) || rc=$?
+[ "$rc" = 2 ] && [[ "$out" == *"DEVICE=nosuch0"* ]] || fail "missing interface: $rc $out"
+rc=0
+out=$(METRICS_ADDRPORT= DEVICE=lo TSTAMP_TYPE=bogus "$CAPTURE" 2>&1) || rc=$?
+[ "$rc" = 2 ] && [[ "$out" == *"TSTAMP_TYPE=bogus: not a timestamp type; lo offers"* ]] ||
+    fail "bad timestamp type: $rc $out"
+expect_bad capture "$CAPTURE" SNAPLEN 262145
+expect_bad capture "$CAPTURE" PROMISC maybe
 
 # relay
 expect_bad relay "$RELAY" RELAY_ENDPOINT 'tcp://127.0.0.1:1,udp://x:1'
@@ -58,6 +79,18 @@ expect_bad relay "$RELAY" COLLECT_ENDPOINT 'http://x'
 expect_bad collect "$COLLECT" OUTPUT_FORMAT pcapng2
 expect_bad collect "$COLLECT" LINKTYPE_POLICY any
 expect_bad collect "$COLLECT" MERGE_WINDOW_MS -5
+expect_bad collect "$COLLECT" ROTATE_MB -1
+expect_bad collect "$COLLECT" MAX_BATCH_MB 65
+rc=0
+out=$(ROTATE_MB=10 OUTPUT=- METRICS_ADDRPORT= "$COLLECT" 2>&1) || rc=$?
+[ "$rc" = 2 ] && [[ "$out" == *"ROTATE_MB/ROTATE_S need OUTPUT to be a file"* ]] ||
+    fail "rotation of stdout: $rc $out"
+rc=0
+out=$(STATE_DIR=/etc/passwd/x OUTPUT=/dev/null METRICS_ADDRPORT= "$COLLECT" 2>&1) || rc=$?
+[ "$rc" = 2 ] && [[ "$out" == *"STATE_DIR=/etc/passwd/x"* ]] || fail "bad STATE_DIR: $rc $out"
+rc=0
+out=$(DLQ_DIR=/etc/passwd/x READ_FILE=$DATA/sample-ether.pcap METRICS_ADDRPORT= "$CAPTURE" 2>&1) || rc=$?
+[ "$rc" = 2 ] && [[ "$out" == *"DLQ_DIR='/etc/passwd/x'"* ]] || fail "bad DLQ_DIR: $rc $out"
 rc=0
 out=$(OUTPUT=/no/such/dir/out.pcapng METRICS_ADDRPORT= COLLECT_ENDPOINT=tcp://127.0.0.1:$(free_port) \
     "$COLLECT" 2>&1) || rc=$?

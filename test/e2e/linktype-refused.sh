@@ -21,6 +21,14 @@ wait_exit raw 30
 [ "$RC" != 0 ] || fail "the refused agent exited 0"
 grep -q "refused this source: raw/sample-rawip.pcapng has link type 101 but this output has link type 1 (LINKTYPE_POLICY=first" \
     "$WORK/raw.log" || fail "agent did not log the reason: $(cat "$WORK/raw.log")"
+# the agent kept what it had read, in its dead-letter file: the start of its input
+dead=("$DLQ_DIR"/raw-*.pcapng)
+[ -f "${dead[0]}" ] || fail "the refused agent wrote no dead-letter file"
+n=$(tcpdump -nn -r "${dead[0]}" 2>/dev/null | wc -l)
+[ "$n" -gt 0 ] || fail "the dead-letter file is empty"
+tcpdump --time-stamp-precision=nano -r "$DATA/sample-rawip.pcapng" -c "$n" -w "$WORK/head.pcap" 2>/dev/null
+same_packets "$WORK/head.pcap" "${dead[0]}"
+grep -q "$n of $n packets .* dead-letter file" "$WORK/raw.log" || fail "no dead-letter summary"
 wait_metric "$mport" 'tapmesh_collect_sources_refused_total{reason="linktype"}' 1 5
 wait_metric "$mport" tapmesh_collect_packets_total 800 5
 stop collect

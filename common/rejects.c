@@ -1,0 +1,54 @@
+/*
+ * rejects — a direct-mapped table of logged (peer, reason) keys (a key that
+ * is pushed out may be logged again: bounded, never a flood), plus a budget
+ * of lines per second.
+ */
+#include "rejects.h"
+
+#include "log.h"
+
+#include <inttypes.h>
+
+#define S_LINES_PER_SECOND 20
+
+uint32_t rejects_peer(const frames_t *in)
+{
+    uint32_t h = 2166136261u;
+    size_t n = in->framed ? in->envelope : (in->count > 0 ? 1 : 0);
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *p = zmq_msg_data((zmq_msg_t *)&in->part[i]);
+        size_t len = zmq_msg_size((zmq_msg_t *)&in->part[i]);
+        for (size_t j = 0; j < len; j++)
+            h = (h ^ p[j]) * 16777619u;
+        h = (h ^ 0xff) * 16777619u; /* frame boundary */
+    }
+    return h;
+}
+
+void rejects_log(rejects_t *self, uint32_t peer, wire_err_t why, const char *detail, int64_t now_ms)
+{
+    uint64_t key = ((uint64_t)peer << 8 | (uint64_t)why) + 1; /* never 0 */
+    uint64_t *slot = &self->seen[(key * 0x9E3779B97F4A7C15ull) >> 54];
+    if (*slot == key)
+        return;
+    if (now_ms - self->window_ms >= 1000) {
+        self->window_ms = now_ms;
+        self->lines = 0;
+    }
+    if (self->lines >= S_LINES_PER_SECOND) {
+        self->suppressed++;
+        return; /* not remembered: it may be logged when the budget allows */
+    }
+    *slot = key;
+    self->lines++;
+    if (self->suppressed)
+        log_warn("dropped a message from peer %08x: %s%s%s (further ones from this peer for "
+                 "this reason are only counted; %" PRIu64 " other drops not logged)",
+                 peer, wire_err_name(why), detail ? ": " : "", detail ? detail : "",
+                 self->suppressed);
+    else
+        log_warn("dropped a message from peer %08x: %s%s%s (further ones from this peer for "
+                 "this reason are only counted)",
+                 peer, wire_err_name(why), detail ? ": " : "", detail ? detail : "");
+    self->suppressed = 0;
+}

@@ -1,0 +1,35 @@
+/*
+ * rejects — logs dropped messages once per (peer, reason), and never more
+ * than a few lines a second in all, however many peers misbehave: every
+ * message is counted in the metrics; the log only says who and why.
+ *
+ * The peer is named by a short hash of the ZeroMQ routing identities the
+ * message came with (the same peer keeps the same name for every reason).
+ */
+#ifndef TAPMESH_REJECTS_H
+#define TAPMESH_REJECTS_H
+
+#include <stdint.h>
+
+#include "frames.h"
+#include "wire.h"
+
+#define REJECTS_SLOTS 1024
+
+typedef struct {
+    uint64_t seen[REJECTS_SLOTS]; /* (peer, reason) keys already logged; 0 = free */
+    int64_t window_ms;            /* start of the current second */
+    unsigned lines;               /* lines logged in it */
+    uint64_t suppressed;          /* not logged since the last line */
+} rejects_t;
+
+/* The peer's name: a hash of the identity frames before the delimiter (or,
+ * for a message without one, of its first frame, which a ROUTER adds). */
+uint32_t rejects_peer(const frames_t *in);
+
+/* Logs (warn) one dropped message, unless this (peer, reason) was logged
+ * before or the line budget of this second is spent. */
+void rejects_log(rejects_t *self, uint32_t peer, wire_err_t why, const char *detail,
+                 int64_t now_ms);
+
+#endif
