@@ -741,8 +741,8 @@ int collector_emit(collector_t *self, int64_t now_ms, bool drain)
                                self->queued_bytes > self->opts.merge_max_bytes);
         if (!due && !forced)
             break;
-        if (!output_room(self->output, b->head.caplen, NULL)) {
-            int rc = s_commit(self, now_ms); /* the buffer is full: commit, go on */
+        if (!output_room(self->output, b->head.caplen, NULL) || output_full(self->output)) {
+            int rc = s_commit(self, now_ms); /* buffer or file full: commit (rotate), go on */
             if (rc < 0)
                 return rc;
         }

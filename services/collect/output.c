@@ -271,6 +271,12 @@ int output_flush(output_t *self)
     return pcapng_writer_flush(self->writer);
 }
 
+bool output_full(const output_t *self)
+{
+    return self->is_pattern && self->opts.rotate_bytes &&
+           self->offset + pcapng_writer_buffered(self->writer) >= self->opts.rotate_bytes;
+}
+
 int output_rotate_if_due(output_t *self, int64_t now_ms)
 {
     if (!self->is_pattern || (!self->opts.rotate_bytes && !self->opts.rotate_ms))

@@ -73,6 +73,10 @@ size_t output_buffered(const output_t *self);
  * negative errno. */
 int output_flush(output_t *self);
 
+/* True when the current file, with what is buffered, has reached its
+ * rotation size: time to commit and move on before writing more. */
+bool output_full(const output_t *self);
+
 /* Moves to the next file when the current one is due (size or age).
  * Returns 1 when it did (the new file's header blocks are buffered), 0
  * when not due, or a negative errno. Never for standard output. */
