@@ -14,6 +14,8 @@ CAPTURE=$BIN/capture/tapmesh-capture
 RELAY=$BIN/relay/tapmesh-relay
 COLLECT=$BIN/collect/tapmesh-collect
 PKTCMP=$TOOLS/pktcmp
+# binaries built with AddressSanitizer use several times the memory
+SANITIZED=$(ldd "$CAPTURE" 2>/dev/null | grep -q libasan && echo 1 || true)
 
 WORK=$(mktemp -d /tmp/tapmesh-e2e.XXXXXX)
 export DLQ_DIR=$WORK/dlq # capture agents' dead letters stay in the test's directory
