@@ -60,6 +60,7 @@ until [ "$(metric "$m3" 'tapmesh_collect_source_packets_total{source="fast"}')" 
     [ $SECONDS -lt $end ] || fail "collector did not get going"
     sleep 0.05
 done
+sleep 0.3 # counted when buffered: let some of it reach the file
 stop c3 KILL
 m4=$(free_port)
 start c4 COLLECT_ENDPOINT=tcp://127.0.0.1:$port METRICS_ADDRPORT=127.0.0.1:$m4 \
