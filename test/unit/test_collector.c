@@ -55,6 +55,8 @@ typedef struct {
     collector_t *c;
 } fixture_t;
 
+static int64_t s_flush_ms; /* FLUSH_MS of the next fixture */
+
 static int s_setup_with(void **state, output_policy_t policy, int64_t window_ms)
 {
     fixture_t *f = calloc(1, sizeof *f);
@@ -71,7 +73,9 @@ static int s_setup_with(void **state, output_policy_t policy, int64_t window_ms)
     collector_opts_t opts = {.merge_window_ms = window_ms,
                              .source_idle_ms = 10000,
                              .merge_max_bytes = 64 << 20,
-                             .max_sources = 16};
+                             .max_sources = 16,
+                             .flush_ms = s_flush_ms};
+    s_flush_ms = 0;
     f->c = collector_new(f->out, &opts, f->metrics, s_on_reply, NULL);
     assert_non_null(f->c);
     s_nreplies = 0;
@@ -81,6 +85,12 @@ static int s_setup_with(void **state, output_policy_t policy, int64_t window_ms)
 
 static int s_setup(void **state)
 {
+    return s_setup_with(state, OUTPUT_LINKTYPE_FIRST, 1000);
+}
+
+static int s_setup_flush(void **state)
+{
+    s_flush_ms = 100;
     return s_setup_with(state, OUTPUT_LINKTYPE_FIRST, 1000);
 }
 
@@ -424,6 +434,87 @@ static void test_malformed(void **state)
     free(text);
 }
 
+/* A source silent for SOURCE_IDLE_S no longer holds the merge back; when
+ * it speaks again it holds it again. */
+static void test_idle_source_released(void **state)
+{
+    fixture_t *f = *state;
+    s_hello(f, "pa", "a", 1, 1);
+    s_hello(f, "pb", "b", 1, 1);
+    uint64_t a0[] = {10, 20};
+    s_batch(f, "pa", "a", 1, 0, 20, a0, 2, 0);
+    assert_int_equal(s_pass(f, 500), 0);
+    /* a speaks at 9000 (not idle); b last spoke at 0 and is idle from 10000 */
+    s_progress(f, "pa", WIRE_HEARTBEAT, "a", 1, 20, 1, 9000);
+    assert_int_equal(collector_next_deadline(f->c, 9000), 9000); /* a's first batch is overdue */
+    uint64_t a1[] = {30};
+    s_batch(f, "pa", "a", 1, 1, 30, a1, 1, 9500);
+    assert_int_equal(s_pass(f, 9999), 2);  /* a0 forced by the window, a1 still held by b */
+    assert_int_equal(s_pass(f, 10000), 1); /* b idle: a1 goes */
+    char *text = metrics_render(f->metrics, NULL);
+    assert_non_null(strstr(text, "tapmesh_collect_sources_live 1\n"));
+    free(text);
+    s_progress(f, "pb", WIRE_HEARTBEAT, "b", 1, 25, 0, 10100); /* b is back */
+    uint64_t a2[] = {40};
+    s_batch(f, "pa", "a", 1, 2, 40, a2, 1, 10100);
+    assert_int_equal(s_pass(f, 10100), 0); /* held by b's watermark 25 again */
+}
+
+/* Gaps: a batch that overtakes earlier ones is counted as missing batches
+ * until they arrive; no watermark is trusted before the hole is filled (the
+ * newest promise waits for everything below it), so the earlier packets,
+ * when they come, still go out in order. */
+static void test_gap_holds_watermark(void **state)
+{
+    fixture_t *f = *state;
+    s_hello(f, "pa", "a", 1, 1);
+    uint64_t b2[] = {50, 60};
+    s_batch(f, "pa", "a", 1, 2, 60, b2, 2, 0);
+    char *text = metrics_render(f->metrics, NULL);
+    assert_non_null(strstr(text, "tapmesh_collect_batches_missing 2\n"));
+    free(text);
+    assert_int_equal(s_pass(f, 0), 0); /* 0 and 1 may be older */
+    uint64_t b0[] = {10, 20};
+    s_batch(f, "pa", "a", 1, 0, 20, b0, 2, 0);
+    assert_int_equal(s_pass(f, 0), 0); /* batch 1 is still missing */
+    text = metrics_render(f->metrics, NULL);
+    assert_non_null(strstr(text, "tapmesh_collect_batches_missing 1\n"));
+    free(text);
+    uint64_t b1[] = {30, 40};
+    s_batch(f, "pa", "a", 1, 1, 40, b1, 2, 0);
+    assert_int_equal(s_pass(f, 0), 6);
+    uint64_t out[10];
+    assert_int_equal(s_read_output(f, out, 10), 6);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(out[i], 10 * (uint64_t)(i + 1));
+    text = metrics_render(f->metrics, NULL);
+    assert_non_null(strstr(text, "tapmesh_collect_batches_missing 0\n"));
+    assert_non_null(strstr(text, "tapmesh_collect_late_packets_total 0\n"));
+    free(text);
+}
+
+/* FLUSH_MS: a little written data waits (and its acknowledgement with it)
+ * until FLUSH_MS has passed, then leaves in one write. */
+static void test_flush_ms_coalesces(void **state)
+{
+    fixture_t *f = *state;
+    s_hello(f, "pa", "a", 1, 1);
+    uint64_t a0[] = {10};
+    s_batch(f, "pa", "a", 1, 0, 10, a0, 1, 1000);
+    assert_int_equal(collector_emit(f->c, 1000, false), 1);
+    assert_int_equal(collector_commit(f->c, 1000, false), 0);
+    assert_int_equal(s_count(WIRE_ACK), 0); /* buffered, not flushed, not acknowledged */
+    assert_int_equal(collector_next_deadline(f->c, 1000), 1100);
+    uint64_t a1[] = {20};
+    s_batch(f, "pa", "a", 1, 1, 20, a1, 1, 1050);
+    assert_int_equal(collector_emit(f->c, 1050, false), 1);
+    assert_int_equal(collector_commit(f->c, 1050, false), 0);
+    assert_int_equal(s_count(WIRE_ACK), 0);
+    assert_int_equal(collector_commit(f->c, 1100, false), 0);
+    assert_int_equal(s_count(WIRE_ACK), 1);
+    assert_int_equal(s_replies[s_nreplies - 1].msg.ack.count, 2); /* both, in one ACK */
+}
+
 /* The output fails (the reader went away): nothing is acknowledged. */
 static void test_output_failure_no_ack(void **state)
 {
@@ -467,6 +558,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_linktype_first, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_linktype_mixed, s_setup_mixed, s_teardown),
         cmocka_unit_test_setup_teardown(test_malformed, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_idle_source_released, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_gap_holds_watermark, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_flush_ms_coalesces, s_setup_flush, s_teardown),
         cmocka_unit_test(test_output_failure_no_ack),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
