@@ -18,9 +18,9 @@ for bin in "$CAPTURE" "$RELAY" "$COLLECT"; do
     help=$("$bin" --help) || fail "$name --help failed"
     for var in NODE_ID METRICS_ADDRPORT LOG_LEVEL; do
         flag=--$(echo "$var" | tr 'A-Z_' 'a-z-')
-        printf '%s\n' "$help" | grep -q "^  $var, $flag " || fail "$name --help lacks $var / $flag"
+        printf '%s\n' "$help" | has "^  $var, $flag " || fail "$name --help lacks $var / $flag"
     done
-    "$bin" --version | grep -q "^$name [0-9]" || fail "$name --version"
+    "$bin" --version | has "^$name [0-9]" || fail "$name --version"
     expect_bad "$name" "$bin" LOG_LEVEL loud
     expect_bad "$name" "$bin" NODE_ID 'bad id!'
     expect_bad "$name" "$bin" METRICS_ADDRPORT '127.0.0.1:99999'
@@ -30,8 +30,8 @@ for bin in "$CAPTURE" "$RELAY" "$COLLECT"; do
 done
 
 # capture
-"$CAPTURE" --help | grep -q "^  READ_FILE, --read-file PATH" || fail "capture --help lacks READ_FILE"
-"$CAPTURE" --help | grep -q "default: tcp://127.0.0.1:5710" || fail "capture --help lacks defaults"
+"$CAPTURE" --help | has "^  READ_FILE, --read-file PATH" || fail "capture --help lacks READ_FILE"
+"$CAPTURE" --help | has "default: tcp://127.0.0.1:5710" || fail "capture --help lacks defaults"
 expect_bad capture "$CAPTURE" READ_FILE /no/such/file.pcap
 export READ_FILE=$DATA/sample-ether.pcap
 expect_bad capture "$CAPTURE" RELAY_ENDPOINT 'tcp://nohost'

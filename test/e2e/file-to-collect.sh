@@ -30,6 +30,6 @@ stop collect
 same_packets "$input" "$WORK/out.pcapng"
 readers_accept "$WORK/out.pcapng" 800
 same_packets "$input" "$WORK/out.pcapng.tcpdump.pcap"
-capinfos -M "$WORK/out.pcapng" | grep -q "File encapsulation: *ether" || fail "not Ethernet"
-capinfos -M "$WORK/out.pcapng" | grep -q "Name = edge1/sample-ether.pcap" || fail "IDB name is not node/interface"
+capinfos -M "$WORK/out.pcapng" | has "File encapsulation: *ether" || fail "not Ethernet"
+capinfos -M "$WORK/out.pcapng" | has "Name = edge1/sample-ether.pcap" || fail "IDB name is not node/interface"
 log "ok: 800 packets identical, readers accept the output"

@@ -5,6 +5,6 @@ cmake --install "$(dirname "$BIN")" --prefix "$WORK/prefix" >"$WORK/install.log"
     fail "cmake --install: $(cat "$WORK/install.log")"
 for p in tapmesh-capture tapmesh-relay tapmesh-collect; do
     [ -x "$WORK/prefix/bin/$p" ] || fail "$p not installed in <prefix>/bin"
-    "$WORK/prefix/bin/$p" --version | grep -q "^$p " || fail "$p --version"
+    "$WORK/prefix/bin/$p" --version | has "^$p " || fail "$p --version"
 done
 log "ok"

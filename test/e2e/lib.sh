@@ -15,7 +15,8 @@ RELAY=$BIN/relay/tapmesh-relay
 COLLECT=$BIN/collect/tapmesh-collect
 PKTCMP=$TOOLS/pktcmp
 # binaries built with AddressSanitizer use several times the memory
-SANITIZED=$(ldd "$CAPTURE" 2>/dev/null | grep -q libasan && echo 1 || true)
+SANITIZED=$(ldd "$CAPTURE" 2>/dev/null | grep -c libasan || true) # not -q: ldd must not die of SIGPIPE
+[ "$SANITIZED" != 0 ] || SANITIZED=
 
 WORK=$(mktemp -d /tmp/tapmesh-e2e.XXXXXX)
 export DLQ_DIR=$WORK/dlq # capture agents' dead letters stay in the test's directory
@@ -59,6 +60,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# cmd | has PATTERN: grep -q on everything cmd writes. (A plain `| grep -q`
+# exits at the first match; a writer that still has output then dies of
+# SIGPIPE, and with pipefail the whole test fails at random.)
+has() {
+    local text
+    text=$(cat)
+    grep -q -- "$1" <<<"$text"
+}
+
 fail() {
     echo "[$TEST_NAME] FAIL: $*" >&2
     exit 1
@@ -80,7 +90,7 @@ free_port() {
     local port
     for _ in $(seq 1 200); do
         port=$((20000 + RANDOM % 12000))
-        if ! ss -Htan 2>/dev/null | awk '{print $4}' | grep -q ":$port\$"; then
+        if ! ss -Htan 2>/dev/null | awk '{print $4}' | has ":$port\$"; then
             echo "$port"
             return
         fi

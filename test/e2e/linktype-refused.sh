@@ -50,5 +50,5 @@ stop mixed
 [ "$RC" = 0 ] || fail "mixed collect exited $RC"
 n=$(tshark -n -r "$WORK/mixed.pcapng" 2>/dev/null | wc -l)
 [ "$n" = 1200 ] || fail "tshark sees $n packets in the mixed output, expected 1200"
-capinfos -M "$WORK/mixed.pcapng" | grep -q "Number of interfaces in file: 2" || fail "expected 2 IDBs"
+capinfos -M "$WORK/mixed.pcapng" | has "Number of interfaces in file: 2" || fail "expected 2 IDBs"
 log "ok"

@@ -32,5 +32,5 @@ stop collect
 [ "$RC" = 0 ] || fail "collect exited $RC"
 same_packets "$WORK/expected.pcapng" "$WORK/out.pcapng"
 readers_accept "$WORK/out.pcapng" 6000
-capinfos -M "$WORK/out.pcapng" | grep -q "Number of interfaces in file: 4" || fail "expected 4 IDBs"
+capinfos -M "$WORK/out.pcapng" | has "Number of interfaces in file: 4" || fail "expected 4 IDBs"
 log "ok: 4 x 1500 packets merged exactly as mergecap does"

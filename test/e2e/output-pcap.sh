@@ -17,5 +17,5 @@ magic=$(od -An -tx4 -N4 "$WORK/out.pcap" | tr -d ' ')
 [ "$magic" = a1b23c4d ] || fail "magic $magic, expected a1b23c4d (nanosecond pcap)"
 same_packets "$input" "$WORK/out.pcap"
 readers_accept "$WORK/out.pcap" 800
-capinfos -M "$WORK/out.pcap" | grep -q "File timestamp precision: *nanoseconds" || fail "not nanoseconds"
+capinfos -M "$WORK/out.pcap" | has "File timestamp precision: *nanoseconds" || fail "not nanoseconds"
 log "ok"

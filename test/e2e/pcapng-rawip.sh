@@ -21,6 +21,6 @@ stop collect
 same_packets "$input" "$WORK/out.pcapng"
 readers_accept "$WORK/out.pcapng" 400
 same_packets "$input" "$WORK/out.pcapng.tcpdump.pcap"
-capinfos -M "$WORK/out.pcapng" | grep -q "File encapsulation: *rawip" ||
+capinfos -M "$WORK/out.pcapng" | has "File encapsulation: *rawip" ||
     fail "link type not kept: $(capinfos -M "$WORK/out.pcapng" | grep encapsulation)"
 log "ok: 400 raw-IP packets identical"
