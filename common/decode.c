@@ -1,11 +1,13 @@
 /*
  * decode — the network layer of a captured packet, for the capture agent's
  * per-family packet-size histogram and the relay's symmetric flow-hash
- * fan-out. Every read goes through s_rd_t, which carries a position and an
+ * fan-out. Every read goes through bytes_t, which carries a position and an
  * end (data + caplen) and latches the first short read; no struct is ever
  * laid over a packet.
  */
 #include "decode.h"
+
+#include "bytes.h"
 
 #include <string.h>
 
@@ -23,65 +25,6 @@ enum {
 
 #define S_VLAN_MAX 2 /* tags skipped in front of the ethertype */
 #define S_EXT_MAX 8  /* IPv6 extension headers walked */
-
-/* ---- reader ---------------------------------------------------------- */
-
-typedef struct {
-    const uint8_t *pos;
-    const uint8_t *end;
-    bool bad; /* a read went past the end; every later read returns 0 */
-} s_rd_t;
-
-static bool s_need(s_rd_t *r, size_t n)
-{
-    if (r->bad)
-        return false;
-    if ((size_t)(r->end - r->pos) < n) {
-        r->bad = true;
-        return false;
-    }
-    return true;
-}
-
-static uint32_t s_get(s_rd_t *r, size_t n)
-{
-    if (!s_need(r, n))
-        return 0;
-    uint32_t v = 0;
-    for (size_t i = 0; i < n; i++)
-        v = v << 8 | r->pos[i];
-    r->pos += n;
-    return v;
-}
-
-static uint8_t s_u8(s_rd_t *r)
-{
-    return (uint8_t)s_get(r, 1);
-}
-
-static uint16_t s_u16(s_rd_t *r)
-{
-    return (uint16_t)s_get(r, 2);
-}
-
-static uint32_t s_u32(s_rd_t *r)
-{
-    return s_get(r, 4);
-}
-
-static void s_skip(s_rd_t *r, size_t n)
-{
-    if (s_need(r, n))
-        r->pos += n;
-}
-
-static void s_bytes(s_rd_t *r, uint8_t *out, size_t n)
-{
-    if (!s_need(r, n))
-        return;
-    memcpy(out, r->pos, n);
-    r->pos += n;
-}
 
 /* ---- link layer ------------------------------------------------------ */
 
@@ -127,22 +70,22 @@ static uint32_t s_swap32(uint32_t v)
 /* Moves r past the link-layer header of `linktype`; returns the family that
  * header announces, DECODE_OTHER when it is not IP, not supported or cut
  * short. RAW announces nothing: the IP version nibble decides. */
-static decode_family_t s_link(s_rd_t *r, uint16_t linktype)
+static decode_family_t s_link(bytes_t *r, uint16_t linktype)
 {
     decode_family_t family = DECODE_OTHER;
     switch (linktype) {
     case S_LT_ETHERNET: {
-        s_skip(r, 12); /* destination, source */
-        uint16_t type = s_u16(r);
+        bytes_skip(r, 12); /* destination, source */
+        uint16_t type = bytes_u16(r);
         for (int i = 0; i < S_VLAN_MAX && s_vlan(type); i++) {
-            s_skip(r, 2); /* TCI */
-            type = s_u16(r);
+            bytes_skip(r, 2); /* TCI */
+            type = bytes_u16(r);
         }
         family = s_ethertype(type); /* a third tag is OTHER */
         break;
     }
     case S_LT_RAW:
-        if (s_need(r, 1))
+        if (bytes_need(r, 1))
             family = r->pos[0] >> 4 == 4 ? DECODE_IPV4 : r->pos[0] >> 4 == 6 ? DECODE_IPV6 : family;
         break;
     case S_LT_IPV4:
@@ -152,22 +95,22 @@ static decode_family_t s_link(s_rd_t *r, uint16_t linktype)
         family = DECODE_IPV6;
         break;
     case S_LT_LINUX_SLL:
-        s_skip(r, 14); /* packet type, ARPHRD, address length, address */
-        family = s_ethertype(s_u16(r));
+        bytes_skip(r, 14); /* packet type, ARPHRD, address length, address */
+        family = s_ethertype(bytes_u16(r));
         break;
     case S_LT_LINUX_SLL2:
-        family = s_ethertype(s_u16(r));
-        s_skip(r, 18); /* reserved, ifindex, ARPHRD, type, address length, address */
+        family = s_ethertype(bytes_u16(r));
+        bytes_skip(r, 18); /* reserved, ifindex, ARPHRD, type, address length, address */
         break;
     case S_LT_NULL: {
         /* host byte order of the capturing machine, which the file does not
          * say: the two readings never both name a family */
-        uint32_t af = s_u32(r);
+        uint32_t af = bytes_u32(r);
         family = s_af(af) != DECODE_OTHER ? s_af(af) : s_af(s_swap32(af));
         break;
     }
     case S_LT_LOOP:
-        family = s_af(s_u32(r));
+        family = s_af(bytes_u32(r));
         break;
     default:
         break;
@@ -183,34 +126,34 @@ static bool s_port_proto(uint8_t proto)
 }
 
 /* The first 4 bytes of every port protocol's header: source, destination. */
-static void s_ports(s_rd_t *r, decode_flow_t *flow)
+static void s_ports(bytes_t *r, decode_flow_t *flow)
 {
-    if (!s_port_proto(flow->proto) || !s_need(r, 4))
+    if (!s_port_proto(flow->proto) || !bytes_need(r, 4))
         return;
-    flow->sport = s_u16(r);
-    flow->dport = s_u16(r);
+    flow->sport = bytes_u16(r);
+    flow->dport = bytes_u16(r);
     flow->has_ports = true;
 }
 
 /* RFC 791. Returns false unless version 4, IHL >= 5 and the whole header
  * (options included) is within the buffer. Total length is not checked:
  * offloaded captures carry 0 there. */
-static bool s_ipv4(s_rd_t *r, decode_flow_t *flow, bool l4)
+static bool s_ipv4(bytes_t *r, decode_flow_t *flow, bool l4)
 {
-    if (!s_need(r, 1))
+    if (!bytes_need(r, 1))
         return false;
     uint8_t vihl = r->pos[0];
     size_t hlen = (size_t)(vihl & 0x0f) * 4;
-    if (vihl >> 4 != 4 || hlen < 20 || !s_need(r, hlen))
+    if (vihl >> 4 != 4 || hlen < 20 || !bytes_need(r, hlen))
         return false;
-    s_skip(r, 6); /* version/IHL, TOS, total length, identification */
-    uint16_t frag = s_u16(r);
-    s_skip(r, 1); /* TTL */
-    flow->proto = s_u8(r);
-    s_skip(r, 2); /* checksum */
-    s_bytes(r, flow->src, 4);
-    s_bytes(r, flow->dst, 4);
-    s_skip(r, hlen - 20); /* options */
+    bytes_skip(r, 6); /* version/IHL, TOS, total length, identification */
+    uint16_t frag = bytes_u16(r);
+    bytes_skip(r, 1); /* TTL */
+    flow->proto = bytes_u8(r);
+    bytes_skip(r, 2); /* checksum */
+    bytes_copy(r, flow->src, 4);
+    bytes_copy(r, flow->dst, 4);
+    bytes_skip(r, hlen - 20); /* options */
     flow->family = DECODE_IPV4;
     flow->addr_len = 4;
     bool fragment = (frag & 0x2000) != 0 || (frag & 0x1fff) != 0; /* MF, offset */
@@ -227,15 +170,15 @@ static bool s_ipv6_ext(uint8_t next)
 /* RFC 8200. Returns false unless version 6 and the fixed 40-byte header is
  * within the buffer. With `l4`, walks the extension headers to the final
  * next header. */
-static bool s_ipv6(s_rd_t *r, decode_flow_t *flow, bool l4)
+static bool s_ipv6(bytes_t *r, decode_flow_t *flow, bool l4)
 {
-    if (!s_need(r, 40) || r->pos[0] >> 4 != 6)
+    if (!bytes_need(r, 40) || r->pos[0] >> 4 != 6)
         return false;
-    s_skip(r, 6); /* version, traffic class, flow label, payload length */
-    uint8_t next = s_u8(r);
-    s_skip(r, 1); /* hop limit */
-    s_bytes(r, flow->src, 16);
-    s_bytes(r, flow->dst, 16);
+    bytes_skip(r, 6); /* version, traffic class, flow label, payload length */
+    uint8_t next = bytes_u8(r);
+    bytes_skip(r, 1); /* hop limit */
+    bytes_copy(r, flow->src, 16);
+    bytes_copy(r, flow->dst, 16);
     flow->family = DECODE_IPV6;
     flow->addr_len = 16;
     if (!l4)
@@ -244,10 +187,10 @@ static bool s_ipv6(s_rd_t *r, decode_flow_t *flow, bool l4)
     for (int n = 0; s_ipv6_ext(next); n++) {
         if (n == S_EXT_MAX)
             return true; /* proto unknown */
-        uint8_t nh = s_u8(r);
-        uint8_t len = s_u8(r);
+        uint8_t nh = bytes_u8(r);
+        uint8_t len = bytes_u8(r);
         size_t size = next == 44 ? 8 : next == 51 ? ((size_t)len + 2) * 4 : ((size_t)len + 1) * 8;
-        s_skip(r, size - 2);
+        bytes_skip(r, size - 2);
         if (r->bad)
             return true; /* proto unknown */
         /* Past a Fragment header a later fragment holds payload, not headers;
@@ -269,7 +212,7 @@ static bool s_decode(uint16_t linktype, const uint8_t *data, uint32_t caplen, de
                      bool l4)
 {
     memset(flow, 0, sizeof *flow);
-    s_rd_t r = {.pos = data, .end = data ? data + caplen : data};
+    bytes_t r = bytes_view(data, caplen);
     /* the parsers write nothing before they accept a header */
     switch (s_link(&r, linktype)) {
     case DECODE_IPV4:

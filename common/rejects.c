@@ -8,8 +8,23 @@
 #include "log.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 
 #define S_LINES_PER_SECOND 20
+
+void rejects_init(rejects_t *self, metrics_t *metrics, const char *metric)
+{
+    self->metrics = metrics;
+    self->count[WIRE_OK] = -1;
+    for (int e = 1; e < WIRE_ERR_COUNT_; e++) {
+        char labels[64];
+        snprintf(labels, sizeof labels, "reason=\"%s\"", wire_err_name((wire_err_t)e));
+        self->count[e] = metrics_counter(metrics, metric,
+                                         "Messages dropped because they break the protocol, by "
+                                         "reason",
+                                         labels);
+    }
+}
 
 uint32_t rejects_peer(const frames_t *in)
 {
@@ -25,8 +40,11 @@ uint32_t rejects_peer(const frames_t *in)
     return h;
 }
 
-void rejects_log(rejects_t *self, uint32_t peer, wire_err_t why, const char *detail, int64_t now_ms)
+void rejects_drop(rejects_t *self, uint32_t peer, wire_err_t why, const char *detail,
+                  int64_t now_ms)
 {
+    if (why > WIRE_OK && why < WIRE_ERR_COUNT_)
+        metrics_add(self->metrics, self->count[why], 1);
     uint64_t key = ((uint64_t)peer << 8 | (uint64_t)why) + 1; /* never 0 */
     uint64_t *slot = &self->seen[(key * 0x9E3779B97F4A7C15ull) >> 54];
     if (*slot == key)

@@ -12,24 +12,31 @@
 #include <stdint.h>
 
 #include "frames.h"
+#include "metrics.h"
 #include "wire.h"
 
 #define REJECTS_SLOTS 1024
 
 typedef struct {
-    uint64_t seen[REJECTS_SLOTS]; /* (peer, reason) keys already logged; 0 = free */
-    int64_t window_ms;            /* start of the current second */
-    unsigned lines;               /* lines logged in it */
-    uint64_t suppressed;          /* not logged since the last line */
+    metrics_t *metrics;
+    metric_id_t count[WIRE_ERR_COUNT_]; /* per reason */
+    uint64_t seen[REJECTS_SLOTS];       /* (peer, reason) keys already logged; 0 = free */
+    int64_t window_ms;                  /* start of the current second */
+    unsigned lines;                     /* lines logged in it */
+    uint64_t suppressed;                /* not logged since the last line */
 } rejects_t;
+
+/* Registers `metric` (e.g. "tapmesh_relay_malformed_messages_total"), one
+ * series per reason, in `metrics`. */
+void rejects_init(rejects_t *self, metrics_t *metrics, const char *metric);
 
 /* The peer's name: a hash of the identity frames before the delimiter (or,
  * for a message without one, of its first frame, which a ROUTER adds). */
 uint32_t rejects_peer(const frames_t *in);
 
-/* Logs (warn) one dropped message, unless this (peer, reason) was logged
- * before or the line budget of this second is spent. */
-void rejects_log(rejects_t *self, uint32_t peer, wire_err_t why, const char *detail,
-                 int64_t now_ms);
+/* Counts one dropped message, and logs it (warn) unless this (peer,
+ * reason) was logged before or the line budget of this second is spent. */
+void rejects_drop(rejects_t *self, uint32_t peer, wire_err_t why, const char *detail,
+                  int64_t now_ms);
 
 #endif

@@ -5,21 +5,29 @@
  */
 #include "wire.h"
 
+#include "bytes.h"
+
 #include <string.h>
 
 /* ---- §2 readers ------------------------------------------------------ */
 
+/* The shared reader, plus the first reason a frame is malformed: running
+ * past the end is WIRE_ERR_TRUNCATED; a field's own rule adds the others. */
 typedef struct {
-    const uint8_t *pos;
-    const uint8_t *end;
+    bytes_t b;
     wire_err_t err;
 } s_rd_t;
+
+static s_rd_t s_reader(const uint8_t *buf, size_t len)
+{
+    return (s_rd_t){.b = bytes_view(buf, len), .err = WIRE_OK};
+}
 
 static bool s_need(s_rd_t *r, size_t n)
 {
     if (r->err)
         return false;
-    if ((size_t)(r->end - r->pos) < n) {
+    if (!bytes_need(&r->b, n)) {
         r->err = WIRE_ERR_TRUNCATED;
         return false;
     }
@@ -28,13 +36,7 @@ static bool s_need(s_rd_t *r, size_t n)
 
 static uint64_t s_get(s_rd_t *r, size_t n)
 {
-    if (!s_need(r, n))
-        return 0;
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++)
-        v = v << 8 | r->pos[i];
-    r->pos += n;
-    return v;
+    return s_need(r, n) ? bytes_be(&r->b, n) : 0;
 }
 
 static uint8_t s_u8(s_rd_t *r)
@@ -93,14 +95,14 @@ static void s_label(s_rd_t *r, char *out, bool (*ok)(uint8_t))
     if (!s_need(r, n))
         return;
     for (size_t i = 0; i < n; i++) {
-        if (!ok(r->pos[i])) {
+        if (!ok(r->b.pos[i])) {
             s_fail(r, WIRE_ERR_NAME);
             return;
         }
     }
-    memcpy(out, r->pos, n);
+    memcpy(out, r->b.pos, n);
     out[n] = '\0';
-    r->pos += n;
+    r->b.pos += n;
 }
 
 static void s_text(s_rd_t *r, char *out)
@@ -116,14 +118,14 @@ static void s_text(s_rd_t *r, char *out)
     if (!s_need(r, n))
         return;
     for (size_t i = 0; i < n; i++) {
-        if (!s_text_byte(r->pos[i])) {
+        if (!s_text_byte(r->b.pos[i])) {
             s_fail(r, WIRE_ERR_TEXT);
             return;
         }
     }
-    memcpy(out, r->pos, n);
+    memcpy(out, r->b.pos, n);
     out[n] = '\0';
-    r->pos += n;
+    r->b.pos += n;
 }
 
 static void s_range(s_rd_t *r, bool ok)
@@ -238,7 +240,7 @@ static void s_header(s_rd_t *r, wire_type_t *type)
 
 wire_err_t wire_decode(const uint8_t *buf, size_t len, wire_msg_t *m)
 {
-    s_rd_t r = {.pos = buf, .end = buf + len};
+    s_rd_t r = s_reader(buf, len);
     wire_type_t type = 0;
     s_header(&r, &type);
     if (r.err)
@@ -307,7 +309,7 @@ wire_err_t wire_decode(const uint8_t *buf, size_t len, wire_msg_t *m)
     default:
         return WIRE_ERR_TYPE;
     }
-    if (!r.err && r.pos != r.end)
+    if (!r.err && r.b.pos != r.b.end)
         r.err = WIRE_ERR_TRAILING;
     return r.err;
 }
@@ -390,7 +392,7 @@ size_t wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
 wire_err_t wire_packets_check(const uint8_t *buf, size_t len, uint32_t packet_count,
                               unsigned iface_count, uint64_t *min_ts, uint64_t *max_ts)
 {
-    s_rd_t r = {.pos = buf, .end = buf + len};
+    s_rd_t r = s_reader(buf, len);
     wire_type_t type = 0;
     s_header(&r, &type);
     if (r.err)
@@ -414,11 +416,11 @@ wire_err_t wire_packets_check(const uint8_t *buf, size_t len, uint32_t packet_co
             return WIRE_ERR_CAPLEN;
         if (!s_need(&r, caplen))
             return r.err;
-        r.pos += caplen;
+        r.b.pos += caplen;
         lo = ts < lo ? ts : lo;
         hi = ts > hi ? ts : hi;
     }
-    if (r.pos != r.end)
+    if (r.b.pos != r.b.end)
         return WIRE_ERR_TRAILING;
     if (min_ts)
         *min_ts = lo;
@@ -433,7 +435,7 @@ bool wire_packets_next(const uint8_t *buf, size_t len, size_t *off, wire_packet_
         *off = WIRE_FRAME_HDR;
     if (*off > len)
         return false;
-    s_rd_t r = {.pos = buf + *off, .end = buf + len};
+    s_rd_t r = s_reader(buf + *off, len - *off);
     pkt->ts_ns = s_u64(&r);
     pkt->ifindex = s_u16(&r);
     (void)s_u16(&r);
@@ -441,8 +443,8 @@ bool wire_packets_next(const uint8_t *buf, size_t len, size_t *off, wire_packet_
     pkt->origlen = s_u32(&r);
     if (r.err || !s_need(&r, pkt->caplen))
         return false;
-    pkt->data = r.pos;
-    *off = (size_t)(r.pos + pkt->caplen - buf);
+    pkt->data = r.b.pos;
+    *off = (size_t)(r.b.pos + pkt->caplen - buf);
     return true;
 }
 

@@ -91,8 +91,7 @@ struct collector_t {
     struct {
         metric_id_t packets, bytes, batches, duplicates, late, queued_bytes, queued_packets,
             sources_live, acks, acks_failed, forced, dedup_given_up, output_bytes, output_files,
-            missing, restored_skipped, malformed[WIRE_ERR_COUNT_], refused_linktype,
-            refused_conflict, refused_full;
+            missing, restored_skipped, refused_linktype, refused_conflict, refused_full;
     } m;
 };
 
@@ -144,13 +143,7 @@ static void s_register(collector_t *self)
     self->m.restored_skipped = metrics_counter(
         r, "tapmesh_collect_restored_skipped_packets_total",
         "Packets of resent batches skipped because they were written before a restart", NULL);
-    for (int e = 1; e < WIRE_ERR_COUNT_; e++) {
-        char labels[64];
-        snprintf(labels, sizeof labels, "reason=\"%s\"", wire_err_name((wire_err_t)e));
-        self->m.malformed[e] =
-            metrics_counter(r, "tapmesh_collect_malformed_messages_total",
-                            "Messages dropped because they break the protocol", labels);
-    }
+    rejects_init(&self->rejects, r, "tapmesh_collect_malformed_messages_total");
     const char *help = "HELLOs refused";
     self->m.refused_linktype =
         metrics_counter(r, "tapmesh_collect_sources_refused_total", help, "reason=\"linktype\"");
@@ -218,8 +211,7 @@ void collector_destroy(collector_t **self_p)
 /* Counts a rejected message; logs it once per (peer, reason). */
 static void s_reject(collector_t *self, wire_err_t why, const char *detail)
 {
-    metrics_add(self->metrics, self->m.malformed[why], 1);
-    rejects_log(&self->rejects, self->peer, why, detail, self->now_ms);
+    rejects_drop(&self->rejects, self->peer, why, detail, self->now_ms);
 }
 
 static void s_reply(collector_t *self, const route_t *route, size_t len)

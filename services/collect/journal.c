@@ -4,6 +4,7 @@
  */
 #include "journal.h"
 
+#include "bytes.h"
 #include "log.h"
 
 #include <errno.h>
@@ -237,27 +238,9 @@ static void s_apply(journal_t *self, const char *source, uint64_t epoch, uint64_
 
 /* ---- replay --------------------------------------------------------- */
 
-typedef struct {
-    const uint8_t *pos, *end;
-    bool bad;
-} s_rd_t;
-
-static uint64_t s_get(s_rd_t *r, size_t n)
+static void s_get_name(bytes_t *r, char *out)
 {
-    if (r->bad || (size_t)(r->end - r->pos) < n) {
-        r->bad = true;
-        return 0;
-    }
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++)
-        v = v << 8 | r->pos[i];
-    r->pos += n;
-    return v;
-}
-
-static void s_get_name(s_rd_t *r, char *out)
-{
-    size_t n = (size_t)s_get(r, 1);
+    size_t n = (size_t)bytes_be(r, 1);
     if (r->bad || n > WIRE_NAME_MAX || (size_t)(r->end - r->pos) < n) {
         r->bad = true;
         out[0] = '\0';
@@ -279,15 +262,15 @@ typedef struct {
 /* Applies the entries of an intent body (count, then entries). */
 static void s_apply_intent(journal_t *self, const uint8_t *p, const uint8_t *end)
 {
-    s_rd_t r = {.pos = p, .end = end};
-    uint32_t n = (uint32_t)s_get(&r, 4);
+    bytes_t r = bytes_view(p, (size_t)(end - p));
+    uint32_t n = (uint32_t)bytes_be(&r, 4);
     for (uint32_t i = 0; i < n && !r.bad; i++) {
         char source[WIRE_NAME_MAX + 1];
         s_get_name(&r, source);
-        uint64_t epoch = s_get(&r, 8), seq = s_get(&r, 8);
-        uint16_t part = (uint16_t)s_get(&r, 2);
-        uint32_t written = (uint32_t)s_get(&r, 4);
-        bool complete = s_get(&r, 1) != 0;
+        uint64_t epoch = bytes_be(&r, 8), seq = bytes_be(&r, 8);
+        uint16_t part = (uint16_t)bytes_be(&r, 2);
+        uint32_t written = (uint32_t)bytes_be(&r, 4);
+        bool complete = bytes_be(&r, 1) != 0;
         if (!r.bad)
             s_apply(self, source, epoch, seq, part, written, complete);
     }
@@ -297,10 +280,10 @@ static void s_apply_intent(journal_t *self, const uint8_t *p, const uint8_t *end
 static bool s_replay_record(journal_t *self, s_replay_t *rp, uint8_t type, const uint8_t *body,
                             const uint8_t *end)
 {
-    s_rd_t r = {.pos = body, .end = end};
+    bytes_t r = bytes_view(body, (size_t)(end - body));
     switch (type) {
     case S_FILE: {
-        size_t n = (size_t)s_get(&r, 2);
+        size_t n = (size_t)bytes_be(&r, 2);
         if (r.bad || n >= sizeof rp->file || (size_t)(end - r.pos) != n)
             return false;
         if (rp->pending)
@@ -311,7 +294,7 @@ static bool s_replay_record(journal_t *self, s_replay_t *rp, uint8_t type, const
         return true;
     }
     case S_INTENT: {
-        uint64_t offset = s_get(&r, 8), length = s_get(&r, 8);
+        uint64_t offset = bytes_be(&r, 8), length = bytes_be(&r, 8);
         if (r.bad)
             return false;
         if (rp->pending)
@@ -326,7 +309,7 @@ static bool s_replay_record(journal_t *self, s_replay_t *rp, uint8_t type, const
     case S_END: {
         char source[WIRE_NAME_MAX + 1];
         s_get_name(&r, source);
-        uint64_t epoch = s_get(&r, 8);
+        uint64_t epoch = bytes_be(&r, 8);
         if (r.bad || r.pos != end)
             return false;
         journal_state_t *st = s_state(self, source, epoch);
@@ -337,26 +320,26 @@ static bool s_replay_record(journal_t *self, s_replay_t *rp, uint8_t type, const
     case S_STATE: {
         char source[WIRE_NAME_MAX + 1];
         s_get_name(&r, source);
-        uint64_t epoch = s_get(&r, 8);
-        bool ended = s_get(&r, 1) != 0;
-        uint32_t nranges = (uint32_t)s_get(&r, 4);
+        uint64_t epoch = bytes_be(&r, 8);
+        bool ended = bytes_be(&r, 1) != 0;
+        uint32_t nranges = (uint32_t)bytes_be(&r, 4);
         if (r.bad)
             return false;
         journal_state_t *st = s_state(self, source, epoch);
         if (st && ended)
             st->ended = true;
         for (uint32_t i = 0; i < nranges && !r.bad; i++) {
-            uint64_t lo = s_get(&r, 8), hi = s_get(&r, 8);
+            uint64_t lo = bytes_be(&r, 8), hi = bytes_be(&r, 8);
             if (st && !r.bad && lo < hi)
                 seqset_add_range(&st->complete, lo, hi);
         }
         /* partials are batches taken but not wholly written: out of the
          * complete set, and resumed where they stopped */
-        uint32_t np = (uint32_t)s_get(&r, 4);
+        uint32_t np = (uint32_t)bytes_be(&r, 4);
         for (uint32_t i = 0; i < np && !r.bad; i++) {
-            uint64_t seq = s_get(&r, 8);
-            uint16_t part = (uint16_t)s_get(&r, 2);
-            uint32_t written = (uint32_t)s_get(&r, 4);
+            uint64_t seq = bytes_be(&r, 8);
+            uint16_t part = (uint16_t)bytes_be(&r, 2);
+            uint32_t written = (uint32_t)bytes_be(&r, 4);
             if (r.bad || !st)
                 break;
             seqset_remove(&st->complete, seq);

@@ -40,8 +40,7 @@ typedef struct {
     uint64_t relay_seq;
     rejects_t rejects;
     struct {
-        metric_id_t batches_in, packets_in, batches_out, replies, dropped_full, unroutable, loops,
-            malformed[WIRE_ERR_COUNT_];
+        metric_id_t batches_in, packets_in, batches_out, replies, dropped_full, unroutable, loops;
     } m;
 } relay_t;
 
@@ -66,20 +65,13 @@ static void s_register(relay_t *r)
                                       "Replies for a source no longer connected", NULL);
     r->m.loops = metrics_counter(m, "tapmesh_relay_hop_limit_total",
                                  "Batches dropped because they already had 16 hops", NULL);
-    for (int e = 1; e < WIRE_ERR_COUNT_; e++) {
-        char labels[64];
-        snprintf(labels, sizeof labels, "reason=\"%s\"", wire_err_name((wire_err_t)e));
-        r->m.malformed[e] =
-            metrics_counter(m, "tapmesh_relay_malformed_messages_total",
-                            "Messages dropped because they break the protocol", labels);
-    }
+    rejects_init(&r->rejects, m, "tapmesh_relay_malformed_messages_total");
 }
 
 /* Counts a dropped message; logs it once per (peer, reason). */
 static void s_malformed(relay_t *r, const frames_t *in, wire_err_t why)
 {
-    metrics_add(r->svc.metrics, r->m.malformed[why], 1);
-    rejects_log(&r->rejects, rejects_peer(in), why, NULL, clock_mono_ms());
+    rejects_drop(&r->rejects, rejects_peer(in), why, NULL, clock_mono_ms());
 }
 
 /* A message from a source: checked, hop record added to a BATCH, forwarded. */

@@ -48,13 +48,20 @@ log "recorded speed: $n1 + $n2 packets, each once"
 rm -rf "$WORK/state"
 m3=$(free_port)
 start c3 COLLECT_ENDPOINT=tcp://127.0.0.1:$port METRICS_ADDRPORT=127.0.0.1:$m3 \
-    OUTPUT=$WORK/out3.pcapng STATE_DIR=$WORK/state MERGE_WINDOW_MS=60000 STARTUP_WAIT_MS=0 \
+    OUTPUT=$WORK/out3.pcapng STATE_DIR=$WORK/state MERGE_WINDOW_MS=60000 STARTUP_WAIT_MS=2000 \
     OUTPUT_BUFFER_KB=512 -- "$COLLECT"
 wait_listening "$m3" 10
-start fast RELAY_ENDPOINT=tcp://127.0.0.1:$port METRICS_ADDRPORT= NODE_ID=fast \
-    READ_FILE=$WORK/b.pcap ACK_TIMEOUT_MS=300 BATCH_MAX_BYTES=16777216 BATCH_MAX_DELAY_MS=5000 -- "$CAPTURE"
+# both join within the start-up wait; the slow one first, so that the fast
+# one's batch is held from the start
 start slow RELAY_ENDPOINT=tcp://127.0.0.1:$port METRICS_ADDRPORT= NODE_ID=slow \
     READ_FILE=$WORK/a.pcap REPLAY_SPEED=1 ACK_TIMEOUT_MS=300 BATCH_MAX_DELAY_MS=20 -- "$CAPTURE"
+end=$((SECONDS + 10))
+until grep -q "source slow .* joined" "$WORK/c3.log"; do
+    [ $SECONDS -lt $end ] || fail "the slow source did not join"
+    sleep 0.02
+done
+start fast RELAY_ENDPOINT=tcp://127.0.0.1:$port METRICS_ADDRPORT= NODE_ID=fast \
+    READ_FILE=$WORK/b.pcap ACK_TIMEOUT_MS=300 BATCH_MAX_BYTES=16777216 BATCH_MAX_DELAY_MS=5000 -- "$CAPTURE"
 end=$((SECONDS + 20))
 until [ "$(metric "$m3" 'tapmesh_collect_source_packets_total{source="fast"}')" -gt 1000 ] 2>/dev/null; do
     [ $SECONDS -lt $end ] || fail "collector did not get going"
