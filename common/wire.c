@@ -281,7 +281,7 @@ wire_err_t wire_decode(const uint8_t *buf, size_t len, wire_msg_t *m)
                         m->batch.part < m->batch.parts);
         m->batch.watermark = s_u64(&r);
         m->batch.packet_count = s_u32(&r);
-        s_range(&r, m->batch.packet_count >= 1 && m->batch.packet_count <= WIRE_PACKETS_MAX);
+        s_range(&r, m->batch.packet_count <= WIRE_PACKETS_MAX);
         m->batch.payload_len = s_u32(&r);
         s_range(&r,
                 m->batch.payload_len >= WIRE_FRAME_HDR && m->batch.payload_len <= WIRE_PAYLOAD_MAX);
@@ -356,9 +356,9 @@ size_t wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
         s_put(&w, m->batch.packet_count, 4);
         s_put(&w, m->batch.payload_len, 4);
         if (m->batch.parts < 1 || m->batch.parts > WIRE_PARTS_MAX ||
-            m->batch.part >= m->batch.parts || m->batch.packet_count < 1 ||
-            m->batch.packet_count > WIRE_PACKETS_MAX || m->batch.payload_len < WIRE_FRAME_HDR ||
-            m->batch.payload_len > WIRE_PAYLOAD_MAX || m->batch.hop_count > WIRE_HOPS_MAX)
+            m->batch.part >= m->batch.parts || m->batch.packet_count > WIRE_PACKETS_MAX ||
+            m->batch.payload_len < WIRE_FRAME_HDR || m->batch.payload_len > WIRE_PAYLOAD_MAX ||
+            m->batch.hop_count > WIRE_HOPS_MAX)
             w.bad = true;
         s_put(&w, m->batch.hop_count, 1);
         for (unsigned i = 0; !w.bad && i < m->batch.hop_count; i++) {

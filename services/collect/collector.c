@@ -34,8 +34,10 @@ typedef struct s_batch {
     uint32_t total; /* records in the batch */
     uint32_t left;  /* records not yet written */
     bool touched;   /* written to since the last commit */
+    bool main_lane; /* of the source's first lane (journaled) */
     uint64_t seq;
     uint16_t part;
+    char *comment; /* ANNOTATE=hops: the EPB comment of its packets, or NULL */
     int64_t arrived_ms;
     wire_packet_t head; /* the next record, decoded */
 } s_batch_t;
@@ -62,6 +64,11 @@ typedef struct s_source {
     merge_lane_t lane;
     wire_ack_entry_t *acks; /* written, to acknowledge after the flush */
     size_t nacks, acks_cap;
+    bool lane_set;             /* lane_part/lane_parts known (first batch) */
+    uint16_t lane_part, lane_parts;
+    seqset_t other;            /* batches of other lanes: seq * WIRE_PARTS_MAX + part */
+    char path[WIRE_HOPS_MAX * (WIRE_NAME_MAX + 1) + 8]; /* of the last batch */
+    metric_id_t m_path;
     journal_state_t *restored; /* partly written batches from before a restart */
     uint64_t missing;          /* batches not received below the newest one */
     metric_id_t m_packets;
@@ -99,6 +106,8 @@ static wire_msg_t s_msg; /* decode/encode scratch, large */
 static uint8_t s_cmd[WIRE_COMMAND_MAX];
 
 static int s_commit(collector_t *self, int64_t now);
+static void s_done_seq(collector_t *self, s_source_t *s, uint64_t seq, uint16_t part,
+                       uint32_t total);
 
 /* ---- set-up ---------------------------------------------------------- */
 
@@ -183,9 +192,11 @@ static void s_source_free(s_source_t *s)
         s_batch_t *b = s->qhead;
         s->qhead = b->next;
         zmq_msg_close(&b->payload);
+        free(b->comment);
         free(b);
     }
     seqset_free(&s->seen);
+    seqset_free(&s->other);
     journal_state_free(&s->restored);
     free(s->ifaces);
     free(s->acks);
@@ -406,12 +417,70 @@ static s_source_t *s_known(collector_t *self, const route_t *route, int64_t now)
     return s;
 }
 
-static bool s_in_queue(const s_source_t *s, uint64_t seq)
+static bool s_in_queue(const s_source_t *s, uint64_t seq, uint16_t part)
 {
     for (const s_batch_t *b = s->qhead; b; b = b->next)
-        if (b->seq == seq)
+        if (b->seq == seq && b->part == part)
             return true;
     return false;
+}
+
+/* A second lane of one source at this collector (two relays' shares of the
+ * same batches ending here): deduplicated by (seq, part) in a set of its
+ * own; its watermarks are not followed (the first lane's are). */
+static bool s_other_lane_seen(const s_source_t *s, uint64_t seq, uint16_t part)
+{
+    return seqset_has(&s->other, seq * WIRE_PARTS_MAX + part);
+}
+
+static int s_other_lane_take(s_source_t *s, uint64_t seq, uint16_t part)
+{
+    if (!s->other.max)
+        seqset_init(&s->other, S_SEQSET_RANGES);
+    return seqset_add(&s->other, seq * WIRE_PARTS_MAX + part, NULL) < 0 ? -ENOMEM : 0;
+}
+
+/* "relay1>relay2" from the hop records, "direct" without any. */
+static void s_path(const wire_msg_t *m, char *out, size_t len)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (unsigned i = 0; i < m->batch.hop_count && o < len; i++)
+        o += (size_t)snprintf(out + o, len - o, "%s%s", i ? ">" : "", m->batch.hops[i].node);
+    if (!m->batch.hop_count)
+        snprintf(out, len, "direct");
+}
+
+/* Counts the batch's packets by the path it came along (per source, the
+ * metric id of its last path is kept: paths rarely change). */
+static void s_count_path(collector_t *self, s_source_t *s, const wire_msg_t *m)
+{
+    char path[sizeof s->path];
+    s_path(m, path, sizeof path);
+    if (strcmp(path, s->path) != 0) {
+        char labels[sizeof path + 16];
+        snprintf(labels, sizeof labels, "path=\"%s\"", path);
+        s->m_path = metrics_counter(self->metrics, "tapmesh_collect_path_packets_total",
+                                    "Packets taken, by the relays they came through", labels);
+        snprintf(s->path, sizeof s->path, "%s", path);
+    }
+    metrics_add(self->metrics, s->m_path, m->batch.packet_count);
+}
+
+/* ANNOTATE=hops: "hops: relay1@<ns> relay2@<ns>" (receive times). */
+static char *s_hops_comment(const wire_msg_t *m)
+{
+    size_t len = 8 + m->batch.hop_count * (WIRE_NAME_MAX + 24) + 16;
+    char *c = malloc(len);
+    if (!c)
+        return NULL;
+    size_t o = (size_t)snprintf(c, len, "hops:");
+    for (unsigned i = 0; i < m->batch.hop_count; i++)
+        o += (size_t)snprintf(c + o, len - o, " %s@%" PRIu64, m->batch.hops[i].node,
+                              m->batch.hops[i].recv_ns);
+    if (!m->batch.hop_count)
+        snprintf(c + o, len - o, " direct");
+    return c;
 }
 
 static void s_lane_refresh(collector_t *self, s_source_t *s)
@@ -548,20 +617,52 @@ static void s_on_batch(collector_t *self, frames_t *in, const route_t *route, in
         s_reject(self, err, "in the payload");
         return;
     }
+    /* the source's first lane (its own batches, or a relay's share of them)
+     * carries its sequence; a second lane reaching this collector too is
+     * only deduplicated (seq and part), see s_other_lane */
+    if (!s->lane_set) {
+        s->lane_set = true;
+        s->lane_part = m->batch.part;
+        s->lane_parts = m->batch.parts;
+    }
+    bool main_lane = m->batch.part == s->lane_part && m->batch.parts == s->lane_parts;
     uint64_t promise_wm = m->batch.watermark, promise_seq = m->batch.seq + 1;
-    if (seqset_has(&s->seen, m->batch.seq)) {
-        s_promise(self, s, promise_wm, promise_seq, false);
+    bool dup = main_lane ? seqset_has(&s->seen, m->batch.seq)
+                         : s_other_lane_seen(s, m->batch.seq, m->batch.part);
+    if (dup) {
+        if (main_lane)
+            s_promise(self, s, promise_wm, promise_seq, false);
         metrics_add(self->metrics, self->m.duplicates, 1);
-        if (!s_in_queue(s, m->batch.seq))
+        if (!s_in_queue(s, m->batch.seq, m->batch.part))
             s_queue_ack(s, m->batch.seq, m->batch.part); /* written before: settle it */
         return;
     }
+    s_count_path(self, s, m);
+    if (m->batch.packet_count == 0) {
+        /* nothing to write (a relay's filter or split left none): taken and
+         * settled at once */
+        if ((main_lane ? s_take_seq(self, s, m->batch.seq)
+                       : s_other_lane_take(s, m->batch.seq, m->batch.part)) < 0)
+            return;
+        s_queue_ack(s, m->batch.seq, m->batch.part);
+        if (main_lane) {
+            s_done_seq(self, s, m->batch.seq, m->batch.part, 0);
+            s_promise(self, s, promise_wm, promise_seq, false);
+        }
+        return;
+    }
     s_batch_t *b = calloc(1, sizeof *b);
-    if (!b || s_take_seq(self, s, m->batch.seq) < 0) {
+    if (b && self->opts.annotate_hops)
+        b->comment = s_hops_comment(m);
+    if (!b || (main_lane ? s_take_seq(self, s, m->batch.seq)
+                         : s_other_lane_take(s, m->batch.seq, m->batch.part)) < 0) {
+        if (b)
+            free(b->comment);
         free(b);
         log_error("out of memory for a batch of %s", s->id);
         return; /* not acknowledged: the source resends */
     }
+    b->main_lane = main_lane;
     zmq_msg_init(&b->payload);
     zmq_msg_move(&b->payload, payload);
     b->seq = m->batch.seq;
@@ -586,7 +687,8 @@ static void s_on_batch(collector_t *self, frames_t *in, const route_t *route, in
     metrics_add(self->metrics, self->m.batches, 1);
     if (s->qhead == b)
         s_lane_refresh(self, s); /* a new head: the lane's key changed */
-    s_promise(self, s, promise_wm, promise_seq, false);
+    if (main_lane)
+        s_promise(self, s, promise_wm, promise_seq, false);
 }
 
 void collector_on_message(collector_t *self, frames_t *in, int64_t now_ms)
@@ -692,8 +794,9 @@ static uint64_t s_overdue_bound(const collector_t *self, int64_t now)
     return bound;
 }
 
-/* Remembers a completed batch for the next intent. */
-static void s_done(collector_t *self, s_source_t *s, const s_batch_t *b)
+/* Remembers a completed batch of the first lane for the next intent. */
+static void s_done_seq(collector_t *self, s_source_t *s, uint64_t seq, uint16_t part,
+                       uint32_t total)
 {
     if (!self->opts.journal)
         return;
@@ -710,9 +813,9 @@ static void s_done(collector_t *self, s_source_t *s, const s_batch_t *b)
     }
     self->done[self->ndone++] = (journal_entry_t){.source = s->id,
                                                   .epoch = s->epoch,
-                                                  .seq = b->seq,
-                                                  .part = b->part,
-                                                  .written = b->total,
+                                                  .seq = seq,
+                                                  .part = part,
+                                                  .written = total,
                                                   .complete = true};
 }
 
@@ -733,12 +836,12 @@ int collector_emit(collector_t *self, int64_t now_ms, bool drain)
                                self->queued_bytes > self->opts.merge_max_bytes);
         if (!due && !forced)
             break;
-        if (!output_room(self->output, b->head.caplen, NULL) || output_full(self->output)) {
+        if (!output_room(self->output, b->head.caplen, b->comment) || output_full(self->output)) {
             int rc = s_commit(self, now_ms); /* buffer or file full: commit (rotate), go on */
             if (rc < 0)
                 return rc;
         }
-        int rc = output_packet(self->output, s->ifid[b->head.ifindex], &b->head, NULL);
+        int rc = output_packet(self->output, s->ifid[b->head.ifindex], &b->head, b->comment);
         if (rc < 0) {
             self->broken = true;
             snprintf(self->error, sizeof self->error, "%s: %s", output_name(self->output),
@@ -770,8 +873,10 @@ int collector_emit(collector_t *self, int64_t now_ms, bool drain)
             if (!s->qtail || s->qtail == b)
                 s->qtail = NULL;
             s_queue_ack(s, b->seq, b->part);
-            s_done(self, s, b);
+            if (b->main_lane)
+                s_done_seq(self, s, b->seq, b->part, b->total);
             zmq_msg_close(&b->payload);
+            free(b->comment);
             free(b);
         }
         s_lane_refresh(self, s);
@@ -788,7 +893,7 @@ static int s_intent(collector_t *self)
     size_t n = self->ndone;
     for (size_t i = 0; i < self->nsources; i++) {
         s_batch_t *b = self->sources[i]->qhead;
-        if (b && b->touched)
+        if (b && b->touched && b->main_lane)
             n++;
     }
     if (n > self->done_cap) {
@@ -802,7 +907,7 @@ static int s_intent(collector_t *self)
     for (size_t i = 0; i < self->nsources; i++) {
         s_source_t *s = self->sources[i];
         s_batch_t *b = s->qhead;
-        if (!b || !b->touched)
+        if (!b || !b->touched || !b->main_lane)
             continue;
         self->done[n++] = (journal_entry_t){.source = s->id,
                                             .epoch = s->epoch,

@@ -35,6 +35,7 @@ typedef struct {
     int64_t start_ms;        /* when the collector started, and for how long nothing */
     int64_t start_grace_ms;  /* is written: sources connecting then still merge in order */
     journal_t *journal;      /* STATE_DIR, or NULL */
+    bool annotate_hops;      /* every packet's EPB comment names the relays it came through */
 } collector_opts_t;
 
 /* The collector writes to `output`, replies through `reply` and records

@@ -40,6 +40,9 @@ static const cfg_row_t s_rows[] = {
      "killed and started again writes no packet twice (created if missing; unset: none)."},
     {"FLUSH_MS", CFG_INT, "0", 0, 60000, NULL, false,
      "Longest written packets wait in the output buffer (0: flushed after every pass)."},
+    {"ANNOTATE", CFG_ENUM, "none", 0, 0, "none|hops", false,
+     "hops: every packet's pcapng comment names the relays it came through, with their "
+     "receive times."},
     {"MAX_BATCH_MB", CFG_INT, "64", 1, 64, NULL, false,
      "Larger batches are dropped and counted (reason \"oversize\")."},
     {"OUTPUT_FORMAT", CFG_ENUM, "pcapng", 0, 0, "pcapng|pcap", false,
@@ -121,6 +124,7 @@ static int s_setup(collect_t *c)
         .start_ms = clock_mono_ms(),
         .start_grace_ms = cfg_int(cfg, "STARTUP_WAIT_MS"),
         .journal = c->journal,
+        .annotate_hops = cfg_enum(cfg, "ANNOTATE") == 1,
     };
     c->collector = collector_new(c->output, &opts, c->svc.metrics, s_reply, c);
     if (!c->collector) {

@@ -900,6 +900,36 @@ static void test_refuse_range(void **state)
     }
 }
 
+/* An empty batch (a relay filtered or split every packet away) still
+ * travels: packet_count 0 with a header-only payload. */
+static void test_empty_batch(void **state)
+{
+    (void)state;
+    s_make_batch(&s_m, 0);
+    s_m.batch.packet_count = 0;
+    s_m.batch.payload_len = WIRE_FRAME_HDR;
+    uint8_t buf[512];
+    size_t len = wire_encode(&s_m, buf, sizeof buf);
+    assert_true(len > 0);
+    wire_msg_t back;
+    assert_int_equal(wire_decode(buf, len, &back), WIRE_OK);
+    assert_int_equal(back.batch.packet_count, 0);
+    uint8_t payload[WIRE_FRAME_HDR];
+    size_t off;
+    assert_true(wire_packets_begin(payload, sizeof payload, &off));
+    assert_int_equal(wire_packets_check(payload, off, 0, 1, NULL, NULL), WIRE_OK);
+    size_t walk = 0;
+    wire_packet_t p;
+    assert_false(wire_packets_next(payload, off, &walk, &p));
+    /* a count of 0 with a record after the header is not empty */
+    uint8_t one[64];
+    assert_true(wire_packets_begin(one, sizeof one, &off));
+    uint8_t data[4] = {1, 2, 3, 4};
+    wire_packet_t rec = {.ts_ns = 1, .caplen = 4, .origlen = 4, .data = data};
+    assert_true(wire_packets_put(one, sizeof one, &off, &rec));
+    assert_int_equal(wire_packets_check(one, off, 0, 1, NULL, NULL), WIRE_ERR_TRAILING);
+}
+
 static void test_batch_range(void **state)
 {
     (void)state;
@@ -914,7 +944,6 @@ static void test_batch_range(void **state)
         {0, WIRE_PARTS_MAX + 1, 1, 4, 0},   /* parts 1025 */
         {1024, 1024, 1, 4, 0},              /* part = parts at max */
         {0, 0xffff, 1, 4, 0},               /* parts huge */
-        {0, 1, 0, 4, 0},                    /* packet_count 0 */
         {0, 1, WIRE_PACKETS_MAX + 1, 4, 0}, /* packet_count 1048577 */
         {0, 1, UINT32_MAX, 4, 0},           /* packet_count huge */
         {0, 1, 1, 3, 0},                    /* payload_len 3 */
@@ -1082,9 +1111,6 @@ static void test_encode_refuses_invalid(void **state)
     S_ENCODE_REFUSED(&s_m);
     s_make_batch(&s_m, 1);
     s_m.batch.parts = WIRE_PARTS_MAX + 1;
-    S_ENCODE_REFUSED(&s_m);
-    s_make_batch(&s_m, 1);
-    s_m.batch.packet_count = 0;
     S_ENCODE_REFUSED(&s_m);
     s_make_batch(&s_m, 1);
     s_m.batch.packet_count = WIRE_PACKETS_MAX + 1;
@@ -1590,6 +1616,7 @@ int main(void)
         cmocka_unit_test(test_bad_text),
         cmocka_unit_test(test_hello_range),
         cmocka_unit_test(test_refuse_range),
+        cmocka_unit_test(test_empty_batch),
         cmocka_unit_test(test_batch_range),
         cmocka_unit_test(test_ack_range),
         cmocka_unit_test(test_count_vs_elements),
