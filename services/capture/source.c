@@ -4,6 +4,8 @@
  */
 #include "source-int.h"
 
+#include "linktype.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,31 +92,9 @@ int source_fd(const source_t *self)
     return self->fd;
 }
 
-/* libpcap hands out DLT_ values; files and the wire carry LINKTYPE_ values.
- * They are equal except for a few historical DLTs (libpcap's
- * pcap-common.c, dlt_to_linktype), which libpcap does not export. */
-static int s_linktype(int dlt)
-{
-    switch (dlt) {
-    case 11: /* DLT_ATM_RFC1483 */
-        return 100;
-    case 12: /* DLT_RAW (most systems) */
-    case 14: /* DLT_RAW (OpenBSD) */
-        return 101;
-    case 15: /* DLT_SLIP_BSDOS */
-        return 102;
-    case 16: /* DLT_PPP_BSDOS */
-        return 103;
-    case 17: /* DLT_OLD_PFLOG */
-        return 117;
-    default:
-        return dlt;
-    }
-}
-
 int source_linktype(const source_t *self)
 {
-    return s_linktype(pcap_datalink(self->pcap));
+    return linktype_from_dlt(pcap_datalink(self->pcap));
 }
 
 uint32_t source_snaplen(const source_t *self)

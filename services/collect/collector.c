@@ -64,9 +64,9 @@ typedef struct s_source {
     merge_lane_t lane;
     wire_ack_entry_t *acks; /* written, to acknowledge after the flush */
     size_t nacks, acks_cap;
-    bool lane_set;             /* lane_part/lane_parts known (first batch) */
+    bool lane_set; /* lane_part/lane_parts known (first batch) */
     uint16_t lane_part, lane_parts;
-    seqset_t other;            /* batches of other lanes: seq * WIRE_PARTS_MAX + part */
+    seqset_t other; /* batches of other lanes: seq * WIRE_PARTS_MAX + part */
     char path[WIRE_HOPS_MAX * (WIRE_NAME_MAX + 1) + 8]; /* of the last batch */
     metric_id_t m_path;
     journal_state_t *restored; /* partly written batches from before a restart */

@@ -157,7 +157,7 @@ expect_reasons "$mport" collect source=2 caplen=3
 [ "$(warn_lines "$WORK/collect2.log" source)" = 1 ] || fail "reason source not logged once"
 [ "$(warn_lines "$WORK/collect2.log" caplen)" = 1 ] || fail "reason caplen not logged once"
 # the flood did not crowd the good agent out of the relay's queue
-wait_metric "$mrelay" tapmesh_relay_dropped_full_total 0 1
+wait_metric "$mrelay" tapmesh_relay_dropped_no_hop_total 0 1
 rlog=$WORK/relay.log
 n=$(wc -l <"$rlog")
 [ "$n" -lt 50 ] || fail "the relay logged $n lines for 20015 bad messages"

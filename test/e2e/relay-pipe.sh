@@ -33,13 +33,16 @@ wait_metric "$m_collect" tapmesh_collect_packets_total 800 5
 promcheck "$m_relay"
 promcheck "$m_collect"
 batches_in=$(metric "$m_relay" tapmesh_relay_batches_in_total)
-batches_out=$(metric "$m_relay" tapmesh_relay_batches_out_total)
+batches_out=$(metric "$m_relay" "tapmesh_relay_batches_out_total{hop=\"tcp://127.0.0.1:$cport\"}")
 batches=$(metric "$m_collect" tapmesh_collect_batches_total)
 [ "$batches_in" -gt 1 ] || fail "relay saw $batches_in batches"
 [ "$batches_in" = "$batches_out" ] || fail "relay: $batches_in in, $batches_out out"
 [ "$batches_out" = "$batches" ] || fail "relay forwarded $batches_out, collector took $batches"
-replies=$(metric "$m_relay" tapmesh_relay_replies_routed_total)
-[ "$replies" -ge 2 ] || fail "relay routed $replies replies (WELCOME and ACKs expected)"
+acks=$(metric "$m_relay" tapmesh_relay_acks_routed_total)
+[ "$acks" = "$batches" ] || fail "relay routed $acks acknowledgements for $batches batches"
+[ "$(metric "$m_relay" "tapmesh_relay_next_hop_up{hop=\"tcp://127.0.0.1:$cport\"}")" = 1 ] ||
+    fail "the next hop is not reported up"
+[ "$(metric "$m_relay" tapmesh_relay_pending_batches)" = 0 ] || fail "batches still pending"
 
 stop collect
 [ "$RC" = 0 ] || fail "collect exited $RC after SIGTERM"
