@@ -289,7 +289,8 @@ static void s_batch(relay_t *r, frames_t *in, known_t *k, int64_t now)
     uint64_t seq = s_msg.batch.seq;
     uint16_t part = s_msg.batch.part, parts = s_msg.batch.parts;
     pending_t *p = pending_find(r->pending, kidx, k->generation, seq, part);
-    if (p)
+    bool resend = p != NULL;
+    if (resend)
         metrics_add(r->svc.metrics, r->m.resends, 1);
 
     unsigned ways = r->fanout == S_FLOWHASH && split ? r->hops.n : 1;
@@ -313,7 +314,9 @@ static void s_batch(relay_t *r, frames_t *in, known_t *k, int64_t now)
                 p->needed = (ways >= 32 ? UINT32_MAX : (1u << ways) - 1);
         }
     }
-    uint32_t owed = p ? p->needed & ~p->acked : UINT32_MAX; /* what still has to go */
+    /* what still has to go: everything the first time; on a resend, what
+     * is not acknowledged yet */
+    uint32_t owed = resend ? p->needed & ~p->acked : UINT32_MAX;
     bool sent = false;
 
     if (ways > 1) {
