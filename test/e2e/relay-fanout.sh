@@ -54,18 +54,29 @@ until [ "$(metric "$m1" tapmesh_collect_packets_total)" -gt 800 ] 2>/dev/null; d
     sleep 0.05
 done
 stop c1fo KILL
-expect_exit agentfo 60 0
-stop c2fo
+end=$((SECONDS + 10))
+until [ "$(metric "$m2" tapmesh_collect_packets_total)" -gt 0 ] 2>/dev/null; do
+    [ $SECONDS -lt $end ] || fail "the second collector got nothing after the first died"
+    sleep 0.05
+done
 [ "$(metric "$mr" "tapmesh_relay_next_hop_up{hop=\"tcp://127.0.0.1:$c1\"}")" = 0 ] ||
     fail "the dead collector is not reported down"
+# ... and back: the first collector returns (a new output), and takes over again
+m1=$(free_port)
+start c1fob COLLECT_ENDPOINT=tcp://127.0.0.1:$c1 METRICS_ADDRPORT=127.0.0.1:$m1 \
+    OUTPUT=$WORK/fo-1b.pcapng STARTUP_WAIT_MS=0 -- "$COLLECT"
+expect_exit agentfo 60 0
+stop c2fo
+stop c1fob
 n1=$(count "$WORK/fo-1.pcapng")
 n2=$(count "$WORK/fo-2.pcapng")
-[ "$n2" -gt 0 ] || fail "the second collector received nothing"
+n3=$(count "$WORK/fo-1b.pcapng")
+[ "$n3" -gt 0 ] || fail "the relay did not go back to the first collector when it returned"
 # together: every input packet (duplicates removed: they are identical and adjacent once merged)
-mergecap -F pcapng -w "$WORK/fo-both.pcapng" "$WORK/fo-1.pcapng" "$WORK/fo-2.pcapng"
-editcap -D 10000 "$WORK/fo-both.pcapng" "$WORK/fo-union.pcapng" >/dev/null 2>&1
+mergecap -F pcapng -w "$WORK/fo-all.pcapng" "$WORK/fo-1.pcapng" "$WORK/fo-2.pcapng" "$WORK/fo-1b.pcapng"
+editcap -D 10000 "$WORK/fo-all.pcapng" "$WORK/fo-union.pcapng" >/dev/null 2>&1
 same_packets "$input" "$WORK/fo-union.pcapng"
-log "failover: $n1 packets before the kill, $n2 after; nothing lost"
+log "failover: $n1 packets before the kill, $n2 on the second collector, $n3 back on the first; nothing lost"
 
 # ---- duplicate ----
 two_collectors du
