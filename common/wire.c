@@ -7,6 +7,8 @@
 
 #include "bytes.h"
 
+#include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 /* ---- §2 readers ------------------------------------------------------ */
@@ -200,6 +202,36 @@ const char *wire_err_name(wire_err_t err)
         "text", "range",     "caplen",   "framing",   "source",  "oversize",
     };
     return err < WIRE_ERR_COUNT_ ? names[err] : "unknown";
+}
+
+void wire_msg_init(wire_msg_t *m, wire_type_t type, const char *source, uint64_t epoch)
+{
+    char id[WIRE_NAME_MAX + 1];
+    snprintf(id, sizeof id, "%s", source);
+    memset(m, 0, offsetof(wire_msg_t, hello));
+    switch (type) {
+    case WIRE_HELLO:
+        m->hello.description[0] = '\0';
+        m->hello.iface_count = 0;
+        break;
+    case WIRE_REFUSE:
+        m->refuse.code = 0;
+        m->refuse.reason[0] = '\0';
+        break;
+    case WIRE_BATCH:
+        memset(&m->batch, 0, offsetof(__typeof__(m->batch), hops));
+        m->batch.parts = 1;
+        break;
+    case WIRE_ACK:
+        m->ack.count = 0;
+        break;
+    default:
+        memset(&m->progress, 0, sizeof m->progress);
+        break;
+    }
+    m->type = type;
+    memcpy(m->source, id, sizeof id);
+    m->epoch = epoch;
 }
 
 bool wire_name_valid(const char *text)

@@ -128,6 +128,11 @@ typedef struct {
     const uint8_t *data;
 } wire_packet_t;
 
+/* Starts a message to encode: type, source, epoch, and the fixed fields of
+ * that type zeroed (counts, flags: nothing is left from an earlier use of
+ * *msg). `source` may point into *msg. */
+void wire_msg_init(wire_msg_t *msg, wire_type_t type, const char *source, uint64_t epoch);
+
 /* The metric label of a reason: "truncated", "trailing", ... */
 const char *wire_err_name(wire_err_t err);
 

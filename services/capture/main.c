@@ -194,16 +194,12 @@ static int s_send(agent_t *a, size_t len, const uint8_t *payload, size_t plen)
 
 static void s_header(agent_t *a, wire_type_t type)
 {
-    memset(&s_msg, 0, offsetof(wire_msg_t, hello));
-    s_msg.type = type;
-    snprintf(s_msg.source, sizeof s_msg.source, "%s", a->svc.node_id);
-    s_msg.epoch = a->epoch;
+    wire_msg_init(&s_msg, type, a->svc.node_id, a->epoch);
 }
 
 static void s_hello(agent_t *a)
 {
     s_header(a, WIRE_HELLO);
-    memset(&s_msg.hello, 0, sizeof s_msg.hello);
     const char *descr = cfg_str(a->svc.cfg, "DESCRIPTION");
     snprintf(s_msg.hello.description, sizeof s_msg.hello.description, "%s",
              *descr ? descr : "tapmesh-capture " TAPMESH_VERSION);
@@ -244,7 +240,6 @@ static void s_send_batches(agent_t *a, int64_t now)
     batch_t *b;
     while ((b = outbox_next_send(a->outbox, now))) {
         s_header(a, WIRE_BATCH);
-        memset(&s_msg.batch, 0, offsetof(__typeof__(s_msg.batch), hops));
         s_msg.batch.seq = b->seq;
         s_msg.batch.parts = 1;
         s_msg.batch.watermark = b->watermark;

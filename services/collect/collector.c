@@ -236,13 +236,7 @@ static void s_reply(collector_t *self, const route_t *route, size_t len)
 static void s_refuse(collector_t *self, const route_t *route, const char *source, uint64_t epoch,
                      wire_refuse_t code, const char *reason)
 {
-    /* `source` may point into s_msg, which is about to be overwritten */
-    char id[WIRE_NAME_MAX + 1];
-    snprintf(id, sizeof id, "%s", source);
-    memset(&s_msg, 0, offsetof(wire_msg_t, hello));
-    s_msg.type = WIRE_REFUSE;
-    snprintf(s_msg.source, sizeof s_msg.source, "%s", id);
-    s_msg.epoch = epoch;
+    wire_msg_init(&s_msg, WIRE_REFUSE, source, epoch);
     s_msg.refuse.code = (uint8_t)code;
     snprintf(s_msg.refuse.reason, sizeof s_msg.refuse.reason, "%s", reason);
     s_reply(self, route, wire_encode(&s_msg, s_cmd, sizeof s_cmd));
@@ -391,10 +385,7 @@ static void s_on_hello(collector_t *self, const route_t *route, int64_t now)
     s->route = *route;
     s->last_heard_ms = now;
     s->idle = false;
-    memset(&s_msg, 0, offsetof(wire_msg_t, hello));
-    s_msg.type = WIRE_WELCOME;
-    snprintf(s_msg.source, sizeof s_msg.source, "%s", s->id);
-    s_msg.epoch = s->epoch;
+    wire_msg_init(&s_msg, WIRE_WELCOME, s->id, s->epoch);
     s_reply(self, route, wire_encode(&s_msg, s_cmd, sizeof s_cmd));
 }
 
@@ -995,10 +986,7 @@ static int s_commit(collector_t *self, int64_t now)
             continue;
         for (size_t done = 0; done < s->nacks;) {
             size_t n = s->nacks - done < WIRE_ACKS_MAX ? s->nacks - done : WIRE_ACKS_MAX;
-            memset(&s_msg, 0, offsetof(wire_msg_t, hello));
-            s_msg.type = WIRE_ACK;
-            snprintf(s_msg.source, sizeof s_msg.source, "%s", s->id);
-            s_msg.epoch = s->epoch;
+            wire_msg_init(&s_msg, WIRE_ACK, s->id, s->epoch);
             s_msg.ack.count = (uint16_t)n;
             memcpy(s_msg.ack.entries, s->acks + done, n * sizeof *s->acks);
             s_reply(self, &s->route, wire_encode(&s_msg, s_cmd, sizeof s_cmd));

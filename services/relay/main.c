@@ -260,13 +260,7 @@ static void s_batch(relay_t *r, frames_t *in, known_t *k, int64_t now)
     if (r->split && !k->hello) {
         /* its link types are needed: have it say HELLO (through us) again */
         metrics_add(r->svc.metrics, r->m.unknown_sources, 1);
-        char id[WIRE_NAME_MAX + 1];
-        snprintf(id, sizeof id, "%s", s_msg.source);
-        uint64_t epoch = s_msg.epoch;
-        memset(&s_msg, 0, offsetof(wire_msg_t, hello));
-        s_msg.type = WIRE_REFUSE;
-        snprintf(s_msg.source, sizeof s_msg.source, "%s", id);
-        s_msg.epoch = epoch;
+        wire_msg_init(&s_msg, WIRE_REFUSE, s_msg.source, s_msg.epoch);
         s_msg.refuse.code = WIRE_REFUSE_UNKNOWN_SOURCE;
         snprintf(s_msg.refuse.reason, sizeof s_msg.refuse.reason,
                  "relay %s has not seen this source's HELLO", r->svc.node_id);
@@ -476,13 +470,7 @@ static void s_on_ack(relay_t *r, frames_t *in, unsigned h, int64_t now)
     metrics_set(r->svc.metrics, r->m.pending, (double)pending_count(r->pending));
     if (!ndone)
         return;
-    char id[WIRE_NAME_MAX + 1];
-    snprintf(id, sizeof id, "%s", s_msg.source);
-    uint64_t epoch = s_msg.epoch;
-    memset(&s_msg, 0, offsetof(wire_msg_t, hello));
-    s_msg.type = WIRE_ACK;
-    snprintf(s_msg.source, sizeof s_msg.source, "%s", id);
-    s_msg.epoch = epoch;
+    wire_msg_init(&s_msg, WIRE_ACK, s_msg.source, s_msg.epoch);
     s_msg.ack.count = (uint16_t)ndone;
     memcpy(s_msg.ack.entries, done, ndone * sizeof *done);
     size_t len = wire_encode(&s_msg, s_cmd, sizeof s_cmd);
@@ -549,10 +537,7 @@ static void s_tick(relay_t *r, int64_t now)
                     metrics_add(r->svc.metrics, r->hops.hop[h].m.lost, 1);
                     s_stall(r, h, now);
                 }
-            memset(&s_msg, 0, offsetof(wire_msg_t, hello));
-            s_msg.type = WIRE_ACK;
-            snprintf(s_msg.source, sizeof s_msg.source, "%s", k->id);
-            s_msg.epoch = k->epoch;
+            wire_msg_init(&s_msg, WIRE_ACK, k->id, k->epoch);
             s_msg.ack.count = 1;
             s_msg.ack.entries[0] = (wire_ack_entry_t){.seq = p->seq, .part = p->part};
             size_t len = wire_encode(&s_msg, s_cmd, sizeof s_cmd);

@@ -900,6 +900,44 @@ static void test_refuse_range(void **state)
     }
 }
 
+/* wire_msg_init leaves nothing of an earlier message behind: a BATCH built
+ * in a message that held a HELLO has no stray hops (once, a batch resent
+ * after a HELLO went out with garbage for hop_count and could not be
+ * encoded). The source may point into the message itself. */
+static void test_msg_init_clears(void **state)
+{
+    (void)state;
+    wire_msg_t *m = calloc(1, sizeof *m);
+    assert_non_null(m);
+    memset(m, 0x45, sizeof *m); /* whatever an earlier HELLO left */
+    snprintf(m->source, sizeof m->source, "edge-1");
+    wire_msg_init(m, WIRE_BATCH, m->source, 77);
+    assert_int_equal(m->type, WIRE_BATCH);
+    assert_string_equal(m->source, "edge-1");
+    assert_int_equal(m->epoch, 77);
+    assert_int_equal(m->batch.hop_count, 0);
+    assert_int_equal(m->batch.part, 0);
+    assert_int_equal(m->batch.parts, 1);
+    m->batch.seq = 5;
+    m->batch.packet_count = 1;
+    m->batch.payload_len = 24;
+    uint8_t buf[256];
+    assert_true(wire_encode(m, buf, sizeof buf) > 0);
+    memset(m, 0x45, sizeof *m);
+    snprintf(m->source, sizeof m->source, "edge-2");
+    wire_msg_init(m, WIRE_ACK, m->source, 9);
+    assert_int_equal(m->ack.count, 0);
+    m->ack.count = 1;
+    m->ack.entries[0] = (wire_ack_entry_t){.seq = 3, .part = 0};
+    assert_true(wire_encode(m, buf, sizeof buf) > 0);
+    memset(m, 0x45, sizeof *m);
+    snprintf(m->source, sizeof m->source, "edge-3");
+    wire_msg_init(m, WIRE_HEARTBEAT, m->source, 9);
+    assert_int_equal(m->progress.watermark, 0);
+    assert_int_equal(m->progress.next_seq, 0);
+    free(m);
+}
+
 /* An empty batch (a relay filtered or split every packet away) still
  * travels: packet_count 0 with a header-only payload. */
 static void test_empty_batch(void **state)
@@ -1617,6 +1655,7 @@ int main(void)
         cmocka_unit_test(test_hello_range),
         cmocka_unit_test(test_refuse_range),
         cmocka_unit_test(test_empty_batch),
+        cmocka_unit_test(test_msg_init_clears),
         cmocka_unit_test(test_batch_range),
         cmocka_unit_test(test_ack_range),
         cmocka_unit_test(test_count_vs_elements),
