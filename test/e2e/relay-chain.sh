@@ -42,6 +42,10 @@ expect_exit agentb 60 0
 wait_metric "$mc" tapmesh_collect_packets_total 5000 10
 path=$(metric "$mc" 'tapmesh_collect_path_packets_total{path="relay1>relay2"}')
 [ "$path" -ge 5000 ] || fail "packets counted on path relay1>relay2: '$path'"
+for r in relay1 relay2b; do
+    stop "$r"
+    [ "$RC" = 0 ] || fail "$r exited $RC after SIGTERM"
+done
 stop collect
 [ "$RC" = 0 ] || fail "collect exited $RC"
 same_packets "$WORK/expected.pcapng" "$WORK/out.pcapng"

@@ -23,6 +23,7 @@ start capture RELAY_ENDPOINT=tcp://127.0.0.1:$rport METRICS_ADDRPORT= NODE_ID=si
 expect_exit capture 60 0
 wait_metric "$mr" tapmesh_relay_filtered_packets_total $((800 - want)) 5
 stop relay
+[ "$RC" = 0 ] || fail "relay exited $RC after SIGTERM"
 stop collect
 [ "$RC" = 0 ] || fail "collect exited $RC"
 same_packets "$WORK/expected.pcap" "$WORK/out.pcapng"
