@@ -52,8 +52,8 @@ warn_lines() {
 }
 
 # ---- 1. hostile peers next to a good agent, straight into the collector ----
-cport=$(free_port)
-mport=$(free_port)
+pick_port; cport=$PORT
+pick_port; mport=$PORT
 ep=tcp://127.0.0.1:$cport
 start collect COLLECT_ENDPOINT=$ep METRICS_ADDRPORT=127.0.0.1:$mport OUTPUT=$WORK/out.pcapng \
     NODE_ID=collector MAX_BATCH_MB=1 STARTUP_WAIT_MS=0 -- "$COLLECT"
@@ -123,10 +123,10 @@ same_packets "$input" "$WORK/out.pcapng"
 log "ok: 800 good packets intact among 20050 bad messages from 13 peers, each counted"
 
 # ---- 2. the same through a relay ----
-cport=$(free_port)
-mport=$(free_port)
-rport=$(free_port)
-mrelay=$(free_port)
+pick_port; cport=$PORT
+pick_port; mport=$PORT
+pick_port; rport=$PORT
+pick_port; mrelay=$PORT
 rep=tcp://127.0.0.1:$rport
 start collect2 COLLECT_ENDPOINT=tcp://127.0.0.1:$cport METRICS_ADDRPORT=127.0.0.1:$mport \
     OUTPUT=$WORK/out2.pcapng NODE_ID=collector MAX_BATCH_MB=1 STARTUP_WAIT_MS=0 -- "$COLLECT"
@@ -180,10 +180,10 @@ log "ok: through a relay, 800 good packets intact; the relay counted 20015 bad m
 # collector drops them alone, counted as "oversize": the relay's connection,
 # which carries the good agent too, stays up.
 "$TOOLS/gen-sample" "$WORK/long.pcap" 2000 ether # about 2 s of traffic
-cport=$(free_port)
-mport=$(free_port)
-rport=$(free_port)
-mrelay=$(free_port)
+pick_port; cport=$PORT
+pick_port; mport=$PORT
+pick_port; rport=$PORT
+pick_port; mrelay=$PORT
 rep=tcp://127.0.0.1:$rport
 start collect3 COLLECT_ENDPOINT=tcp://127.0.0.1:$cport METRICS_ADDRPORT=127.0.0.1:$mport \
     OUTPUT=$WORK/out3.pcapng NODE_ID=collector MAX_BATCH_MB=1 STARTUP_WAIT_MS=0 -- "$COLLECT"
@@ -223,8 +223,8 @@ same_packets "$WORK/long.pcap" "$WORK/out3.pcapng"
 log "ok: 2000 good packets intact behind a relay carrying 3 batches over MAX_BATCH_MB"
 
 # ---- 4. more misbehaving peers than the collector remembers ----
-cport=$(free_port)
-mport=$(free_port)
+pick_port; cport=$PORT
+pick_port; mport=$PORT
 ep=tcp://127.0.0.1:$cport
 start collect4 COLLECT_ENDPOINT=$ep METRICS_ADDRPORT=127.0.0.1:$mport OUTPUT=$WORK/out4.pcapng \
     NODE_ID=collector STARTUP_WAIT_MS=0 -- "$COLLECT"

@@ -5,8 +5,8 @@
 need tcpdump curl ss
 
 input=$DATA/sample-ether.pcap
-port=$(free_port)
-mport=$(free_port)
+pick_port; port=$PORT
+pick_port; mport=$PORT
 start collect COLLECT_ENDPOINT=tcp://127.0.0.1:$port METRICS_ADDRPORT=127.0.0.1:$mport \
     OUTPUT=$WORK/out.pcapng -- "$COLLECT"
 wait_listening "$mport" 10

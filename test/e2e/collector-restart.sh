@@ -9,8 +9,8 @@
 need tcpdump mergecap curl ss
 
 "$TOOLS/gen-sample" "$WORK/in.pcap" 3000 ether # about 3 s of traffic
-port=$(free_port)
-m1=$(free_port)
+pick_port; port=$PORT
+pick_port; m1=$PORT
 start c1 COLLECT_ENDPOINT=tcp://127.0.0.1:$port METRICS_ADDRPORT=127.0.0.1:$m1 \
     OUTPUT=$WORK/out1.pcapng STATE_DIR=$WORK/state MERGE_WINDOW_MS=100 STARTUP_WAIT_MS=0 -- "$COLLECT"
 wait_listening "$m1" 10
@@ -46,7 +46,7 @@ log "recorded speed: $n1 + $n2 packets, each once"
 "$TOOLS/gen-sample" "$WORK/a.pcap" 3000 ether 11
 "$TOOLS/gen-sample" "$WORK/b.pcap" 3000 ether 22
 rm -rf "$WORK/state"
-m3=$(free_port)
+pick_port; m3=$PORT
 start c3 COLLECT_ENDPOINT=tcp://127.0.0.1:$port METRICS_ADDRPORT=127.0.0.1:$m3 \
     OUTPUT=$WORK/out3.pcapng STATE_DIR=$WORK/state MERGE_WINDOW_MS=60000 STARTUP_WAIT_MS=2000 \
     OUTPUT_BUFFER_KB=512 -- "$COLLECT"
@@ -69,7 +69,7 @@ until [ "$(metric "$m3" 'tapmesh_collect_source_packets_total{source="fast"}')" 
 done
 sleep 0.3 # counted when buffered: let some of it reach the file
 stop c3 KILL
-m4=$(free_port)
+pick_port; m4=$PORT
 start c4 COLLECT_ENDPOINT=tcp://127.0.0.1:$port METRICS_ADDRPORT=127.0.0.1:$m4 \
     OUTPUT=$WORK/out4.pcapng STATE_DIR=$WORK/state MERGE_WINDOW_MS=60000 -- "$COLLECT"
 expect_exit fast 120 0

@@ -96,8 +96,9 @@ out=$(OUTPUT=/no/such/dir/out.pcapng METRICS_ADDRPORT= COLLECT_ENDPOINT=tcp://12
     "$COLLECT" 2>&1) || rc=$?
 [ "$rc" = 2 ] && [[ "$out" == *OUTPUT*"/no/such/dir/out.pcapng"* ]] || fail "bad OUTPUT: $rc $out"
 # a metrics port in use is named
-port=$(free_port)
-start holder COLLECT_ENDPOINT=tcp://127.0.0.1:$(free_port) METRICS_ADDRPORT=127.0.0.1:$port \
+pick_port; port=$PORT
+pick_port
+start holder COLLECT_ENDPOINT=tcp://127.0.0.1:$PORT METRICS_ADDRPORT=127.0.0.1:$port \
     OUTPUT=/dev/null -- "$COLLECT"
 wait_listening "$port" 10
 rc=0

@@ -7,7 +7,7 @@
 need tcpdump tshark capinfos ss
 
 input=$DATA/sample-ether.pcap
-port=$(free_port) # nobody listens
+pick_port; port=$PORT # nobody listens
 t0=$SECONDS
 start capture RELAY_ENDPOINT=tcp://127.0.0.1:$port METRICS_ADDRPORT= NODE_ID=lonely \
     READ_FILE=$input RETRY_TIMEOUT_S=2 ACK_TIMEOUT_MS=200 BATCH_MAX_BYTES=65536 -- "$CAPTURE"

@@ -5,8 +5,11 @@
 need tcpdump ss
 
 out=$WORK/demo.txt
-TAPMESH_DEMO_NO_SETUP=1 DEMO_NO_METRICS=1 BUILD_DIR=$(dirname "$BIN") DEMO_COLLECT_PORT=$(free_port) \
-    DEMO_RELAY_PORT=$(free_port) "$root/scripts/demo.sh" >"$out" 2>"$WORK/demo.log" ||
+pick_port
+cport=$PORT
+pick_port
+TAPMESH_DEMO_NO_SETUP=1 DEMO_NO_METRICS=1 BUILD_DIR=$(dirname "$BIN") DEMO_COLLECT_PORT=$cport \
+    DEMO_RELAY_PORT=$PORT "$root/scripts/demo.sh" >"$out" 2>"$WORK/demo.log" ||
     fail "demo exited non-zero: $(cat "$WORK/demo.log")"
 n=$(wc -l <"$out")
 [ "$n" = 800 ] || fail "demo printed $n packet lines, expected 800"

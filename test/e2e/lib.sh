@@ -85,17 +85,29 @@ need() {
     done
 }
 
-# A TCP port nobody listens on, away from the ephemeral range.
-free_port() {
-    local port
+# A TCP port nobody listens on, away from the ephemeral range, and not
+# handed out before in this test (several are taken before anything binds).
+# Not in a $(...) subshell: the list of ports handed out must persist.
+TAKEN_PORTS=" "
+PORT=
+pick_port() {
     for _ in $(seq 1 200); do
-        port=$((20000 + RANDOM % 12000))
-        if ! ss -Htan 2>/dev/null | awk '{print $4}' | has ":$port\$"; then
-            echo "$port"
+        PORT=$((20000 + RANDOM % 12000))
+        case "$TAKEN_PORTS" in *" $PORT "*) continue ;; esac
+        if ! ss -Htan 2>/dev/null | awk '{print $4}' | has ":$PORT\$"; then
+            TAKEN_PORTS="$TAKEN_PORTS$PORT "
             return
         fi
     done
     fail "no free port"
+}
+
+# free_port: the same, printed (for $(...)): the shell's RANDOM state is
+# advanced here, so successive calls differ; the list guards within one
+# shell only, so prefer pick_port where several ports are taken at once.
+free_port() {
+    pick_port
+    echo "$PORT"
 }
 
 # start NAME VAR=value... -- COMMAND ARGS...

@@ -7,8 +7,8 @@
 . "$(dirname "$0")/lib.sh"
 need tcpdump curl ss
 
-port=$(free_port)
-mport=$(free_port)
+pick_port; port=$PORT
+pick_port; mport=$PORT
 start collect COLLECT_ENDPOINT=tcp://127.0.0.1:$port METRICS_ADDRPORT=127.0.0.1:$mport \
     OUTPUT=$WORK/out.pcapng -- "$COLLECT"
 wait_listening "$mport" 10
@@ -37,7 +37,7 @@ readers_accept "$WORK/out.pcapng" 800
 same_packets "$DATA/sample-ether.pcap" "$WORK/out.pcapng"
 
 # mixed: both link types in one pcapng (tshark and capinfos read it)
-port=$(free_port)
+pick_port; port=$PORT
 start mixed COLLECT_ENDPOINT=tcp://127.0.0.1:$port METRICS_ADDRPORT= OUTPUT=$WORK/mixed.pcapng \
     LINKTYPE_POLICY=mixed -- "$COLLECT"
 start eth2 RELAY_ENDPOINT=tcp://127.0.0.1:$port METRICS_ADDRPORT= NODE_ID=eth \

@@ -10,8 +10,8 @@ for i in 1 2 3 4; do
     "$TOOLS/gen-sample" "$WORK/in$i.pcap" 1500 ether "$((i * 7919))"
 done
 mergecap -F pcapng -w "$WORK/expected.pcapng" "$WORK"/in{1,2,3,4}.pcap
-port=$(free_port)
-mport=$(free_port)
+pick_port; port=$PORT
+pick_port; mport=$PORT
 start collect COLLECT_ENDPOINT=tcp://127.0.0.1:$port METRICS_ADDRPORT=127.0.0.1:$mport \
     OUTPUT=$WORK/out.pcapng -- "$COLLECT"
 wait_listening "$mport" 10

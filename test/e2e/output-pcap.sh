@@ -5,7 +5,7 @@
 need tcpdump tshark capinfos curl ss
 
 input=$DATA/sample-ether.pcap
-port=$(free_port)
+pick_port; port=$PORT
 start collect COLLECT_ENDPOINT=tcp://127.0.0.1:$port METRICS_ADDRPORT= OUTPUT=$WORK/out.pcap \
     OUTPUT_FORMAT=pcap -- "$COLLECT"
 start capture RELAY_ENDPOINT=tcp://127.0.0.1:$port METRICS_ADDRPORT= NODE_ID=edge1 \

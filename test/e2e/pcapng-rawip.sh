@@ -5,8 +5,8 @@
 need tcpdump tshark capinfos curl ss
 
 input=$DATA/sample-rawip.pcapng
-data_port=$(free_port)
-mport=$(free_port)
+pick_port; data_port=$PORT
+pick_port; mport=$PORT
 start collect COLLECT_ENDPOINT=tcp://127.0.0.1:$data_port METRICS_ADDRPORT=127.0.0.1:$mport \
     OUTPUT=$WORK/out.pcapng -- "$COLLECT"
 wait_listening "$mport" 10

@@ -9,7 +9,7 @@
 need tcpdump editcap ss
 
 "$TOOLS/gen-sample" "$WORK/in.pcap" 3000 ether 77
-port=$(free_port)
+pick_port; port=$PORT
 mkfifo "$WORK/pipe"
 IN_FROM=$WORK/pipe start tcpdump -- tcpdump -c 100 -nn -r -
 OUT_TO=$WORK/pipe start collect COLLECT_ENDPOINT=tcp://127.0.0.1:$port METRICS_ADDRPORT= \

@@ -11,11 +11,11 @@ need mergecap tshark curl ss
 "$TOOLS/gen-sample" "$WORK/a.pcap" 2500 ether 101
 "$TOOLS/gen-sample" "$WORK/b.pcap" 2500 ether 202
 mergecap -F pcapng -w "$WORK/expected.pcapng" "$WORK/a.pcap" "$WORK/b.pcap"
-cport=$(free_port)
-r1=$(free_port)
-r2=$(free_port)
-mc=$(free_port)
-m2=$(free_port)
+pick_port; cport=$PORT
+pick_port; r1=$PORT
+pick_port; r2=$PORT
+pick_port; mc=$PORT
+pick_port; m2=$PORT
 start collect COLLECT_ENDPOINT=tcp://127.0.0.1:$cport METRICS_ADDRPORT=127.0.0.1:$mc \
     OUTPUT=$WORK/out.pcapng ANNOTATE=hops -- "$COLLECT"
 start relay2 NODE_ID=relay2 COLLECT_ENDPOINT=tcp://127.0.0.1:$r2 RELAY_ENDPOINT=tcp://127.0.0.1:$cport \

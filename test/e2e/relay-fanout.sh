@@ -15,10 +15,10 @@ input=$WORK/in.pcap
 
 # two collectors and a relay before them
 two_collectors() { # $1: tag
-    c1=$(free_port)
-    c2=$(free_port)
-    m1=$(free_port)
-    m2=$(free_port)
+    pick_port; c1=$PORT
+    pick_port; c2=$PORT
+    pick_port; m1=$PORT
+    pick_port; m2=$PORT
     start "c1$1" COLLECT_ENDPOINT=tcp://127.0.0.1:$c1 METRICS_ADDRPORT=127.0.0.1:$m1 \
         OUTPUT=$WORK/$1-1.pcapng STARTUP_WAIT_MS=0 -- "$COLLECT"
     start "c2$1" COLLECT_ENDPOINT=tcp://127.0.0.1:$c2 METRICS_ADDRPORT=127.0.0.1:$m2 \
@@ -27,8 +27,8 @@ two_collectors() { # $1: tag
     wait_listening "$m2" 10
 }
 relay() { # $1: tag, $2: fanout, more VAR=value
-    rp=$(free_port)
-    mr=$(free_port)
+    pick_port; rp=$PORT
+    pick_port; mr=$PORT
     local tag=$1 fanout=$2
     shift 2
     start "relay$tag" NODE_ID=relay COLLECT_ENDPOINT=tcp://127.0.0.1:$rp \
@@ -62,7 +62,7 @@ done
 [ "$(metric "$mr" "tapmesh_relay_next_hop_up{hop=\"tcp://127.0.0.1:$c1\"}")" = 0 ] ||
     fail "the dead collector is not reported down"
 # ... and back: the first collector returns (a new output), and takes over again
-m1=$(free_port)
+pick_port; m1=$PORT
 start c1fob COLLECT_ENDPOINT=tcp://127.0.0.1:$c1 METRICS_ADDRPORT=127.0.0.1:$m1 \
     OUTPUT=$WORK/fo-1b.pcapng STARTUP_WAIT_MS=0 -- "$COLLECT"
 expect_exit agentfo 60 0

@@ -10,9 +10,9 @@ need tcpdump curl ss
 input=$DATA/sample-ether.pcap
 tcpdump --time-stamp-precision=nano -r "$input" -w "$WORK/expected.pcap" 'ip6 or (udp and port 9999)' 2>/dev/null
 want=$(tcpdump -nn -r "$WORK/expected.pcap" 2>/dev/null | wc -l)
-cport=$(free_port)
-rport=$(free_port)
-mr=$(free_port)
+pick_port; cport=$PORT
+pick_port; rport=$PORT
+pick_port; mr=$PORT
 start collect COLLECT_ENDPOINT=tcp://127.0.0.1:$cport METRICS_ADDRPORT= OUTPUT=$WORK/out.pcapng \
     -- "$COLLECT"
 start relay COLLECT_ENDPOINT=tcp://127.0.0.1:$rport RELAY_ENDPOINT=tcp://127.0.0.1:$cport \

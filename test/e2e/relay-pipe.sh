@@ -7,11 +7,11 @@
 need tcpdump promtool curl ss
 
 input=$DATA/sample-ether.pcap
-cport=$(free_port)
-rport=$(free_port)
-m_collect=$(free_port)
-m_relay=$(free_port)
-m_capture=$(free_port)
+pick_port; cport=$PORT
+pick_port; rport=$PORT
+pick_port; m_collect=$PORT
+pick_port; m_relay=$PORT
+pick_port; m_capture=$PORT
 mkfifo "$WORK/pipe"
 start tcpdump -- tcpdump --time-stamp-precision=nano -r "$WORK/pipe" -w "$WORK/ref.pcap"
 OUT_TO=$WORK/pipe start collect COLLECT_ENDPOINT=tcp://127.0.0.1:$cport \

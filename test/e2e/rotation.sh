@@ -10,7 +10,7 @@ need tcpdump mergecap ss
 "$TOOLS/gen-sample" "$WORK/in.pcap" 6000 ether 3 # about 7.8 MB
 mkdir "$WORK/size" "$WORK/age"
 echo "keep me" >"$WORK/size/cap-$(date +%Y)-0001.pcapng" # an existing file in the way
-port=$(free_port)
+pick_port; port=$PORT
 start collect COLLECT_ENDPOINT=tcp://127.0.0.1:$port METRICS_ADDRPORT= \
     OUTPUT="$WORK/size/cap-%Y-%i.pcapng" ROTATE_MB=1 STARTUP_WAIT_MS=0 -- "$COLLECT"
 start capture RELAY_ENDPOINT=tcp://127.0.0.1:$port METRICS_ADDRPORT= NODE_ID=edge \
@@ -34,7 +34,7 @@ mergecap -F pcapng -w "$WORK/all.pcapng" "${files[@]}"
 same_packets "$WORK/in.pcap" "$WORK/all.pcapng"
 
 # by age: a 2.5 s replay, a new file every second
-port=$(free_port)
+pick_port; port=$PORT
 start collect2 COLLECT_ENDPOINT=tcp://127.0.0.1:$port METRICS_ADDRPORT= \
     OUTPUT="$WORK/age/out.pcapng" ROTATE_S=1 STARTUP_WAIT_MS=0 -- "$COLLECT"
 "$TOOLS/gen-sample" "$WORK/slow.pcap" 2500 ether 4

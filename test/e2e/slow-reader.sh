@@ -9,7 +9,7 @@ need ss
 
 "$TOOLS/gen-sample" "$WORK/big.pcap" 45000 ether 5
 size_mb=$(($(stat -c %s "$WORK/big.pcap") >> 20))
-port=$(free_port)
+pick_port; port=$PORT
 mkfifo "$WORK/pipe"
 IN_FROM=$WORK/pipe OUT_TO=$WORK/out.pcapng start reader -- "$TOOLS/slowcat" 12000000
 OUT_TO=$WORK/pipe start collect COLLECT_ENDPOINT=tcp://127.0.0.1:$port METRICS_ADDRPORT= \

@@ -6,8 +6,8 @@
 need tcpdump curl ss
 
 input=$DATA/sample-ether.pcap
-port=$(free_port)
-mport=$(free_port)
+pick_port; port=$PORT
+pick_port; mport=$PORT
 mkfifo "$WORK/pipe" "$WORK/lines"
 IN_FROM=$WORK/lines start stamp -- "$TOOLS/linestamp"
 OUT_TO=$WORK/lines start tcpdump -- tcpdump -l -nn -r "$WORK/pipe"
