@@ -5,6 +5,8 @@
  */
 #include "cfg.h"
 
+#include "wire.h"
+
 #include <arpa/inet.h>
 #include <assert.h>
 #include <ctype.h>
@@ -89,17 +91,11 @@ void cfg_help(FILE *out, const char *program, const char *summary, const cfg_row
     fprintf(out, "\n  --help      this text\n  --version   print the version\n");
 }
 
+/* A node id travels as a wire name: one rule, the protocol's (ASCII, not
+ * the locale's isalnum). */
 bool cfg_name_valid(const char *text)
 {
-    size_t n = strlen(text);
-    if (n < 1 || n > 64)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)text[i];
-        if (!isalnum(c) && c != '.' && c != '_' && c != '-')
-            return false;
-    }
-    return true;
+    return wire_name_valid(text);
 }
 
 static int s_port(const char *text, bool wildcard_ok, char *why, size_t whylen)

@@ -75,7 +75,7 @@ int cfg_endpoint_check(const char *text, char *why, size_t whylen);
 int cfg_addrport_parse(const char *text, struct sockaddr_storage *ss, socklen_t *sslen, char *why,
                        size_t whylen);
 
-/* True when `text` is a valid CFG_NAME value. */
+/* True when `text` is a valid CFG_NAME value: a wire name (proto §2). */
 bool cfg_name_valid(const char *text);
 
 #endif

@@ -82,11 +82,6 @@ int source_stats(source_t *self, source_stats_t *stats)
     return self->ops->stats ? self->ops->stats(self, stats) : -ENOTSUP;
 }
 
-bool source_is_live(const source_t *self)
-{
-    return self->ops->stats != NULL;
-}
-
 int source_fd(const source_t *self)
 {
     return self->fd;

@@ -69,9 +69,6 @@ int source_fd(const source_t *self);
  * waiting for it), else 0: the source promises nothing older. */
 uint64_t source_next_ts(const source_t *self);
 
-/* True for a live interface. */
-bool source_is_live(const source_t *self);
-
 /* Kernel counters of a live capture; -ENOTSUP for a file. */
 int source_stats(source_t *self, source_stats_t *stats);
 

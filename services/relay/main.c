@@ -194,20 +194,6 @@ static int s_send_hop(relay_t *r, unsigned i, const route_t *route, const uint8_
     return 0;
 }
 
-/* A command without payload (HELLO, HEARTBEAT, END): to the active hop
- * (failover) or to every hop. */
-static void s_forward_command(relay_t *r, const route_t *route, const uint8_t *cmd, size_t len)
-{
-    if (r->fanout == S_FAILOVER) {
-        for (unsigned k = 0; k < r->hops.n; k++)
-            if (s_send_hop(r, (r->active + k) % r->hops.n, route, cmd, len, NULL, 0) == 0)
-                return;
-        return;
-    }
-    for (unsigned i = 0; i < r->hops.n; i++)
-        s_send_hop(r, i, route, cmd, len, NULL, 0);
-}
-
 /* ---- batches ----------------------------------------------------------- */
 
 /* Encodes s_msg's BATCH header for one part. */
@@ -241,6 +227,18 @@ static int s_failover(relay_t *r, const route_t *route, const uint8_t *cmd, size
             return (int)i;
     }
     return -1;
+}
+
+/* A command without payload (HELLO, HEARTBEAT, END): where a batch would go
+ * in failover, to every hop otherwise. */
+static void s_forward_command(relay_t *r, const route_t *route, const uint8_t *cmd, size_t len)
+{
+    if (r->fanout == S_FAILOVER) {
+        s_failover(r, route, cmd, len, NULL, 0);
+        return;
+    }
+    for (unsigned i = 0; i < r->hops.n; i++)
+        s_send_hop(r, i, route, cmd, len, NULL, 0);
 }
 
 static void s_batch(relay_t *r, frames_t *in, known_t *k, int64_t now)

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "tmpdir.h"
 #include "journal.h"
 #include "log.h"
 
@@ -45,28 +46,10 @@ static int s_setup(void **state)
     return 0;
 }
 
-/* Removes `path` and, for a directory, everything in it. */
-static void s_rmtree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            char sub[512];
-            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-            s_rmtree(sub);
-        }
-        closedir(d);
-    }
-    remove(path);
-}
-
 static int s_teardown(void **state)
 {
     s_env_t *env = *state;
-    s_rmtree(env->dir);
+    tmpdir_remove(env->dir);
     free(env);
     return 0;
 }
