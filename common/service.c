@@ -4,6 +4,7 @@
 #include "service.h"
 
 #include "log.h"
+#include "wire.h"
 
 #include <czmq.h>
 #include <string.h>
@@ -14,7 +15,8 @@ volatile sig_atomic_t service_stop = 0;
 static void s_on_signal(int sig)
 {
     (void)sig;
-    service_stop = 1;
+    if (service_stop < 16)
+        service_stop++;
 }
 
 bool service_start(service_t *svc, const char *program, const char *service, const char *summary,
@@ -90,4 +92,71 @@ void service_finish(service_t *svc)
 {
     metrics_destroy(&svc->metrics);
     cfg_destroy(&svc->cfg);
+}
+
+static void s_common(zsock_t *s, const service_sock_opts_t *o)
+{
+    if (o->sndhwm != SERVICE_DEFAULT)
+        zsock_set_sndhwm(s, o->sndhwm);
+    if (o->rcvhwm != SERVICE_DEFAULT)
+        zsock_set_rcvhwm(s, o->rcvhwm);
+    zsock_set_linger(s, o->linger_ms);
+    zsock_set_heartbeat_ivl(s, SERVICE_HEARTBEAT_IVL_MS);
+    zsock_set_heartbeat_timeout(s, SERVICE_HEARTBEAT_TIMEOUT_MS);
+}
+
+zsock_t *service_dealer(const char *setting, const char *endpoint, const service_sock_opts_t *o,
+                        char *err, size_t errlen)
+{
+    zsock_t *s = zsock_new(ZMQ_DEALER);
+    if (!s) {
+        snprintf(err, errlen, "cannot create a ZeroMQ socket");
+        return NULL;
+    }
+    s_common(s, o);
+    zsock_set_reconnect_ivl(s, SERVICE_RECONNECT_IVL_MS);
+    zsock_set_reconnect_ivl_max(s, SERVICE_RECONNECT_IVL_MAX_MS);
+    if (zsock_connect(s, "%s", endpoint) < 0) {
+        snprintf(err, errlen, "%s=%s: cannot connect: %s", setting, endpoint,
+                 zmq_strerror(zmq_errno()));
+        zsock_destroy(&s);
+    }
+    return s;
+}
+
+zsock_t *service_router(const char *setting, const char *endpoint, const service_sock_opts_t *o,
+                        char *err, size_t errlen)
+{
+    zsock_t *s = zsock_new(ZMQ_ROUTER);
+    if (!s) {
+        snprintf(err, errlen, "cannot create a ZeroMQ socket");
+        return NULL;
+    }
+    s_common(s, o);
+    zsock_set_router_mandatory(s, 1);
+    /* a message beyond anything the protocol allows is refused by libzmq
+     * before it is allocated (and its sender disconnected) */
+    zsock_set_maxmsgsize(s, (int)(WIRE_PAYLOAD_MAX + (1 << 20)));
+    if (zsock_bind(s, "%s", endpoint) < 0) {
+        snprintf(err, errlen, "%s=%s: cannot bind: %s", setting, endpoint,
+                 zmq_strerror(zmq_errno()));
+        zsock_destroy(&s);
+    }
+    return s;
+}
+
+int service_main(const service_def_t *def, void *app, int argc, char **argv)
+{
+    service_t svc; /* lives as long as the app runs: setup keeps a pointer */
+    int status;
+    if (!service_start(&svc, def->program, def->service, def->summary, def->rows, def->nrows, argc,
+                       argv, &status))
+        return status;
+    status = def->setup(app, &svc);
+    if (status == 0)
+        status = def->run(app);
+    def->teardown(app);
+    service_finish(&svc);
+    zsys_shutdown();
+    return status;
 }

@@ -5,17 +5,14 @@
  * with backoff, and writes what stays unacknowledged for RETRY_TIMEOUT_S to
  * the dead-letter file (shared DESIGN "Delivery").
  *
- * Data flow: source (source-live.c / source-file.c) → outbox (outbox.c:
- * batches, custody, resends) → DEALER (this file: HELLO, BATCH, HEARTBEAT,
- * END out; WELCOME, REFUSE, ACK in) — and outbox → dlq.c when time runs out.
- * One thread runs the loop; libmicrohttpd serves /metrics.
+ * This file keeps the socket, the signals and the loop; the agent's logic is
+ * agent.c (source → outbox → sends, dead letters, replies).
  */
+#include "agent.h"
 #include "clock.h"
-#include "decode.h"
-#include "dlq.h"
 #include "frames.h"
+#include "link.h"
 #include "log.h"
-#include "outbox.h"
 #include "service.h"
 #include "source.h"
 #include "wire.h"
@@ -78,368 +75,28 @@ static const cfg_row_t s_rows[] = {
      "While idle, a heartbeat with the watermark is sent this often."},
 };
 
-/* A live source promises nothing older than this much before the moment it
- * found the kernel's buffer empty. */
-#define S_LIVE_SLACK_NS 20000000u
-
 typedef struct {
-    metric_id_t packets, bytes, truncated, size[3], batches_sent, batches_acked, batches_resent,
-        batches_dlq, packets_dlq, dlq_failed, backpressure, unacked_bytes, unacked_batches, rtt,
-        malformed, refused, acks_unknown, kernel_drops, if_drops, received;
-} s_metrics_t;
-
-typedef struct {
-    service_t svc;
-    source_t *source;
-    outbox_t *outbox;
-    dlq_t *dlq;
+    service_t *svc;
+    agent_t *agent;
     zsock_t *dealer;
     void *sock; /* libzmq handle of dealer */
-    uint64_t epoch;
-    uint64_t watermark;      /* nothing older will be read */
-    uint64_t sent_watermark; /* the newest watermark of a batch sent */
-    uint16_t linktype;
-    bool live, wall_clock; /* timestamps comparable to this host's clock */
-    int64_t batch_delay_ms, heartbeat_ms, retry_timeout_ms, ack_timeout_ms;
-    int64_t last_send_ms, last_stats_ms;
-    int64_t hello_sent_ms;
-    bool hello_pending; /* HELLO sent, no WELCOME yet */
-    bool rehello;       /* batches were refused as unknown: resend all on WELCOME */
-    bool eof, failed, refused;
-    bool send_failing; /* the last send failed (logged once) */
-    uint64_t dead_batches, dead_packets;
-    source_stats_t last_stats;
-    s_metrics_t m;
-} agent_t;
+    link_t *link;
+} capture_t;
 
-static wire_msg_t s_msg; /* encode/decode scratch: large, so not on the stack */
-static uint8_t s_cmd[WIRE_COMMAND_MAX];
-
-static void s_metrics_register(agent_t *a)
+/* The agent's send callback: the command frame, and a copy of the payload. */
+static int s_send(void *ctx, const uint8_t *cmd, size_t len, const uint8_t *payload, size_t plen)
 {
-    metrics_t *r = a->svc.metrics;
-    s_metrics_t *m = &a->m;
-    m->packets = metrics_counter(r, "tapmesh_capture_packets_total", "Packets captured", NULL);
-    m->bytes = metrics_counter(r, "tapmesh_capture_bytes_total",
-                               "Bytes of packet data captured (captured length)", NULL);
-    m->truncated = metrics_counter(r, "tapmesh_capture_truncated_packets_total",
-                                   "Packets cut to 262144 bytes, the protocol's limit", NULL);
-    static const double size_bounds[] = {64, 128, 256, 512, 1024, 1518, 2048, 4096, 9216, 65535};
-    static const char *const families[] = {"family=\"other\"", "family=\"ipv4\"",
-                                           "family=\"ipv6\""};
-    for (int f = 0; f < 3; f++)
-        m->size[f] = metrics_histogram(r, "tapmesh_capture_packet_size_bytes",
-                                       "Packet length on the wire, by address family", families[f],
-                                       size_bounds, sizeof size_bounds / sizeof *size_bounds);
-    m->batches_sent =
-        metrics_counter(r, "tapmesh_capture_batches_sent_total", "Batches sent (first send)", NULL);
-    m->batches_acked = metrics_counter(r, "tapmesh_capture_batches_acked_total",
-                                       "Batches acknowledged by the collector", NULL);
-    m->batches_resent =
-        metrics_counter(r, "tapmesh_capture_batches_resent_total",
-                        "Batches sent again after the acknowledgement timeout", NULL);
-    m->batches_dlq = metrics_counter(r, "tapmesh_capture_batches_dead_lettered_total",
-                                     "Batches written to the dead-letter file", NULL);
-    m->packets_dlq = metrics_counter(r, "tapmesh_capture_packets_dead_lettered_total",
-                                     "Packets written to the dead-letter file", NULL);
-    m->dlq_failed = metrics_counter(r, "tapmesh_capture_dead_letter_failures_total",
-                                    "Batches lost because the dead-letter file could not be "
-                                    "written",
-                                    NULL);
-    m->backpressure = metrics_counter(r, "tapmesh_capture_send_blocked_total",
-                                      "Sends deferred because the next hop's queue was full", NULL);
-    m->unacked_bytes = metrics_gauge(r, "tapmesh_capture_unacked_bytes",
-                                     "Bytes held for batches not yet acknowledged", NULL);
-    m->unacked_batches = metrics_gauge(r, "tapmesh_capture_unacked_batches",
-                                       "Batches held, not yet acknowledged", NULL);
-    static const double rtt_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                        0.1,    0.25,  0.5,    1,     2.5,  5,     10};
-    m->rtt = metrics_histogram(r, "tapmesh_capture_ack_rtt_seconds",
-                               "Time from a batch's first send to its acknowledgement", NULL,
-                               rtt_bounds, sizeof rtt_bounds / sizeof *rtt_bounds);
-    m->malformed = metrics_counter(r, "tapmesh_capture_malformed_messages_total",
-                                   "Messages from upstream dropped as malformed", NULL);
-    m->refused = metrics_counter(r, "tapmesh_capture_refused_total",
-                                 "REFUSE answers received from the collector", NULL);
-    m->acks_unknown = metrics_counter(r, "tapmesh_capture_acks_unknown_total",
-                                      "Acknowledgements for batches no longer held", NULL);
-    if (a->live) {
-        m->received = metrics_counter(r, "tapmesh_capture_kernel_received_packets_total",
-                                      "Packets the kernel passed the filter (pcap_stats)", NULL);
-        m->kernel_drops = metrics_counter(r, "tapmesh_capture_kernel_dropped_packets_total",
-                                          "Packets the kernel dropped: its buffer was full "
-                                          "(pcap_stats)",
-                                          NULL);
-        m->if_drops = metrics_counter(r, "tapmesh_capture_interface_dropped_packets_total",
-                                      "Packets the interface or driver dropped (pcap_stats)", NULL);
-    } else {
-        m->received = m->kernel_drops = m->if_drops = -1;
-    }
-}
-
-/* Sends one command frame (and a copy of `payload` when not NULL). */
-static int s_send(agent_t *a, size_t len, const uint8_t *payload, size_t plen)
-{
+    capture_t *c = ctx;
     zmq_msg_t body;
     if (payload) {
         if (zmq_msg_init_size(&body, plen) < 0)
             return -errno;
         memcpy(zmq_msg_data(&body), payload, plen);
     }
-    int rc = frames_send(a->sock, NULL, s_cmd, len, payload ? &body : NULL, ZMQ_DONTWAIT);
+    int rc = frames_send(c->sock, NULL, cmd, len, payload ? &body : NULL, ZMQ_DONTWAIT);
     if (payload)
         zmq_msg_close(&body);
     return rc;
-}
-
-static void s_header(agent_t *a, wire_type_t type)
-{
-    wire_msg_init(&s_msg, type, a->svc.node_id, a->epoch);
-}
-
-static void s_hello(agent_t *a)
-{
-    s_header(a, WIRE_HELLO);
-    const char *descr = cfg_str(a->svc.cfg, "DESCRIPTION");
-    snprintf(s_msg.hello.description, sizeof s_msg.hello.description, "%s",
-             *descr ? descr : "tapmesh-capture " TAPMESH_VERSION);
-    s_msg.hello.iface_count = 1;
-    wire_iface_t *f = &s_msg.hello.ifaces[0];
-    f->linktype = a->linktype;
-    uint32_t snaplen = source_snaplen(a->source);
-    f->snaplen = snaplen > WIRE_SNAPLEN_MAX ? WIRE_SNAPLEN_MAX : snaplen;
-    wire_ifname_sanitize(source_name(a->source), f->name);
-    snprintf(f->description, sizeof f->description, "%s", source_description(a->source));
-    size_t len = wire_encode(&s_msg, s_cmd, sizeof s_cmd);
-    a->hello_pending = true;
-    a->hello_sent_ms = clock_mono_ms();
-    if (len == 0 || s_send(a, len, NULL, 0) < 0)
-        log_warn("HELLO not sent (queue full); will retry");
-    else
-        log_debug("HELLO sent: %s epoch %" PRIu64, s_msg.source, a->epoch);
-}
-
-/* HEARTBEAT or END: what has been sent, and the watermark that holds for
- * it. Packets read but not sent yet (an open batch, batches waiting for the
- * window) are older than the read watermark: then only the watermark of the
- * last batch sent may be promised. */
-static void s_progress(agent_t *a, wire_type_t type)
-{
-    s_header(a, type);
-    bool pending = outbox_open_batch(a->outbox) || outbox_unsent(a->outbox);
-    s_msg.progress.watermark = pending ? a->sent_watermark : a->watermark;
-    s_msg.progress.next_seq = outbox_next_unsent(a->outbox);
-    size_t len = wire_encode(&s_msg, s_cmd, sizeof s_cmd);
-    if (len)
-        s_send(a, len, NULL, 0);
-}
-
-/* Puts due batches on the wire, resends first, within the window. */
-static void s_send_batches(agent_t *a, int64_t now)
-{
-    batch_t *b;
-    while ((b = outbox_next_send(a->outbox, now))) {
-        s_header(a, WIRE_BATCH);
-        s_msg.batch.seq = b->seq;
-        s_msg.batch.parts = 1;
-        s_msg.batch.watermark = b->watermark;
-        s_msg.batch.packet_count = b->packets;
-        s_msg.batch.payload_len = (uint32_t)b->len;
-        size_t len = wire_encode(&s_msg, s_cmd, sizeof s_cmd);
-        int rc = len ? s_send(a, len, b->buf, b->len) : -EINVAL;
-        if (rc == -EAGAIN) {
-            metrics_add(a->svc.metrics, a->m.backpressure, 1);
-            return; /* the next hop's queue is full: keep it, try on the next pass */
-        }
-        if (rc < 0) {
-            /* not a full queue: count it as a send, so that it backs off
-             * like any unacknowledged batch instead of being retried at once */
-            if (!a->send_failing)
-                log_error("batch %" PRIu64 ": send failed: %s (retrying with backoff)", b->seq,
-                          strerror(-rc));
-            a->send_failing = true;
-            outbox_sent(a->outbox, b, now);
-            return;
-        }
-        a->send_failing = false;
-        metrics_add(a->svc.metrics, b->sends ? a->m.batches_resent : a->m.batches_sent, 1);
-        if (b->watermark > a->sent_watermark)
-            a->sent_watermark = b->watermark;
-        if (b->sends)
-            log_debug("batch %" PRIu64 " resent (send %u)", b->seq, b->sends + 1);
-        outbox_sent(a->outbox, b, now);
-        a->last_send_ms = now;
-    }
-}
-
-/* Moves the oldest held batch to the dead-letter file and forgets it. */
-static void s_dead_letter_oldest(agent_t *a)
-{
-    batch_t *b = outbox_oldest(a->outbox);
-    if (!b)
-        return;
-    if (dlq_write(a->dlq, b) < 0) {
-        metrics_add(a->svc.metrics, a->m.dlq_failed, 1);
-        log_error("batch %" PRIu64 " (%u packets) lost: %s", b->seq, b->packets, dlq_error(a->dlq));
-        a->failed = true;
-    } else {
-        if (a->dead_batches == 0)
-            log_warn("writing unacknowledged batches to the dead-letter file %s", dlq_path(a->dlq));
-        a->dead_batches++;
-        a->dead_packets += b->packets;
-        metrics_add(a->svc.metrics, a->m.batches_dlq, 1);
-        metrics_add(a->svc.metrics, a->m.packets_dlq, b->packets);
-    }
-    outbox_release(a->outbox, b->seq);
-}
-
-static void s_on_message(agent_t *a, const uint8_t *cmd, size_t len)
-{
-    wire_err_t err = wire_decode(cmd, len, &s_msg);
-    if (err != WIRE_OK || s_msg.epoch != a->epoch || strcmp(s_msg.source, a->svc.node_id) != 0) {
-        metrics_add(a->svc.metrics, a->m.malformed, 1);
-        log_debug("dropped a message from upstream: %s",
-                  err ? wire_err_name(err) : "not for this source/epoch");
-        return;
-    }
-    int64_t now = clock_mono_ms();
-    switch (s_msg.type) {
-    case WIRE_ACK:
-        for (unsigned i = 0; i < s_msg.ack.count; i++) {
-            int64_t rtt;
-            if (outbox_ack(a->outbox, s_msg.ack.entries[i].seq, now, &rtt)) {
-                metrics_add(a->svc.metrics, a->m.batches_acked, 1);
-                metrics_observe(a->svc.metrics, a->m.rtt, (double)rtt / 1000.0);
-            } else {
-                metrics_add(a->svc.metrics, a->m.acks_unknown, 1);
-            }
-        }
-        break;
-    case WIRE_WELCOME:
-        log_info("collector accepted source %s (epoch %" PRIu64 ")", a->svc.node_id, a->epoch);
-        a->hello_pending = false;
-        if (a->rehello) {
-            a->rehello = false;
-            outbox_resend_all(a->outbox); /* what it dropped before it knew us */
-        }
-        break;
-    case WIRE_REFUSE:
-        metrics_add(a->svc.metrics, a->m.refused, 1);
-        if (s_msg.refuse.code == WIRE_REFUSE_UNKNOWN_SOURCE) {
-            /* every batch in flight draws this answer: one HELLO per episode,
-             * none while a HELLO is on its way */
-            a->rehello = true;
-            if (!a->hello_pending) {
-                log_info("collector does not know this source (it restarted?): sending HELLO, "
-                         "then everything unacknowledged again");
-                s_hello(a);
-            }
-        } else if (!a->refused) {
-            log_error("collector refused this source: %s", s_msg.refuse.reason);
-            a->refused = true;
-        }
-        break;
-    default:
-        metrics_add(a->svc.metrics, a->m.malformed, 1);
-        break;
-    }
-}
-
-static void s_drain(agent_t *a)
-{
-    frames_t f;
-    while (frames_recv(&f, a->sock, ZMQ_DONTWAIT) == 0) {
-        size_t len;
-        const uint8_t *cmd = frames_command(&f, &len);
-        if (cmd && !frames_payload(&f))
-            s_on_message(a, cmd, len);
-        else
-            metrics_add(a->svc.metrics, a->m.malformed, 1);
-        frames_close(&f);
-    }
-}
-
-/* Stops reading for good: the open batch is closed and sent. */
-static void s_end_of_input(agent_t *a)
-{
-    a->eof = true;
-    outbox_close(a->outbox);
-}
-
-/* Reads what the outbox has room for, a bounded amount per pass. Returns
- * true when the source may have more right now. */
-static bool s_read(agent_t *a, int64_t now)
-{
-    for (int i = 0; i < 4096; i++) {
-        if (!outbox_has_room(a->outbox, WIRE_SNAPLEN_MAX))
-            return false;
-        source_packet_t p;
-        source_result_t r = source_next(a->source, &p);
-        if (r == SOURCE_IDLE) {
-            /* nothing older than what is due next, or than "now" for a live
-             * interface whose kernel buffer is empty */
-            uint64_t next = source_next_ts(a->source);
-            if (next > a->watermark + 1)
-                a->watermark = next - 1;
-            if (a->live && a->wall_clock) {
-                uint64_t wall = clock_wall_ns() - S_LIVE_SLACK_NS;
-                if (wall > a->watermark)
-                    a->watermark = wall;
-            }
-            return false;
-        }
-        if (r != SOURCE_PACKET) {
-            if (r == SOURCE_ERROR) {
-                log_error("%s", source_error(a->source));
-                a->failed = true;
-            }
-            s_end_of_input(a);
-            return false;
-        }
-        wire_packet_t w = {.ts_ns = p.ts_ns,
-                           .ifindex = 0,
-                           .caplen = p.caplen,
-                           .origlen = p.origlen,
-                           .data = p.data};
-        if (w.caplen > WIRE_SNAPLEN_MAX) {
-            w.caplen = WIRE_SNAPLEN_MAX;
-            metrics_add(a->svc.metrics, a->m.truncated, 1);
-        }
-        if (w.origlen < w.caplen)
-            w.origlen = w.caplen; /* a malformed record: the wire needs caplen <= origlen */
-        if (p.ts_ns > a->watermark)
-            a->watermark = p.ts_ns;
-        if (outbox_add(a->outbox, &w, a->watermark, now) < 0) {
-            log_error("out of memory for batches");
-            a->failed = true;
-            s_end_of_input(a);
-            return false;
-        }
-        metrics_add(a->svc.metrics, a->m.packets, 1);
-        metrics_add(a->svc.metrics, a->m.bytes, w.caplen);
-        metrics_observe(a->svc.metrics, a->m.size[decode_family(a->linktype, p.data, p.caplen)],
-                        (double)p.origlen);
-    }
-    return true;
-}
-
-/* The kernel's counters, as deltas into monotonic counters. */
-static void s_stats(agent_t *a)
-{
-    source_stats_t st;
-    if (!a->live || source_stats(a->source, &st) < 0)
-        return;
-    metrics_t *r = a->svc.metrics;
-    if (st.received >= a->last_stats.received)
-        metrics_add(r, a->m.received, st.received - a->last_stats.received);
-    if (st.dropped >= a->last_stats.dropped)
-        metrics_add(r, a->m.kernel_drops, st.dropped - a->last_stats.dropped);
-    if (st.ifdropped >= a->last_stats.ifdropped)
-        metrics_add(r, a->m.if_drops, st.ifdropped - a->last_stats.ifdropped);
-    if (st.dropped > a->last_stats.dropped)
-        log_warn("%s: the kernel dropped %" PRIu64 " packets (buffer full)", source_name(a->source),
-                 st.dropped - a->last_stats.dropped);
-    a->last_stats = st;
 }
 
 /* mkdir -p */
@@ -458,18 +115,18 @@ static int s_mkdirs(const char *path)
     return mkdir(p, 0755) < 0 && errno != EEXIST ? -1 : 0;
 }
 
-static int s_setup(agent_t *a)
+static source_t *s_open_source(cfg_t *c, bool *live, bool *wall_clock)
 {
-    cfg_t *c = a->svc.cfg;
     char err[1024];
     const char *device = cfg_str(c, "DEVICE"), *file = cfg_str(c, "READ_FILE");
     if (!*device == !*file) {
         fprintf(stderr, "tapmesh-capture: %s\n",
                 *device ? "set DEVICE or READ_FILE, not both"
                         : "nothing to capture: set DEVICE (an interface) or READ_FILE (a file)");
-        return 2;
+        return NULL;
     }
     const char *filter = cfg_str(c, "FILTER");
+    source_t *source;
     if (*device) {
         source_live_opts_t o = {.device = device,
                                 .filter = filter,
@@ -478,28 +135,25 @@ static int s_setup(agent_t *a)
                                 .immediate = cfg_bool(c, "IMMEDIATE_MODE"),
                                 .buffer_mb = (unsigned)cfg_int(c, "PCAP_BUFFER_MB"),
                                 .tstamp_type = cfg_str(c, "TSTAMP_TYPE")};
-        a->source = source_live_open(&o, err, sizeof err);
-        a->live = true;
-        a->wall_clock = strcmp(o.tstamp_type, "adapter_unsynced") != 0;
+        source = source_live_open(&o, err, sizeof err);
+        *live = true;
+        *wall_clock = strcmp(o.tstamp_type, "adapter_unsynced") != 0;
     } else {
-        a->source =
+        source =
             source_file_open(file, (unsigned)cfg_int(c, "REPLAY_SPEED"), filter, err, sizeof err);
     }
-    if (!a->source) {
+    if (!source)
         fprintf(stderr, "tapmesh-capture: %s\n", err);
-        return 2;
-    }
-    a->linktype = (uint16_t)source_linktype(a->source);
-    a->ack_timeout_ms = cfg_int(c, "ACK_TIMEOUT_MS");
-    a->outbox =
-        outbox_new((size_t)cfg_int(c, "BATCH_MAX_BYTES"), (size_t)cfg_int(c, "BUFFER_MAX_MB") << 20,
-                   (unsigned)cfg_int(c, "INFLIGHT_BATCHES"), a->ack_timeout_ms, 30000);
-    a->batch_delay_ms = cfg_int(c, "BATCH_MAX_DELAY_MS");
-    a->heartbeat_ms = cfg_int(c, "HEARTBEAT_MS");
-    a->retry_timeout_ms = cfg_int(c, "RETRY_TIMEOUT_S") * 1000;
-    a->epoch = clock_wall_ns();
+    return source;
+}
 
-    const char *dir = cfg_str(c, "DLQ_DIR");
+static int s_setup(void *app, service_t *svc)
+{
+    capture_t *c = app;
+    c->svc = svc;
+    cfg_t *cfg = svc->cfg;
+    char err[1024];
+    const char *dir = cfg_str(cfg, "DLQ_DIR");
     if (s_mkdirs(dir) < 0) {
         fprintf(stderr, "tapmesh-capture: DLQ_DIR='%s': cannot create: %s\n", dir, strerror(errno));
         return 2;
@@ -509,159 +163,105 @@ static int s_setup(agent_t *a)
         fprintf(stderr, "tapmesh-capture: DLQ_DIR='%s': not a writable directory\n", dir);
         return 2;
     }
-    a->dlq = dlq_new(dir, a->svc.node_id, a->epoch, a->linktype, source_name(a->source),
-                     source_description(a->source));
-    if (!a->outbox || !a->dlq) {
-        log_error("out of memory");
-        return 1;
-    }
-
-    a->dealer = zsock_new(ZMQ_DEALER);
-    if (!a->dealer) {
-        log_error("cannot create a ZeroMQ socket");
-        return 1;
-    }
-    zsock_set_linger(a->dealer, 2000); /* so that END leaves before exit */
-    zsock_set_sndhwm(a->dealer, 1000);
-    zsock_set_rcvhwm(a->dealer, 0);
-    zsock_set_heartbeat_ivl(a->dealer, 1000);
-    zsock_set_heartbeat_timeout(a->dealer, 5000);
-    zsock_set_reconnect_ivl(a->dealer, 100);
-    zsock_set_reconnect_ivl_max(a->dealer, 1000);
-    const char *endpoint = cfg_str(c, "RELAY_ENDPOINT");
-    if (zsock_connect(a->dealer, "%s", endpoint) < 0) {
-        fprintf(stderr, "tapmesh-capture: RELAY_ENDPOINT='%s': cannot connect: %s\n", endpoint,
-                zmq_strerror(zmq_errno()));
+    agent_opts_t o = {.node_id = svc->node_id,
+                      .description = cfg_str(cfg, "DESCRIPTION"),
+                      .endpoint = cfg_str(cfg, "RELAY_ENDPOINT"),
+                      .epoch = clock_wall_ns(),
+                      .batch_bytes = (size_t)cfg_int(cfg, "BATCH_MAX_BYTES"),
+                      .buffer_bytes = (size_t)cfg_int(cfg, "BUFFER_MAX_MB") << 20,
+                      .window = (unsigned)cfg_int(cfg, "INFLIGHT_BATCHES"),
+                      .batch_delay_ms = cfg_int(cfg, "BATCH_MAX_DELAY_MS"),
+                      .heartbeat_ms = cfg_int(cfg, "HEARTBEAT_MS"),
+                      .ack_timeout_ms = cfg_int(cfg, "ACK_TIMEOUT_MS"),
+                      .backoff_max_ms = 30000,
+                      .retry_timeout_ms = cfg_int(cfg, "RETRY_TIMEOUT_S") * 1000,
+                      .dlq_dir = dir};
+    source_t *source = s_open_source(cfg, &o.live, &o.wall_clock);
+    if (!source)
+        return 2;
+    char what[600];
+    snprintf(what, sizeof what, "%s (link type %d)", source_description(source),
+             source_linktype(source));
+    /* a copy of every batch goes into its own zmq_msg: at most `sndhwm`
+     * messages wait in libzmq's queue before sends report back-pressure */
+    service_sock_opts_t so = {.sndhwm = 1000, .rcvhwm = 0, .linger_ms = 2000 /* END leaves */};
+    c->dealer = service_dealer("RELAY_ENDPOINT", o.endpoint, &so, err, sizeof err);
+    if (!c->dealer) {
+        source_close(&source);
+        fprintf(stderr, "tapmesh-capture: %s\n", err);
         return 2;
     }
-    a->sock = zsock_resolve(a->dealer);
-    s_metrics_register(a);
-    log_info("source %s epoch %" PRIu64 ": %s (link type %u) towards %s", a->svc.node_id, a->epoch,
-             source_description(a->source), a->linktype, endpoint);
+    c->sock = zsock_resolve(c->dealer);
+    c->link = link_new(c->sock, o.endpoint, err, sizeof err);
+    c->agent = agent_new(&source, &o, svc->metrics, s_send, c);
+    if (!c->link || !c->agent) {
+        log_error("%s", c->link ? "out of memory" : err);
+        return 1;
+    }
+    log_info("source %s epoch %" PRIu64 ": %s towards %s", svc->node_id, o.epoch, what, o.endpoint);
     return 0;
 }
 
-/* The main loop. Returns the exit status. */
-static int s_run(agent_t *a)
+static int s_run(void *app)
 {
-    s_hello(a);
-    int64_t stop_deadline = 0;
-    bool end_sent = false;
-    a->last_send_ms = clock_mono_ms();
+    capture_t *c = app;
+    agent_t *a = c->agent;
+    agent_start(a, clock_mono_ms());
+    int stops = 0; /* stop requests handled */
     for (;;) {
         int64_t now = clock_mono_ms();
-        s_drain(a);
-        if (a->refused) {
-            /* nothing will be accepted: keep what we hold, in the dead-letter file */
-            s_end_of_input(a);
-            while (outbox_held(a->outbox))
-                s_dead_letter_oldest(a);
+        if (link_update(c->link))
+            agent_on_link(a, link_up(c->link), now);
+        frames_t f;
+        while (frames_recv(&f, c->sock, ZMQ_DONTWAIT) == 0) {
+            agent_on_message(a, &f, now);
+            frames_close(&f);
+        }
+        int asked = service_stop;
+        if (asked > stops) {
+            if (stops == 0)
+                agent_stop(a, now);
+            if (asked >= 2)
+                agent_abort(a, now);
+            stops = asked;
+        }
+        agent_step(a, now);
+        if (agent_finished(a))
             break;
-        }
-        if (service_stop && !stop_deadline) {
-            log_info("stopping: no more capturing; waiting up to %" PRId64
-                     " ms for acknowledgements",
-                     a->retry_timeout_ms);
-            stop_deadline = now + a->retry_timeout_ms;
-            s_end_of_input(a);
-        }
-        if (a->hello_pending && now - a->hello_sent_ms >= a->ack_timeout_ms)
-            s_hello(a); /* no WELCOME yet: ask again */
-        bool more = !a->eof && s_read(a, now);
-        const batch_t *open = outbox_open_batch(a->outbox);
-        if (open && now - open->opened_ms >= a->batch_delay_ms)
-            outbox_close(a->outbox);
-        const batch_t *oldest;
-        while ((oldest = outbox_oldest(a->outbox)) &&
-               now - oldest->opened_ms >= a->retry_timeout_ms)
-            s_dead_letter_oldest(a);
-        s_send_batches(a, now);
-        if (a->eof && !end_sent && !outbox_open_batch(a->outbox) && outbox_unsent(a->outbox) == 0) {
-            s_progress(a, WIRE_END);
-            end_sent = true;
-            a->last_send_ms = now;
-        }
-        if (now - a->last_send_ms >= a->heartbeat_ms) {
-            s_progress(a, end_sent ? WIRE_END : WIRE_HEARTBEAT);
-            a->last_send_ms = now;
-        }
-        if (now - a->last_stats_ms >= 1000) {
-            s_stats(a);
-            a->last_stats_ms = now;
-        }
-        metrics_set(a->svc.metrics, a->m.unacked_bytes, (double)outbox_held_bytes(a->outbox));
-        metrics_set(a->svc.metrics, a->m.unacked_batches, (double)outbox_held(a->outbox));
-        if (a->eof && outbox_held(a->outbox) == 0 && !outbox_open_batch(a->outbox))
-            break;
-        if (stop_deadline && now >= stop_deadline) {
-            while (outbox_held(a->outbox))
-                s_dead_letter_oldest(a);
-            break;
-        }
 
-        /* sleep until something is due */
-        int64_t wake = a->last_send_ms + a->heartbeat_ms;
-        if (more)
-            wake = now;
-        open = outbox_open_batch(a->outbox);
-        if (open && open->opened_ms + a->batch_delay_ms < wake)
-            wake = open->opened_ms + a->batch_delay_ms;
-        int64_t d = outbox_next_deadline(a->outbox);
-        if (d < wake)
-            wake = d;
-        if ((oldest = outbox_oldest(a->outbox)) && oldest->opened_ms + a->retry_timeout_ms < wake)
-            wake = oldest->opened_ms + a->retry_timeout_ms;
-        if (a->hello_pending && a->hello_sent_ms + a->ack_timeout_ms < wake)
-            wake = a->hello_sent_ms + a->ack_timeout_ms;
-        bool can_read = !a->eof && outbox_has_room(a->outbox, WIRE_SNAPLEN_MAX);
-        if (can_read && !more && source_wait_ns(a->source)) {
-            int64_t w = now + (int64_t)(source_wait_ns(a->source) / 1000000u);
-            if (w < wake)
-                wake = w;
-        }
-        if (a->live && a->last_stats_ms + 1000 < wake)
-            wake = a->last_stats_ms + 1000;
-        if (stop_deadline && stop_deadline < wake)
-            wake = stop_deadline;
+        int64_t wake = agent_next_wake(a, now);
         long timeout = wake > now ? (long)(wake - now) : 0;
-        zmq_pollitem_t items[2] = {{a->sock, 0, ZMQ_POLLIN, 0},
-                                   {NULL, source_fd(a->source), ZMQ_POLLIN, 0}};
-        int n = items[1].fd >= 0 && can_read ? 2 : 1;
+        zmq_pollitem_t items[3] = {{c->sock, 0, ZMQ_POLLIN, 0},
+                                   {link_handle(c->link), 0, ZMQ_POLLIN, 0},
+                                   {NULL, agent_poll_fd(a), ZMQ_POLLIN, 0}};
+        int n = items[2].fd >= 0 ? 3 : 2;
         if (zmq_poll(items, n, timeout) < 0 && errno != EINTR) {
             log_error("poll: %s", zmq_strerror(errno));
             return 1;
         }
     }
-    s_stats(a);
-    double packets = metrics_value(a->svc.metrics, a->m.packets);
-    if (a->dead_batches) {
-        log_error("%" PRIu64 " of %.0f packets (%" PRIu64
-                  " batches) were not acknowledged and are in the dead-letter file %s",
-                  a->dead_packets, packets, a->dead_batches, dlq_path(a->dlq));
-        return 1;
-    }
-    if (a->failed)
-        return 1;
-    log_info("done: %.0f packets sent and acknowledged", packets);
-    return 0;
+    return agent_exit_status(a);
+}
+
+static void s_teardown(void *app)
+{
+    capture_t *c = app;
+    agent_destroy(&c->agent);
+    link_destroy(&c->link);
+    zsock_destroy(&c->dealer);
 }
 
 int main(int argc, char **argv)
 {
-    agent_t a;
-    memset(&a, 0, sizeof a);
-    int status;
-    if (!service_start(&a.svc, "tapmesh-capture", "capture", s_summary, s_rows,
-                       sizeof s_rows / sizeof *s_rows, argc, argv, &status))
-        return status;
-    status = s_setup(&a);
-    if (status == 0)
-        status = s_run(&a);
-    zsock_destroy(&a.dealer);
-    dlq_destroy(&a.dlq);
-    outbox_destroy(&a.outbox);
-    source_close(&a.source);
-    service_finish(&a.svc);
-    zsys_shutdown();
-    return status;
+    static const service_def_t def = {.program = "tapmesh-capture",
+                                      .service = "capture",
+                                      .summary = s_summary,
+                                      .rows = s_rows,
+                                      .nrows = sizeof s_rows / sizeof *s_rows,
+                                      .setup = s_setup,
+                                      .run = s_run,
+                                      .teardown = s_teardown};
+    capture_t c;
+    memset(&c, 0, sizeof c);
+    return service_main(&def, &c, argc, argv);
 }

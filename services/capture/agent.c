@@ -1,0 +1,657 @@
+/*
+ * agent — the capture agent's state machine.
+ *
+ * Data flow: source (source-live.c / source-file.c) → outbox (batches,
+ * custody, resends) → send callback (HELLO, BATCH, HEARTBEAT, END) — and
+ * outbox → dlq when time runs out or the collector refuses the source.
+ * Replies (WELCOME, REFUSE, ACK) decode into `in`; what the agent sends is
+ * encoded from `out`: a reply never overwrites the message it answers.
+ */
+#include "agent.h"
+
+#include "clock.h"
+#include "decode.h"
+#include "dlq.h"
+#include "log.h"
+#include "outbox.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A live source promises nothing older than this much before the moment it
+ * found the kernel's buffer empty. */
+#define S_LIVE_SLACK_NS 20000000u
+/* Packets read per pass at most, so that replies are handled in between. */
+#define S_READ_MAX 4096
+/* How often a live source's kernel counters are read. */
+#define S_STATS_MS 1000
+
+typedef struct {
+    metric_id_t packets, bytes, truncated, size[3], batches_sent, batches_acked, batches_resent,
+        batches_dlq, packets_dlq, dlq_failed, backpressure, unacked_bytes, unacked_batches, rtt,
+        malformed, refused, acks_unknown, kernel_drops, if_drops, received, connected;
+} s_metrics_t;
+
+struct agent_t {
+    agent_opts_t opts;
+    char node_id[WIRE_NAME_MAX + 1];
+    char description[WIRE_TEXT_MAX + 1];
+    char endpoint[256];
+    source_t *source;
+    outbox_t *outbox;
+    dlq_t *dlq;
+    metrics_t *metrics;
+    agent_send_fn send;
+    void *ctx;
+    wire_msg_t *in, *out; /* decoded replies; messages being encoded */
+    uint8_t *cmd;         /* out's encoding, WIRE_COMMAND_MAX */
+    uint16_t linktype;
+    uint64_t watermark;      /* nothing older will be read */
+    uint64_t sent_watermark; /* the newest watermark of a batch sent */
+    int64_t last_send_ms, last_stats_ms, hello_sent_ms;
+    bool hello_pending; /* HELLO sent, no WELCOME yet */
+    bool rehello;       /* batches were refused as unknown: resend all on WELCOME */
+    bool eof, failed, refused, finished, end_sent;
+    bool more;                /* the source may have packets right now */
+    bool send_failing;        /* the last send failed (logged once) */
+    int64_t stop_deadline_ms; /* 0: not stopping */
+    bool link_up, link_warned;
+    int64_t link_down_ms; /* since when there is no connection */
+    uint64_t dead_batches, dead_packets, packets;
+    source_stats_t last_stats;
+    s_metrics_t m;
+};
+
+static void s_metrics_register(agent_t *a)
+{
+    metrics_t *r = a->metrics;
+    s_metrics_t *m = &a->m;
+    m->packets = metrics_counter(r, "tapmesh_capture_packets_total", "Packets captured", NULL);
+    m->bytes = metrics_counter(r, "tapmesh_capture_bytes_total",
+                               "Bytes of packet data captured (captured length)", NULL);
+    m->truncated = metrics_counter(r, "tapmesh_capture_truncated_packets_total",
+                                   "Packets cut to 262144 bytes, the protocol's limit", NULL);
+    static const double size_bounds[] = {64, 128, 256, 512, 1024, 1518, 2048, 4096, 9216, 65535};
+    static const char *const families[] = {"family=\"other\"", "family=\"ipv4\"",
+                                           "family=\"ipv6\""};
+    for (int f = 0; f < 3; f++)
+        m->size[f] = metrics_histogram(r, "tapmesh_capture_packet_size_bytes",
+                                       "Packet length on the wire, by address family", families[f],
+                                       size_bounds, sizeof size_bounds / sizeof *size_bounds);
+    m->batches_sent =
+        metrics_counter(r, "tapmesh_capture_batches_sent_total", "Batches sent (first send)", NULL);
+    m->batches_acked = metrics_counter(r, "tapmesh_capture_batches_acked_total",
+                                       "Batches acknowledged by the collector", NULL);
+    m->batches_resent =
+        metrics_counter(r, "tapmesh_capture_batches_resent_total",
+                        "Batches sent again after the acknowledgement timeout", NULL);
+    m->batches_dlq = metrics_counter(r, "tapmesh_capture_batches_dead_lettered_total",
+                                     "Batches written to the dead-letter file", NULL);
+    m->packets_dlq = metrics_counter(r, "tapmesh_capture_packets_dead_lettered_total",
+                                     "Packets written to the dead-letter file", NULL);
+    m->dlq_failed = metrics_counter(r, "tapmesh_capture_dead_letter_failures_total",
+                                    "Batches lost because the dead-letter file could not be "
+                                    "written",
+                                    NULL);
+    m->backpressure = metrics_counter(r, "tapmesh_capture_send_blocked_total",
+                                      "Sends deferred because the next hop's queue was full", NULL);
+    m->unacked_bytes = metrics_gauge(r, "tapmesh_capture_unacked_bytes",
+                                     "Bytes held for batches not yet acknowledged", NULL);
+    m->unacked_batches = metrics_gauge(r, "tapmesh_capture_unacked_batches",
+                                       "Batches held, not yet acknowledged", NULL);
+    m->connected = metrics_gauge(r, "tapmesh_capture_next_hop_up",
+                                 "1 while the connection to the next hop is up", NULL);
+    static const double rtt_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                        0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+    m->rtt = metrics_histogram(r, "tapmesh_capture_ack_rtt_seconds",
+                               "Time from a batch's first send to its acknowledgement", NULL,
+                               rtt_bounds, sizeof rtt_bounds / sizeof *rtt_bounds);
+    m->malformed = metrics_counter(r, "tapmesh_capture_malformed_messages_total",
+                                   "Messages from upstream dropped as malformed", NULL);
+    m->refused = metrics_counter(r, "tapmesh_capture_refused_total",
+                                 "REFUSE answers received from the collector", NULL);
+    m->acks_unknown = metrics_counter(r, "tapmesh_capture_acks_unknown_total",
+                                      "Acknowledgements for batches no longer held", NULL);
+    if (a->opts.live) {
+        m->received = metrics_counter(r, "tapmesh_capture_kernel_received_packets_total",
+                                      "Packets the kernel passed the filter (pcap_stats)", NULL);
+        m->kernel_drops = metrics_counter(r, "tapmesh_capture_kernel_dropped_packets_total",
+                                          "Packets the kernel dropped: its buffer was full "
+                                          "(pcap_stats)",
+                                          NULL);
+        m->if_drops = metrics_counter(r, "tapmesh_capture_interface_dropped_packets_total",
+                                      "Packets the interface or driver dropped (pcap_stats)", NULL);
+    } else {
+        m->received = m->kernel_drops = m->if_drops = -1;
+    }
+}
+
+agent_t *agent_new(source_t **source_p, const agent_opts_t *opts, metrics_t *metrics,
+                   agent_send_fn send, void *ctx)
+{
+    agent_t *self = calloc(1, sizeof *self);
+    if (!self)
+        goto err;
+    self->opts = *opts;
+    snprintf(self->node_id, sizeof self->node_id, "%s", opts->node_id);
+    snprintf(self->description, sizeof self->description, "%s",
+             opts->description && *opts->description ? opts->description
+                                                     : "tapmesh-capture " TAPMESH_VERSION);
+    snprintf(self->endpoint, sizeof self->endpoint, "%s", opts->endpoint ? opts->endpoint : "");
+    self->opts.node_id = self->node_id;
+    self->opts.description = self->description;
+    self->opts.endpoint = self->endpoint;
+    self->opts.dlq_dir = NULL; /* not kept: the dlq has its own copy */
+    self->source = *source_p;
+    *source_p = NULL;
+    self->metrics = metrics;
+    self->send = send;
+    self->ctx = ctx;
+    self->linktype = (uint16_t)source_linktype(self->source);
+    self->in = malloc(sizeof *self->in);
+    self->out = malloc(sizeof *self->out);
+    self->cmd = malloc(WIRE_COMMAND_MAX);
+    self->outbox = outbox_new(opts->batch_bytes, opts->buffer_bytes, opts->window,
+                              opts->ack_timeout_ms, opts->backoff_max_ms);
+    self->dlq = dlq_new(opts->dlq_dir, self->node_id, opts->epoch, self->linktype,
+                        source_name(self->source), source_description(self->source));
+    if (!self->in || !self->out || !self->cmd || !self->outbox || !self->dlq)
+        goto err;
+    s_metrics_register(self);
+    return self;
+err:
+    if (self)
+        agent_destroy(&self);
+    else
+        source_close(source_p);
+    return NULL;
+}
+
+void agent_destroy(agent_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    agent_t *self = *self_p;
+    dlq_destroy(&self->dlq);
+    outbox_destroy(&self->outbox);
+    source_close(&self->source);
+    free(self->in);
+    free(self->out);
+    free(self->cmd);
+    free(self);
+    *self_p = NULL;
+}
+
+/* ---- sending --------------------------------------------------------- */
+
+static void s_header(agent_t *a, wire_type_t type)
+{
+    wire_msg_init(a->out, type, a->node_id, a->opts.epoch);
+}
+
+/* Encodes `out` and sends it with `payload`. */
+static int s_send(agent_t *a, const uint8_t *payload, size_t plen)
+{
+    size_t len = wire_encode(a->out, a->cmd, WIRE_COMMAND_MAX);
+    if (len == 0)
+        return -EINVAL; /* a field breaks its rule: a programmer error */
+    return a->send(a->ctx, a->cmd, len, payload, plen);
+}
+
+static void s_hello(agent_t *a, int64_t now)
+{
+    s_header(a, WIRE_HELLO);
+    wire_msg_t *m = a->out;
+    snprintf(m->hello.description, sizeof m->hello.description, "%s", a->description);
+    m->hello.iface_count = 1;
+    wire_iface_t *f = &m->hello.ifaces[0];
+    f->linktype = a->linktype;
+    uint32_t snaplen = source_snaplen(a->source);
+    f->snaplen = snaplen > WIRE_SNAPLEN_MAX ? WIRE_SNAPLEN_MAX : snaplen;
+    wire_ifname_sanitize(source_name(a->source), f->name);
+    snprintf(f->description, sizeof f->description, "%s", source_description(a->source));
+    a->hello_pending = true;
+    a->hello_sent_ms = now;
+    int rc = s_send(a, NULL, 0);
+    if (rc < 0)
+        log_warn("HELLO not sent (%s); will retry", rc == -EAGAIN ? "queue full" : strerror(-rc));
+    else
+        log_debug("HELLO sent: %s epoch %" PRIu64, a->node_id, a->opts.epoch);
+}
+
+/* HEARTBEAT or END: what has been sent, and the watermark that holds for
+ * it. Packets read but not sent yet (an open batch, batches waiting for the
+ * window) are older than the read watermark: then only the watermark of the
+ * last batch sent may be promised. */
+static void s_progress(agent_t *a, wire_type_t type)
+{
+    s_header(a, type);
+    bool pending = outbox_open_batch(a->outbox) || outbox_unsent(a->outbox);
+    a->out->progress.watermark = pending ? a->sent_watermark : a->watermark;
+    a->out->progress.next_seq = outbox_next_unsent(a->outbox);
+    s_send(a, NULL, 0);
+}
+
+/* Puts due batches on the wire, resends first, within the window. */
+static void s_send_batches(agent_t *a, int64_t now)
+{
+    batch_t *b;
+    while ((b = outbox_next_send(a->outbox, now))) {
+        s_header(a, WIRE_BATCH);
+        a->out->batch.seq = b->seq;
+        a->out->batch.parts = 1;
+        a->out->batch.watermark = b->watermark;
+        a->out->batch.packet_count = b->packets;
+        a->out->batch.payload_len = (uint32_t)b->len;
+        int rc = s_send(a, b->buf, b->len);
+        if (rc == -EAGAIN) {
+            metrics_add(a->metrics, a->m.backpressure, 1);
+            return; /* the next hop's queue is full: keep it, try on the next pass */
+        }
+        if (rc < 0) {
+            /* not a full queue: count it as a send, so that it backs off
+             * like any unacknowledged batch instead of being retried at once */
+            if (!a->send_failing)
+                log_error("batch %" PRIu64 ": send failed: %s (retrying with backoff)", b->seq,
+                          strerror(-rc));
+            a->send_failing = true;
+            outbox_sent(a->outbox, b, now);
+            return;
+        }
+        a->send_failing = false;
+        metrics_add(a->metrics, b->sends ? a->m.batches_resent : a->m.batches_sent, 1);
+        if (b->watermark > a->sent_watermark)
+            a->sent_watermark = b->watermark;
+        if (b->sends)
+            log_debug("batch %" PRIu64 " resent (send %u)", b->seq, b->sends + 1);
+        outbox_sent(a->outbox, b, now);
+        a->last_send_ms = now;
+    }
+}
+
+/* ---- dead letters ------------------------------------------------------ */
+
+/* Moves the oldest held batch to the dead-letter file and forgets it. */
+static void s_dead_letter_oldest(agent_t *a)
+{
+    batch_t *b = outbox_oldest(a->outbox);
+    if (!b)
+        return;
+    if (dlq_write(a->dlq, b) < 0) {
+        metrics_add(a->metrics, a->m.dlq_failed, 1);
+        log_error("batch %" PRIu64 " (%u packets) lost: %s", b->seq, b->packets, dlq_error(a->dlq));
+        a->failed = true;
+    } else {
+        if (a->dead_batches == 0)
+            log_warn("writing unacknowledged batches to the dead-letter file %s", dlq_path(a->dlq));
+        a->dead_batches++;
+        a->dead_packets += b->packets;
+        metrics_add(a->metrics, a->m.batches_dlq, 1);
+        metrics_add(a->metrics, a->m.packets_dlq, b->packets);
+    }
+    outbox_release(a->outbox, b->seq);
+}
+
+/* Stops reading for good: the open batch is closed (and will be sent). */
+static void s_end_of_input(agent_t *a)
+{
+    a->eof = true;
+    a->more = false;
+    outbox_close(a->outbox);
+}
+
+/* Everything held to the dead-letter file; the agent is done. */
+static void s_dead_letter_all(agent_t *a)
+{
+    s_end_of_input(a);
+    while (outbox_held(a->outbox))
+        s_dead_letter_oldest(a);
+    a->finished = true;
+}
+
+/* ---- what comes back ----------------------------------------------------- */
+
+static void s_on_ack(agent_t *a, const wire_msg_t *m, int64_t now)
+{
+    for (unsigned i = 0; i < m->ack.count; i++) {
+        int64_t rtt;
+        if (outbox_ack(a->outbox, m->ack.entries[i].seq, now, &rtt)) {
+            metrics_add(a->metrics, a->m.batches_acked, 1);
+            metrics_observe(a->metrics, a->m.rtt, (double)rtt / 1000.0);
+        } else {
+            metrics_add(a->metrics, a->m.acks_unknown, 1);
+        }
+    }
+}
+
+static void s_on_refuse(agent_t *a, const wire_msg_t *m, int64_t now)
+{
+    metrics_add(a->metrics, a->m.refused, 1);
+    if (m->refuse.code == WIRE_REFUSE_UNKNOWN_SOURCE) {
+        /* every batch in flight draws this answer: one HELLO per episode,
+         * none while a HELLO is on its way */
+        a->rehello = true;
+        if (!a->hello_pending) {
+            log_info("collector does not know this source (it restarted?): sending HELLO, "
+                     "then everything unacknowledged again");
+            s_hello(a, now);
+        }
+    } else if (!a->refused) {
+        log_error("collector refused this source: %s", m->refuse.reason);
+        a->refused = true;
+        a->failed = true;
+    }
+}
+
+void agent_on_message(agent_t *self, frames_t *in, int64_t now_ms)
+{
+    size_t len;
+    const uint8_t *cmd = frames_command(in, &len);
+    if (!cmd || frames_payload(in) || in->envelope != 0) {
+        metrics_add(self->metrics, self->m.malformed, 1);
+        log_debug("dropped a message from upstream: not delimiter + command");
+        return;
+    }
+    const wire_msg_t *m = self->in;
+    wire_err_t err = wire_decode(cmd, len, self->in);
+    if (err != WIRE_OK || m->epoch != self->opts.epoch || strcmp(m->source, self->node_id) != 0) {
+        metrics_add(self->metrics, self->m.malformed, 1);
+        log_debug("dropped a message from upstream: %s",
+                  err ? wire_err_name(err) : "not for this source/epoch");
+        return;
+    }
+    switch (m->type) {
+    case WIRE_ACK:
+        s_on_ack(self, m, now_ms);
+        break;
+    case WIRE_WELCOME:
+        log_info("collector accepted source %s (epoch %" PRIu64 ")", self->node_id,
+                 self->opts.epoch);
+        self->hello_pending = false;
+        if (self->rehello) {
+            self->rehello = false;
+            outbox_resend_all(self->outbox); /* what it dropped before it knew us */
+        }
+        break;
+    case WIRE_REFUSE:
+        s_on_refuse(self, m, now_ms);
+        break;
+    default:
+        metrics_add(self->metrics, self->m.malformed, 1);
+        break;
+    }
+}
+
+/* ---- the connection ------------------------------------------------------ */
+
+/* Since when the oldest packet held has waited without a connection, or
+ * INT64_MAX when nothing waits. */
+static int64_t s_waiting_since(const agent_t *a)
+{
+    const batch_t *b = outbox_oldest(a->outbox);
+    if (!b)
+        b = outbox_open_batch(a->outbox);
+    if (!b)
+        return INT64_MAX;
+    return b->opened_ms > a->link_down_ms ? b->opened_ms : a->link_down_ms;
+}
+
+void agent_on_link(agent_t *self, bool up, int64_t now_ms)
+{
+    if (up == self->link_up)
+        return;
+    self->link_up = up;
+    metrics_set(self->metrics, self->m.connected, up ? 1 : 0);
+    if (!up) {
+        self->link_down_ms = now_ms;
+        log_debug("no connection to %s", self->endpoint);
+        return;
+    }
+    if (self->link_warned)
+        log_info("connection to %s is back: sending the %zu batches held", self->endpoint,
+                 outbox_held(self->outbox));
+    else
+        log_debug("connected to %s", self->endpoint);
+    self->link_warned = false;
+}
+
+/* A batch has waited ACK_TIMEOUT_MS with no connection: say so, once. */
+static void s_check_link(agent_t *a, int64_t now)
+{
+    if (a->link_up || a->link_warned || a->finished)
+        return;
+    int64_t since = s_waiting_since(a);
+    if (since == INT64_MAX || now - since < a->opts.ack_timeout_ms)
+        return;
+    a->link_warned = true;
+    log_warn("no connection to %s: holding %zu batches, dead-lettering after RETRY_TIMEOUT_S "
+             "(%" PRId64 " s)",
+             a->endpoint, outbox_held(a->outbox) + (outbox_open_batch(a->outbox) ? 1 : 0),
+             a->opts.retry_timeout_ms / 1000);
+}
+
+/* ---- reading ------------------------------------------------------------- */
+
+/* Reads what the outbox has room for, a bounded amount per pass. Returns
+ * true when the source may have more right now. */
+static bool s_read(agent_t *a, int64_t now)
+{
+    for (int i = 0; i < S_READ_MAX; i++) {
+        if (!outbox_has_room(a->outbox, WIRE_SNAPLEN_MAX))
+            return false;
+        source_packet_t p;
+        source_result_t r = source_next(a->source, &p);
+        if (r == SOURCE_IDLE) {
+            /* nothing older than what is due next, or than "now" for a live
+             * interface whose kernel buffer is empty */
+            uint64_t next = source_next_ts(a->source);
+            if (next > a->watermark + 1)
+                a->watermark = next - 1;
+            if (a->opts.live && a->opts.wall_clock) {
+                uint64_t wall = clock_wall_ns() - S_LIVE_SLACK_NS;
+                if (wall > a->watermark)
+                    a->watermark = wall;
+            }
+            return false;
+        }
+        if (r != SOURCE_PACKET) {
+            if (r == SOURCE_ERROR) {
+                log_error("%s", source_error(a->source));
+                a->failed = true;
+            }
+            s_end_of_input(a);
+            return false;
+        }
+        wire_packet_t w = {.ts_ns = p.ts_ns,
+                           .ifindex = 0,
+                           .caplen = p.caplen,
+                           .origlen = p.origlen,
+                           .data = p.data};
+        if (w.caplen > WIRE_SNAPLEN_MAX) {
+            w.caplen = WIRE_SNAPLEN_MAX;
+            metrics_add(a->metrics, a->m.truncated, 1);
+        }
+        if (w.origlen < w.caplen)
+            w.origlen = w.caplen; /* a malformed record: the wire needs caplen <= origlen */
+        if (p.ts_ns > a->watermark)
+            a->watermark = p.ts_ns;
+        if (outbox_add(a->outbox, &w, a->watermark, now) < 0) {
+            log_error("out of memory for batches");
+            a->failed = true;
+            s_end_of_input(a);
+            return false;
+        }
+        a->packets++;
+        metrics_add(a->metrics, a->m.packets, 1);
+        metrics_add(a->metrics, a->m.bytes, w.caplen);
+        metrics_observe(a->metrics, a->m.size[decode_family(a->linktype, p.data, p.caplen)],
+                        (double)p.origlen);
+    }
+    return true;
+}
+
+/* The kernel's counters, as deltas into monotonic counters. */
+static void s_stats(agent_t *a)
+{
+    source_stats_t st;
+    if (!a->opts.live || source_stats(a->source, &st) < 0)
+        return;
+    metrics_t *r = a->metrics;
+    if (st.received >= a->last_stats.received)
+        metrics_add(r, a->m.received, st.received - a->last_stats.received);
+    if (st.dropped >= a->last_stats.dropped)
+        metrics_add(r, a->m.kernel_drops, st.dropped - a->last_stats.dropped);
+    if (st.ifdropped >= a->last_stats.ifdropped)
+        metrics_add(r, a->m.if_drops, st.ifdropped - a->last_stats.ifdropped);
+    if (st.dropped > a->last_stats.dropped)
+        log_warn("%s: the kernel dropped %" PRIu64 " packets (buffer full)", source_name(a->source),
+                 st.dropped - a->last_stats.dropped);
+    a->last_stats = st;
+}
+
+/* ---- the pass -------------------------------------------------------------- */
+
+void agent_start(agent_t *self, int64_t now_ms)
+{
+    self->last_send_ms = now_ms;
+    self->last_stats_ms = now_ms;
+    self->link_down_ms = now_ms;
+    metrics_set(self->metrics, self->m.connected, 0);
+    s_hello(self, now_ms);
+}
+
+void agent_stop(agent_t *self, int64_t now_ms)
+{
+    if (self->stop_deadline_ms || self->finished)
+        return;
+    log_info("stopping: no more capturing; waiting up to %" PRId64
+             " ms for acknowledgements (a second SIGTERM or SIGINT dead-letters them at once)",
+             self->opts.retry_timeout_ms);
+    self->stop_deadline_ms = now_ms + self->opts.retry_timeout_ms;
+    s_end_of_input(self);
+}
+
+void agent_abort(agent_t *self, int64_t now_ms)
+{
+    (void)now_ms;
+    if (self->finished)
+        return;
+    size_t held = outbox_held(self->outbox) + (outbox_open_batch(self->outbox) ? 1 : 0);
+    log_warn("stopping now: %zu unacknowledged batches go to the dead-letter file", held);
+    s_dead_letter_all(self);
+}
+
+void agent_step(agent_t *self, int64_t now_ms)
+{
+    agent_t *a = self;
+    if (a->finished)
+        return;
+    if (a->refused) {
+        /* nothing will be accepted: keep what we hold, in the dead-letter file */
+        s_dead_letter_all(a);
+        return;
+    }
+    if (a->hello_pending && now_ms - a->hello_sent_ms >= a->opts.ack_timeout_ms)
+        s_hello(a, now_ms); /* no WELCOME yet: ask again */
+    a->more = !a->eof && s_read(a, now_ms);
+    const batch_t *open = outbox_open_batch(a->outbox);
+    if (open && now_ms - open->opened_ms >= a->opts.batch_delay_ms)
+        outbox_close(a->outbox);
+    const batch_t *oldest;
+    while ((oldest = outbox_oldest(a->outbox)) &&
+           now_ms - oldest->opened_ms >= a->opts.retry_timeout_ms)
+        s_dead_letter_oldest(a);
+    s_send_batches(a, now_ms);
+    if (a->eof && !a->end_sent && !outbox_open_batch(a->outbox) && outbox_unsent(a->outbox) == 0) {
+        s_progress(a, WIRE_END);
+        a->end_sent = true;
+        a->last_send_ms = now_ms;
+    }
+    if (now_ms - a->last_send_ms >= a->opts.heartbeat_ms) {
+        s_progress(a, a->end_sent ? WIRE_END : WIRE_HEARTBEAT);
+        a->last_send_ms = now_ms;
+    }
+    if (now_ms - a->last_stats_ms >= S_STATS_MS) {
+        s_stats(a);
+        a->last_stats_ms = now_ms;
+    }
+    s_check_link(a, now_ms);
+    metrics_set(a->metrics, a->m.unacked_bytes, (double)outbox_held_bytes(a->outbox));
+    metrics_set(a->metrics, a->m.unacked_batches, (double)outbox_held(a->outbox));
+    if (a->eof && outbox_held(a->outbox) == 0 && !outbox_open_batch(a->outbox))
+        a->finished = true;
+    else if (a->stop_deadline_ms && now_ms >= a->stop_deadline_ms)
+        s_dead_letter_all(a);
+}
+
+bool agent_finished(const agent_t *self)
+{
+    return self->finished;
+}
+
+static void s_earlier(int64_t *wake, int64_t t)
+{
+    if (t < *wake)
+        *wake = t;
+}
+
+int64_t agent_next_wake(const agent_t *self, int64_t now_ms)
+{
+    const agent_t *a = self;
+    if (a->more || a->finished || a->refused)
+        return now_ms;
+    int64_t wake = a->last_send_ms + a->opts.heartbeat_ms;
+    const batch_t *b = outbox_open_batch(a->outbox);
+    if (b)
+        s_earlier(&wake, b->opened_ms + a->opts.batch_delay_ms);
+    s_earlier(&wake, outbox_next_deadline(a->outbox));
+    if ((b = outbox_oldest(a->outbox)))
+        s_earlier(&wake, b->opened_ms + a->opts.retry_timeout_ms);
+    if (a->hello_pending)
+        s_earlier(&wake, a->hello_sent_ms + a->opts.ack_timeout_ms);
+    bool can_read = !a->eof && outbox_has_room(a->outbox, WIRE_SNAPLEN_MAX);
+    uint64_t ns = can_read ? source_wait_ns(a->source) : 0;
+    if (ns) /* a paced replay: the next packet's time */
+        s_earlier(&wake, now_ms + (int64_t)(ns / 1000000u));
+    if (a->opts.live)
+        s_earlier(&wake, a->last_stats_ms + S_STATS_MS);
+    if (!a->link_up && !a->link_warned) {
+        int64_t since = s_waiting_since(a);
+        if (since != INT64_MAX)
+            s_earlier(&wake, since + a->opts.ack_timeout_ms);
+    }
+    if (a->stop_deadline_ms)
+        s_earlier(&wake, a->stop_deadline_ms);
+    return wake < now_ms ? now_ms : wake;
+}
+
+int agent_poll_fd(const agent_t *self)
+{
+    if (self->eof || self->finished || !outbox_has_room(self->outbox, WIRE_SNAPLEN_MAX))
+        return -1;
+    return source_fd(self->source);
+}
+
+int agent_exit_status(agent_t *self)
+{
+    s_stats(self);
+    if (self->dead_batches) {
+        log_error("%" PRIu64 " of %" PRIu64 " packets (%" PRIu64
+                  " batches) were not acknowledged and are in the dead-letter file %s",
+                  self->dead_packets, self->packets, self->dead_batches, dlq_path(self->dlq));
+        return 1;
+    }
+    if (self->failed)
+        return 1;
+    log_info("done: %" PRIu64 " packets sent and acknowledged", self->packets);
+    return 0;
+}
+
+uint64_t agent_packets(const agent_t *self)
+{
+    return self->packets;
+}

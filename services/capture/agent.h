@@ -1,0 +1,102 @@
+/*
+ * agent — the capture agent's engine, without sockets: reads packets from
+ * its source into the outbox, sends batches upstream within the window,
+ * resends them with backoff, writes what stays unacknowledged for
+ * RETRY_TIMEOUT_S to the dead-letter file, and handles what comes back
+ * (WELCOME, REFUSE, ACK) — shared DESIGN "Delivery".
+ *
+ * main.c owns the socket, the signals and the loop: it hands received
+ * messages to agent_on_message, the connection state to agent_on_link,
+ * calls agent_step once per pass and sleeps until agent_next_wake (or the
+ * socket or agent_poll_fd is readable). The tests drive it directly.
+ */
+#ifndef TAPMESH_AGENT_H
+#define TAPMESH_AGENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "frames.h"
+#include "metrics.h"
+#include "source.h"
+
+typedef struct agent_t agent_t;
+
+/* Sends one message upstream: a command frame, and for a BATCH its payload
+ * (`payload` NULL otherwise). The callee copies what it keeps. Returns 0,
+ * -EAGAIN when the next hop's queue is full (back-pressure: the agent tries
+ * again on a later pass), or another negative errno. */
+typedef int (*agent_send_fn)(void *ctx, const uint8_t *cmd, size_t len, const uint8_t *payload,
+                             size_t plen);
+
+typedef struct {
+    const char *node_id;     /* the source id */
+    const char *description; /* HELLO's; "" for the program's name */
+    const char *endpoint;    /* the next hop, named in log lines */
+    uint64_t epoch;
+    size_t batch_bytes;       /* a batch is closed at this size */
+    size_t buffer_bytes;      /* bound on everything held */
+    unsigned window;          /* batches in flight */
+    int64_t batch_delay_ms;   /* a batch is closed this long after its first packet */
+    int64_t heartbeat_ms;     /* a HEARTBEAT after this long without sending */
+    int64_t ack_timeout_ms;   /* first resend; also how long HELLO waits for WELCOME */
+    int64_t backoff_max_ms;   /* resend waits double up to this */
+    int64_t retry_timeout_ms; /* unacknowledged this long: dead-lettered */
+    const char *dlq_dir;      /* an existing writable directory */
+    bool live;                /* a live interface (kernel counters, wall-clock watermarks) */
+    bool wall_clock;          /* its timestamps are comparable to this host's clock */
+} agent_opts_t;
+
+/* Takes the source (*source_p is set to NULL). Registers the agent's
+ * metrics. Returns NULL when out of memory (the source is then closed). */
+agent_t *agent_new(source_t **source_p, const agent_opts_t *opts, metrics_t *metrics,
+                   agent_send_fn send, void *ctx);
+void agent_destroy(agent_t **self_p);
+
+/* Says HELLO. */
+void agent_start(agent_t *self, int64_t now_ms);
+
+/* Handles one message from upstream (WELCOME, REFUSE, ACK): a DEALER's
+ * frames, delimiter + command, no payload. Anything else is counted as
+ * malformed and dropped. */
+void agent_on_message(agent_t *self, frames_t *in, int64_t now_ms);
+
+/* The connection to the next hop went up or down. A batch held without a
+ * connection for ACK_TIMEOUT_MS is reported once per outage, and the
+ * connection's return too. */
+void agent_on_link(agent_t *self, bool up, int64_t now_ms);
+
+/* One pass: reads what there is room for, closes, dead-letters, sends,
+ * says END or HEARTBEAT, reads the kernel's counters. */
+void agent_step(agent_t *self, int64_t now_ms);
+
+/* A stop was asked for (the first SIGTERM/SIGINT): capturing stops, what
+ * is held waits up to RETRY_TIMEOUT_S for acknowledgements. */
+void agent_stop(agent_t *self, int64_t now_ms);
+
+/* Stop at once (a second signal): everything held goes to the dead-letter
+ * file now. */
+void agent_abort(agent_t *self, int64_t now_ms);
+
+/* True when the agent has nothing more to do: everything read was
+ * acknowledged or dead-lettered. */
+bool agent_finished(const agent_t *self);
+
+/* When agent_step next has work without a message arriving: `now_ms` when
+ * the source may have more packets right now. */
+int64_t agent_next_wake(const agent_t *self, int64_t now_ms);
+
+/* The descriptor to poll for the source's packets, or -1 when the agent
+ * reads nothing now (no room, ended, or a source without one). */
+int agent_poll_fd(const agent_t *self);
+
+/* Logs the outcome and returns the exit status: 0 when every packet read
+ * was acknowledged, 1 when any went to the dead-letter file, were lost or
+ * capture failed. */
+int agent_exit_status(agent_t *self);
+
+/* Packets read so far. */
+uint64_t agent_packets(const agent_t *self);
+
+#endif
