@@ -83,36 +83,65 @@ void frames_route(const frames_t *self, route_t *route)
     }
 }
 
-/* Sends the tail common to both senders: delimiter, command, payload. The
- * first part has already gone, so these cannot fail for lack of room. */
-static int s_send_tail(void *socket, const uint8_t *command, size_t len, zmq_msg_t *payload,
-                       int flags)
+/* One message on its way out, part by part. A failure on the first part
+ * sends nothing. Once the first part is queued the rest must follow: libzmq
+ * does not refuse a later part for lack of room (its high-water mark counts
+ * whole messages), and a message left unfinished would swallow the first
+ * parts of the next one. So a later part interrupted by a signal (EINTR) is
+ * retried, as czmq's zmsg_send does; any other failure of a later part is
+ * kept for the caller and the remaining parts still go, so that libzmq sees
+ * where the message ends (when the peer's pipe went away mid-message it
+ * drops the remaining parts, and with them the whole message). */
+typedef struct {
+    void *socket;
+    int flags;
+    bool started; /* the first part is queued */
+    int rc;       /* the first failure (a negative errno), or 0 */
+} s_out_t;
+
+/* Sends a buffer (`msg` NULL) or a message (consumed when sent). */
+static void s_out_part(s_out_t *o, zmq_msg_t *msg, const void *buf, size_t len, bool more)
 {
-    int more = payload ? ZMQ_SNDMORE : 0;
-    if (zmq_send(socket, command, len, flags | more) < 0)
-        return -errno;
-    if (payload && zmq_msg_send(payload, socket, flags) < 0)
-        return -errno;
-    return 0;
+    if (o->rc < 0 && !o->started)
+        return;
+    int flags = o->flags | (more ? ZMQ_SNDMORE : 0);
+    for (;;) {
+        int r = msg ? zmq_msg_send(msg, o->socket, flags) : zmq_send(o->socket, buf, len, flags);
+        if (r >= 0) {
+            o->started = true;
+            return;
+        }
+        if (errno == EINTR && o->started)
+            continue;
+        if (o->rc == 0)
+            o->rc = -errno;
+        return;
+    }
+}
+
+/* The tail common to both senders: delimiter, command, payload. */
+static int s_out_tail(s_out_t *o, const uint8_t *command, size_t len, zmq_msg_t *payload)
+{
+    s_out_part(o, NULL, "", 0, true);
+    s_out_part(o, NULL, command, len, payload != NULL);
+    if (payload)
+        s_out_part(o, payload, NULL, 0, false);
+    return o->rc;
 }
 
 int frames_send(void *socket, const route_t *route, const uint8_t *command, size_t len,
                 zmq_msg_t *payload, int flags)
 {
+    s_out_t o = {.socket = socket, .flags = flags};
     for (size_t i = 0; route && i < route->count; i++)
-        if (zmq_send(socket, route->id[i], route->len[i], flags | ZMQ_SNDMORE) < 0)
-            return -errno;
-    if (zmq_send(socket, "", 0, flags | ZMQ_SNDMORE) < 0)
-        return -errno;
-    return s_send_tail(socket, command, len, payload, flags);
+        s_out_part(&o, NULL, route->id[i], route->len[i], true);
+    return s_out_tail(&o, command, len, payload);
 }
 
 int frames_forward(void *socket, frames_t *in, const uint8_t *command, size_t len, int flags)
 {
+    s_out_t o = {.socket = socket, .flags = flags};
     for (size_t i = 0; i < in->envelope; i++)
-        if (zmq_msg_send(&in->part[i], socket, flags | ZMQ_SNDMORE) < 0)
-            return -errno;
-    if (zmq_send(socket, "", 0, flags | ZMQ_SNDMORE) < 0)
-        return -errno;
-    return s_send_tail(socket, command, len, frames_payload(in), flags);
+        s_out_part(&o, &in->part[i], NULL, 0, true);
+    return s_out_tail(&o, command, len, frames_payload(in));
 }

@@ -51,13 +51,19 @@ zmq_msg_t *frames_payload(frames_t *self);
 void frames_route(const frames_t *self, route_t *route);
 
 /* Sends route + delimiter + command (+ payload when not NULL; the payload
- * message is consumed). Returns 0 or a negative errno (-EAGAIN with
- * ZMQ_DONTWAIT when the peer's queue is full, -EHOSTUNREACH for an unknown
- * route on a mandatory ROUTER). */
+ * message is consumed once sent). Returns 0 or a negative errno (-EAGAIN
+ * with ZMQ_DONTWAIT when the peer's queue is full, -EHOSTUNREACH for an
+ * unknown route on a mandatory ROUTER, -EINTR for a signal).
+ * Whole or nothing: when the first part fails nothing is sent; once it is
+ * queued every later part is handed to libzmq (a signal's EINTR is retried),
+ * so that no half message is left to merge with the next. A later part's
+ * other failure (the peer's pipe gone mid-message: libzmq drops the message)
+ * is returned after the remaining parts. */
 int frames_send(void *socket, const route_t *route, const uint8_t *command, size_t len,
                 zmq_msg_t *payload, int flags);
 
-/* The same, with the envelope of a received message instead of a route. */
+/* The same, with the envelope of a received message instead of a route
+ * (its envelope frames are consumed once sent). */
 int frames_forward(void *socket, frames_t *in, const uint8_t *command, size_t len, int flags);
 
 #endif
