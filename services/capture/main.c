@@ -240,6 +240,10 @@ static int s_run(void *app)
             return 1;
         }
     }
+    /* END and the last heartbeats may wait in the queue for linger's time;
+     * without a connection, or when told to stop now, nothing is waited for */
+    if (!link_up(c->link) || service_stop >= 2)
+        zsock_set_linger(c->dealer, 0);
     return agent_exit_status(a);
 }
 

@@ -1,0 +1,656 @@
+/*
+ * test_agent — the capture agent's engine in-process, without sockets: a
+ * real capture file as its source, every message it sends captured and
+ * decoded, replies built with the codec, time passed in by the test.
+ * Covers HELLO and its retry, the send window, resends with backoff, the
+ * dead-letter file after RETRY_TIMEOUT_S (read back by libpcap), REFUSE
+ * (link type, unknown source), END, stop and abort, malformed replies and
+ * the "no connection" warning.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "agent.h"
+#include "metrics.h"
+#include "source.h"
+#include "tmpdir.h"
+#include "wire.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pcap/pcap.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SAMPLE TAPMESH_TEST_DATA "/sample-ether.pcap"
+#define MAX_SENT 4096
+#define EPOCH 0x1122334455667788ull
+
+/* ---- the sample, as libpcap reads it ------------------------------------ */
+
+typedef struct {
+    uint64_t ts;
+    uint32_t caplen, origlen;
+    uint8_t *data;
+} pkt_t;
+
+static pkt_t *s_ref;
+static size_t s_nref;
+
+static void s_load_reference(void)
+{
+    if (s_ref)
+        return;
+    char err[PCAP_ERRBUF_SIZE];
+    pcap_t *p = pcap_open_offline_with_tstamp_precision(SAMPLE, PCAP_TSTAMP_PRECISION_NANO, err);
+    assert_non_null(p);
+    struct pcap_pkthdr *h;
+    const u_char *d;
+    size_t cap = 0;
+    while (pcap_next_ex(p, &h, &d) == 1) {
+        if (s_nref == cap) {
+            cap = cap ? cap * 2 : 1024;
+            s_ref = realloc(s_ref, cap * sizeof *s_ref);
+        }
+        pkt_t *r = &s_ref[s_nref++];
+        r->ts = (uint64_t)h->ts.tv_sec * 1000000000u + (uint64_t)h->ts.tv_usec;
+        r->caplen = h->caplen;
+        r->origlen = h->len;
+        r->data = malloc(h->caplen);
+        memcpy(r->data, d, h->caplen);
+    }
+    pcap_close(p);
+    assert_true(s_nref > 100);
+}
+
+/* ---- what the agent sends --------------------------------------------- */
+
+typedef struct {
+    wire_msg_t msg;
+    uint8_t *payload;
+    size_t plen;
+} sent_t;
+
+typedef struct {
+    char dir[64];
+    metrics_t *metrics;
+    agent_t *a;
+    sent_t *sent;
+    size_t nsent;
+    int fail_with; /* the next sends return this (0: succeed) */
+} fixture_t;
+
+static int s_on_send(void *ctx, const uint8_t *cmd, size_t len, const uint8_t *payload, size_t plen)
+{
+    fixture_t *f = ctx;
+    if (f->fail_with)
+        return f->fail_with;
+    assert_true(f->nsent < MAX_SENT);
+    sent_t *s = &f->sent[f->nsent++];
+    assert_int_equal(wire_decode(cmd, len, &s->msg), WIRE_OK);
+    assert_string_equal(s->msg.source, "edge1");
+    assert_int_equal(s->msg.epoch, EPOCH);
+    s->payload = NULL;
+    s->plen = plen;
+    if (payload) {
+        s->payload = malloc(plen);
+        memcpy(s->payload, payload, plen);
+    }
+    return 0;
+}
+
+static agent_opts_t s_opts;
+
+static void s_default_opts(void)
+{
+    s_opts = (agent_opts_t){.node_id = "edge1",
+                            .description = "unit test",
+                            .endpoint = "tcp://192.0.2.1:5710",
+                            .epoch = EPOCH,
+                            .batch_bytes = 16384,
+                            .buffer_bytes = 64 << 20,
+                            .window = 4,
+                            .batch_delay_ms = 100,
+                            .heartbeat_ms = 250,
+                            .ack_timeout_ms = 1000,
+                            .backoff_max_ms = 4000,
+                            .retry_timeout_ms = 60000};
+}
+
+static int s_setup(void **state)
+{
+    s_load_reference();
+    fixture_t *f = calloc(1, sizeof *f);
+    f->sent = calloc(MAX_SENT, sizeof *f->sent);
+    snprintf(f->dir, sizeof f->dir, "/tmp/test_agent.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    s_opts.dlq_dir = f->dir;
+    char err[512];
+    source_t *src = source_file_open(SAMPLE, 0, "", err, sizeof err);
+    assert_non_null(src);
+    f->metrics = metrics_new("capture", "test");
+    f->a = agent_new(&src, &s_opts, f->metrics, s_on_send, f);
+    assert_non_null(f->a);
+    assert_null(src);
+    *state = f;
+    return 0;
+}
+
+static int s_teardown(void **state)
+{
+    fixture_t *f = *state;
+    agent_destroy(&f->a);
+    assert_null(f->a);
+    metrics_destroy(&f->metrics);
+    for (size_t i = 0; i < f->nsent; i++)
+        free(f->sent[i].payload);
+    free(f->sent);
+    tmpdir_remove(f->dir);
+    free(f);
+    s_default_opts();
+    return 0;
+}
+
+/* Hands a reply to the agent as its DEALER receives it: [""] [command]. */
+static void s_deliver(fixture_t *f, const wire_msg_t *m, int64_t now)
+{
+    static uint8_t cmd[WIRE_COMMAND_MAX];
+    size_t len = wire_encode(m, cmd, sizeof cmd);
+    assert_true(len > 0);
+    frames_t in;
+    memset(&in, 0, sizeof in);
+    zmq_msg_init(&in.part[0]);
+    zmq_msg_init_size(&in.part[1], len);
+    memcpy(zmq_msg_data(&in.part[1]), cmd, len);
+    in.count = in.total = 2;
+    in.envelope = 0;
+    in.framed = true;
+    agent_on_message(f->a, &in, now);
+    frames_close(&in);
+}
+
+static wire_msg_t s_m;
+
+static void s_ack(fixture_t *f, uint64_t seq, int64_t now)
+{
+    wire_msg_init(&s_m, WIRE_ACK, "edge1", EPOCH);
+    s_m.ack.count = 1;
+    s_m.ack.entries[0] = (wire_ack_entry_t){.seq = seq, .part = 0};
+    s_deliver(f, &s_m, now);
+}
+
+static void s_reply(fixture_t *f, wire_type_t type, int64_t now)
+{
+    wire_msg_init(&s_m, type, "edge1", EPOCH);
+    s_deliver(f, &s_m, now);
+}
+
+static void s_refuse(fixture_t *f, wire_refuse_t code, int64_t now)
+{
+    wire_msg_init(&s_m, WIRE_REFUSE, "edge1", EPOCH);
+    s_m.refuse.code = (uint8_t)code;
+    snprintf(s_m.refuse.reason, sizeof s_m.refuse.reason, "test refusal");
+    s_deliver(f, &s_m, now);
+}
+
+/* Messages of `type` sent from index `from` on. */
+static size_t s_count(const fixture_t *f, size_t from, wire_type_t type)
+{
+    size_t n = 0;
+    for (size_t i = from; i < f->nsent; i++)
+        n += f->sent[i].msg.type == type;
+    return n;
+}
+
+/* Sequence numbers of the BATCHes sent from index `from` on, in order. */
+static size_t s_batch_seqs(const fixture_t *f, size_t from, uint64_t *seqs, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = from; i < f->nsent && n < max; i++)
+        if (f->sent[i].msg.type == WIRE_BATCH)
+            seqs[n++] = f->sent[i].msg.batch.seq;
+    return n;
+}
+
+/* The packets of a sent BATCH are the sample's, from index *next on. */
+static void s_check_batch(const sent_t *s, size_t *next)
+{
+    assert_int_equal(s->msg.type, WIRE_BATCH);
+    assert_int_equal(s->plen, s->msg.batch.payload_len);
+    assert_int_equal(
+        wire_packets_check(s->payload, s->plen, s->msg.batch.packet_count, 1, NULL, NULL), WIRE_OK);
+    size_t off = 0;
+    wire_packet_t p;
+    uint64_t last_ts = 0;
+    while (wire_packets_next(s->payload, s->plen, &off, &p)) {
+        assert_true(*next < s_nref);
+        const pkt_t *r = &s_ref[(*next)++];
+        assert_int_equal(p.ts_ns, r->ts);
+        assert_int_equal(p.caplen, r->caplen);
+        assert_int_equal(p.origlen, r->origlen);
+        assert_memory_equal(p.data, r->data, r->caplen);
+        last_ts = p.ts_ns;
+    }
+    assert_true(s->msg.batch.watermark >= last_ts);
+}
+
+/* ---- tests ------------------------------------------------------------- */
+
+/* HELLO first, describing the file; again after ACK_TIMEOUT_MS without a
+ * WELCOME, not before. */
+static void test_hello_and_retry(void **state)
+{
+    fixture_t *f = *state;
+    agent_start(f->a, 0);
+    assert_int_equal(f->nsent, 1);
+    const wire_msg_t *h = &f->sent[0].msg;
+    assert_int_equal(h->type, WIRE_HELLO);
+    assert_string_equal(h->hello.description, "unit test");
+    assert_int_equal(h->hello.iface_count, 1);
+    assert_int_equal(h->hello.ifaces[0].linktype, 1);
+    size_t n = f->nsent;
+    agent_step(f->a, 999);
+    assert_int_equal(s_count(f, n, WIRE_HELLO), 0);
+    assert_true(agent_next_wake(f->a, 999) <= 1000);
+    n = f->nsent;
+    agent_step(f->a, 1000);
+    assert_int_equal(s_count(f, n, WIRE_HELLO), 1);
+    s_reply(f, WIRE_WELCOME, 1001);
+    n = f->nsent;
+    agent_step(f->a, 5000);
+    assert_int_equal(s_count(f, n, WIRE_HELLO), 0);
+}
+
+/* At most `window` batches in flight, each carrying the sample's packets
+ * in order; an acknowledgement lets the next one go; everything
+ * acknowledged: END, finished, exit 0. */
+static void test_window_and_content(void **state)
+{
+    fixture_t *f = *state;
+    agent_start(f->a, 0);
+    agent_on_link(f->a, true, 0);
+    s_reply(f, WIRE_WELCOME, 0);
+    agent_step(f->a, 0);
+    uint64_t seqs[1024];
+    size_t n = s_batch_seqs(f, 0, seqs, 1024);
+    assert_int_equal(n, 4);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(seqs[i], i);
+    agent_step(f->a, 1);
+    assert_int_equal(s_batch_seqs(f, 0, seqs, 1024), 4); /* the window is full */
+    s_ack(f, 0, 2);
+    agent_step(f->a, 2);
+    n = s_batch_seqs(f, 0, seqs, 1024);
+    assert_int_equal(n, 5);
+    assert_int_equal(seqs[4], 4);
+    s_ack(f, 4, 2);
+
+    /* acknowledge everything as it comes */
+    int64_t now = 3;
+    for (int round = 0; round < 10000 && !agent_finished(f->a); round++, now++) {
+        size_t from = f->nsent;
+        agent_step(f->a, now);
+        for (size_t i = from; i < f->nsent; i++)
+            if (f->sent[i].msg.type == WIRE_BATCH)
+                s_ack(f, f->sent[i].msg.batch.seq, now);
+        for (uint64_t s = 1; s < 4; s++)
+            s_ack(f, s, now); /* duplicates after the first round: counted, harmless */
+    }
+    assert_true(agent_finished(f->a));
+    size_t next = 0, batches = 0;
+    const wire_msg_t *end = NULL;
+    for (size_t i = 0; i < f->nsent; i++) {
+        if (f->sent[i].msg.type == WIRE_BATCH) {
+            assert_int_equal(f->sent[i].msg.batch.seq, batches);
+            s_check_batch(&f->sent[i], &next);
+            batches++;
+        } else if (f->sent[i].msg.type == WIRE_END) {
+            end = &f->sent[i].msg;
+        }
+    }
+    assert_int_equal(next, s_nref); /* every packet, once, in order */
+    assert_non_null(end);
+    assert_int_equal(end->progress.next_seq, batches);
+    uint64_t newest = 0;
+    for (size_t i = 0; i < s_nref; i++)
+        newest = s_ref[i].ts > newest ? s_ref[i].ts : newest;
+    assert_int_equal(end->progress.watermark, newest);
+    assert_int_equal(agent_packets(f->a), s_nref);
+    assert_int_equal(agent_exit_status(f->a), 0);
+}
+
+/* Unacknowledged batches are sent again after ACK_TIMEOUT_MS, then after
+ * twice that, four times, capped at the maximum; in seq order. */
+static void test_resend_backoff(void **state)
+{
+    fixture_t *f = *state;
+    agent_start(f->a, 0);
+    agent_on_link(f->a, true, 0);
+    s_reply(f, WIRE_WELCOME, 0);
+    agent_step(f->a, 0);
+    uint64_t seqs[64];
+    assert_int_equal(s_batch_seqs(f, 0, seqs, 64), 4);
+    /* resend times: 1000, 1000+2000, +4000, +4000 (capped) */
+    const int64_t due[] = {1000, 3000, 7000, 11000};
+    int64_t now = 0;
+    for (size_t k = 0; k < 4; k++) {
+        size_t from = f->nsent;
+        agent_step(f->a, due[k] - 1);
+        assert_int_equal(s_batch_seqs(f, from, seqs, 64), 0);
+        assert_true(agent_next_wake(f->a, due[k] - 1) <= due[k]);
+        from = f->nsent;
+        now = due[k];
+        agent_step(f->a, now);
+        size_t n = s_batch_seqs(f, from, seqs, 64);
+        assert_int_equal(n, 4);
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(seqs[i], i);
+    }
+    assert_int_equal(
+        metrics_value(
+            f->metrics,
+            metrics_counter(f->metrics, "tapmesh_capture_batches_resent_total", "", NULL)),
+        16);
+}
+
+static size_t s_read_dlq(const char *dir, pkt_t *out, size_t max, char *path, size_t pathlen)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *e;
+    size_t files = 0;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, pathlen, "%s/%s", dir, e->d_name);
+        files++;
+    }
+    closedir(d);
+    if (files == 0)
+        return 0;
+    assert_int_equal(files, 1);
+    char err[PCAP_ERRBUF_SIZE];
+    pcap_t *p = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, err);
+    assert_non_null(p);
+    struct pcap_pkthdr *h;
+    const u_char *data;
+    size_t n = 0;
+    while (pcap_next_ex(p, &h, &data) == 1) {
+        assert_true(n < max);
+        out[n].ts = (uint64_t)h->ts.tv_sec * 1000000000u + (uint64_t)h->ts.tv_usec;
+        out[n].caplen = h->caplen;
+        out[n].origlen = h->len;
+        out[n].data = malloc(h->caplen);
+        memcpy(out[n].data, data, h->caplen);
+        n++;
+    }
+    pcap_close(p);
+    return n;
+}
+
+static void s_free_pkts(pkt_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(p[i].data);
+}
+
+/* A batch unacknowledged for RETRY_TIMEOUT_S goes to the dead-letter file,
+ * whole; the others are acknowledged; exit status 1. */
+static void test_dead_letter_after_retry_timeout(void **state)
+{
+    fixture_t *f = *state;
+    agent_start(f->a, 0);
+    agent_on_link(f->a, true, 0);
+    s_reply(f, WIRE_WELCOME, 0);
+    int64_t now = 0;
+    uint64_t first_packets = 0;
+    /* everything is read at t=0; batch 0 is never acknowledged */
+    for (int round = 0; round < 200000 && !agent_finished(f->a); round++) {
+        size_t from = f->nsent;
+        agent_step(f->a, now);
+        for (size_t i = from; i < f->nsent; i++) {
+            const wire_msg_t *m = &f->sent[i].msg;
+            if (m->type != WIRE_BATCH)
+                continue;
+            if (m->batch.seq == 0)
+                first_packets = m->batch.packet_count;
+            else
+                s_ack(f, m->batch.seq, now);
+        }
+        now = agent_next_wake(f->a, now);
+    }
+    assert_true(agent_finished(f->a));
+    assert_true(now >= 60000);
+    assert_true(first_packets > 0);
+    pkt_t got[1024];
+    char path[4200];
+    size_t n = s_read_dlq(f->dir, got, 1024, path, sizeof path);
+    assert_int_equal(n, first_packets);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(got[i].ts, s_ref[i].ts);
+        assert_int_equal(got[i].caplen, s_ref[i].caplen);
+        assert_int_equal(got[i].origlen, s_ref[i].origlen);
+        assert_memory_equal(got[i].data, s_ref[i].data, s_ref[i].caplen);
+    }
+    s_free_pkts(got, n);
+    assert_non_null(strstr(path, "edge1-"));
+    assert_int_equal(agent_exit_status(f->a), 1);
+}
+
+/* REFUSE for the link type: nothing will be accepted; everything read goes
+ * to the dead-letter file at once, whole; exit status 1. */
+static void test_refused_linktype(void **state)
+{
+    fixture_t *f = *state;
+    agent_start(f->a, 0);
+    agent_step(f->a, 0); /* reads everything there is room for */
+    s_refuse(f, WIRE_REFUSE_LINKTYPE, 1);
+    agent_step(f->a, 1);
+    assert_true(agent_finished(f->a));
+    pkt_t *got = calloc(s_nref + 1, sizeof *got);
+    char path[4200];
+    size_t n = s_read_dlq(f->dir, got, s_nref + 1, path, sizeof path);
+    assert_int_equal(n, agent_packets(f->a));
+    assert_true(n > 0);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(got[i].ts, s_ref[i].ts);
+        assert_memory_equal(got[i].data, s_ref[i].data, s_ref[i].caplen);
+    }
+    s_free_pkts(got, n);
+    free(got);
+    assert_int_equal(agent_exit_status(f->a), 1);
+}
+
+/* REFUSE "unknown source" (the collector restarted): one HELLO however
+ * many batches draw the answer; on WELCOME every batch in flight again. */
+static void test_refused_unknown_source(void **state)
+{
+    fixture_t *f = *state;
+    agent_start(f->a, 0);
+    agent_on_link(f->a, true, 0);
+    s_reply(f, WIRE_WELCOME, 0);
+    agent_step(f->a, 0);
+    size_t from = f->nsent;
+    for (int i = 0; i < 4; i++)
+        s_refuse(f, WIRE_REFUSE_UNKNOWN_SOURCE, 10);
+    assert_int_equal(s_count(f, from, WIRE_HELLO), 1);
+    agent_step(f->a, 11);
+    uint64_t seqs[64];
+    assert_int_equal(s_batch_seqs(f, from, seqs, 64), 0); /* not before WELCOME */
+    s_reply(f, WIRE_WELCOME, 12);
+    from = f->nsent;
+    agent_step(f->a, 12);
+    size_t n = s_batch_seqs(f, from, seqs, 64);
+    assert_int_equal(n, 4);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(seqs[i], i);
+    assert_false(agent_finished(f->a));
+}
+
+/* Replies for another source or epoch, or that do not decode, change
+ * nothing and are counted. */
+static void test_malformed_replies(void **state)
+{
+    fixture_t *f = *state;
+    agent_start(f->a, 0);
+    agent_on_link(f->a, true, 0);
+    s_reply(f, WIRE_WELCOME, 0);
+    agent_step(f->a, 0);
+    wire_msg_init(&s_m, WIRE_ACK, "edge1", EPOCH + 1);
+    s_m.ack.count = 1;
+    s_deliver(f, &s_m, 1);
+    wire_msg_init(&s_m, WIRE_ACK, "edge2", EPOCH);
+    s_m.ack.count = 1;
+    s_deliver(f, &s_m, 1);
+    wire_msg_init(&s_m, WIRE_REFUSE, "edge2", EPOCH);
+    s_m.refuse.code = WIRE_REFUSE_LINKTYPE;
+    s_deliver(f, &s_m, 1);
+    frames_t in;
+    memset(&in, 0, sizeof in);
+    zmq_msg_init(&in.part[0]);
+    zmq_msg_init_size(&in.part[1], 3);
+    memcpy(zmq_msg_data(&in.part[1]), "abc", 3);
+    in.count = in.total = 2;
+    in.framed = true;
+    agent_on_message(f->a, &in, 1);
+    frames_close(&in);
+    metric_id_t id =
+        metrics_counter(f->metrics, "tapmesh_capture_malformed_messages_total", "", NULL);
+    assert_int_equal(metrics_value(f->metrics, id), 4);
+    agent_step(f->a, 2);
+    assert_false(agent_finished(f->a)); /* the foreign REFUSE was not taken */
+    id = metrics_counter(f->metrics, "tapmesh_capture_batches_acked_total", "", NULL);
+    assert_int_equal(metrics_value(f->metrics, id), 0);
+}
+
+/* A back-pressured send is tried again on the next pass, not lost. */
+static void test_backpressure(void **state)
+{
+    fixture_t *f = *state;
+    agent_start(f->a, 0);
+    agent_on_link(f->a, true, 0);
+    s_reply(f, WIRE_WELCOME, 0);
+    f->fail_with = -EAGAIN;
+    agent_step(f->a, 0);
+    f->fail_with = 0;
+    uint64_t seqs[64];
+    assert_int_equal(s_batch_seqs(f, 0, seqs, 64), 0);
+    agent_step(f->a, 1);
+    assert_int_equal(s_batch_seqs(f, 0, seqs, 64), 4);
+    assert_int_equal(seqs[0], 0);
+}
+
+/* Stop: reading ends, the open batch goes, END follows; what stays
+ * unacknowledged until RETRY_TIMEOUT_S is dead-lettered. Abort (a second
+ * signal): dead-lettered at once. */
+static void test_stop_then_abort(void **state)
+{
+    fixture_t *f = *state;
+    agent_start(f->a, 0);
+    agent_on_link(f->a, true, 0);
+    s_reply(f, WIRE_WELCOME, 0);
+    agent_step(f->a, 0);
+    agent_stop(f->a, 5);
+    agent_step(f->a, 5);
+    assert_false(agent_finished(f->a));
+    assert_true(agent_next_wake(f->a, 5) <= 5 + 1000);
+    agent_abort(f->a, 6);
+    assert_true(agent_finished(f->a));
+    pkt_t *got = calloc(s_nref + 1, sizeof *got);
+    char path[4200];
+    size_t n = s_read_dlq(f->dir, got, s_nref + 1, path, sizeof path);
+    assert_int_equal(n, agent_packets(f->a));
+    s_free_pkts(got, n);
+    free(got);
+    assert_int_equal(agent_exit_status(f->a), 1);
+}
+
+/* Runs `fn` with stderr going to a file; returns what was written. */
+static char *s_stderr_of(void (*fn)(fixture_t *), fixture_t *f)
+{
+    char path[] = "/tmp/test_agent_log.XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    dup2(fd, STDERR_FILENO);
+    fn(f);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    off_t len = lseek(fd, 0, SEEK_END);
+    char *text = calloc(1, (size_t)len + 1);
+    assert_int_equal(pread(fd, text, (size_t)len, 0), len);
+    close(fd);
+    unlink(path);
+    return text;
+}
+
+static size_t s_occurrences(const char *text, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = text; (p = strstr(p, needle)); p++)
+        n++;
+    return n;
+}
+
+static void s_outage(fixture_t *f)
+{
+    agent_start(f->a, 0);
+    agent_step(f->a, 0);
+    agent_step(f->a, 999); /* held for less than ACK_TIMEOUT_MS: nothing said */
+    assert_true(agent_next_wake(f->a, 999) <= 1000);
+    for (int64_t t = 1000; t < 3000; t += 100)
+        agent_step(f->a, t);
+    s_reply(f, WIRE_WELCOME, 3000);
+    agent_on_link(f->a, true, 3000);
+    agent_step(f->a, 3001);
+    agent_on_link(f->a, false, 4000);
+    agent_step(f->a, 4500); /* down again, not for long */
+    agent_on_link(f->a, true, 4600);
+}
+
+/* With no connection, a batch held for ACK_TIMEOUT_MS is reported once,
+ * naming the next hop and the dead-letter deadline; the return too. A short
+ * outage says nothing at the warning level. */
+static void test_no_connection_warning(void **state)
+{
+    fixture_t *f = *state;
+    char *text = s_stderr_of(s_outage, f);
+    assert_int_equal(s_occurrences(text, "warn: no connection to tcp://192.0.2.1:5710: holding "),
+                     1);
+    assert_non_null(strstr(text, "dead-lettering after RETRY_TIMEOUT_S (60 s)"));
+    assert_int_equal(s_occurrences(text, "info: connection to tcp://192.0.2.1:5710 is back"), 1);
+    /* the warning came at 1000 ms, after the batch had waited; not before */
+    free(text);
+    metric_id_t up = metrics_gauge(f->metrics, "tapmesh_capture_next_hop_up", "", NULL);
+    assert_int_equal(metrics_value(f->metrics, up), 1);
+}
+
+int main(void)
+{
+    s_default_opts();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_hello_and_retry, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_window_and_content, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_resend_backoff, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_dead_letter_after_retry_timeout, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_refused_linktype, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_refused_unknown_source, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_replies, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_backpressure, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_stop_then_abort, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_no_connection_warning, s_setup, s_teardown),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    for (size_t i = 0; i < s_nref; i++)
+        free(s_ref[i].data);
+    free(s_ref);
+    return rc;
+}
