@@ -3,21 +3,43 @@
  * nanosecond precision, at full speed or at a multiple of the recorded pace.
  *
  * The file is opened here with a large stdio buffer and handed to libpcap
- * (pcap_fopen_offline...): libpcap's own fopen reads 4 KiB at a time.
+ * (pcap_fopen_offline...): libpcap's own fopen reads 4 KiB at a time. The
+ * stream is our own (fopencookie), so that it sees the file's first four
+ * bytes go by: libpcap does not tell whether a classic pcap file counts
+ * microseconds or nanoseconds, and its timestamps are only read right
+ * knowing that (source.c). Seeing them pass works on a pipe too, where
+ * nothing can be read twice.
  */
+#define _GNU_SOURCE /* fopencookie */
 #include "source-int.h"
 
 #include "clock.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define S_STDIO_BUFFER (1u << 20)
 
+/* Classic pcap's magic numbers, in the file's byte order either way. */
+#define S_MAGIC_US 0xa1b2c3d4u
+#define S_MAGIC_US_MODIFIED 0xa1b2cd34u
+#define S_MAGIC_NS 0xa1b23c4du
+
+/* What libpcap reads: a descriptor, and the first bytes seen. */
 typedef struct {
+    int fd;
+    bool own_fd; /* closed with the stream (not standard input) */
+    uint8_t head[4];
+    size_t head_len;
+} s_stream_t;
+
+typedef struct {
+    s_stream_t stream;
     char *stdio_buf;
     unsigned speed;
     bool started;
@@ -26,6 +48,51 @@ typedef struct {
     source_packet_t pending;
     uint64_t due_mono;
 } s_file_t;
+
+static ssize_t s_stream_read(void *cookie, char *buf, size_t size)
+{
+    s_stream_t *st = cookie;
+    ssize_t n;
+    do
+        n = read(st->fd, buf, size);
+    while (n < 0 && errno == EINTR);
+    for (ssize_t i = 0; i < n && st->head_len < sizeof st->head; i++)
+        st->head[st->head_len++] = (uint8_t)buf[i];
+    return n;
+}
+
+static int s_stream_close(void *cookie)
+{
+    s_stream_t *st = cookie;
+    int rc = st->own_fd ? close(st->fd) : 0;
+    st->fd = -1;
+    return rc;
+}
+
+/* A stream reading `st->fd`, NULL with errno set. */
+static FILE *s_stream_open(s_stream_t *st)
+{
+    cookie_io_functions_t io = {.read = s_stream_read, .close = s_stream_close};
+    return fopencookie(st, "rb", io);
+}
+
+/* How to read libpcap's timestamps for the file that began with `head`. */
+static source_ts_t s_ts_kind(const s_stream_t *st)
+{
+    if (st->head_len < sizeof st->head)
+        return SOURCE_TS_NATIVE;
+    const uint8_t *h = st->head;
+    uint32_t le =
+        (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 24;
+    uint32_t be =
+        (uint32_t)h[3] | (uint32_t)h[2] << 8 | (uint32_t)h[1] << 16 | (uint32_t)h[0] << 24;
+    if (le == S_MAGIC_NS || be == S_MAGIC_NS)
+        return SOURCE_TS_PCAP_NS;
+    if (le == S_MAGIC_US || be == S_MAGIC_US || le == S_MAGIC_US_MODIFIED ||
+        be == S_MAGIC_US_MODIFIED)
+        return SOURCE_TS_PCAP_US;
+    return SOURCE_TS_NATIVE; /* pcapng: 64-bit timestamps, read right by libpcap */
+}
 
 static source_result_t s_next(source_t *self, source_packet_t *pkt)
 {
@@ -74,7 +141,7 @@ static void s_close(source_t *self)
 {
     s_file_t *f = self->impl;
     if (self->pcap) {
-        pcap_close(self->pcap); /* closes the FILE, which uses stdio_buf */
+        pcap_close(self->pcap); /* closes the stream, which uses stdio_buf and f->stream */
         self->pcap = NULL;
     }
     free(f->stdio_buf);
@@ -96,9 +163,16 @@ source_t *source_file_open(const char *path, unsigned speed, const char *filter,
     }
     f->speed = speed;
     bool is_stdin = strcmp(path, "-") == 0;
-    FILE *file = is_stdin ? stdin : fopen(path, "rb");
+    f->stream.fd = is_stdin ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+    f->stream.own_fd = !is_stdin;
+    if (f->stream.fd < 0) {
+        snprintf(err, errlen, "READ_FILE=%s: %s", path, strerror(errno));
+        goto err;
+    }
+    FILE *file = s_stream_open(&f->stream);
     if (!file) {
         snprintf(err, errlen, "READ_FILE=%s: %s", path, strerror(errno));
+        s_stream_close(&f->stream);
         goto err;
     }
     f->stdio_buf = malloc(S_STDIO_BUFFER);
@@ -107,11 +181,11 @@ source_t *source_file_open(const char *path, unsigned speed, const char *filter,
     char perr[PCAP_ERRBUF_SIZE] = "";
     self->pcap = pcap_fopen_offline_with_tstamp_precision(file, PCAP_TSTAMP_PRECISION_NANO, perr);
     if (!self->pcap) {
-        if (!is_stdin)
-            fclose(file);
+        fclose(file); /* and the descriptor, unless it is standard input */
         snprintf(err, errlen, "READ_FILE=%s: %s", path, perr);
         goto err;
     }
+    self->ts = s_ts_kind(&f->stream);
     char copy[256];
     snprintf(copy, sizeof copy, "%s", is_stdin ? "stdin" : path);
     snprintf(self->name, sizeof self->name, "%s", basename(copy));

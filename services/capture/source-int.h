@@ -17,8 +17,16 @@ typedef struct {
     void (*close)(source_t *self); /* the kind's own resources, before pcap_close */
 } source_ops_t;
 
+/* How libpcap's timestamps relate to what the capture holds. */
+typedef enum {
+    SOURCE_TS_NATIVE = 0, /* as libpcap gives them: live captures, pcapng */
+    SOURCE_TS_PCAP_NS,    /* classic pcap, nanosecond fractions */
+    SOURCE_TS_PCAP_US,    /* classic pcap, microsecond fractions (libpcap scales them) */
+} source_ts_t;
+
 struct source_t {
     const source_ops_t *ops;
+    source_ts_t ts;
     pcap_t *pcap;
     int fd;
     char name[256];

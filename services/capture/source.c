@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define S_NS 1000000000ull
+
 source_t *source_new(const source_ops_t *ops, void *impl)
 {
     source_t *self = calloc(1, sizeof *self);
@@ -20,6 +22,28 @@ source_t *source_new(const source_ops_t *ops, void *impl)
     self->impl = impl;
     self->fd = -1;
     return self;
+}
+
+/* Nanoseconds since the epoch. In nanosecond mode tv_usec holds
+ * nanoseconds. A classic pcap record's seconds and fraction are unsigned
+ * 32-bit fields, which libpcap hands over through signed 32-bit ones: a
+ * field of 2^31 or more arrives negative (tcpdump's
+ * timestamp_invalid_nano.pcap has a fraction of 0x80000000), and a
+ * microsecond fraction arrives multiplied by 1000 after that. The fields are
+ * taken back as the file holds them; a microsecond fraction above 999999
+ * counts as it says (field × 1000 ns, in 64 bits). */
+static uint64_t s_ts_ns(source_ts_t kind, const struct timeval *tv)
+{
+    switch (kind) {
+    case SOURCE_TS_PCAP_NS:
+        return (uint64_t)(uint32_t)tv->tv_sec * S_NS + (uint32_t)tv->tv_usec;
+    case SOURCE_TS_PCAP_US:
+        return (uint64_t)(uint32_t)tv->tv_sec * S_NS +
+               (uint64_t)(uint32_t)(tv->tv_usec / 1000) * 1000u;
+    case SOURCE_TS_NATIVE:
+        break;
+    }
+    return (uint64_t)tv->tv_sec * S_NS + (uint64_t)tv->tv_usec;
 }
 
 source_result_t source_read_pcap(source_t *self, source_packet_t *pkt)
@@ -35,8 +59,7 @@ source_result_t source_read_pcap(source_t *self, source_packet_t *pkt)
         snprintf(self->error, sizeof self->error, "%s: %s", self->name, pcap_geterr(self->pcap));
         return SOURCE_ERROR;
     }
-    /* in nanosecond mode tv_usec holds nanoseconds */
-    pkt->ts_ns = (uint64_t)h->ts.tv_sec * 1000000000u + (uint64_t)h->ts.tv_usec;
+    pkt->ts_ns = s_ts_ns(self->ts, &h->ts);
     pkt->caplen = h->caplen;
     pkt->origlen = h->len;
     pkt->data = data;
