@@ -1,10 +1,10 @@
 /*
- * hops — DEALERs and their monitors.
+ * hops — state changes go through one place each, which keeps the log line
+ * and the gauge in step with the state.
  */
 #include "hops.h"
 
 #include "log.h"
-#include "wire.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -37,102 +37,105 @@ static void s_register(hops_t *self, hop_t *h)
                         "Sends to a next hop that was not connected or full", labels);
 }
 
-int hops_open(hops_t *self, const char *list, metrics_t *metrics, char *err, size_t errlen)
+int hops_parse(const char *list, char out[][256], char *err, size_t errlen)
 {
-    memset(self, 0, sizeof *self);
-    self->metrics = metrics;
     char copy[4096];
     snprintf(copy, sizeof copy, "%s", list);
+    int n = 0;
     for (char *save = NULL, *ep = strtok_r(copy, ",", &save); ep; ep = strtok_r(NULL, ",", &save)) {
-        if (self->n == HOPS_MAX) {
+        if (n == HOPS_MAX) {
             snprintf(err, errlen, "RELAY_ENDPOINT: more than %d next hops", HOPS_MAX);
             return -1;
         }
-        hop_t *h = &self->hop[self->n++];
-        snprintf(h->endpoint, sizeof h->endpoint, "%s", ep);
-        h->dealer = zsock_new(ZMQ_DEALER);
-        h->monitor = zsock_new(ZMQ_PAIR);
-        if (!h->dealer || !h->monitor) {
-            snprintf(err, errlen, "cannot create ZeroMQ sockets");
-            return -1;
-        }
-        /* messages for a hop that is not connected yet are queued (a little:
-         * the relay chooses connected hops when it has any) */
-        zsock_set_sndhwm(h->dealer, 100);
-        zsock_set_heartbeat_ivl(h->dealer, 1000);
-        zsock_set_heartbeat_timeout(h->dealer, 5000);
-        zsock_set_reconnect_ivl(h->dealer, 100);
-        zsock_set_reconnect_ivl_max(h->dealer, 1000);
-        zsock_set_linger(h->dealer, 500);
-        h->sock = zsock_resolve(h->dealer);
-        char inproc[64];
-        snprintf(inproc, sizeof inproc, "inproc://tapmesh-hop-%u-%p", self->n, (void *)h);
-        if (zmq_socket_monitor(h->sock, inproc,
-                               ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED |
-                                   ZMQ_EVENT_CLOSED) < 0 ||
-            zsock_connect(h->monitor, "%s", inproc) < 0) {
-            snprintf(err, errlen, "RELAY_ENDPOINT=%s: cannot monitor: %s", ep,
-                     zmq_strerror(zmq_errno()));
-            return -1;
-        }
-        h->msock = zsock_resolve(h->monitor);
-        if (zsock_connect(h->dealer, "%s", ep) < 0) {
-            snprintf(err, errlen, "RELAY_ENDPOINT=%s: cannot connect: %s", ep,
-                     zmq_strerror(zmq_errno()));
-            return -1;
-        }
-        s_register(self, h);
+        snprintf(out[n++], 256, "%s", ep);
     }
-    return 0;
+    if (n == 0)
+        snprintf(err, errlen, "RELAY_ENDPOINT: no next hop");
+    return n ? n : -1;
 }
 
-void hops_close(hops_t *self)
+static void s_publish(hops_t *self, unsigned i)
 {
-    for (unsigned i = 0; i < self->n; i++) {
-        hop_t *h = &self->hop[i];
-        if (h->sock)
-            zmq_socket_monitor(h->sock, NULL, 0);
-        zsock_destroy(&h->monitor);
-        zsock_destroy(&h->dealer);
-    }
-    self->n = 0;
+    metrics_set(self->metrics, self->hop[i].m.up, hop_healthy(&self->hop[i]) ? 1 : 0);
 }
 
-bool hops_on_monitor(hops_t *self, unsigned i)
+void hops_init(hops_t *self, const char (*endpoints)[256], unsigned n, metrics_t *metrics)
+{
+    memset(self, 0, sizeof *self);
+    self->metrics = metrics;
+    self->n = n > HOPS_MAX ? HOPS_MAX : n;
+    for (unsigned i = 0; i < self->n; i++) {
+        snprintf(self->hop[i].endpoint, sizeof self->hop[i].endpoint, "%s", endpoints[i]);
+        s_register(self, &self->hop[i]);
+        s_publish(self, i);
+    }
+}
+
+bool hops_set_connected(hops_t *self, unsigned i, bool up)
 {
     hop_t *h = &self->hop[i];
     bool was = hop_healthy(h);
-    for (;;) {
-        zmq_msg_t ev, addr;
-        zmq_msg_init(&ev);
-        if (zmq_msg_recv(&ev, h->msock, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&ev);
-            break;
-        }
-        uint16_t event = 0;
-        if (zmq_msg_size(&ev) >= 2)
-            memcpy(&event, zmq_msg_data(&ev), 2);
-        zmq_msg_init(&addr);
-        if (zmq_msg_more(&ev))
-            zmq_msg_recv(&addr, h->msock, 0);
-        zmq_msg_close(&addr);
-        zmq_msg_close(&ev);
-        if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
-            h->connected = true;
-            h->stalled = false;
-            log_info("next hop %s: connected", h->endpoint);
-        } else if (event == ZMQ_EVENT_DISCONNECTED || event == ZMQ_EVENT_CLOSED) {
-            if (h->connected)
-                log_warn("next hop %s: disconnected", h->endpoint);
-            h->connected = false;
-        }
-    }
-    hops_publish(self);
+    if (up && !h->connected)
+        log_info("next hop %s: connected", h->endpoint);
+    else if (!up && h->connected)
+        log_warn("next hop %s: disconnected", h->endpoint);
+    h->connected = up;
+    if (up)
+        h->stalled = false; /* a new connection: a new chance */
+    s_publish(self, i);
     return was != hop_healthy(h);
 }
 
-void hops_publish(hops_t *self)
+bool hops_stall(hops_t *self, unsigned i, int64_t now_ms)
+{
+    hop_t *h = &self->hop[i];
+    if (h->stalled || !h->connected)
+        return false;
+    h->stalled = true;
+    h->stalled_until_ms = now_ms + HOPS_STALL_PROBE_MS;
+    log_warn("next hop %s stopped acknowledging: passed over", h->endpoint);
+    s_publish(self, i);
+    return true;
+}
+
+bool hops_acknowledged(hops_t *self, unsigned i)
+{
+    hop_t *h = &self->hop[i];
+    if (!h->stalled)
+        return false;
+    h->stalled = false;
+    log_info("next hop %s acknowledges again", h->endpoint);
+    s_publish(self, i);
+    return true;
+}
+
+bool hops_probe(hops_t *self, int64_t now_ms)
+{
+    bool changed = false;
+    for (unsigned i = 0; i < self->n; i++) {
+        hop_t *h = &self->hop[i];
+        if (h->stalled && now_ms >= h->stalled_until_ms) {
+            h->stalled = false; /* give it another chance */
+            s_publish(self, i);
+            changed = true;
+        }
+    }
+    return changed;
+}
+
+int64_t hops_next_probe(const hops_t *self)
+{
+    int64_t t = INT64_MAX;
+    for (unsigned i = 0; i < self->n; i++)
+        if (self->hop[i].stalled && self->hop[i].stalled_until_ms < t)
+            t = self->hop[i].stalled_until_ms;
+    return t;
+}
+
+bool hops_any_healthy(const hops_t *self)
 {
     for (unsigned i = 0; i < self->n; i++)
-        metrics_set(self->metrics, self->hop[i].m.up, hop_healthy(&self->hop[i]) ? 1 : 0);
+        if (hop_healthy(&self->hop[i]))
+            return true;
+    return false;
 }

@@ -1,29 +1,30 @@
 /*
- * hops — a relay's next hops: one DEALER per endpoint of RELAY_ENDPOINT,
- * with a socket monitor that says when the connection is up or down, and the
- * per-hop metrics. "Healthy" = connected and acknowledging (a hop whose
- * oldest batch waited longer than HOP_TIMEOUT_MS is "stalled" until it
- * acknowledges again or reconnects).
+ * hops — a relay's next hops as its engine sees them: the endpoint, whether
+ * the connection is up (main.c reads the socket monitors and says so), and
+ * whether the hop acknowledges ("stalled": its oldest batch waited longer
+ * than HOP_TIMEOUT_MS, until it acknowledges again, reconnects, or a probe
+ * period passes), with the per-hop metrics. "Healthy" = connected and not
+ * stalled. No sockets here.
  */
 #ifndef TAPMESH_HOPS_H
 #define TAPMESH_HOPS_H
 
-#include <czmq.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "metrics.h"
 
 #define HOPS_MAX 32
 
+/* A stalled hop is tried again after this long. */
+#define HOPS_STALL_PROBE_MS 30000
+
 typedef struct {
     char endpoint[256];
-    zsock_t *dealer;
-    void *sock; /* libzmq handle of dealer */
-    zsock_t *monitor;
-    void *msock; /* libzmq handle of monitor */
     bool connected;
     bool stalled;
+    int64_t stalled_until_ms;
     struct {
         metric_id_t up, batches, packets, acks, latency, lost, send_failed;
     } m;
@@ -35,21 +36,38 @@ typedef struct {
     metrics_t *metrics;
 } hops_t;
 
-/* Connects one DEALER per endpoint of `list` (comma-separated). Returns 0,
- * or -1 with `err` naming RELAY_ENDPOINT and the endpoint. */
-int hops_open(hops_t *self, const char *list, metrics_t *metrics, char *err, size_t errlen);
-void hops_close(hops_t *self);
+/* Splits a comma-separated list of endpoints into `out` (at most HOPS_MAX).
+ * Returns the count, or -1 with `err` naming RELAY_ENDPOINT. */
+int hops_parse(const char *list, char out[][256], char *err, size_t errlen);
 
-/* Reads the monitor of hop `i` (when its socket is readable); returns true
- * when the hop's state changed. */
-bool hops_on_monitor(hops_t *self, unsigned i);
+/* One hop per endpoint, all down, with their metrics registered. */
+void hops_init(hops_t *self, const char (*endpoints)[256], unsigned n, metrics_t *metrics);
 
 static inline bool hop_healthy(const hop_t *h)
 {
     return h->connected && !h->stalled;
 }
 
-/* Publishes every hop's state into its gauge (1 healthy, 0 not). */
-void hops_publish(hops_t *self);
+/* The connection of hop `i` went up or down (logged). Returns true when
+ * the hop's health changed. */
+bool hops_set_connected(hops_t *self, unsigned i, bool up);
+
+/* Hop `i` stopped acknowledging: passed over until it acknowledges or
+ * reconnects, or HOPS_STALL_PROBE_MS from `now_ms`. Returns true when its
+ * health changed. */
+bool hops_stall(hops_t *self, unsigned i, int64_t now_ms);
+
+/* Hop `i` acknowledged: no longer stalled. */
+bool hops_acknowledged(hops_t *self, unsigned i);
+
+/* Stalled hops whose probe time came: tried again. Returns true when any
+ * hop's health changed. */
+bool hops_probe(hops_t *self, int64_t now_ms);
+
+/* The earliest probe time of a stalled hop, or INT64_MAX. */
+int64_t hops_next_probe(const hops_t *self);
+
+/* Any hop healthy. */
+bool hops_any_healthy(const hops_t *self);
 
 #endif

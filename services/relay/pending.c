@@ -1,17 +1,23 @@
 /*
  * pending — a fixed array of entries, chained hash buckets by index, a
- * free list through `next`.
+ * free list through `next`, and two doubly linked lists by index for the
+ * timers.
  */
 #include "pending.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+typedef struct {
+    int32_t head, tail;
+} s_list_t;
+
 struct pending_table_t {
     pending_t *e;
     int32_t *bucket;
     size_t cap, nbuckets, used;
     int32_t free_head;
+    s_list_t first, sent;
 };
 
 static size_t s_hash(const pending_table_t *self, uint32_t source, uint32_t generation,
@@ -41,6 +47,7 @@ pending_table_t *pending_new(size_t capacity)
     for (size_t i = 0; i < self->cap; i++)
         self->e[i].next = i + 1 < self->cap ? (int32_t)(i + 1) : -1;
     self->free_head = 0;
+    self->first = self->sent = (s_list_t){-1, -1};
     return self;
 }
 
@@ -53,6 +60,46 @@ void pending_destroy(pending_table_t **self_p)
     free(*self_p);
     *self_p = NULL;
 }
+
+/* ---- the two lists: the same code, on either pair of links ---------------- */
+
+static int32_t *s_prev(pending_t *p, bool sent)
+{
+    return sent ? &p->sent_prev : &p->first_prev;
+}
+
+static int32_t *s_next(pending_t *p, bool sent)
+{
+    return sent ? &p->sent_next : &p->first_next;
+}
+
+static void s_append(pending_table_t *self, s_list_t *l, int32_t i, bool sent)
+{
+    pending_t *p = &self->e[i];
+    *s_prev(p, sent) = l->tail;
+    *s_next(p, sent) = -1;
+    if (l->tail >= 0)
+        *s_next(&self->e[l->tail], sent) = i;
+    else
+        l->head = i;
+    l->tail = i;
+}
+
+static void s_unlink(pending_table_t *self, s_list_t *l, int32_t i, bool sent)
+{
+    pending_t *p = &self->e[i];
+    int32_t prev = *s_prev(p, sent), next = *s_next(p, sent);
+    if (prev >= 0)
+        *s_next(&self->e[prev], sent) = next;
+    else
+        l->head = next;
+    if (next >= 0)
+        *s_prev(&self->e[next], sent) = prev;
+    else
+        l->tail = prev;
+}
+
+/* ---- entries ----------------------------------------------------------- */
 
 pending_t *pending_find(pending_table_t *self, uint32_t source, uint32_t generation, uint64_t seq,
                         uint16_t part)
@@ -67,7 +114,7 @@ pending_t *pending_find(pending_table_t *self, uint32_t source, uint32_t generat
 }
 
 pending_t *pending_add(pending_table_t *self, uint32_t source, uint32_t generation, uint64_t seq,
-                       uint16_t part)
+                       uint16_t part, int64_t now_ms)
 {
     if (self->free_head < 0)
         return NULL;
@@ -79,12 +126,32 @@ pending_t *pending_add(pending_table_t *self, uint32_t source, uint32_t generati
     p->generation = generation;
     p->seq = seq;
     p->part = part;
+    p->first_ms = p->sent_ms = now_ms;
     p->used = true;
     size_t b = s_hash(self, source, generation, seq, part);
     p->next = self->bucket[b];
     self->bucket[b] = i;
+    s_append(self, &self->first, i, false);
     self->used++;
     return p;
+}
+
+void pending_sent(pending_table_t *self, pending_t *entry, int64_t now_ms)
+{
+    int32_t i = (int32_t)(entry - self->e);
+    if (entry->watched)
+        s_unlink(self, &self->sent, i, true);
+    entry->sent_ms = now_ms;
+    entry->watched = true;
+    s_append(self, &self->sent, i, true);
+}
+
+void pending_unwatch(pending_table_t *self, pending_t *entry)
+{
+    if (!entry->watched)
+        return;
+    s_unlink(self, &self->sent, (int32_t)(entry - self->e), true);
+    entry->watched = false;
 }
 
 void pending_remove(pending_table_t *self, pending_t *entry)
@@ -97,23 +164,25 @@ void pending_remove(pending_table_t *self, pending_t *entry)
     if (*link != i)
         return;
     *link = entry->next;
+    s_unlink(self, &self->first, i, false);
+    pending_unwatch(self, entry);
     entry->used = false;
     entry->next = self->free_head;
     self->free_head = i;
     self->used--;
 }
 
+pending_t *pending_oldest(pending_table_t *self)
+{
+    return self->first.head >= 0 ? &self->e[self->first.head] : NULL;
+}
+
+pending_t *pending_oldest_sent(pending_table_t *self)
+{
+    return self->sent.head >= 0 ? &self->e[self->sent.head] : NULL;
+}
+
 size_t pending_count(const pending_table_t *self)
 {
     return self->used;
-}
-
-size_t pending_capacity(const pending_table_t *self)
-{
-    return self->cap;
-}
-
-pending_t *pending_slot(pending_table_t *self, size_t i)
-{
-    return i < self->cap ? &self->e[i] : NULL;
 }
