@@ -2,7 +2,8 @@
  * metrics — counters, gauges and histograms, registered once by name and
  * updated by id from the service's one event-loop thread without locks; the
  * HTTP thread (libmicrohttpd) only reads snapshots and renders the
- * Prometheus text format 0.0.4 at GET /metrics.
+ * Prometheus text format 0.0.4 at GET /metrics, and answers GET /healthz
+ * from the event loop's last sign of life (metrics_alive).
  *
  * Registration may happen while the server runs (a new source joins): an
  * entry is filled in before the published count moves past it, and never
@@ -23,7 +24,13 @@ typedef int metric_id_t; /* >= 0; negative when registration failed */
 #define METRICS_MAX_BUCKETS 24
 
 /* A registry for `service` ("capture", "relay", "collect"), with
- * tapmesh_<service>_build_info and _process_start_time_seconds already in.
+ * tapmesh_<service>_build_info and the standard process metrics already in,
+ * unprefixed and typed as Prometheus client libraries export them:
+ * process_cpu_seconds_total (counter, user + system), process_resident_ and
+ * process_virtual_memory_bytes, process_open_fds, process_max_fds (the soft
+ * RLIMIT_NOFILE) and process_start_time_seconds (gauges). All but the start
+ * time are read from the kernel when rendered, on the HTTP thread, so they
+ * cost the event loop nothing; metrics_value reads them the same way.
  * Returns NULL when out of memory. */
 metrics_t *metrics_new(const char *service, const char *version);
 
@@ -49,8 +56,30 @@ void metrics_observe(metrics_t *self, metric_id_t id, double value);
 /* Current value of a counter or gauge (tests, and services reading their own). */
 double metrics_value(const metrics_t *self, metric_id_t id);
 
-/* Starts the HTTP server on "host:port" / ":port". Returns 0, or a negative
- * errno with `err` naming the address. */
+/* Liveness, for GET /healthz. The event loop calls metrics_alive on every
+ * pass, busy or idle (a coarse monotonic clock read and one relaxed atomic
+ * store: nothing to notice on the hot path). /healthz then answers
+ *   200 "ok"  before the first call (the service is still starting), and
+ *             while the last call is at most the timeout old;
+ *   503       once the last call is older than the timeout, with one line
+ *             saying for how long the loop has been stuck.
+ * So a loop must wake at least once per timeout even with nothing to do;
+ * tapmesh's loops never sleep longer than about a second. */
+#define METRICS_ALIVE_TIMEOUT_MS 10000
+void metrics_alive(metrics_t *self);
+
+/* Sets the /healthz timeout (0: METRICS_ALIVE_TIMEOUT_MS). Any thread. */
+void metrics_set_alive_timeout(metrics_t *self, unsigned timeout_ms);
+
+/* Starts the HTTP server on "host:port" / ":port": GET /metrics, GET
+ * /healthz, 404 elsewhere. The server polls with epoll (poll, or select
+ * where neither exists) and holds at most min(256, RLIMIT_NOFILE / 4)
+ * connections (at least 8), so that it never takes the descriptors the
+ * service's own sockets need; a connection silent for 10 s is closed. A
+ * connection that comes in when the server is nearly full closes the one
+ * that has waited longest without a request, so idle connections cannot
+ * keep a scrape out. Returns 0, or a negative errno with `err` naming the
+ * address. */
 int metrics_serve(metrics_t *self, const char *addrport, char *err, size_t errlen);
 
 /* The port the server listens on (useful with port 0), or 0. */

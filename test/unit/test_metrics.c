@@ -1,11 +1,13 @@
 /*
  * Unit tests for common/metrics: registration (ids, families), updates,
  * the Prometheus text rendering line by line, label escaping, the series
- * metrics_new adds, and the HTTP server, fetched over a plain TCP socket.
- * When promtool is on PATH the rendered text also goes through
- * `promtool check metrics`.
+ * metrics_new adds (build information and the standard process metrics),
+ * and the HTTP server, fetched over a plain TCP socket: /metrics, /healthz
+ * and a server full of idle connections. When promtool is on PATH the
+ * rendered text also goes through `promtool check metrics`.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <netinet/in.h>
@@ -18,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -104,6 +107,46 @@ static double s_sample(const char *text, const char *series)
     return 0;
 }
 
+/* `text` without the process metrics (a new copy): they are read from the
+ * kernel at every rendering, so two renderings differ there. */
+static char *s_without_process(const char *text)
+{
+    char *out = malloc(strlen(text) + 1);
+    assert_non_null(out);
+    size_t o = 0;
+    for (const char *p = text; *p;) {
+        size_t n = strcspn(p, "\n") + (p[strcspn(p, "\n")] == '\n');
+        if (strncmp(p, "process_", 8) != 0 && strncmp(p, "# HELP process_", 15) != 0 &&
+            strncmp(p, "# TYPE process_", 15) != 0) {
+            memcpy(out + o, p, n);
+            o += n;
+        }
+        p += n;
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static double s_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Descriptors this process has open, counted apart from the one counting. */
+static int s_open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    int n = 0;
+    for (struct dirent *de; (de = readdir(d)) != NULL;)
+        if (de->d_name[0] != '.' && atoi(de->d_name) != dirfd(d))
+            n++;
+    closedir(d);
+    return n;
+}
+
 /* ---- what metrics_new adds -------------------------------------------- */
 
 static void test_new_series(void **state)
@@ -119,22 +162,24 @@ static void test_new_series(void **state)
     char *text = s_render(m);
     s_line(text, "# TYPE tapmesh_unit_build_info gauge");
     s_line(text, "tapmesh_unit_build_info{version=\"1.2.3\"} 1");
-    s_line(text, "# TYPE tapmesh_unit_process_start_time_seconds gauge");
     assert_int_equal(s_count(text, "# HELP tapmesh_unit_build_info "), 1);
-    assert_int_equal(s_count(text, "# HELP tapmesh_unit_process_start_time_seconds "), 1);
-    /* the start time to the millisecond: a restart a second later must show */
+    /* the start time is the standard, unprefixed series, and only that */
+    s_line(text, "# TYPE process_start_time_seconds gauge");
+    assert_int_equal(s_count(text, "# HELP process_start_time_seconds "), 1);
+    assert_null(strstr(text, "tapmesh_unit_process_"));
+    /* this process started before metrics_new, and not long before */
     double t0 = (double)before.tv_sec + before.tv_nsec / 1e9;
     double t1 = (double)after.tv_sec + after.tv_nsec / 1e9;
-    double start = s_sample(text, "tapmesh_unit_process_start_time_seconds");
-    if (start < t0 - 0.001 || start > t1 + 0.001)
-        fail_msg("start time %.6f not within [%.6f, %.6f]", start, t0, t1);
+    double start = s_sample(text, "process_start_time_seconds");
+    if (start < t0 - 600 || start > t1 + 0.02)
+        fail_msg("start time %.6f not within [%.6f - 600, %.6f]", start, t0, t1);
     free(text);
 
     /* the registry knows them: registering again gives their ids */
     metric_id_t info = metrics_gauge(m, "tapmesh_unit_build_info", "x", "version=\"1.2.3\"");
     assert_true(info >= 0);
     assert_true(metrics_value(m, info) == 1.0);
-    metric_id_t st = metrics_gauge(m, "tapmesh_unit_process_start_time_seconds", "x", NULL);
+    metric_id_t st = metrics_gauge(m, "process_start_time_seconds", "x", NULL);
     assert_true(st >= 0 && st != info);
     assert_true(metrics_value(m, st) == start);
     text = s_render(m);
@@ -154,6 +199,141 @@ static void test_new_series(void **state)
 
     metrics_destroy(&m); /* NULL: nothing */
     metrics_destroy(NULL);
+}
+
+/* The process metrics every Prometheus client library exports: those names,
+ * unprefixed, with those types, once each, and values that are this
+ * process's own, read when rendered. */
+static void test_process_metrics(void **state)
+{
+    (void)state;
+    metrics_t *m = s_new();
+    static const struct {
+        const char *name, *type;
+    } std[] = {
+        {"process_cpu_seconds_total", "counter"},
+        {"process_resident_memory_bytes", "gauge"},
+        {"process_virtual_memory_bytes", "gauge"},
+        {"process_open_fds", "gauge"},
+        {"process_max_fds", "gauge"},
+        {"process_start_time_seconds", "gauge"},
+    };
+    char *text = s_render(m);
+    for (size_t i = 0; i < NELEMS(std); i++) {
+        char line[128];
+        snprintf(line, sizeof line, "# TYPE %s %s", std[i].name, std[i].type);
+        const char *type = s_line(text, line);
+        snprintf(line, sizeof line, "# HELP %s ", std[i].name);
+        const char *help = strstr(text, line);
+        assert_non_null(help);
+        assert_true(help < type);
+        assert_int_equal(s_count(text, line), 1);
+        snprintf(line, sizeof line, "# TYPE %s ", std[i].name);
+        assert_int_equal(s_count(text, line), 1);
+        /* the sample follows its TYPE line */
+        const char *sample = strchr(type, '\n') + 1;
+        snprintf(line, sizeof line, "%s ", std[i].name);
+        assert_memory_equal(sample, line, strlen(line));
+    }
+    assert_null(strstr(text, "tapmesh_unit_process_"));
+
+    /* plausible values */
+    double now = s_now();
+    double start = s_sample(text, "process_start_time_seconds");
+    if (start > now || start < now - 600)
+        fail_msg("process_start_time_seconds %.3f, now %.3f", start, now);
+    double rss = s_sample(text, "process_resident_memory_bytes");
+    double vsz = s_sample(text, "process_virtual_memory_bytes");
+    assert_true(rss >= 4096 && fmod(rss, 4096) == 0);
+    assert_true(vsz >= rss);
+    double fds = s_sample(text, "process_open_fds");
+    assert_true(fds >= 3);
+    struct rlimit rl;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    assert_true(s_sample(text, "process_max_fds") == (double)rl.rlim_cur);
+    double cpu0 = s_sample(text, "process_cpu_seconds_total");
+    assert_true(cpu0 >= 0);
+    free(text);
+
+    /* they are read at every rendering: five more descriptors show as five
+     * more, CPU spent shows, memory touched shows */
+    int extra[5];
+    for (size_t i = 0; i < NELEMS(extra); i++) {
+        extra[i] = dup(0);
+        assert_true(extra[i] >= 0);
+    }
+    size_t big = 64u << 20;
+    char *mem = malloc(big);
+    assert_non_null(mem);
+    memset(mem, 1, big);
+    struct timespec t0, t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
+    volatile double burn = 0;
+    do {
+        for (int i = 0; i < 100000; i++)
+            burn += sqrt((double)i);
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    } while ((double)(t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) / 1e9 < 0.05);
+    text = s_render(m);
+    assert_true(s_sample(text, "process_open_fds") == fds + 5);
+    assert_true(s_sample(text, "process_open_fds") == s_open_fds());
+    double cpu1 = s_sample(text, "process_cpu_seconds_total");
+    if (cpu1 < cpu0 + 0.04)
+        fail_msg("process_cpu_seconds_total %.6f after %.6f and 50 ms of CPU", cpu1, cpu0);
+    double rss1 = s_sample(text, "process_resident_memory_bytes");
+    if (rss1 < rss + (double)big / 2)
+        fail_msg("process_resident_memory_bytes %.0f after %.0f and 64 MiB touched", rss1, rss);
+    free(text);
+
+    /* registering one again gives its id; metrics_value reads it live */
+    metric_id_t fd_id = metrics_gauge(m, "process_open_fds", "x", NULL);
+    assert_true(fd_id >= 0);
+    assert_true(metrics_value(m, fd_id) == fds + 5);
+    for (size_t i = 0; i < NELEMS(extra); i++)
+        close(extra[i]);
+    assert_true(metrics_value(m, fd_id) == fds);
+    metric_id_t cpu_id = metrics_counter(m, "process_cpu_seconds_total", "x", NULL);
+    assert_true(metrics_value(m, cpu_id) >= cpu1);
+    free(mem);
+    text = s_render(m);
+    assert_int_equal(s_count(text, "# TYPE process_open_fds "), 1);
+    assert_int_equal(s_count(text, "\nprocess_open_fds "), 1);
+    free(text);
+    metrics_destroy(&m);
+}
+
+/* process_start_time_seconds is when the process started, not when its
+ * registry was made: a child that waits 300 ms before metrics_new reports
+ * the moment it was forked. */
+static void test_process_start_time(void **state)
+{
+    (void)state;
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    double forked = s_now();
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        struct timespec wait = {.tv_nsec = 300 * 1000000L};
+        nanosleep(&wait, NULL);
+        double v = NAN;
+        metrics_t *m = metrics_new("unit", "1");
+        if (m)
+            v = metrics_value(m, metrics_gauge(m, "process_start_time_seconds", "x", NULL));
+        metrics_destroy(&m);
+        _exit(write(fds[1], &v, sizeof v) == (ssize_t)sizeof v ? 0 : 1);
+    }
+    close(fds[1]);
+    double start = NAN;
+    assert_int_equal(read(fds[0], &start, sizeof start), (ssize_t)sizeof start);
+    close(fds[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* the kernel counts in 10 ms ticks */
+    if (!(start >= forked - 0.05 && start <= forked + 0.2))
+        fail_msg("child forked at %.3f reports a start at %.3f", forked, start);
 }
 
 /* ---- counters --------------------------------------------------------- */
@@ -532,7 +712,10 @@ static void test_negative_ids_ignored(void **state)
         assert_true(metrics_value(m, bad[i]) == 0);
     }
     char *after = s_render(m);
-    assert_string_equal(after, before);
+    char *a = s_without_process(after), *b = s_without_process(before);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
     assert_true(metrics_value(m, c) == 5);
     free(before);
     free(after);
@@ -591,7 +774,11 @@ static void test_render_len_optional(void **state)
     char *a = metrics_render(m, NULL);
     assert_non_null(a);
     char *b = s_render(m);
-    assert_string_equal(a, b);
+    char *sa = s_without_process(a), *sb = s_without_process(b);
+    assert_string_equal(sa, sb);
+    assert_true(strlen(sa) > 0);
+    free(sa);
+    free(sb);
     free(a);
     free(b);
     metrics_destroy(&m);
@@ -608,11 +795,11 @@ typedef struct {
     size_t body_len;
 } s_http_t;
 
-static int s_connect(unsigned port)
+static int s_connect_within(unsigned port, int seconds)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(fd >= 0);
-    struct timeval tv = {.tv_sec = 5};
+    struct timeval tv = {.tv_sec = seconds};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
@@ -625,11 +812,18 @@ static int s_connect(unsigned port)
     return fd;
 }
 
-/* Sends `method path` as HTTP/1.0 and reads the response to the end. */
-static void s_http(unsigned port, const char *method, const char *path, s_http_t *res)
+static int s_connect(unsigned port)
+{
+    return s_connect_within(port, 5);
+}
+
+/* Sends `method path` as HTTP/1.0 and reads the response to the end, each
+ * step within `seconds`. */
+static void s_http_within(unsigned port, const char *method, const char *path, s_http_t *res,
+                          int seconds)
 {
     memset(res, 0, sizeof *res);
-    int fd = s_connect(port);
+    int fd = s_connect_within(port, seconds);
     if (fd < 0)
         fail_msg("connect to port %u: %s", port, strerror(-fd));
     char req[256];
@@ -676,6 +870,11 @@ static void s_http(unsigned port, const char *method, const char *path, s_http_t
     }
 }
 
+static void s_http(unsigned port, const char *method, const char *path, s_http_t *res)
+{
+    s_http_within(port, method, path, res, 5);
+}
+
 static void test_http(void **state)
 {
     (void)state;
@@ -712,8 +911,14 @@ static void test_http(void **state)
     s_line(res.body, "tapmesh_unit_late 3");
     /* the body is what metrics_render says */
     char *text = s_render(m);
-    assert_string_equal(res.body, text);
+    char *want = s_without_process(text), *got = s_without_process(res.body);
+    assert_string_equal(got, want);
+    free(want);
+    free(got);
     free(text);
+    /* with the process metrics, read for this request */
+    s_line(res.body, "# TYPE process_cpu_seconds_total counter");
+    assert_true(s_sample(res.body, "process_open_fds") >= 3);
     free(res.raw);
 
     s_http(port, "HEAD", "/metrics", &res);
@@ -786,6 +991,158 @@ static void test_serve_errors(void **state)
     metrics_destroy(&first);
 }
 
+/* GET /healthz tells whether the event loop still turns: 200 before the
+ * first metrics_alive (starting) and while the last is recent, 503 with a
+ * one-line reason once it is older than the timeout. */
+static void test_healthz(void **state)
+{
+    (void)state;
+    metrics_t *m = s_new();
+    char err[256] = "";
+    assert_int_equal(metrics_serve(m, "127.0.0.1:0", err, sizeof err), 0);
+    unsigned port = metrics_port(m);
+    s_http_t res;
+
+    /* starting: no pass yet, and none expected within the timeout */
+    metrics_set_alive_timeout(m, 50);
+    usleep(200 * 1000);
+    s_http(port, "GET", "/healthz", &res);
+    assert_int_equal(res.status, 200);
+    assert_string_equal(res.body, "ok\n");
+    assert_non_null(res.type);
+    assert_int_equal(strncmp(res.type, "text/plain", 10), 0);
+    free(res.raw);
+
+    metrics_set_alive_timeout(m, 0); /* the default, 10 s */
+    metrics_alive(m);
+    s_http(port, "GET", "/healthz", &res);
+    assert_int_equal(res.status, 200);
+    assert_string_equal(res.body, "ok\n");
+    free(res.raw);
+    s_http(port, "HEAD", "/healthz", &res);
+    assert_int_equal(res.status, 200);
+    assert_int_equal(res.body_len, 0);
+    free(res.raw);
+
+    /* the loop stops calling: 503 once the last call is older than 100 ms */
+    metrics_set_alive_timeout(m, 100);
+    usleep(300 * 1000);
+    s_http(port, "GET", "/healthz", &res);
+    assert_int_equal(res.status, 503);
+    if (!strstr(res.body, "stalled") || !strstr(res.body, "timeout 0.1 s"))
+        fail_msg("503 body: \"%s\"", res.body);
+    assert_int_equal(s_count(res.body, "\n"), 1);
+    assert_true(res.body[res.body_len - 1] == '\n');
+    /* how long, in seconds: at least the 0.3 s slept */
+    const char *for_ = strstr(res.body, "no pass for ");
+    assert_non_null(for_);
+    double stalled = strtod(for_ + 12, NULL);
+    if (stalled < 0.25 || stalled > 30)
+        fail_msg("stalled for %.3f s in \"%s\"", stalled, res.body);
+    free(res.raw);
+    s_http(port, "HEAD", "/healthz", &res);
+    assert_int_equal(res.status, 503);
+    free(res.raw);
+    /* /metrics answers regardless: it is how one sees why */
+    s_http(port, "GET", "/metrics", &res);
+    assert_int_equal(res.status, 200);
+    free(res.raw);
+
+    /* the loop turns again */
+    metrics_alive(m);
+    s_http(port, "GET", "/healthz", &res);
+    assert_int_equal(res.status, 200);
+    assert_string_equal(res.body, "ok\n");
+    free(res.raw);
+    /* a longer timeout covers the same silence */
+    usleep(300 * 1000);
+    metrics_set_alive_timeout(m, 5000);
+    s_http(port, "GET", "/healthz", &res);
+    assert_int_equal(res.status, 200);
+    free(res.raw);
+
+    static const char *const elsewhere[] = {"/healthz/", "/health", "/healthzx"};
+    for (size_t i = 0; i < NELEMS(elsewhere); i++) {
+        s_http(port, "GET", elsewhere[i], &res);
+        assert_int_equal(res.status, 404);
+        free(res.raw);
+    }
+    s_http(port, "POST", "/healthz", &res);
+    assert_int_equal(res.status, 405);
+    free(res.raw);
+    metrics_destroy(&m);
+}
+
+/* Connections that never send a request do not keep a scrape out, and do
+ * not take more than a share of the process's descriptors: with the soft
+ * limit at 128, the server holds at most 32 connections, and a newcomer
+ * closes the one that has waited longest. */
+static void test_idle_connections(void **state)
+{
+    (void)state;
+    struct rlimit saved, low;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    if (saved.rlim_cur < 600) {
+        print_message("RLIMIT_NOFILE %llu: check skipped\n", (unsigned long long)saved.rlim_cur);
+        skip();
+    }
+    low = saved;
+    low.rlim_cur = 128;
+    metrics_t *m = s_new();
+    char err[256] = "";
+    /* the server sizes itself from the limit when it starts */
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    int rc = metrics_serve(m, "127.0.0.1:0", err, sizeof err);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+    assert_int_equal(rc, 0);
+    unsigned port = metrics_port(m);
+
+    int before = s_open_fds();
+    enum { IDLE = 300 };
+    int idle[IDLE];
+    for (int i = 0; i < IDLE; i++) {
+        idle[i] = s_connect(port);
+        assert_true(idle[i] >= 0);
+    }
+    /* a scrape and a probe, answered within 2 s */
+    s_http_t res;
+    s_http_within(port, "GET", "/metrics", &res, 2);
+    assert_int_equal(res.status, 200);
+    s_line(res.body, "tapmesh_unit_build_info{version=\"9.8.7\"} 1");
+    free(res.raw);
+    /* the server's side of them: at most 32 descriptors, not 300 */
+    int server_side = s_open_fds() - before - IDLE;
+    if (server_side > 32)
+        fail_msg("the server holds %d connections, limit 32", server_side);
+    s_http_within(port, "GET", "/healthz", &res, 2);
+    assert_int_equal(res.status, 200);
+    free(res.raw);
+    /* the oldest were closed by the server (end of stream, no response);
+     * the newest still wait */
+    char c;
+    assert_int_equal(recv(idle[0], &c, 1, 0), 0);
+    struct timeval short_tv = {.tv_usec = 200 * 1000};
+    setsockopt(idle[IDLE - 1], SOL_SOCKET, SO_RCVTIMEO, &short_tv, sizeof short_tv);
+    errno = 0;
+    assert_int_equal(recv(idle[IDLE - 1], &c, 1, 0), -1);
+    assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+    /* and the newest can still ask */
+    static const char req[] = "GET /healthz HTTP/1.0\r\n\r\n";
+    assert_int_equal(send(idle[IDLE - 1], req, sizeof req - 1, MSG_NOSIGNAL), sizeof req - 1);
+    struct timeval tv = {.tv_sec = 2};
+    setsockopt(idle[IDLE - 1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[256];
+    ssize_t got = recv(idle[IDLE - 1], buf, sizeof buf - 1, 0);
+    assert_true(got > 0);
+    buf[got] = '\0';
+    int status = 0;
+    if (sscanf(buf, "HTTP/1.%*d %d ", &status) != 1 || status != 200)
+        fail_msg("the newest idle connection got \"%s\"", buf);
+    for (int i = 0; i < IDLE; i++)
+        close(idle[i]);
+    metrics_destroy(&m);
+}
+
 /* ---- promtool --------------------------------------------------------- */
 
 static bool s_on_path(const char *prog)
@@ -849,6 +1206,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_new_series),
+        cmocka_unit_test(test_process_metrics),
+        cmocka_unit_test(test_process_start_time),
         cmocka_unit_test(test_counter),
         cmocka_unit_test(test_same_id),
         cmocka_unit_test(test_family),
@@ -862,6 +1221,8 @@ int main(void)
         cmocka_unit_test(test_render_len_optional),
         cmocka_unit_test(test_http),
         cmocka_unit_test(test_serve_errors),
+        cmocka_unit_test(test_healthz),
+        cmocka_unit_test(test_idle_connections),
         cmocka_unit_test(test_promtool),
     };
     return cmocka_run_group_tests_name("metrics", tests, NULL, NULL);
