@@ -1,7 +1,8 @@
 /*
- * cfg — the settings table: environment, then flags, then one validation
- * pass. Values are kept as text plus, for numbers and enums, the parsed
- * integer; nothing changes after cfg_load returns.
+ * cfg — the settings table: environment (TAPMESH_NAME, else NAME), then
+ * flags, then one validation pass, then a look at the rest of the
+ * environment for mistyped names. Values are kept as text plus, for numbers
+ * and enums, the parsed integer; nothing changes after cfg_load returns.
  */
 #include "cfg.h"
 
@@ -14,6 +15,7 @@
 #include <inttypes.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -23,12 +25,31 @@
 #define TAPMESH_VERSION "0.0.0"
 #endif
 
+extern char **environ;
+
+/* The prefix that marks a variable as tapmesh's beyond doubt. */
+#define S_PREFIX "TAPMESH_"
+#define S_PREFIX_LEN (sizeof S_PREFIX - 1)
+
+/* A value shown in a message is cut after this many bytes (escapes
+ * included), so that the reason after it still fits the caller's line. */
+#define S_SHOW_MAX 400
+
+/* Names longer than this are never near a setting (none is half as long,
+ * TAPMESH_ included). */
+#define S_NEAR_NAME_MAX 96
+
 struct cfg_t {
     const cfg_row_t *rows;
     size_t nrows;
-    char **text;    /* value per row, NULL when unset */
-    int64_t *value; /* parsed CFG_INT / CFG_BOOL / CFG_ENUM */
+    char **text;     /* value per row, NULL when unset */
+    int64_t *value;  /* parsed CFG_INT / CFG_BOOL / CFG_ENUM */
+    char **warnings; /* about the environment, for the caller to log */
+    size_t nwarnings;
 };
+
+/* Where a row's value came from: names the subject of an error. */
+typedef enum { S_FROM_DEFAULT = 0, S_FROM_ENV, S_FROM_PREFIXED, S_FROM_FLAG } s_from_t;
 
 /* BATCH_MAX_BYTES -> batch-max-bytes (without the leading dashes) */
 static void s_flag_name(const char *env, char *flag, size_t len)
@@ -61,6 +82,7 @@ static const char *s_type_hint(const cfg_row_t *row)
     case CFG_PATH:
         return "PATH";
     case CFG_STR:
+    case CFG_TEXT:
         break;
     }
     return "TEXT";
@@ -70,8 +92,10 @@ void cfg_help(FILE *out, const char *program, const char *summary, const cfg_row
               size_t nrows)
 {
     fprintf(out, "Usage: %s [--setting VALUE]...\n%s\n\n", program, summary);
-    fprintf(out, "Every setting is read from its environment variable first; the flag of the\n"
-                 "same name overrides it.\n\n");
+    fprintf(out, "Every setting is read from its environment variable NAME, or from\n"
+                 "TAPMESH_NAME, which wins over NAME; the flag of the same name overrides\n"
+                 "both. Variables that look like a mistyped setting (DEVCE) and TAPMESH_*\n"
+                 "variables that are no setting are logged as warnings.\n\n");
     for (size_t i = 0; i < nrows; i++) {
         const cfg_row_t *r = &rows[i];
         char flag[64];
@@ -96,6 +120,128 @@ void cfg_help(FILE *out, const char *program, const char *summary, const cfg_row
 bool cfg_name_valid(const char *text)
 {
     return wire_name_valid(text);
+}
+
+/* Decodes the UTF-8 character at `p` (within a NUL-terminated string):
+ * returns NULL with its code point and length, or why it is not UTF-8
+ * (then *len is 1: the one byte to skip or show escaped). Table 3-7 of the
+ * Unicode standard: the second byte's range rules out overlong forms,
+ * surrogates and code points above U+10FFFF. */
+static const char *s_utf8(const unsigned char *p, uint32_t *cp, size_t *len)
+{
+    unsigned char c = p[0];
+    *len = 1;
+    *cp = c;
+    if (c < 0x80)
+        return NULL;
+    if (c < 0xc0)
+        return "stray continuation byte";
+    if (c < 0xc2)
+        return "overlong form";
+    if (c > 0xf7)
+        return "no UTF-8 byte";
+    if (c > 0xf4)
+        return "above U+10FFFF";
+    size_t more = c < 0xe0 ? 1 : c < 0xf0 ? 2 : 3;
+    unsigned char lo = 0x80, hi = 0xbf;
+    const char *below = NULL, *above = NULL;
+    if (c == 0xe0) {
+        lo = 0xa0;
+        below = "overlong form";
+    } else if (c == 0xed) {
+        hi = 0x9f;
+        above = "surrogate";
+    } else if (c == 0xf0) {
+        lo = 0x90;
+        below = "overlong form";
+    } else if (c == 0xf4) {
+        hi = 0x8f;
+        above = "above U+10FFFF";
+    }
+    /* a NUL ends the string and is no continuation byte: never read past */
+    for (size_t i = 1; i <= more; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return "sequence cut short";
+    if (p[1] < lo)
+        return below;
+    if (p[1] > hi)
+        return above;
+    uint32_t v = c & (0x3f >> more);
+    for (size_t i = 1; i <= more; i++)
+        v = (v << 6) | (p[i] & 0x3f);
+    *cp = v;
+    *len = more + 1;
+    return NULL;
+}
+
+/* C0, DEL and C1: what a terminal or a log reader acts on instead of showing. */
+static bool s_control(uint32_t cp)
+{
+    return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
+}
+
+int cfg_text_check(const char *text, char *why, size_t whylen)
+{
+    size_t n = strlen(text);
+    if (n > WIRE_TEXT_MAX) {
+        snprintf(why, whylen, "longer than %d bytes (%zu), the most the wire carries",
+                 WIRE_TEXT_MAX, n);
+        return -EINVAL;
+    }
+    const unsigned char *start = (const unsigned char *)text;
+    for (const unsigned char *p = start; *p;) {
+        uint32_t cp;
+        size_t len;
+        const char *bad = s_utf8(p, &cp, &len);
+        if (bad) {
+            snprintf(why, whylen, "not UTF-8 at byte %zu (%s)", (size_t)(p - start), bad);
+            return -EINVAL;
+        }
+        if (s_control(cp)) {
+            snprintf(why, whylen, "control character U+%04X at byte %zu", (unsigned)cp,
+                     (size_t)(p - start));
+            return -EINVAL;
+        }
+        p += len;
+    }
+    return 0;
+}
+
+/* `text` made fit for a one-line message: control characters and bytes
+ * that are not UTF-8 escaped (\t \n \r, else \xNN per byte), cut after
+ * S_SHOW_MAX bytes (or what `outlen` leaves) at a whole character or escape,
+ * with "..." where it was cut. */
+static void s_show(const char *text, char *out, size_t outlen)
+{
+    assert(outlen > 4);
+    size_t cap = outlen - 4 < S_SHOW_MAX ? outlen - 4 : S_SHOW_MAX;
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)text; *p;) {
+        char piece[32];
+        size_t plen = 0, len;
+        uint32_t cp;
+        const char *bad = s_utf8(p, &cp, &len);
+        if (!bad && !s_control(cp)) {
+            memcpy(piece, p, len);
+            plen = len;
+        } else if (*p == '\t' || *p == '\n' || *p == '\r') {
+            piece[0] = '\\';
+            piece[1] = *p == '\t' ? 't' : *p == '\n' ? 'n' : 'r';
+            plen = 2;
+        } else {
+            for (size_t i = 0; i < len; i++)
+                plen += (size_t)snprintf(piece + plen, sizeof piece - plen, "\\x%02x", p[i]);
+        }
+        if (n + plen > cap) {
+            memcpy(out + n, "...", 3);
+            n += 3;
+            break;
+        }
+        memcpy(out + n, piece, plen);
+        n += plen;
+        p += len;
+    }
+    out[n] = '\0';
 }
 
 static int s_port(const char *text, bool wildcard_ok, char *why, size_t whylen)
@@ -238,6 +384,8 @@ static int s_check(const cfg_row_t *r, const char *t, int64_t *v, char *why, siz
     switch (r->type) {
     case CFG_STR:
         return 0;
+    case CFG_TEXT:
+        return cfg_text_check(t, why, wl);
     case CFG_INT: {
         char *end;
         errno = 0;
@@ -341,6 +489,222 @@ static int s_check(const cfg_row_t *r, const char *t, int64_t *v, char *why, siz
     return 0;
 }
 
+/* ---- names in the environment that are no setting --------------------- */
+
+static int s_warn(cfg_t *self, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int s_warn(cfg_t *self, const char *fmt, ...)
+{
+    char line[2 * S_SHOW_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    char **w = realloc(self->warnings, (self->nwarnings + 1) * sizeof *w);
+    if (!w)
+        return -ENOMEM;
+    self->warnings = w;
+    if (!(w[self->nwarnings] = strdup(line)))
+        return -ENOMEM;
+    self->nwarnings++;
+    return 0;
+}
+
+/* Optimal-string-alignment distance between a[0..al) and b[0..bl), letters
+ * without case; anything above `max` comes back as max + 1. */
+static int s_distance(const char *a, size_t al, const char *b, size_t bl, int max)
+{
+    if (al > S_NEAR_NAME_MAX || bl > S_NEAR_NAME_MAX)
+        return max + 1;
+    if ((al > bl ? al - bl : bl - al) > (size_t)max)
+        return max + 1;
+    int rows[3][S_NEAR_NAME_MAX + 1];
+    int *prev2 = rows[0], *prev = rows[1], *cur = rows[2];
+    for (size_t j = 0; j <= bl; j++)
+        prev[j] = (int)j;
+    for (size_t i = 1; i <= al; i++) {
+        cur[0] = (int)i;
+        int lowest = cur[0];
+        char ai = (char)toupper((unsigned char)a[i - 1]);
+        for (size_t j = 1; j <= bl; j++) {
+            char bj = (char)toupper((unsigned char)b[j - 1]);
+            int d = prev[j - 1] + (ai != bj);
+            if (prev[j] + 1 < d)
+                d = prev[j] + 1;
+            if (cur[j - 1] + 1 < d)
+                d = cur[j - 1] + 1;
+            if (i > 1 && j > 1 && ai == (char)toupper((unsigned char)b[j - 2]) &&
+                (char)toupper((unsigned char)a[i - 2]) == bj && prev2[j - 2] + 1 < d)
+                d = prev2[j - 2] + 1;
+            cur[j] = d;
+            if (d < lowest)
+                lowest = d;
+        }
+        if (lowest > max)
+            return max + 1;
+        int *t = prev2;
+        prev2 = prev;
+        prev = cur;
+        cur = t;
+    }
+    return prev[bl] > max ? max + 1 : prev[bl];
+}
+
+/* How many edits away from a setting's name a variable still looks like a
+ * mistake for it: -1 for never. */
+static int s_near_max(size_t setting_len)
+{
+    return setting_len >= 6 ? 2 : setting_len >= 4 ? 1 : -1;
+}
+
+/* The shell's, the locale's, a container's and a Kubernetes pod's usual
+ * names: never taken for a mistyped setting (NODE_IP is one edit from
+ * NODE_ID). */
+static bool s_usual_name(const char *name, size_t len)
+{
+    static const char *const names[] = {
+        "PATH",     "HOME",      "USER",    "LOGNAME", "TERM",     "SHELL",
+        "PWD",      "OLDPWD",    "SHLVL",   "LANG",    "LANGUAGE", "HOSTNAME",
+        "HOSTTYPE", "OSTYPE",    "MAIL",    "TZ",      "TMPDIR",   "EDITOR",
+        "VISUAL",   "PAGER",     "DISPLAY", "COLUMNS", "LINES",    "_",
+        "NODE_IP",  "NODE_NAME", "HOST_IP", "POD_IP",  "POD_NAME", "POD_NAMESPACE",
+    };
+    static const char *const prefixes[] = {"LC_", "XDG_", "SSH_"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strlen(names[i]) == len && memcmp(names[i], name, len) == 0)
+            return true;
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+        if (strncmp(name, prefixes[i], strlen(prefixes[i])) == 0)
+            return true;
+    return false;
+}
+
+static bool s_ends_with(const char *name, size_t len, const char *suffix)
+{
+    size_t sl = strlen(suffix);
+    return len >= sl && memcmp(name + len - sl, suffix, sl) == 0;
+}
+
+/* What Kubernetes derives from a service's name (a service tapmesh-collect
+ * gives TAPMESH_COLLECT_SERVICE_HOST, TAPMESH_COLLECT_PORT=tcp://...,
+ * TAPMESH_COLLECT_PORT_5710_TCP_ADDR and more). */
+static bool s_kubernetes_name(const char *name, size_t len, const char *value)
+{
+    if (s_ends_with(name, len, "_SERVICE_HOST") || s_ends_with(name, len, "_SERVICE_PORT"))
+        return true;
+    const char *p = strstr(name, "_SERVICE_PORT_");
+    if (p && (size_t)(p - name) < len)
+        return true;
+    if (s_ends_with(name, len, "_PORT") &&
+        (strncmp(value, "tcp://", 6) == 0 || strncmp(value, "udp://", 6) == 0 ||
+         strncmp(value, "sctp://", 7) == 0))
+        return true;
+    for (p = strstr(name, "_PORT_"); p && (size_t)(p - name) < len; p = strstr(p + 1, "_PORT_")) {
+        const char *q = p + 6;
+        if (!isdigit((unsigned char)*q))
+            continue;
+        while (isdigit((unsigned char)*q))
+            q++;
+        static const char *const protos[] = {"_TCP", "_UDP", "_SCTP"};
+        for (size_t i = 0; i < 3; i++) {
+            size_t pl = strlen(protos[i]);
+            if (strncmp(q, protos[i], pl) == 0 && (q[pl] == '=' || q[pl] == '_' || !q[pl]))
+                return true;
+        }
+    }
+    return false;
+}
+
+/* The row nearest `name` (compared with the prefixed names too when
+ * `prefixed`), within each row's s_near_max; -1 when none. */
+static ssize_t s_nearest(const cfg_t *self, const char *name, size_t len, bool prefixed,
+                         bool *as_prefixed)
+{
+    ssize_t best = -1;
+    int best_d = INT32_MAX;
+    for (size_t i = 0; i < self->nrows; i++) {
+        const char *env = self->rows[i].env;
+        size_t el = strlen(env);
+        int max = s_near_max(el);
+        if (max < 0)
+            continue;
+        int d = s_distance(name, len, env, el, max);
+        if (d <= max && d < best_d) {
+            best = (ssize_t)i;
+            best_d = d;
+            *as_prefixed = false;
+        }
+        if (!prefixed)
+            continue;
+        char full[S_NEAR_NAME_MAX + 1];
+        int fl = snprintf(full, sizeof full, S_PREFIX "%s", env);
+        if (fl < 0 || (size_t)fl >= sizeof full)
+            continue;
+        d = s_distance(name, len, full, (size_t)fl, max);
+        if (d <= max && d < best_d) {
+            best = (ssize_t)i;
+            best_d = d;
+            *as_prefixed = true;
+        }
+    }
+    return best;
+}
+
+static bool s_is_row(const cfg_t *self, const char *name, size_t len)
+{
+    for (size_t i = 0; i < self->nrows; i++)
+        if (strlen(self->rows[i].env) == len && memcmp(self->rows[i].env, name, len) == 0)
+            return true;
+    return false;
+}
+
+/* Collects a warning for every TAPMESH_* variable that is no setting and
+ * every other variable near a setting (the rule is in cfg.h). */
+static int s_check_environment(cfg_t *self)
+{
+    for (char **e = environ; e && *e; e++) {
+        const char *name = *e;
+        const char *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        const char *value = eq ? eq + 1 : "";
+        if (s_usual_name(name, len) || s_kubernetes_name(name, len, value))
+            continue;
+        char shown[S_SHOW_MAX + 4], near[S_NEAR_NAME_MAX + 1];
+        char *copy = strndup(name, len);
+        if (!copy)
+            return -ENOMEM;
+        s_show(copy, shown, sizeof shown);
+        free(copy);
+        bool prefixed = false;
+        int rc = 0;
+        if (len >= S_PREFIX_LEN && memcmp(name, S_PREFIX, S_PREFIX_LEN) == 0) {
+            const char *rest = name + S_PREFIX_LEN;
+            size_t rl = len - S_PREFIX_LEN;
+            if (s_is_row(self, rest, rl))
+                continue;
+            ssize_t i = s_nearest(self, rest, rl, false, &prefixed);
+            if (i >= 0)
+                rc = s_warn(self, "%s is no setting; did you mean " S_PREFIX "%s?", shown,
+                            self->rows[i].env);
+            else
+                rc = s_warn(self, "%s is no setting; see --help", shown);
+        } else {
+            if (s_is_row(self, name, len))
+                continue;
+            ssize_t i = s_nearest(self, name, len, true, &prefixed);
+            if (i < 0)
+                continue;
+            snprintf(near, sizeof near, "%s%s", prefixed ? S_PREFIX : "", self->rows[i].env);
+            rc = s_warn(self, "%s is no setting; did you mean %s?", shown, near);
+        }
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- loading ----------------------------------------------------------- */
+
 static void s_set(cfg_t *self, size_t i, const char *text)
 {
     free(self->text[i]);
@@ -373,33 +737,45 @@ cfg_result_t cfg_load(cfg_t **self_p, const char *program, const char *summary,
     if (!self->text || !self->value)
         goto nomem;
 
-    bool *from_flag = calloc(nrows ? nrows : 1, sizeof *from_flag);
-    if (!from_flag)
+    s_from_t *from = calloc(nrows ? nrows : 1, sizeof *from);
+    if (!from)
         goto nomem;
     for (size_t i = 0; i < nrows; i++) {
-        const char *env = getenv(rows[i].env);
-        if (env)
+        /* set, even empty, TAPMESH_NAME wins: as an empty flag does */
+        char prefixed[128];
+        int pl = snprintf(prefixed, sizeof prefixed, S_PREFIX "%s", rows[i].env);
+        assert(pl > 0 && (size_t)pl < sizeof prefixed);
+        (void)pl;
+        const char *env;
+        if ((env = getenv(prefixed))) {
             s_set(self, i, env);
-        else if (rows[i].def)
+            from[i] = S_FROM_PREFIXED;
+        } else if ((env = getenv(rows[i].env))) {
+            s_set(self, i, env);
+            from[i] = S_FROM_ENV;
+        } else if (rows[i].def) {
             s_set(self, i, rows[i].def);
+        }
     }
     for (int a = 1; a < argc; a++) {
         const char *arg = argv[a];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
             cfg_help(out, program, summary, rows, nrows);
-            free(from_flag);
+            free(from);
             cfg_destroy(&self);
             return CFG_EXIT_HELP;
         }
         if (strcmp(arg, "--version") == 0) {
             fprintf(out, "%s %s\n", program, TAPMESH_VERSION);
-            free(from_flag);
+            free(from);
             cfg_destroy(&self);
             return CFG_EXIT_HELP;
         }
+        char shown[S_SHOW_MAX + 4];
         if (strncmp(arg, "--", 2) != 0) {
+            s_show(arg, shown, sizeof shown);
             snprintf(err, errlen, "%s: unexpected argument '%s' (settings are --name VALUE)",
-                     program, arg);
+                     program, shown);
             goto fail;
         }
         const char *name = arg + 2;
@@ -407,8 +783,12 @@ cfg_result_t cfg_load(cfg_t **self_p, const char *program, const char *summary,
         size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
         ssize_t i = s_row_by_flag(rows, nrows, name, nlen);
         if (i < 0) {
-            snprintf(err, errlen, "%s: unknown option '%.*s' (see --help)", program,
-                     (int)(nlen + 2), arg);
+            char *opt = strndup(arg, nlen + 2);
+            if (!opt)
+                goto nomem_from;
+            s_show(opt, shown, sizeof shown);
+            free(opt);
+            snprintf(err, errlen, "%s: unknown option '%s' (see --help)", program, shown);
             goto fail;
         }
         const char *val;
@@ -419,19 +799,22 @@ cfg_result_t cfg_load(cfg_t **self_p, const char *program, const char *summary,
         else if (a + 1 < argc)
             val = argv[++a];
         else {
-            snprintf(err, errlen, "%s: option '%s' needs a value", program, arg);
+            s_show(arg, shown, sizeof shown);
+            snprintf(err, errlen, "%s: option '%s' needs a value", program, shown);
             goto fail;
         }
         s_set(self, (size_t)i, val);
-        from_flag[i] = true;
+        from[i] = S_FROM_FLAG;
     }
     for (size_t i = 0; i < nrows; i++) {
         const cfg_row_t *r = &rows[i];
-        char flag[64], why[300];
+        char flag[64], why[300], shown[S_SHOW_MAX + 4];
         s_flag_name(r->env, flag, sizeof flag);
         char subject[160];
-        if (from_flag[i])
+        if (from[i] == S_FROM_FLAG)
             snprintf(subject, sizeof subject, "--%s (%s)", flag, r->env);
+        else if (from[i] == S_FROM_PREFIXED)
+            snprintf(subject, sizeof subject, S_PREFIX "%s", r->env);
         else
             snprintf(subject, sizeof subject, "%s", r->env);
         if (!self->text[i] || (!*self->text[i] && r->required)) {
@@ -441,7 +824,8 @@ cfg_result_t cfg_load(cfg_t **self_p, const char *program, const char *summary,
             }
             continue;
         }
-        if (!*self->text[i] && r->type != CFG_STR && r->type != CFG_ADDRPORT) {
+        if (!*self->text[i] && r->type != CFG_STR && r->type != CFG_TEXT &&
+            r->type != CFG_ADDRPORT) {
             /* explicitly emptied: back to unset */
             free(self->text[i]);
             self->text[i] = NULL;
@@ -450,17 +834,22 @@ cfg_result_t cfg_load(cfg_t **self_p, const char *program, const char *summary,
             s_set(self, i, r->def);
         }
         if (s_check(r, self->text[i], &self->value[i], why, sizeof why) < 0) {
-            snprintf(err, errlen, "%s: %s='%s': %s", program, subject, self->text[i], why);
+            s_show(self->text[i], shown, sizeof shown);
+            snprintf(err, errlen, "%s: %s='%s': %s", program, subject, shown, why);
             goto fail;
         }
     }
-    free(from_flag);
+    free(from);
+    if (s_check_environment(self) < 0)
+        goto nomem;
     *self_p = self;
     return CFG_OK;
 fail:
-    free(from_flag);
+    free(from);
     cfg_destroy(&self);
     return CFG_EXIT_ERROR;
+nomem_from:
+    free(from);
 nomem:
     cfg_destroy(&self);
     snprintf(err, errlen, "%s: out of memory", program);
@@ -477,6 +866,9 @@ void cfg_destroy(cfg_t **self_p)
             free(self->text[i]);
     free(self->text);
     free(self->value);
+    for (size_t i = 0; i < self->nwarnings; i++)
+        free(self->warnings[i]);
+    free(self->warnings);
     free(self);
     *self_p = NULL;
 }
@@ -521,4 +913,9 @@ bool cfg_is_set(const cfg_t *self, const char *env)
 {
     const char *t = self->text[s_index(self, env)];
     return t && *t;
+}
+
+const char *cfg_warning(const cfg_t *self, size_t i)
+{
+    return i < self->nwarnings ? self->warnings[i] : NULL;
 }

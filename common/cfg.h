@@ -5,8 +5,37 @@
  *
  * Every row names an environment variable; its flag is derived from it
  * (BATCH_MAX_BYTES -> --batch-max-bytes), so the two can never disagree.
- * `--help` prints the same table. A bad value is reported in one line that
- * names the variable and the value; the caller exits with status 2.
+ * Each setting is also read as TAPMESH_<NAME> (TAPMESH_OUTPUT), which wins
+ * over the plain NAME even when empty: generic names such as OUTPUT, FILTER
+ * or DEVICE may be set for something else in a container's or a shell's
+ * environment, and the prefixed name says "for tapmesh" without doubt. A
+ * flag wins over both. `--help` prints the same table. A bad value is
+ * reported in one line that names the variable (TAPMESH_NAME when the value
+ * came from there) and the value, control characters and bytes that are not
+ * UTF-8 escaped (\n, \x01) and a long value cut ("..."); the caller exits
+ * with status 2.
+ *
+ * Mistyped names: a setting whose name is mistyped is silently not set, so
+ * cfg_load also collects warnings (cfg_warning) about the environment:
+ *   - a TAPMESH_* variable that is no setting: "TAPMESH_DEVCE is no setting;
+ *     did you mean TAPMESH_DEVICE?" when a setting is near (below), else
+ *     "TAPMESH_X is no setting; see --help";
+ *   - any other variable that is no setting but near one: "DEVCE is no
+ *     setting; did you mean DEVICE?" (also near a TAPMESH_<NAME>: TAPMES_X).
+ * Near: optimal-string-alignment Damerau-Levenshtein distance (one edit is
+ * an insertion, a deletion, a substitution or a swap of two neighbours),
+ * letters compared without case, of at most 2 from a setting's name of 6 or
+ * more characters, at most 1 from a name of 4 or 5, never from a shorter one
+ * (a distance of 2 from a 3-letter name matches half the environment); the
+ * nearest setting is named, the first in the table on a tie. Never warned
+ * about, whatever the settings: names of the usual environment (PATH, HOME,
+ * USER, LOGNAME, TERM, SHELL, PWD, OLDPWD, SHLVL, LANG, LANGUAGE, HOSTNAME,
+ * HOSTTYPE, OSTYPE, MAIL, TZ, TMPDIR, EDITOR, VISUAL, PAGER, DISPLAY,
+ * COLUMNS, LINES, _, LC_*, XDG_*, SSH_*; Kubernetes' downward-API favourites
+ * NODE_IP, NODE_NAME, HOST_IP, POD_IP, POD_NAME, POD_NAMESPACE) and the
+ * variables Kubernetes derives from service names (X_SERVICE_HOST,
+ * X_SERVICE_PORT[_*], X_PORT=tcp://..., X_PORT_<n>_TCP[_*] and UDP, SCTP),
+ * which a service called tapmesh-collect turns into TAPMESH_COLLECT_*.
  */
 #ifndef TAPMESH_CFG_H
 #define TAPMESH_CFG_H
@@ -19,6 +48,7 @@
 
 typedef enum {
     CFG_STR,       /* any text */
+    CFG_TEXT,      /* free text carried on the wire (proto §2 text), see cfg_text_check */
     CFG_INT,       /* decimal integer within [min, max] */
     CFG_BOOL,      /* true/false, yes/no, on/off, 1/0 */
     CFG_ENUM,      /* one of `choices`, "a|b|c"; read back as an index */
@@ -55,6 +85,11 @@ cfg_result_t cfg_load(cfg_t **self_p, const char *program, const char *summary,
 
 void cfg_destroy(cfg_t **self_p);
 
+/* The i-th warning about the environment (see the top of this file), one
+ * line without the program name, for the caller to log once logging is set
+ * up; NULL when i is past the last. Owned by self. */
+const char *cfg_warning(const cfg_t *self, size_t i);
+
 /* Accessors: `env` must be a row of the table (programmer error otherwise).
  * cfg_str returns "" for an unset value, never NULL. */
 const char *cfg_str(const cfg_t *self, const char *env);
@@ -74,6 +109,14 @@ int cfg_endpoint_check(const char *text, char *why, size_t whylen);
  * or -EINVAL with the reason in `why`. */
 int cfg_addrport_parse(const char *text, struct sockaddr_storage *ss, socklen_t *sslen, char *why,
                        size_t whylen);
+
+/* Checks a CFG_TEXT value: what a wire `text` (proto/wire-v1.md §2) can
+ * carry and a reader can show: at most WIRE_TEXT_MAX (1024) bytes of UTF-8
+ * (no overlong form, no surrogate, nothing above U+10FFFF, no sequence cut
+ * short) without control characters (C0, DEL, C1). Empty is valid. Returns
+ * 0 or -EINVAL with the reason in `why` ("control character U+0001 at byte
+ * 4"). Whatever it accepts wire_encode accepts as a description. */
+int cfg_text_check(const char *text, char *why, size_t whylen);
 
 /* True when `text` is a valid CFG_NAME value: a wire name (proto §2). */
 bool cfg_name_valid(const char *text);

@@ -38,6 +38,9 @@ bool service_start(service_t *svc, const char *program, const char *service, con
     log_level_t level = LOG_LVL_INFO;
     log_level_parse(cfg_str(svc->cfg, "LOG_LEVEL"), &level);
     log_init(program, level);
+    /* mistyped or stray names in the environment: logged, not fatal */
+    for (size_t i = 0; cfg_warning(svc->cfg, i); i++)
+        log_warn("%s", cfg_warning(svc->cfg, i));
 
     if (cfg_is_set(svc->cfg, "NODE_ID")) {
         snprintf(svc->node_id, sizeof svc->node_id, "%s", cfg_str(svc->cfg, "NODE_ID"));

@@ -52,7 +52,7 @@ static const cfg_row_t s_rows[] = {
      "READ_FILE: 0 sends as fast as possible; N replays at N times the recorded pace."},
     {"RELAY_ENDPOINT", CFG_ENDPOINT, "tcp://127.0.0.1:5710", 0, 0, NULL, false,
      "ZeroMQ endpoint of the next hop (a relay or the collector) to connect to."},
-    {"DESCRIPTION", CFG_STR, "", 0, 0, NULL, false,
+    {"DESCRIPTION", CFG_TEXT, "", 0, 0, NULL, false,
      "Free text about this source, carried into the output's interface description."},
     {"BATCH_MAX_BYTES", CFG_INT, "262144", 1024, 16777216, NULL, false,
      "A batch is sent once it holds this many bytes."},

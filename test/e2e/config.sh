@@ -71,6 +71,80 @@ out=$(METRICS_ADDRPORT= DEVICE=lo TSTAMP_TYPE=bogus "$CAPTURE" 2>&1) || rc=$?
 expect_bad capture "$CAPTURE" SNAPLEN 262145
 expect_bad capture "$CAPTURE" PROMISC maybe
 
+# DESCRIPTION travels in every HELLO as wire text (proto/wire-v1.md §2): a
+# value the wire cannot carry stops start-up with status 2 and one line
+# naming DESCRIPTION (the value escaped), instead of every HELLO failing and
+# every batch being dead-lettered. `timeout` bounds the run should it start.
+pick_port; dead_port=$PORT
+bad_description() { # VALUE ESCAPED REASON
+    local rc=0 out
+    out=$(DESCRIPTION=$1 READ_FILE=$DATA/sample-ether.pcap RELAY_ENDPOINT=tcp://127.0.0.1:$dead_port \
+        METRICS_ADDRPORT= RETRY_TIMEOUT_S=1 ACK_TIMEOUT_MS=100 timeout 30 "$CAPTURE" 2>&1 >/dev/null) ||
+        rc=$?
+    [ "$rc" = 2 ] || fail "DESCRIPTION=$(printf %q "$1") exited $rc, expected 2: $(head -n 3 <<<"$out")"
+    [ "$(printf '%s\n' "$out" | wc -l)" = 1 ] || fail "DESCRIPTION=$(printf %q "$1"): not one line: $out"
+    [[ "$out" == *"DESCRIPTION='$2': $3"* ]] ||
+        fail "DESCRIPTION=$(printf %q "$1"): '$out' lacks DESCRIPTION='$2': $3"
+}
+bad_description $'rack\x01 4' 'rack\x01 4' "control character"
+bad_description $'two\nlines' 'two\nlines' "control character"
+bad_description $'red \x1b[31m' 'red \x1b[31m' "control character"
+bad_description $'caf\xe9' 'caf\xe9' "not UTF-8"
+bad_description $'surrogate \xed\xa0\x80' 'surrogate \xed\xa0\x80' "not UTF-8"
+# (a long value is shown cut, so that the reason still fits the line)
+bad_description "$(printf 'x%.0s' $(seq 1 1025))" "$(printf 'x%.0s' $(seq 1 400))..." "longer than 1024 bytes"
+
+# Settings may also be given as TAPMESH_<NAME>, which wins over NAME (generic
+# names like OUTPUT or FILTER may come from a container's own environment);
+# a flag wins over both. The bad TAPMESH_ value is the one reported.
+"$CAPTURE" --help | has "TAPMESH_NAME, which wins over NAME" || fail "capture --help does not mention TAPMESH_ names"
+rc=0
+out=$(NODE_ID=plain TAPMESH_NODE_ID='bad id!' METRICS_ADDRPORT= "$CAPTURE" 2>&1) || rc=$?
+[ "$rc" = 2 ] && [[ "$out" == *"TAPMESH_NODE_ID='bad id!'"* ]] || fail "TAPMESH_NODE_ID not read: $rc $out"
+rc=0
+out=$(NODE_ID='bad id!' TAPMESH_NODE_ID=fine METRICS_ADDRPORT= "$CAPTURE" 2>&1) || rc=$?
+[ "$rc" = 2 ] && [[ "$out" == *"nothing to capture"* && "$out" != *"bad id"* ]] ||
+    fail "NODE_ID was checked although TAPMESH_NODE_ID is set: $rc $out"
+# A mistyped or stray name is logged as a warning (start-up goes on); the
+# variables ctest gives this script are not passed on to the binaries.
+rc=0
+out=$(DEVCE=lo TAPMESH_BOGUS=1 METRICS_ADDRPORT= "$CAPTURE" 2>&1) || rc=$?
+[ "$rc" = 2 ] && [[ "$out" == *"nothing to capture"* ]] || fail "DEVCE=lo: $rc $out"
+printf '%s\n' "$out" | has 'tapmesh-capture\[[0-9]*\] warn: DEVCE is no setting; did you mean DEVICE?$' ||
+    fail "no typo warning for DEVCE: $out"
+printf '%s\n' "$out" | has 'tapmesh-capture\[[0-9]*\] warn: TAPMESH_BOGUS is no setting' ||
+    fail "no warning for TAPMESH_BOGUS: $out"
+[ "$(printf '%s\n' "$out" | grep -c 'is no setting')" = 2 ] || fail "other warnings: $out"
+rc=0
+out=$(METRICS_ADDRPORT= "$CAPTURE" 2>&1) || rc=$?
+[ "$rc" = 2 ] && [[ "$out" != *"is no setting"* ]] || fail "warnings from the test's own environment: $out"
+
+# Observed end to end: the output's IDB is named after TAPMESH_NODE_ID (or
+# the flag), never the plain NODE_ID, and carries a multi-byte UTF-8
+# DESCRIPTION whole.
+pick_port; tm_data=$PORT
+pick_port; tm_metrics=$PORT
+descr='Zürich → rack 4 ✓ 😀'
+start tm-collect COLLECT_ENDPOINT=tcp://127.0.0.1:$tm_data METRICS_ADDRPORT=127.0.0.1:$tm_metrics \
+    OUTPUT=$WORK/tm.pcapng NODE_ID=collector -- "$COLLECT"
+wait_listening "$tm_metrics" 10
+start tm-env NODE_ID=plain TAPMESH_NODE_ID=winner "DESCRIPTION=$descr" READ_FILE=$DATA/sample-ether.pcap \
+    RELAY_ENDPOINT=tcp://127.0.0.1:$tm_data METRICS_ADDRPORT= -- "$CAPTURE"
+expect_exit tm-env 60 0
+start tm-flag NODE_ID=plain TAPMESH_NODE_ID=winner READ_FILE=$DATA/sample-ether.pcap \
+    RELAY_ENDPOINT=tcp://127.0.0.1:$tm_data METRICS_ADDRPORT= -- "$CAPTURE" --node-id flagged
+expect_exit tm-flag 60 0
+wait_metric "$tm_metrics" 'tapmesh_collect_source_packets_total{source="winner"}' 800 5
+wait_metric "$tm_metrics" 'tapmesh_collect_source_packets_total{source="flagged"}' 800 5
+[ -z "$(metric "$tm_metrics" 'tapmesh_collect_source_packets_total{source="plain"}')" ] ||
+    fail "a source named after the plain NODE_ID"
+stop tm-collect
+[ "$RC" = 0 ] || fail "collect exited $RC after SIGTERM"
+LC_ALL=C grep -aqF "winner/sample-ether.pcap" "$WORK/tm.pcapng" || fail "no IDB named winner/"
+LC_ALL=C grep -aqF "flagged/sample-ether.pcap" "$WORK/tm.pcapng" || fail "no IDB named flagged/"
+LC_ALL=C grep -aqF "plain/" "$WORK/tm.pcapng" && fail "an IDB named after the plain NODE_ID"
+LC_ALL=C grep -aqF "$descr" "$WORK/tm.pcapng" || fail "the IDB lacks the description '$descr'"
+
 # relay
 expect_bad relay "$RELAY" RELAY_ENDPOINT 'tcp://127.0.0.1:1,udp://x:1'
 expect_bad relay "$RELAY" COLLECT_ENDPOINT 'http://x'

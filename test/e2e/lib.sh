@@ -10,6 +10,9 @@ root=$(cd "$here/../.." && pwd)
 BIN=${TAPMESH_BIN:-$root/build/services}
 TOOLS=${TAPMESH_TOOLS:-$root/build/test}
 DATA=${TAPMESH_DATA:-$root/test/data}
+# ... and not passed on to the binaries, which would warn that TAPMESH_BIN
+# and the others are no settings of theirs.
+export -n TAPMESH_BIN TAPMESH_TOOLS TAPMESH_DATA
 CAPTURE=$BIN/capture/tapmesh-capture
 RELAY=$BIN/relay/tapmesh-relay
 COLLECT=$BIN/collect/tapmesh-collect

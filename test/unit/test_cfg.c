@@ -6,7 +6,10 @@
  * cfg_endpoint_check and cfg_addrport_parse are also tested directly.
  *
  * Every variable is named TT_* so that nothing from the caller's environment
- * leaks in; the teardown unsets every variable a test set.
+ * leaks in (TT_* and TAPMESH_* are removed before the first test); the
+ * teardown unsets every variable a test set. Tests of the warnings about
+ * the environment run cfg_load in an environment of their own
+ * (s_load_in_env), since those look at every variable.
  */
 #include <errno.h>
 #include <limits.h>
@@ -25,6 +28,7 @@
 #include <cmocka.h>
 
 #include "cfg.h"
+#include "wire.h"
 
 #define PROG "tapmesh-test"
 
@@ -62,7 +66,8 @@ static void s_unsetenv_all(void)
     s_nenvs = 0;
 }
 
-/* Removes any TT_* variable the caller of the test binary happened to set. */
+/* Removes any TT_* or TAPMESH_* variable the caller of the test binary
+ * happened to set (TAPMESH_TT_COUNT would be read as TT_COUNT). */
 extern char **environ;
 
 static int s_group_setup(void **state)
@@ -71,7 +76,7 @@ static int s_group_setup(void **state)
     for (;;) {
         char name[128] = "";
         for (char **e = environ; *e; e++) {
-            if (strncmp(*e, "TT_", 3) == 0) {
+            if (strncmp(*e, "TT_", 3) == 0 || strncmp(*e, "TAPMESH_", 8) == 0) {
                 size_t n = strcspn(*e, "=");
                 if (n < sizeof name) {
                     memcpy(name, *e, n);
@@ -156,7 +161,8 @@ static void s_assert_ok(s_run_t *r)
 }
 
 /* An error: no cfg, nothing on `out`, one line in err naming everything in
- * the NULL-terminated list of needles. */
+ * the NULL-terminated list of needles. One line means no control character
+ * at all: the value is shown escaped. */
 static void s_assert_error(s_run_t *r, ...)
 {
     if (r->rc != CFG_EXIT_ERROR)
@@ -164,6 +170,9 @@ static void s_assert_error(s_run_t *r, ...)
     assert_null(r->cfg);
     assert_int_equal(r->outlen, 0);
     assert_null(strchr(r->err, '\n'));
+    for (const unsigned char *p = (const unsigned char *)r->err; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            fail_msg("control character 0x%02x in the error \"%s\"", *p, r->err);
     s_assert_contains(r->err, PROG ": ");
     va_list ap;
     va_start(ap, r);
@@ -215,8 +224,9 @@ static const cfg_row_t s_rows[] = {
     {"TT_READ_FILE", CFG_FILE, NULL, 0, 0, NULL, false, "Capture to read."},
     {"TT_SPOOL_DIR", CFG_DIR, NULL, 0, 0, NULL, false, "Spool directory."},
     {"TT_OUTPUT", CFG_PATH, "-", 0, 0, NULL, false, "Where to write."},
-    {"TT_DESCRIPTION", CFG_STR, "hello world", 0, 0, NULL, false, "Free text."},
+    {"TT_DESCRIPTION", CFG_TEXT, "hello world", 0, 0, NULL, false, "Free text."},
     {"TT_BATCH_MAX_BYTES", CFG_INT, NULL, 1024, 16777216, NULL, false, "Batch size."},
+    {"TT_FILTER", CFG_STR, "", 0, 0, NULL, false, "Any text."},
 };
 
 static const cfg_row_t *s_row(const char *env)
@@ -303,7 +313,8 @@ static void test_empty_env_falls_back_to_default(void **state)
     s_run_free(&r);
 }
 
-/* Free text is the exception: empty is a value (clears a description). */
+/* Free text is the exception: empty is a value (clears a description),
+ * for CFG_TEXT as for CFG_STR. */
 static void test_empty_str_is_a_value(void **state)
 {
     (void)state;
@@ -313,6 +324,12 @@ static void test_empty_str_is_a_value(void **state)
     s_assert_ok(&r);
     assert_string_equal(cfg_str(r.cfg, "TT_DESCRIPTION"), "");
     assert_false(cfg_is_set(r.cfg, "TT_DESCRIPTION"));
+    s_run_free(&r);
+
+    static const cfg_row_t str[] = {{"TT_STR", CFG_STR, "dflt", 0, 0, NULL, false, "Str."}};
+    s_env_one(&r, str, "");
+    s_assert_ok(&r);
+    assert_string_equal(cfg_str(r.cfg, "TT_STR"), "");
     s_run_free(&r);
 }
 
@@ -452,11 +469,30 @@ static void test_name(void **state)
     assert_true(cfg_name_valid(max));
 
     const char *why = "1 to 64 characters";
-    static const char *const bad[] = {"has space", "semi;colon", "quo\"te",   "a/b",
-                                      "a=b",       "n\xc3\xa9",  "tab\there", "brace{x}"};
+    static const char *const bad[] = {"has space", "semi;colon", "quo\"te", "a/b",
+                                      "a=b",       "n\xc3\xa9",  "brace{x}"};
     for (size_t i = 0; i < NROWS(bad); i++) {
         s_env_bad(row, bad[i], why);
         assert_false(cfg_name_valid(bad[i]));
+    }
+    /* control characters and bytes that are not UTF-8 are shown escaped, so
+     * that the message stays one line */
+    static const struct {
+        const char *text, *shown;
+    } escaped[] = {
+        {"tab\there", "'tab\\there'"},
+        {"new\nline", "'new\\nline'"},
+        {"cr\r", "'cr\\r'"},
+        {"esc\x1b[0m", "'esc\\x1b[0m'"},
+        {"del\x7f", "'del\\x7f'"},
+        {"caf\xe9", "'caf\\xe9'"},
+        {"nel\xc2\x85", "'nel\\xc2\\x85'"},
+    };
+    for (size_t i = 0; i < NROWS(escaped); i++) {
+        s_env_one(&r, row, escaped[i].text);
+        s_assert_error(&r, "TT_NODE_ID=", escaped[i].shown, why, NULL);
+        s_run_free(&r);
+        assert_false(cfg_name_valid(escaped[i].text));
     }
     s_env_bad(row, over, why);
     assert_false(cfg_name_valid(over));
@@ -809,17 +845,228 @@ static void test_path(void **state)
     s_run_free(&r);
 }
 
+/* CFG_STR takes anything: interface names, BPF filters. */
 static void test_str(void **state)
 {
     (void)state;
-    const cfg_row_t *row = s_row("TT_DESCRIPTION");
-    static const char *const good[] = {"x",   "rack 4, port 17", "ünïcödé",
-                                       "a=b", "--dashes",        "'quoted'"};
+    const cfg_row_t *row = s_row("TT_FILTER");
+    static const char *const good[] = {"x",        "rack 4, port 17", "ünïcödé", "a=b",
+                                       "--dashes", "'quoted'",        "tab\tok", "caf\xe9"};
     for (size_t i = 0; i < NROWS(good); i++) {
         s_run_t r;
         s_env_ok(&r, row, good[i]);
         s_run_free(&r);
     }
+}
+
+/* ---- CFG_TEXT --------------------------------------------------------- */
+
+/* `text` as a HELLO's description and an interface's: wire_encode takes
+ * it, and wire_decode gives it back byte for byte. */
+static void s_assert_encodes(const char *text)
+{
+    static wire_msg_t msg, back;
+    static uint8_t frame[WIRE_COMMAND_MAX];
+    wire_msg_init(&msg, WIRE_HELLO, "edge-1", 1);
+    snprintf(msg.hello.description, sizeof msg.hello.description, "%s", text);
+    msg.hello.iface_count = 1;
+    msg.hello.ifaces[0].linktype = 1;
+    msg.hello.ifaces[0].snaplen = 65535;
+    snprintf(msg.hello.ifaces[0].name, sizeof msg.hello.ifaces[0].name, "eth0");
+    snprintf(msg.hello.ifaces[0].description, sizeof msg.hello.ifaces[0].description, "%s", text);
+    size_t len = wire_encode(&msg, frame, sizeof frame);
+    if (len == 0)
+        fail_msg("accepted text does not encode: '%s'", text);
+    assert_int_equal(wire_decode(frame, len, &back), WIRE_OK);
+    assert_string_equal(back.hello.description, text);
+    assert_string_equal(back.hello.ifaces[0].description, text);
+}
+
+/* `copies` times `unit`, then `tail`, in a new string the caller frees. */
+static char *s_repeat(const char *unit, size_t copies, const char *tail)
+{
+    size_t ul = strlen(unit), tl = strlen(tail);
+    char *t = malloc(ul * copies + tl + 1);
+    assert_non_null(t);
+    for (size_t i = 0; i < copies; i++)
+        memcpy(t + i * ul, unit, ul);
+    memcpy(t + ul * copies, tail, tl + 1);
+    return t;
+}
+
+static void test_text_accepts(void **state)
+{
+    (void)state;
+    const cfg_row_t *row = s_row("TT_DESCRIPTION");
+    static const char *const good[] = {
+        "x",
+        "rack 4, port 17",
+        "ünïcödé",
+        "Zürich → rack 4 ✓",
+        "日本語の説明",
+        "\xf0\x9f\x98\x80 U+1F600",
+        "~ \\ \" ' = , ; # { } | `",
+        "\xc2\xa0 U+00A0, the first after the C1 controls",
+        "\xdf\xbf U+07FF",
+        "\xe0\xa0\x80 U+0800",
+        "\xed\x9f\xbf U+D7FF",
+        "\xee\x80\x80 U+E000",
+        "\xef\xbf\xbd U+FFFD \xef\xbf\xbf U+FFFF",
+        "\xf0\x90\x80\x80 U+10000",
+        "\xf4\x8f\xbf\xbf U+10FFFF",
+    };
+    for (size_t i = 0; i < NROWS(good); i++) {
+        s_run_t r;
+        s_env_ok(&r, row, good[i]);
+        s_run_free(&r);
+        char why[200] = "untouched";
+        if (cfg_text_check(good[i], why, sizeof why) != 0)
+            fail_msg("'%s' refused: %s", good[i], why);
+        s_assert_encodes(good[i]);
+    }
+    /* exactly what the wire carries: 1024 bytes, in 1-, 2-, 3- and 4-byte
+     * characters */
+    char *longest[] = {s_repeat("x", 1024, ""), s_repeat("\xc3\xa9", 512, ""),
+                       s_repeat("\xe2\x82\xac", 341, "x"), s_repeat("\xf0\x9f\x98\x80", 256, "")};
+    for (size_t i = 0; i < NROWS(longest); i++) {
+        assert_int_equal(strlen(longest[i]), WIRE_TEXT_MAX);
+        s_run_t r;
+        s_env_ok(&r, row, longest[i]);
+        s_run_free(&r);
+        s_assert_encodes(longest[i]);
+        free(longest[i]);
+    }
+    /* empty is a value, and encodes */
+    s_run_t r;
+    s_env_ok(&r, row, "");
+    s_run_free(&r);
+    s_assert_encodes("");
+    assert_int_equal(cfg_text_check("", NULL, 0), 0);
+}
+
+/* Every class of value the wire or a reader cannot take, refused with one
+ * line naming the variable, the value (escaped) and the reason. */
+static const struct {
+    const char *text, *shown, *why;
+} s_bad_texts[] = {
+    /* control characters: C0, DEL, C1 */
+    {"a\x01z", "'a\\x01z'", "control character U+0001 at byte 1"},
+    {"tab\there", "'tab\\there'", "control character U+0009 at byte 3"},
+    {"two\nlines", "'two\\nlines'", "control character U+000A at byte 3"},
+    {"cr\r", "'cr\\r'", "control character U+000D at byte 2"},
+    {"red \x1b[31m", "'red \\x1b[31m'", "control character U+001B at byte 4"},
+    {"del\x7f", "'del\\x7f'", "control character U+007F at byte 3"},
+    {"nel \xc2\x85", "'nel \\xc2\\x85'", "control character U+0085 at byte 4"},
+    {"\xc2\x80", "'\\xc2\\x80'", "control character U+0080 at byte 0"},
+    {"csi \xc2\x9b", "'csi \\xc2\\x9b'", "control character U+009B at byte 4"},
+    /* overlong forms */
+    {"\xc0\xaf", "'\\xc0\\xaf'", "not UTF-8 at byte 0 (overlong form)"},
+    {"\xc0\x80", "'\\xc0\\x80'", "not UTF-8 at byte 0 (overlong form)"},
+    {"a\xc1\xbf", "'a\\xc1\\xbf'", "not UTF-8 at byte 1 (overlong form)"},
+    {"\xe0\x80\xaf", "'\\xe0\\x80\\xaf'", "not UTF-8 at byte 0 (overlong form)"},
+    {"\xe0\x9f\xbf", "'\\xe0\\x9f\\xbf'", "not UTF-8 at byte 0 (overlong form)"},
+    {"\xf0\x80\x80\xaf", "'\\xf0\\x80\\x80\\xaf'", "not UTF-8 at byte 0 (overlong form)"},
+    {"\xf0\x8f\xbf\xbf", "'\\xf0\\x8f\\xbf\\xbf'", "not UTF-8 at byte 0 (overlong form)"},
+    /* surrogates, alone or paired (CESU-8) */
+    {"\xed\xa0\x80", "'\\xed\\xa0\\x80'", "not UTF-8 at byte 0 (surrogate)"},
+    {"x\xed\xbf\xbf", "'x\\xed\\xbf\\xbf'", "not UTF-8 at byte 1 (surrogate)"},
+    {"\xed\xa0\xbd\xed\xb8\x80", "'\\xed\\xa0\\xbd\\xed\\xb8\\x80'", "(surrogate)"},
+    /* above U+10FFFF */
+    {"\xf4\x90\x80\x80", "'\\xf4\\x90\\x80\\x80'", "not UTF-8 at byte 0 (above U+10FFFF)"},
+    {"\xf5\x80\x80\x80", "'\\xf5\\x80\\x80\\x80'", "not UTF-8 at byte 0 (above U+10FFFF)"},
+    {"\xf7\xbf\xbf\xbf", "'\\xf7\\xbf\\xbf\\xbf'", "not UTF-8 at byte 0 (above U+10FFFF)"},
+    {"\xf8\x88\x80\x80\x80", "'\\xf8\\x88\\x80\\x80\\x80'", "not UTF-8 at byte 0"},
+    {"\xfe", "'\\xfe'", "not UTF-8 at byte 0"},
+    {"\xff", "'\\xff'", "not UTF-8 at byte 0"},
+    /* sequences cut short: at the end, by ASCII, by another lead byte */
+    {"\xc3", "'\\xc3'", "not UTF-8 at byte 0 (sequence cut short)"},
+    {"ab\xe2\x82", "'ab\\xe2\\x82'", "not UTF-8 at byte 2 (sequence cut short)"},
+    {"\xf0\x9f\x98", "'\\xf0\\x9f\\x98'", "not UTF-8 at byte 0 (sequence cut short)"},
+    {"\xe2\x82x", "'\\xe2\\x82x'", "not UTF-8 at byte 0 (sequence cut short)"},
+    {"\xc3\xc3\xa9", "'\\xc3\xc3\xa9'", "not UTF-8 at byte 0 (sequence cut short)"},
+    {"caf\xe9", "'caf\\xe9'", "not UTF-8 at byte 3 (sequence cut short)"},
+    {"caf\xe9 au lait", "'caf\\xe9 au lait'", "not UTF-8 at byte 3 (sequence cut short)"},
+    /* a continuation byte without a lead */
+    {"\x80", "'\\x80'", "not UTF-8 at byte 0 (stray continuation byte)"},
+    {"a\xbfz", "'a\\xbfz'", "not UTF-8 at byte 1 (stray continuation byte)"},
+    {"\xc3\xa9\xa9", "'\xc3\xa9\\xa9'", "not UTF-8 at byte 2 (stray continuation byte)"},
+};
+
+static void test_text_rejects(void **state)
+{
+    (void)state;
+    const cfg_row_t *row = s_row("TT_DESCRIPTION");
+    for (size_t i = 0; i < NROWS(s_bad_texts); i++) {
+        s_run_t r;
+        s_env_one(&r, row, s_bad_texts[i].text);
+        s_assert_error(&r, "TT_DESCRIPTION=", s_bad_texts[i].shown, s_bad_texts[i].why, NULL);
+        s_run_free(&r);
+
+        char why[200] = "";
+        if (cfg_text_check(s_bad_texts[i].text, why, sizeof why) != -EINVAL)
+            fail_msg("cfg_text_check accepted '%s'", s_bad_texts[i].shown);
+        s_assert_contains(why, s_bad_texts[i].why);
+    }
+    /* from a flag, the flag is named too */
+    s_run_t r;
+    s_load(&r, s_rows, NROWS(s_rows), ARGV("--tt-description=a\x01z"));
+    s_assert_error(&r, "--tt-description (TT_DESCRIPTION)='a\\x01z': control character", NULL);
+    s_run_free(&r);
+
+    /* longer than the wire's 1024 bytes, however it is made up */
+    char *longer[] = {s_repeat("x", 1025, ""), s_repeat("\xc3\xa9", 513, ""),
+                      s_repeat("x", 1023, "\xc3\xa9"), s_repeat("y", 5000, "")};
+    for (size_t i = 0; i < NROWS(longer); i++) {
+        s_env_one(&r, row, longer[i]);
+        s_assert_error(&r, "TT_DESCRIPTION=", "longer than 1024 bytes", NULL);
+        s_run_free(&r);
+        char why[200] = "";
+        assert_int_equal(cfg_text_check(longer[i], why, sizeof why), -EINVAL);
+        s_assert_contains(why, "longer than 1024 bytes");
+        free(longer[i]);
+    }
+
+    /* a short reason buffer is truncated, never overrun */
+    char tiny[8];
+    memset(tiny, 'x', sizeof tiny);
+    assert_int_equal(cfg_text_check("\x01", tiny, sizeof tiny), -EINVAL);
+    assert_int_equal(strlen(tiny), sizeof tiny - 1);
+}
+
+/* A long value is shown cut (at a character boundary), so that the reason
+ * still fits the caller's line. */
+static void test_error_value_cut(void **state)
+{
+    (void)state;
+    char *name = s_repeat("a", 1000, "");
+    s_run_t r;
+    s_env_one(&r, s_row("TT_NODE_ID"), name);
+    name[400] = '\0';
+    char shown[512];
+    snprintf(shown, sizeof shown, "TT_NODE_ID='%s...': must be 1 to 64 characters", name);
+    s_assert_error(&r, shown, NULL);
+    s_run_free(&r);
+    free(name);
+
+    /* cut between characters, never inside one */
+    char *text = s_repeat("\xc3\xa9", 600, "");
+    s_env_one(&r, s_row("TT_DESCRIPTION"), text);
+    text[400] = '\0';
+    snprintf(shown, sizeof shown, "TT_DESCRIPTION='%s...': longer than 1024", text);
+    s_assert_error(&r, shown, NULL);
+    s_run_free(&r);
+    free(text);
+    /* 'x' then escapes of 4 bytes each: the cut is at a whole escape */
+    text = s_repeat("\x01", 600, "");
+    text[0] = 'x';
+    s_env_one(&r, s_row("TT_DESCRIPTION"), text);
+    s_assert_error(&r, "TT_DESCRIPTION='x\\x01\\x01",
+                   "\\x01...': control character U+0001 at byte 1", NULL);
+    s_assert_lacks(r.err, "\\x0...");
+    s_assert_lacks(r.err, "\\x...");
+    s_assert_lacks(r.err, "\\...");
+    s_run_free(&r);
+    free(text);
 }
 
 /* ---- required rows ---------------------------------------------------- */
@@ -1090,6 +1337,423 @@ static void test_error_truncated(void **state)
     assert_memory_equal(err, PROG ": ", 14);
 }
 
+/* ---- TAPMESH_<NAME> --------------------------------------------------- */
+
+static void test_tapmesh_prefix(void **state)
+{
+    (void)state;
+    s_setenv("TT_COUNT", "5");
+    s_setenv("TAPMESH_TT_COUNT", "6");
+    s_setenv("TAPMESH_TT_NODE_ID", "prefixed"); /* the plain name unset */
+    s_setenv("TT_POLICY", "last");              /* the prefixed name unset */
+    s_setenv("TT_DESCRIPTION", "plain text");
+    s_setenv("TAPMESH_TT_DESCRIPTION", "prefixed text");
+    s_run_t r;
+    s_load(&r, s_rows, NROWS(s_rows), NOARGS);
+    s_assert_ok(&r);
+    assert_int_equal(cfg_int(r.cfg, "TT_COUNT"), 6);
+    assert_string_equal(cfg_str(r.cfg, "TT_COUNT"), "6");
+    assert_string_equal(cfg_str(r.cfg, "TT_NODE_ID"), "prefixed");
+    assert_int_equal(cfg_enum(r.cfg, "TT_POLICY"), 2);
+    assert_string_equal(cfg_str(r.cfg, "TT_DESCRIPTION"), "prefixed text");
+    s_run_free(&r);
+
+    /* a flag wins over both */
+    s_load(&r, s_rows, NROWS(s_rows),
+           ARGV("--tt-count", "7", "--tt-node-id=flagged", "--tt-description", "flag text"));
+    s_assert_ok(&r);
+    assert_int_equal(cfg_int(r.cfg, "TT_COUNT"), 7);
+    assert_string_equal(cfg_str(r.cfg, "TT_NODE_ID"), "flagged");
+    assert_string_equal(cfg_str(r.cfg, "TT_DESCRIPTION"), "flag text");
+    s_run_free(&r);
+
+    /* the plain value under a prefixed one is never checked */
+    s_setenv("TT_COUNT", "garbage");
+    s_load(&r, s_rows, NROWS(s_rows), NOARGS);
+    s_assert_ok(&r);
+    assert_int_equal(cfg_int(r.cfg, "TT_COUNT"), 6);
+    s_run_free(&r);
+
+    /* a bad prefixed value is reported under its own name */
+    s_setenv("TAPMESH_TT_COUNT", "x9");
+    s_load(&r, s_rows, NROWS(s_rows), NOARGS);
+    s_assert_error(&r, "TAPMESH_TT_COUNT='x9': not an integer", NULL);
+    s_assert_lacks(r.err, "garbage");
+    s_run_free(&r);
+    /* ... unless a flag replaces it */
+    s_load(&r, s_rows, NROWS(s_rows), ARGV("--tt-count", "x8"));
+    s_assert_error(&r, "--tt-count (TT_COUNT)='x8': not an integer", NULL);
+    s_assert_lacks(r.err, "TAPMESH_");
+    s_run_free(&r);
+
+    /* set but empty, the prefixed name still wins, as an empty flag does:
+     * back to the default, or the empty text */
+    s_setenv("TT_COUNT", "5");
+    s_setenv("TAPMESH_TT_COUNT", "");
+    s_setenv("TAPMESH_TT_DESCRIPTION", "");
+    s_load(&r, s_rows, NROWS(s_rows), NOARGS);
+    s_assert_ok(&r);
+    assert_int_equal(cfg_int(r.cfg, "TT_COUNT"), 42);
+    assert_string_equal(cfg_str(r.cfg, "TT_DESCRIPTION"), "");
+    s_run_free(&r);
+}
+
+static void test_tapmesh_prefix_required(void **state)
+{
+    (void)state;
+    static const cfg_row_t rows[] = {
+        {"TT_NEEDED", CFG_STR, NULL, 0, 0, NULL, true, "Must be given."}};
+    s_setenv("TAPMESH_TT_NEEDED", "given");
+    s_run_t r;
+    s_load(&r, rows, NROWS(rows), NOARGS);
+    s_assert_ok(&r);
+    assert_string_equal(cfg_str(r.cfg, "TT_NEEDED"), "given");
+    s_run_free(&r);
+    /* an empty prefixed name hides the plain one: not given */
+    s_setenv("TAPMESH_TT_NEEDED", "");
+    s_setenv("TT_NEEDED", "plain");
+    s_load(&r, rows, NROWS(rows), NOARGS);
+    s_assert_error(&r, "TAPMESH_TT_NEEDED is not set", NULL);
+    s_run_free(&r);
+}
+
+/* ---- warnings about the environment ----------------------------------- */
+
+/* Runs cfg_load with exactly the "NAME=VALUE" strings of `env` (NULL at the
+ * end) as the environment, and restores the process's own afterwards. */
+static void s_load_in_env(s_run_t *r, const cfg_row_t *rows, size_t nrows, const char *const *env,
+                          const char *const *args)
+{
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **saved = calloc(n + 1, sizeof *saved);
+    assert_non_null(saved);
+    for (size_t i = 0; i < n; i++) {
+        saved[i] = strdup(environ[i]);
+        assert_non_null(saved[i]);
+    }
+    assert_int_equal(clearenv(), 0);
+    for (size_t i = 0; env[i]; i++) {
+        char *pair = strdup(env[i]);
+        assert_non_null(pair);
+        char *eq = strchr(pair, '=');
+        assert_non_null(eq);
+        *eq = '\0';
+        assert_int_equal(setenv(pair, eq + 1, 1), 0);
+        free(pair);
+    }
+    s_load(r, rows, nrows, args);
+    assert_int_equal(clearenv(), 0);
+    for (size_t i = 0; i < n; i++) {
+        char *eq = strchr(saved[i], '=');
+        if (eq) {
+            *eq = '\0';
+            assert_int_equal(setenv(saved[i], eq + 1, 1), 0);
+        }
+        free(saved[i]);
+    }
+    free(saved);
+}
+
+/* The warnings are exactly `want` (NULL at the end), in any order, each
+ * once. */
+static void s_assert_warnings(const cfg_t *cfg, const char *const *want)
+{
+    size_t n = 0;
+    while (cfg_warning(cfg, n))
+        n++;
+    size_t nwant = 0;
+    while (want[nwant])
+        nwant++;
+    for (size_t w = 0; w < nwant; w++) {
+        size_t seen = 0;
+        for (size_t i = 0; i < n; i++)
+            seen += strcmp(cfg_warning(cfg, i), want[w]) == 0;
+        if (seen != 1) {
+            char all[4096] = "";
+            for (size_t i = 0; i < n; i++) {
+                strncat(all, cfg_warning(cfg, i), sizeof all - strlen(all) - 1);
+                strncat(all, " | ", sizeof all - strlen(all) - 1);
+            }
+            fail_msg("warning \"%s\" seen %zu times; all: %s", want[w], seen, all);
+        }
+    }
+    if (n != nwant) {
+        for (size_t i = 0; i < n; i++)
+            print_message("warning: %s\n", cfg_warning(cfg, i));
+        fail_msg("%zu warnings, expected %zu", n, nwant);
+    }
+}
+
+#define S_ROW(name)                                                                                \
+    {                                                                                              \
+        name, CFG_STR, NULL, 0, 0, NULL, false, "A setting."                                       \
+    }
+
+/* Every setting of tapmesh-capture, -relay and -collect. */
+static const cfg_row_t s_real_rows[] = {
+    S_ROW("NODE_ID"),          S_ROW("METRICS_ADDRPORT"),
+    S_ROW("LOG_LEVEL"),        S_ROW("DEVICE"),
+    S_ROW("READ_FILE"),        S_ROW("FILTER"),
+    S_ROW("SNAPLEN"),          S_ROW("PROMISC"),
+    S_ROW("IMMEDIATE_MODE"),   S_ROW("PCAP_BUFFER_MB"),
+    S_ROW("TSTAMP_TYPE"),      S_ROW("REPLAY_SPEED"),
+    S_ROW("RELAY_ENDPOINT"),   S_ROW("DESCRIPTION"),
+    S_ROW("BATCH_MAX_BYTES"),  S_ROW("BATCH_MAX_DELAY_MS"),
+    S_ROW("INFLIGHT_BATCHES"), S_ROW("ACK_TIMEOUT_MS"),
+    S_ROW("RETRY_TIMEOUT_S"),  S_ROW("DLQ_DIR"),
+    S_ROW("BUFFER_MAX_MB"),    S_ROW("HEARTBEAT_MS"),
+    S_ROW("COLLECT_ENDPOINT"), S_ROW("FANOUT"),
+    S_ROW("HOP_TIMEOUT_MS"),   S_ROW("PENDING_MAX"),
+    S_ROW("MAX_SOURCES"),      S_ROW("OUTPUT"),
+    S_ROW("ROTATE_MB"),        S_ROW("ROTATE_S"),
+    S_ROW("STATE_DIR"),        S_ROW("FLUSH_MS"),
+    S_ROW("ANNOTATE"),         S_ROW("MAX_BATCH_MB"),
+    S_ROW("OUTPUT_FORMAT"),    S_ROW("LINKTYPE_POLICY"),
+    S_ROW("MERGE_WINDOW_MS"),  S_ROW("SOURCE_IDLE_S"),
+    S_ROW("STARTUP_WAIT_MS"),  S_ROW("MERGE_MAX_MB"),
+    S_ROW("OUTPUT_BUFFER_KB"), S_ROW("EXPECT_SOURCES"),
+};
+
+static void test_typo_warnings(void **state)
+{
+    (void)state;
+    static const char *const env[] = {
+        "DEVCE=lo",                  /* a letter left out */
+        "OUPTUT=/tmp/out",           /* two swapped */
+        "FILTRE=tcp",                /* two swapped */
+        "LOG_LEVELS=debug",          /* one too many */
+        "STATEDIR=/var/lib/x",       /* the underscore left out */
+        "SNAPLNE=96",                /* swapped */
+        "node_id=edge-1",            /* lower case */
+        "DEVICE_=eth0",              /* trailing underscore */
+        "TAPMESH_DEVCE=lo",          /* prefixed, mistyped */
+        "TAPMESH_node_id=edge",      /* prefixed, lower case */
+        "TAPMESH_BIN=/opt/bin",      /* prefixed, no setting near */
+        "TAPMESH_=x",                /* the bare prefix */
+        "TAPMESH_COLLECT_PORT=5710", /* not Kubernetes' tcp://... form */
+        "TAPMES_OUTPUT=-",           /* the prefix mistyped */
+        "TAPMESHOUTPUT=-",           /* the prefix's underscore left out */
+        /* exact names: no warning */
+        "DEVICE=eth0",
+        "TAPMESH_OUTPUT=-",
+        "FILTER=udp",
+        "TAPMESH_LOG_LEVEL=warn",
+        /* three edits or more away, or nothing like a setting: no warning */
+        "DXVXCX=1",
+        "OUTPUTXYZ=1",
+        "FOO=1",
+        "BAR_BAZ=1",
+        "MY_APP_DEVICE_ID=1",
+        "X=1",
+        NULL,
+    };
+    static const char *const want[] = {
+        "DEVCE is no setting; did you mean DEVICE?",
+        "OUPTUT is no setting; did you mean OUTPUT?",
+        "FILTRE is no setting; did you mean FILTER?",
+        "LOG_LEVELS is no setting; did you mean LOG_LEVEL?",
+        "STATEDIR is no setting; did you mean STATE_DIR?",
+        "SNAPLNE is no setting; did you mean SNAPLEN?",
+        "node_id is no setting; did you mean NODE_ID?",
+        "DEVICE_ is no setting; did you mean DEVICE?",
+        "TAPMESH_DEVCE is no setting; did you mean TAPMESH_DEVICE?",
+        "TAPMESH_node_id is no setting; did you mean TAPMESH_NODE_ID?",
+        "TAPMESH_BIN is no setting; see --help",
+        "TAPMESH_ is no setting; see --help",
+        "TAPMESH_COLLECT_PORT is no setting; see --help",
+        "TAPMES_OUTPUT is no setting; did you mean TAPMESH_OUTPUT?",
+        "TAPMESHOUTPUT is no setting; did you mean TAPMESH_OUTPUT?",
+        NULL,
+    };
+    s_run_t r;
+    s_load_in_env(&r, s_real_rows, NROWS(s_real_rows), env, NOARGS);
+    s_assert_ok(&r); /* warnings do not stop start-up */
+    s_assert_warnings(r.cfg, want);
+    /* a mistyped name sets nothing */
+    assert_string_equal(cfg_str(r.cfg, "DEVICE"), "eth0");
+    assert_false(cfg_is_set(r.cfg, "NODE_ID"));
+    assert_false(cfg_is_set(r.cfg, "STATE_DIR"));
+    assert_string_equal(cfg_str(r.cfg, "OUTPUT"), "-");
+    s_run_free(&r);
+}
+
+/* Names of 4 or 5 characters are near at one edit, of 3 or fewer never. */
+static void test_typo_short_names(void **state)
+{
+    (void)state;
+    static const cfg_row_t rows[] = {S_ROW("ZONE"), S_ROW("PEERS"), S_ROW("ABC"), S_ROW("SNAPLEN")};
+    static const char *const env[] = {
+        "ZONES=1", "PEER=1",  "SNPLN=1", /* near */
+        "ZONXS=1", "PEARL=1", "ABD=1",   "AB=1", "ABCD=1", "NAPLX=1", "zone=1", NULL,
+    };
+    static const char *const want[] = {
+        "ZONES is no setting; did you mean ZONE?",
+        "PEER is no setting; did you mean PEERS?",
+        "SNPLN is no setting; did you mean SNAPLEN?",
+        "zone is no setting; did you mean ZONE?",
+        NULL,
+    };
+    s_run_t r;
+    s_load_in_env(&r, rows, NROWS(rows), env, NOARGS);
+    s_assert_ok(&r);
+    s_assert_warnings(r.cfg, want);
+    s_run_free(&r);
+}
+
+/* The nearest setting is named; on a tie, the first in the table. */
+static void test_typo_nearest(void **state)
+{
+    (void)state;
+    static const cfg_row_t rows[] = {S_ROW("ROTATE_MB"), S_ROW("ROTATE_S"), S_ROW("OUTPUT_X"),
+                                     S_ROW("OUTPUT_Y")};
+    static const char *const env[] = {"ROTATE_SS=1", "ROTATE_M=1", "OUTPUT_Z=1", NULL};
+    static const char *const want[] = {
+        "ROTATE_SS is no setting; did you mean ROTATE_S?",
+        "ROTATE_M is no setting; did you mean ROTATE_MB?",
+        "OUTPUT_Z is no setting; did you mean OUTPUT_X?",
+        NULL,
+    };
+    s_run_t r;
+    s_load_in_env(&r, rows, NROWS(rows), env, NOARGS);
+    s_assert_ok(&r);
+    s_assert_warnings(r.cfg, want);
+    s_run_free(&r);
+}
+
+/* No false alarm: a shell's, a container's and a Kubernetes pod's usual
+ * environment, next to every real setting given both ways. */
+static void test_no_warning_usual_environment(void **state)
+{
+    (void)state;
+    static const char *const usual[] = {
+        "PATH=/usr/bin",
+        "HOME=/root",
+        "USER=root",
+        "LOGNAME=root",
+        "TERM=xterm",
+        "SHELL=/bin/sh",
+        "PWD=/",
+        "OLDPWD=/tmp",
+        "SHLVL=1",
+        "LANG=C.UTF-8",
+        "LANGUAGE=en",
+        "HOSTNAME=edge-1",
+        "HOSTTYPE=x86_64",
+        "OSTYPE=linux-gnu",
+        "MAIL=/var/mail/root",
+        "TZ=UTC",
+        "TMPDIR=/tmp",
+        "EDITOR=vi",
+        "VISUAL=vi",
+        "PAGER=less",
+        "DISPLAY=:0",
+        "COLUMNS=80",
+        "LINES=24",
+        "_=/usr/bin/env",
+        "LC_ALL=C",
+        "LC_CTYPE=C.UTF-8",
+        "XDG_RUNTIME_DIR=/run/user/0",
+        "SSH_AUTH_SOCK=/tmp/a",
+        "SSH_TTY=/dev/pts/0",
+        "NODE_IP=10.0.0.7",
+        "NODE_NAME=worker-1",
+        "HOST_IP=10.0.0.7",
+        "POD_IP=10.1.0.9",
+        "POD_NAME=capture-0",
+        "POD_NAMESPACE=net",
+        "http_proxy=http://p:3128",
+        "no_proxy=localhost",
+        "container=podman",
+        "DEBIAN_FRONTEND=noninteractive",
+        "ASAN_OPTIONS=detect_leaks=1",
+        "CI=true",
+        "LD_LIBRARY_PATH=/opt/lib",
+        "MAKEFLAGS=-j2",
+        /* Kubernetes' service variables, for a service named tapmesh-collect */
+        "KUBERNETES_SERVICE_HOST=10.96.0.1",
+        "KUBERNETES_SERVICE_PORT=443",
+        "KUBERNETES_PORT=tcp://10.96.0.1:443",
+        "KUBERNETES_PORT_443_TCP=tcp://10.96.0.1:443",
+        "TAPMESH_COLLECT_SERVICE_HOST=10.96.3.4",
+        "TAPMESH_COLLECT_SERVICE_PORT=5710",
+        "TAPMESH_COLLECT_SERVICE_PORT_DATA=5710",
+        "TAPMESH_COLLECT_PORT=tcp://10.96.3.4:5710",
+        "TAPMESH_COLLECT_PORT_5710_TCP=tcp://10.96.3.4:5710",
+        "TAPMESH_COLLECT_PORT_5710_TCP_PROTO=tcp",
+        "TAPMESH_COLLECT_PORT_5710_TCP_PORT=5710",
+        "TAPMESH_COLLECT_PORT_5710_TCP_ADDR=10.96.3.4",
+        "TAPMESH_RELAY_PORT_9710_UDP=udp://10.96.3.5:9710",
+    };
+    /* the usual environment, then every setting plain and prefixed */
+    const size_t nusual = NROWS(usual), nrows = NROWS(s_real_rows);
+    const char **env = calloc(nusual + 2 * nrows + 1, sizeof *env);
+    char **made = calloc(2 * nrows, sizeof *made);
+    assert_non_null(env);
+    assert_non_null(made);
+    size_t n = 0;
+    for (size_t i = 0; i < nusual; i++)
+        env[n++] = usual[i];
+    for (size_t i = 0; i < nrows; i++) {
+        made[2 * i] = malloc(128);
+        made[2 * i + 1] = malloc(128);
+        assert_non_null(made[2 * i]);
+        assert_non_null(made[2 * i + 1]);
+        snprintf(made[2 * i], 128, "%s=1", s_real_rows[i].env);
+        snprintf(made[2 * i + 1], 128, "TAPMESH_%s=1", s_real_rows[i].env);
+        env[n++] = made[2 * i];
+        env[n++] = made[2 * i + 1];
+    }
+    env[n] = NULL;
+    s_run_t r;
+    s_load_in_env(&r, s_real_rows, nrows, env, NOARGS);
+    s_assert_ok(&r);
+    static const char *const none[] = {NULL};
+    s_assert_warnings(r.cfg, none);
+    s_run_free(&r);
+    for (size_t i = 0; i < 2 * nrows; i++)
+        free(made[i]);
+    free(made);
+    free(env);
+
+    /* the exemptions matter: NODE_IP is one edit from NODE_ID */
+    static const char *const near[] = {"NODE_IX=1", NULL};
+    static const char *const want[] = {"NODE_IX is no setting; did you mean NODE_ID?", NULL};
+    s_load_in_env(&r, s_real_rows, nrows, near, NOARGS);
+    s_assert_ok(&r);
+    s_assert_warnings(r.cfg, want);
+    s_run_free(&r);
+}
+
+static void test_warning_accessor(void **state)
+{
+    (void)state;
+    static const char *const quiet[] = {"TT_COUNT=3", NULL};
+    s_run_t r;
+    s_load_in_env(&r, s_rows, NROWS(s_rows), quiet, NOARGS);
+    s_assert_ok(&r);
+    assert_int_equal(cfg_int(r.cfg, "TT_COUNT"), 3);
+    assert_null(cfg_warning(r.cfg, 0));
+    assert_null(cfg_warning(r.cfg, SIZE_MAX));
+    s_run_free(&r);
+
+    static const char *const one[] = {"TT_COUNTT=3", NULL};
+    s_load_in_env(&r, s_rows, NROWS(s_rows), one, NOARGS);
+    s_assert_ok(&r);
+    assert_string_equal(cfg_warning(r.cfg, 0), "TT_COUNTT is no setting; did you mean TT_COUNT?");
+    assert_null(cfg_warning(r.cfg, 1));
+    assert_null(cfg_warning(r.cfg, SIZE_MAX));
+    assert_int_equal(cfg_int(r.cfg, "TT_COUNT"), 42);
+    s_run_free(&r);
+
+    /* --help ignores the environment's names */
+    s_load_in_env(&r, s_rows, NROWS(s_rows), one, ARGV("--help"));
+    assert_int_equal(r.rc, CFG_EXIT_HELP);
+    s_assert_contains(r.out, "TAPMESH_");
+    s_run_free(&r);
+}
+
 /* ---- --help and --version --------------------------------------------- */
 
 /* What --help must say about each row of s_rows, in table order: the env
@@ -1111,6 +1775,7 @@ static const char *const s_help_blocks[] = {
     "  TT_DESCRIPTION, --tt-description TEXT\n      Free text.\n      default: hello world\n",
     "  TT_BATCH_MAX_BYTES, --tt-batch-max-bytes N\n      Batch size.\n"
     "      default: unset; range 1024..16777216\n",
+    "  TT_FILTER, --tt-filter TEXT\n      Any text.\n      default: unset\n",
 };
 _Static_assert(NROWS(s_help_blocks) == NROWS(s_rows), "one help block per row");
 
@@ -1227,6 +1892,9 @@ int main(void)
         T(test_dir),
         T(test_path),
         T(test_str),
+        T(test_text_accepts),
+        T(test_text_rejects),
+        T(test_error_value_cut),
         T(test_required),
         T(test_flag_overrides_env),
         T(test_flag_names_derived),
@@ -1238,6 +1906,13 @@ int main(void)
         T(test_positional_argument),
         T(test_no_rows),
         T(test_error_truncated),
+        T(test_tapmesh_prefix),
+        T(test_tapmesh_prefix_required),
+        T(test_typo_warnings),
+        T(test_typo_short_names),
+        T(test_typo_nearest),
+        T(test_no_warning_usual_environment),
+        T(test_warning_accessor),
         T(test_help),
         T(test_help_required_row),
         T(test_version),
