@@ -1,0 +1,698 @@
+/*
+ * test_relay — the relay's engine in-process, without sockets: messages
+ * built with the codec are handed over as the ROUTER and the DEALERs would
+ * receive them; everything the relay sends is captured and decoded, with
+ * its destination and route. Payloads are real packets (the sample
+ * capture). Covers each fan-out mode with a next hop down and back, a hop
+ * that stops acknowledging, the acknowledgements owed (all hops, one hop,
+ * every part), resends, a full pending table, sources without HELLO, the
+ * hop limit, malformed input, and the timers in deadline order.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "metrics.h"
+#include "relay.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <pcap/pcap.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_SENT 1024
+#define EPOCH 77
+#define PEER "edge1-peer"
+
+/* ---- packets: the sample as payload frames ----------------------------- */
+
+typedef struct {
+    uint64_t ts;
+    uint32_t caplen, origlen;
+    uint8_t *data;
+} pkt_t;
+
+static pkt_t *s_ref;
+static size_t s_nref;
+
+static void s_load_reference(void)
+{
+    if (s_ref)
+        return;
+    char err[PCAP_ERRBUF_SIZE];
+    pcap_t *p = pcap_open_offline_with_tstamp_precision(TAPMESH_TEST_DATA "/sample-ether.pcap",
+                                                        PCAP_TSTAMP_PRECISION_NANO, err);
+    assert_non_null(p);
+    struct pcap_pkthdr *h;
+    const u_char *d;
+    size_t cap = 0;
+    while (pcap_next_ex(p, &h, &d) == 1) {
+        if (s_nref == cap) {
+            cap = cap ? cap * 2 : 1024;
+            s_ref = realloc(s_ref, cap * sizeof *s_ref);
+        }
+        pkt_t *r = &s_ref[s_nref++];
+        r->ts = (uint64_t)h->ts.tv_sec * 1000000000u + (uint64_t)h->ts.tv_usec;
+        r->caplen = h->caplen;
+        r->origlen = h->len;
+        r->data = malloc(h->caplen);
+        memcpy(r->data, d, h->caplen);
+    }
+    pcap_close(p);
+    assert_true(s_nref >= 400);
+}
+
+static uint8_t s_payload[8 << 20];
+
+/* Packets [from, from + n) of the sample as one payload frame. */
+static size_t s_make_payload(size_t from, size_t n)
+{
+    size_t len;
+    assert_true(wire_packets_begin(s_payload, sizeof s_payload, &len));
+    for (size_t i = from; i < from + n; i++) {
+        wire_packet_t w = {.ts_ns = s_ref[i].ts,
+                           .caplen = s_ref[i].caplen,
+                           .origlen = s_ref[i].origlen,
+                           .data = s_ref[i].data};
+        assert_true(wire_packets_put(s_payload, sizeof s_payload, &len, &w));
+    }
+    return len;
+}
+
+/* ---- what the relay sends ---------------------------------------------- */
+
+typedef struct {
+    int hop;        /* RELAY_DOWN or a next hop */
+    char route[64]; /* the first identity of the route */
+    unsigned route_count;
+    wire_msg_t msg;
+    uint8_t *payload;
+    size_t plen;
+} sent_t;
+
+typedef struct {
+    metrics_t *metrics;
+    relay_t *r;
+    sent_t *sent;
+    size_t nsent;
+    int fail[HOPS_MAX]; /* sends to hop i return this (0: succeed) */
+} fixture_t;
+
+static int s_on_send(void *ctx, int hop, const route_t *route, const uint8_t *cmd, size_t len,
+                     zmq_msg_t *payload)
+{
+    fixture_t *f = ctx;
+    if (hop >= 0 && f->fail[hop])
+        return f->fail[hop];
+    assert_true(f->nsent < MAX_SENT);
+    sent_t *s = &f->sent[f->nsent++];
+    s->hop = hop;
+    assert_int_equal(wire_decode(cmd, len, &s->msg), WIRE_OK);
+    s->route_count = route ? route->count : 0;
+    s->route[0] = '\0';
+    if (route && route->count) {
+        memcpy(s->route, route->id[0], route->len[0]);
+        s->route[route->len[0]] = '\0';
+    }
+    s->payload = NULL;
+    s->plen = 0;
+    if (payload) {
+        s->plen = zmq_msg_size(payload);
+        s->payload = malloc(s->plen ? s->plen : 1);
+        memcpy(s->payload, zmq_msg_data(payload), s->plen);
+    }
+    return 0;
+}
+
+static relay_opts_t s_opts;
+static char s_endpoints[HOPS_MAX][256] = {"tcp://hop-a:5710", "tcp://hop-b:5710",
+                                          "tcp://hop-c:5710"};
+
+static void s_default_opts(void)
+{
+    s_opts = (relay_opts_t){.node_id = "r1",
+                            .fanout = RELAY_FAILOVER,
+                            .hops = (const char(*)[256])s_endpoints,
+                            .nhops = 2,
+                            .filter = "",
+                            .hop_timeout_ms = 3000,
+                            .retry_ms = 10000,
+                            .pending_max = 1024,
+                            .max_sources = 16};
+}
+
+static int s_setup(void **state)
+{
+    s_load_reference();
+    fixture_t *f = calloc(1, sizeof *f);
+    f->sent = calloc(MAX_SENT, sizeof *f->sent);
+    f->metrics = metrics_new("relay", "test");
+    char err[512];
+    f->r = relay_new(&s_opts, f->metrics, s_on_send, f, err, sizeof err);
+    assert_non_null(f->r);
+    for (unsigned i = 0; i < s_opts.nhops; i++)
+        relay_on_link(f->r, i, true, 0);
+    *state = f;
+    return 0;
+}
+
+static void s_clear(fixture_t *f)
+{
+    for (size_t i = 0; i < f->nsent; i++)
+        free(f->sent[i].payload);
+    f->nsent = 0;
+}
+
+static int s_teardown(void **state)
+{
+    fixture_t *f = *state;
+    relay_destroy(&f->r);
+    assert_null(f->r);
+    metrics_destroy(&f->metrics);
+    s_clear(f);
+    free(f->sent);
+    free(f);
+    s_default_opts();
+    return 0;
+}
+
+static int s_setup_duplicate(void **state)
+{
+    s_opts.fanout = RELAY_DUPLICATE;
+    return s_setup(state);
+}
+
+static int s_setup_flowhash(void **state)
+{
+    s_opts.fanout = RELAY_FLOWHASH;
+    return s_setup(state);
+}
+
+static int s_setup_small_table(void **state)
+{
+    s_opts.pending_max = 16;
+    return s_setup(state);
+}
+
+/* ---- handing messages in --------------------------------------------------- */
+
+static void s_frames(frames_t *in, const char *peer, const wire_msg_t *m, const uint8_t *payload,
+                     size_t plen)
+{
+    static uint8_t cmd[WIRE_COMMAND_MAX];
+    size_t len = wire_encode(m, cmd, sizeof cmd);
+    assert_true(len > 0);
+    memset(in, 0, sizeof *in);
+    zmq_msg_init_size(&in->part[0], strlen(peer));
+    memcpy(zmq_msg_data(&in->part[0]), peer, strlen(peer));
+    zmq_msg_init(&in->part[1]);
+    zmq_msg_init_size(&in->part[2], len);
+    memcpy(zmq_msg_data(&in->part[2]), cmd, len);
+    in->count = 3;
+    if (payload) {
+        zmq_msg_init_size(&in->part[3], plen);
+        memcpy(zmq_msg_data(&in->part[3]), payload, plen);
+        in->count = 4;
+    }
+    in->total = in->count;
+    in->envelope = 1;
+    in->framed = true;
+}
+
+/* From a source, as the ROUTER receives it: [PEER] [""] [command] [payload]. */
+static void s_up(fixture_t *f, const wire_msg_t *m, const uint8_t *payload, size_t plen,
+                 int64_t now)
+{
+    frames_t in;
+    s_frames(&in, PEER, m, payload, plen);
+    relay_on_upstream(f->r, &in, now);
+    frames_close(&in);
+}
+
+/* From next hop `hop`, as its DEALER receives it: [PEER] [""] [command]. */
+static void s_down(fixture_t *f, unsigned hop, const wire_msg_t *m, int64_t now)
+{
+    frames_t in;
+    s_frames(&in, PEER, m, NULL, 0);
+    relay_on_downstream(f->r, hop, &in, now);
+    frames_close(&in);
+}
+
+static wire_msg_t s_m;
+
+static void s_hello(fixture_t *f, int64_t now)
+{
+    wire_msg_init(&s_m, WIRE_HELLO, "edge1", EPOCH);
+    snprintf(s_m.hello.description, sizeof s_m.hello.description, "test");
+    s_m.hello.iface_count = 1;
+    s_m.hello.ifaces[0] = (wire_iface_t){.linktype = 1, .snaplen = 262144, .name = "eth0"};
+    s_up(f, &s_m, NULL, 0, now);
+}
+
+/* BATCH seq (part/parts) with sample packets [from, from + n). */
+static void s_batch(fixture_t *f, uint64_t seq, uint16_t part, uint16_t parts, size_t from,
+                    size_t n, int64_t now)
+{
+    size_t plen = s_make_payload(from, n);
+    wire_msg_init(&s_m, WIRE_BATCH, "edge1", EPOCH);
+    s_m.batch.seq = seq;
+    s_m.batch.part = part;
+    s_m.batch.parts = parts;
+    s_m.batch.watermark = s_ref[from + n - 1].ts;
+    s_m.batch.packet_count = (uint32_t)n;
+    s_m.batch.payload_len = (uint32_t)plen;
+    s_up(f, &s_m, s_payload, plen, now);
+}
+
+static void s_ack_from(fixture_t *f, unsigned hop, uint64_t seq, uint16_t part, int64_t now)
+{
+    wire_msg_init(&s_m, WIRE_ACK, "edge1", EPOCH);
+    s_m.ack.count = 1;
+    s_m.ack.entries[0] = (wire_ack_entry_t){.seq = seq, .part = part};
+    s_down(f, hop, &s_m, now);
+}
+
+/* ---- looking at what went out ---------------------------------------------- */
+
+/* The index of the only message sent since `from` to `hop` of `type`; fails
+ * unless there is exactly one. */
+static const sent_t *s_only(const fixture_t *f, size_t from, int hop, wire_type_t type)
+{
+    const sent_t *found = NULL;
+    size_t n = 0;
+    for (size_t i = from; i < f->nsent; i++)
+        if (f->sent[i].hop == hop && f->sent[i].msg.type == type) {
+            found = &f->sent[i];
+            n++;
+        }
+    if (n != 1)
+        fail_msg("%zu messages of type %d to hop %d since %zu, expected 1", n, type, hop, from);
+    return found;
+}
+
+static size_t s_count(const fixture_t *f, size_t from, int hop, wire_type_t type)
+{
+    size_t n = 0;
+    for (size_t i = from; i < f->nsent; i++)
+        n += f->sent[i].hop == hop && f->sent[i].msg.type == type;
+    return n;
+}
+
+/* A forwarded batch: the source's envelope, our hop record, the packets
+ * [from, from + n) byte for byte. */
+static void s_check_forwarded(const sent_t *s, uint64_t seq, size_t from, size_t n)
+{
+    assert_int_equal(s->msg.type, WIRE_BATCH);
+    assert_string_equal(s->msg.source, "edge1");
+    assert_int_equal(s->msg.epoch, EPOCH);
+    assert_int_equal(s->msg.batch.seq, seq);
+    assert_int_equal(s->route_count, 1);
+    assert_string_equal(s->route, PEER);
+    assert_int_equal(s->msg.batch.hop_count, 1);
+    assert_string_equal(s->msg.batch.hops[0].node, "r1");
+    assert_int_equal(s->msg.batch.packet_count, n);
+    size_t plen = s_make_payload(from, n);
+    assert_int_equal(s->plen, plen);
+    assert_memory_equal(s->payload, s_payload, plen);
+}
+
+/* An ACK sent back to the source for exactly these (seq, part) entries. */
+static void s_check_acked(const fixture_t *f, size_t from, const uint64_t *seqs, size_t n)
+{
+    const sent_t *s = s_only(f, from, RELAY_DOWN, WIRE_ACK);
+    assert_string_equal(s->route, PEER);
+    assert_string_equal(s->msg.source, "edge1");
+    assert_int_equal(s->msg.ack.count, n);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(s->msg.ack.entries[i].seq, seqs[i]);
+}
+
+static double s_metric(fixture_t *f, const char *name, const char *labels)
+{
+    size_t len;
+    char *text = metrics_render(f->metrics, &len);
+    char key[512];
+    snprintf(key, sizeof key, "\n%s%s%s%s ", name, labels ? "{" : "", labels ? labels : "",
+             labels ? "}" : "");
+    char *at = strstr(text, key);
+    double v = at ? strtod(at + strlen(key), NULL) : -1;
+    free(text);
+    return v;
+}
+
+/* ---- failover --------------------------------------------------------------- */
+
+/* One hop at a time: the first; while it is down, the next; back to the
+ * first once it returns. Each batch is acknowledged upstream once the hop
+ * it went to acknowledges it. */
+static void test_failover_hop_down_and_back(void **state)
+{
+    fixture_t *f = *state;
+    s_hello(f, 0);
+    const sent_t *h = s_only(f, 0, 0, WIRE_HELLO);
+    assert_string_equal(h->route, PEER);
+    assert_int_equal(s_count(f, 0, 1, WIRE_HELLO), 0);
+
+    size_t mark = f->nsent;
+    s_batch(f, 0, 0, 1, 0, 10, 1);
+    s_check_forwarded(s_only(f, mark, 0, WIRE_BATCH), 0, 0, 10);
+    assert_int_equal(s_count(f, mark, 1, WIRE_BATCH), 0);
+    assert_int_equal(s_count(f, mark, RELAY_DOWN, WIRE_ACK), 0);
+    mark = f->nsent;
+    s_ack_from(f, 0, 0, 0, 2);
+    uint64_t want[] = {0};
+    s_check_acked(f, mark, want, 1);
+
+    relay_on_link(f->r, 0, false, 3);
+    mark = f->nsent;
+    s_batch(f, 1, 0, 1, 10, 10, 4);
+    s_check_forwarded(s_only(f, mark, 1, WIRE_BATCH), 1, 10, 10);
+    assert_int_equal(s_count(f, mark, 0, WIRE_BATCH), 0);
+    mark = f->nsent;
+    s_ack_from(f, 1, 1, 0, 5);
+    want[0] = 1;
+    s_check_acked(f, mark, want, 1);
+
+    relay_on_link(f->r, 0, true, 6);
+    mark = f->nsent;
+    s_batch(f, 2, 0, 1, 20, 10, 7);
+    s_check_forwarded(s_only(f, mark, 0, WIRE_BATCH), 2, 20, 10);
+    assert_int_equal(s_metric(f, "tapmesh_relay_pending_batches", NULL), 1);
+    assert_int_equal(s_metric(f, "tapmesh_relay_next_hop_up", "hop=\"tcp://hop-a:5710\""), 1);
+}
+
+/* A hop that does not acknowledge for HOP_TIMEOUT_MS is passed over (its
+ * gauge says 0) until it acknowledges again. */
+static void test_failover_stall(void **state)
+{
+    fixture_t *f = *state;
+    s_hello(f, 0);
+    s_batch(f, 0, 0, 1, 0, 5, 100);
+    assert_int_equal(relay_next_deadline(f->r), 100 + 3000);
+    relay_tick(f->r, 3099);
+    assert_int_equal(s_metric(f, "tapmesh_relay_next_hop_up", "hop=\"tcp://hop-a:5710\""), 1);
+    relay_tick(f->r, 3100);
+    assert_int_equal(s_metric(f, "tapmesh_relay_next_hop_up", "hop=\"tcp://hop-a:5710\""), 0);
+    size_t mark = f->nsent;
+    s_batch(f, 1, 0, 1, 5, 5, 3200);
+    s_check_forwarded(s_only(f, mark, 1, WIRE_BATCH), 1, 5, 5);
+    /* the late acknowledgement of batch 0 from hop a: settled, hop a back */
+    mark = f->nsent;
+    s_ack_from(f, 0, 0, 0, 3300);
+    uint64_t want[] = {0};
+    s_check_acked(f, mark, want, 1);
+    assert_int_equal(s_metric(f, "tapmesh_relay_next_hop_up", "hop=\"tcp://hop-a:5710\""), 1);
+    mark = f->nsent;
+    s_batch(f, 2, 0, 1, 10, 5, 3400);
+    s_check_forwarded(s_only(f, mark, 0, WIRE_BATCH), 2, 10, 5);
+}
+
+/* No hop takes the batch (all full): dropped and counted, not tracked (the
+ * source resends); an acknowledgement the relay does not track goes
+ * upstream in failover (nothing else can owe it), counted. */
+static void test_failover_no_hop_and_unknown_acks(void **state)
+{
+    fixture_t *f = *state;
+    s_hello(f, 0);
+    f->fail[0] = f->fail[1] = -EAGAIN;
+    s_batch(f, 0, 0, 1, 0, 5, 1);
+    assert_int_equal(s_metric(f, "tapmesh_relay_dropped_no_hop_total", NULL), 1);
+    assert_int_equal(s_metric(f, "tapmesh_relay_pending_batches", NULL), 0);
+    f->fail[0] = f->fail[1] = 0;
+    size_t mark = f->nsent;
+    s_ack_from(f, 1, 42, 0, 2);
+    uint64_t want[] = {42};
+    s_check_acked(f, mark, want, 1);
+    assert_int_equal(s_metric(f, "tapmesh_relay_acks_unknown_total", NULL), 1);
+}
+
+/* Replies from a next hop (WELCOME, REFUSE) go back to the source along
+ * the route they carry. */
+static void test_replies_routed_back(void **state)
+{
+    fixture_t *f = *state;
+    s_hello(f, 0);
+    size_t mark = f->nsent;
+    wire_msg_init(&s_m, WIRE_WELCOME, "edge1", EPOCH);
+    s_down(f, 0, &s_m, 1);
+    const sent_t *w = s_only(f, mark, RELAY_DOWN, WIRE_WELCOME);
+    assert_string_equal(w->route, PEER);
+    mark = f->nsent;
+    wire_msg_init(&s_m, WIRE_REFUSE, "edge1", EPOCH);
+    s_m.refuse.code = WIRE_REFUSE_LINKTYPE;
+    snprintf(s_m.refuse.reason, sizeof s_m.refuse.reason, "link type 101, output has 1");
+    s_down(f, 0, &s_m, 2);
+    const sent_t *r = s_only(f, mark, RELAY_DOWN, WIRE_REFUSE);
+    assert_string_equal(r->msg.refuse.reason, "link type 101, output has 1");
+}
+
+/* ---- duplicate -------------------------------------------------------------- */
+
+/* Every hop gets every batch; acknowledged upstream once all have it; a
+ * resend goes only to the hops that still owe it. */
+static void test_duplicate_all_hops(void **state)
+{
+    fixture_t *f = *state;
+    s_hello(f, 0);
+    assert_int_equal(s_count(f, 0, 0, WIRE_HELLO), 1);
+    assert_int_equal(s_count(f, 0, 1, WIRE_HELLO), 1);
+    size_t mark = f->nsent;
+    s_batch(f, 0, 0, 1, 0, 20, 1);
+    s_check_forwarded(s_only(f, mark, 0, WIRE_BATCH), 0, 0, 20);
+    s_check_forwarded(s_only(f, mark, 1, WIRE_BATCH), 0, 0, 20);
+    mark = f->nsent;
+    s_ack_from(f, 0, 0, 0, 2);
+    assert_int_equal(s_count(f, mark, RELAY_DOWN, WIRE_ACK), 0);
+    /* the source resends before hop b acknowledged: only hop b gets it */
+    mark = f->nsent;
+    s_batch(f, 0, 0, 1, 0, 20, 3);
+    assert_int_equal(s_count(f, mark, 0, WIRE_BATCH), 0);
+    s_check_forwarded(s_only(f, mark, 1, WIRE_BATCH), 0, 0, 20);
+    assert_int_equal(s_metric(f, "tapmesh_relay_resends_observed_total", NULL), 1);
+    mark = f->nsent;
+    s_ack_from(f, 1, 0, 0, 4);
+    uint64_t want[] = {0};
+    s_check_acked(f, mark, want, 1);
+    /* an acknowledgement the relay does not track is not passed on: it
+     * cannot tell whether the other hops have the batch */
+    mark = f->nsent;
+    s_ack_from(f, 0, 99, 0, 5);
+    assert_int_equal(s_count(f, mark, RELAY_DOWN, WIRE_ACK), 0);
+}
+
+/* A hop that lags past RETRY_TIMEOUT_S lost the batch: the others'
+ * acknowledgement goes upstream, the lagging hop is counted and passed
+ * over; while it is down, batches go to the healthy hop only. */
+static void test_duplicate_lagging_and_down(void **state)
+{
+    fixture_t *f = *state;
+    s_hello(f, 0);
+    s_batch(f, 0, 0, 1, 0, 20, 1000);
+    s_ack_from(f, 0, 0, 0, 1001);
+    size_t mark = f->nsent;
+    relay_tick(f->r, 1000 + 9999);
+    assert_int_equal(s_count(f, mark, RELAY_DOWN, WIRE_ACK), 0);
+    assert_int_equal(relay_next_deadline(f->r), 1000 + 10000);
+    relay_tick(f->r, 1000 + 10000);
+    uint64_t want[] = {0};
+    s_check_acked(f, mark, want, 1);
+    assert_int_equal(
+        s_metric(f, "tapmesh_relay_hop_lost_batches_total", "hop=\"tcp://hop-b:5710\""), 1);
+    assert_int_equal(s_metric(f, "tapmesh_relay_next_hop_up", "hop=\"tcp://hop-b:5710\""), 0);
+    assert_int_equal(s_metric(f, "tapmesh_relay_pending_batches", NULL), 0);
+
+    relay_on_link(f->r, 1, false, 11001);
+    mark = f->nsent;
+    s_batch(f, 1, 0, 1, 20, 20, 11002);
+    s_check_forwarded(s_only(f, mark, 0, WIRE_BATCH), 1, 20, 20);
+    assert_int_equal(s_count(f, mark, 1, WIRE_BATCH), 0);
+    mark = f->nsent;
+    s_ack_from(f, 0, 1, 0, 11003);
+    want[0] = 1;
+    s_check_acked(f, mark, want, 1);
+}
+
+/* ---- flowhash --------------------------------------------------------------- */
+
+static int s_cmp_ts(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Without the source's HELLO the relay cannot split (it needs the link
+ * types): REFUSE "unknown source", nothing forwarded. With it, part i goes
+ * to hop i; every packet in exactly one part; the batch is acknowledged
+ * upstream once every part is. A hop down: its part goes to the next. */
+static void test_flowhash_parts(void **state)
+{
+    fixture_t *f = *state;
+    s_batch(f, 0, 0, 1, 0, 200, 1);
+    const sent_t *r = s_only(f, 0, RELAY_DOWN, WIRE_REFUSE);
+    assert_int_equal(r->msg.refuse.code, WIRE_REFUSE_UNKNOWN_SOURCE);
+    assert_string_equal(r->route, PEER);
+    assert_int_equal(s_count(f, 0, 0, WIRE_BATCH) + s_count(f, 0, 1, WIRE_BATCH), 0);
+    assert_int_equal(s_metric(f, "tapmesh_relay_unknown_sources_total", NULL), 1);
+
+    s_hello(f, 2);
+    size_t mark = f->nsent;
+    s_batch(f, 0, 0, 1, 0, 200, 3);
+    const sent_t *p0 = s_only(f, mark, 0, WIRE_BATCH), *p1 = s_only(f, mark, 1, WIRE_BATCH);
+    assert_int_equal(p0->msg.batch.part, 0);
+    assert_int_equal(p1->msg.batch.part, 1);
+    assert_int_equal(p0->msg.batch.parts, 2);
+    assert_int_equal(p1->msg.batch.parts, 2);
+    assert_true(p0->msg.batch.packet_count > 0 && p1->msg.batch.packet_count > 0);
+    assert_int_equal(p0->msg.batch.packet_count + p1->msg.batch.packet_count, 200);
+    /* every packet once: the timestamps of both parts are the input's */
+    uint64_t got[200], want_ts[200];
+    size_t n = 0;
+    for (const sent_t *s = p0; s; s = s == p0 ? p1 : NULL) {
+        assert_int_equal(
+            wire_packets_check(s->payload, s->plen, s->msg.batch.packet_count, 1, NULL, NULL),
+            WIRE_OK);
+        size_t off = 0;
+        wire_packet_t p;
+        while (wire_packets_next(s->payload, s->plen, &off, &p)) {
+            size_t i = 0;
+            while (i < 200 && !(s_ref[i].ts == p.ts_ns && s_ref[i].caplen == p.caplen &&
+                                memcmp(s_ref[i].data, p.data, p.caplen) == 0))
+                i++;
+            assert_true(i < 200);
+            got[n++] = p.ts_ns;
+        }
+    }
+    for (size_t i = 0; i < 200; i++)
+        want_ts[i] = s_ref[i].ts;
+    qsort(got, 200, sizeof *got, s_cmp_ts);
+    qsort(want_ts, 200, sizeof *want_ts, s_cmp_ts);
+    assert_memory_equal(got, want_ts, sizeof got);
+
+    mark = f->nsent;
+    s_ack_from(f, 0, 0, 0, 4);
+    assert_int_equal(s_count(f, mark, RELAY_DOWN, WIRE_ACK), 0);
+    s_ack_from(f, 1, 0, 1, 5);
+    uint64_t want[] = {0};
+    s_check_acked(f, mark, want, 1);
+    assert_int_equal(s_only(f, mark, RELAY_DOWN, WIRE_ACK)->msg.ack.entries[0].part, 0);
+
+    /* hop b cannot take its part (a full queue): it goes to hop a */
+    f->fail[1] = -EAGAIN;
+    mark = f->nsent;
+    s_batch(f, 1, 0, 1, 200, 200, 7);
+    assert_int_equal(s_count(f, mark, 0, WIRE_BATCH), 2);
+    assert_int_equal(s_count(f, mark, 1, WIRE_BATCH), 0);
+    /* an acknowledgement naming a part beyond any split is not taken */
+    mark = f->nsent;
+    s_ack_from(f, 0, 1, 40, 8);
+    assert_int_equal(s_count(f, mark, RELAY_DOWN, WIRE_ACK), 0);
+}
+
+/* ---- the table, the timers, bad input ------------------------------------------ */
+
+/* Beyond PENDING_MAX, batches are forwarded untracked; in failover their
+ * acknowledgements still reach the source. */
+static void test_pending_full(void **state)
+{
+    fixture_t *f = *state;
+    s_hello(f, 0);
+    for (uint64_t s = 0; s < 20; s++)
+        s_batch(f, s, 0, 1, s, 1, 1);
+    assert_int_equal(s_count(f, 0, 0, WIRE_BATCH), 20);
+    assert_int_equal(s_metric(f, "tapmesh_relay_pending_batches", NULL), 16);
+    size_t mark = f->nsent;
+    s_ack_from(f, 0, 19, 0, 2);
+    uint64_t want[] = {19};
+    s_check_acked(f, mark, want, 1);
+}
+
+/* Entries expire in the order they were first forwarded, each when its own
+ * RETRY_TIMEOUT_S has passed, and relay_next_deadline says when. */
+static void test_expiry_in_deadline_order(void **state)
+{
+    fixture_t *f = *state;
+    s_hello(f, 0);
+    for (uint64_t s = 0; s < 10; s++)
+        s_batch(f, s, 0, 1, s, 1, (int64_t)(s * 100));
+    /* the hop stalls at 3000 (none acknowledged); then expiries */
+    for (uint64_t s = 0; s < 10; s++) {
+        int64_t due = (int64_t)(s * 100) + 10000;
+        relay_tick(f->r, due - 1);
+        assert_int_equal(s_metric(f, "tapmesh_relay_pending_batches", NULL), 10 - s);
+        assert_int_equal(relay_next_deadline(f->r), due);
+        relay_tick(f->r, due);
+        assert_int_equal(s_metric(f, "tapmesh_relay_pending_batches", NULL), 9 - s);
+        assert_int_equal(s_metric(f, "tapmesh_relay_pending_expired_total", NULL), s + 1);
+    }
+    assert_true(relay_next_deadline(f->r) > 20000);
+}
+
+/* Batches that already passed 16 relays, malformed frames, reply types
+ * sent upstream, a payload of the wrong size: dropped and counted. */
+static void test_bad_input(void **state)
+{
+    fixture_t *f = *state;
+    s_hello(f, 0);
+    size_t mark = f->nsent;
+    size_t plen = s_make_payload(0, 3);
+    wire_msg_init(&s_m, WIRE_BATCH, "edge1", EPOCH);
+    s_m.batch.parts = 1;
+    s_m.batch.packet_count = 3;
+    s_m.batch.payload_len = (uint32_t)plen;
+    s_m.batch.hop_count = WIRE_HOPS_MAX;
+    for (unsigned i = 0; i < WIRE_HOPS_MAX; i++)
+        snprintf(s_m.batch.hops[i].node, sizeof s_m.batch.hops[i].node, "r%u", i);
+    s_up(f, &s_m, s_payload, plen, 1);
+    assert_int_equal(s_metric(f, "tapmesh_relay_hop_limit_total", NULL), 1);
+    s_m.batch.hop_count = 0;
+    s_m.batch.payload_len = (uint32_t)plen + 1; /* not the payload's size */
+    s_up(f, &s_m, s_payload, plen, 1);
+    wire_msg_init(&s_m, WIRE_ACK, "edge1", EPOCH); /* a reply type, upstream */
+    s_m.ack.count = 1;
+    s_up(f, &s_m, NULL, 0, 1);
+    frames_t in;
+    memset(&in, 0, sizeof in);
+    zmq_msg_init_size(&in.part[0], 3);
+    memcpy(zmq_msg_data(&in.part[0]), "abc", 3);
+    in.count = in.total = 1; /* not framed */
+    relay_on_upstream(f->r, &in, 1);
+    relay_on_downstream(f->r, 0, &in, 1);
+    frames_close(&in);
+    wire_msg_init(&s_m, WIRE_HELLO, "edge1", EPOCH); /* a request type, downstream */
+    s_m.hello.iface_count = 1;
+    s_m.hello.ifaces[0] = (wire_iface_t){.linktype = 1, .snaplen = 262144, .name = "eth0"};
+    s_down(f, 0, &s_m, 1);
+    assert_int_equal(s_count(f, mark, 0, WIRE_BATCH) + s_count(f, mark, 1, WIRE_BATCH), 0);
+    assert_int_equal(s_count(f, mark, RELAY_DOWN, WIRE_HELLO), 0);
+    double framing = s_metric(f, "tapmesh_relay_malformed_messages_total", "reason=\"framing\"");
+    double type = s_metric(f, "tapmesh_relay_malformed_messages_total", "reason=\"type\"");
+    assert_int_equal(framing, 3);
+    assert_int_equal(type, 2);
+}
+
+int main(void)
+{
+    s_default_opts();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_failover_hop_down_and_back, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_failover_stall, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_failover_no_hop_and_unknown_acks, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_replies_routed_back, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_all_hops, s_setup_duplicate, s_teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_lagging_and_down, s_setup_duplicate,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_flowhash_parts, s_setup_flowhash, s_teardown),
+        cmocka_unit_test_setup_teardown(test_pending_full, s_setup_small_table, s_teardown),
+        cmocka_unit_test_setup_teardown(test_expiry_in_deadline_order, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_input, s_setup, s_teardown),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    for (size_t i = 0; i < s_nref; i++)
+        free(s_ref[i].data);
+    free(s_ref);
+    return rc;
+}
