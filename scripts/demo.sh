@@ -6,14 +6,14 @@
 #
 #   scripts/demo.sh [CAPTURE_FILE]
 #
-# TAPMESH_DEMO_NO_SETUP=1 skips the install and build (BUILD_DIR: where the
+# DEMO_NO_SETUP=1 skips the install and build (BUILD_DIR: where the
 # binaries are, default build).
 set -eu
 cd "$(dirname "$0")/.."
 input=${1:-test/data/sample-ether.pcap}
 build=${BUILD_DIR:-build}
 
-if [ -z "${TAPMESH_DEMO_NO_SETUP:-}" ]; then
+if [ -z "${DEMO_NO_SETUP:-}" ]; then
     scripts/install-deps.sh
     cmake -S . -B "$build" >/dev/null
     cmake --build "$build" -j"$(nproc 2>/dev/null || echo 2)" >/dev/null

@@ -52,6 +52,9 @@ static const cfg_row_t s_rows[] = {
      "READ_FILE: 0 sends as fast as possible; N replays at N times the recorded pace."},
     {"RELAY_ENDPOINT", CFG_ENDPOINT, "tcp://127.0.0.1:5710", 0, 0, NULL, false,
      "ZeroMQ endpoint of the next hop (a relay or the collector) to connect to."},
+    {"CAPTURE_OWN_TRAFFIC", CFG_BOOL, "false", 0, 0, NULL, false,
+     "DEVICE: also capture the agent's own connection to RELAY_ENDPOINT (by default the "
+     "filter leaves it out, so that the agent does not capture what it sends)."},
     {"DESCRIPTION", CFG_TEXT, "", 0, 0, NULL, false,
      "Free text about this source, carried into the output's interface description."},
     {"BATCH_MAX_BYTES", CFG_INT, "262144", 1024, 16777216, NULL, false,
@@ -74,6 +77,9 @@ static const cfg_row_t s_rows[] = {
     {"HEARTBEAT_MS", CFG_INT, "250", 50, 60000, NULL, false,
      "While idle, a heartbeat with the watermark is sent this often."},
 };
+
+/* The loop passes at least this often (GET /healthz watches it). */
+#define S_WAKE_MAX_MS 1000
 
 typedef struct {
     service_t *svc;
@@ -128,13 +134,15 @@ static source_t *s_open_source(cfg_t *c, bool *live, bool *wall_clock)
     const char *filter = cfg_str(c, "FILTER");
     source_t *source;
     if (*device) {
-        source_live_opts_t o = {.device = device,
-                                .filter = filter,
-                                .snaplen = (uint32_t)cfg_int(c, "SNAPLEN"),
-                                .promisc = cfg_bool(c, "PROMISC"),
-                                .immediate = cfg_bool(c, "IMMEDIATE_MODE"),
-                                .buffer_mb = (unsigned)cfg_int(c, "PCAP_BUFFER_MB"),
-                                .tstamp_type = cfg_str(c, "TSTAMP_TYPE")};
+        source_live_opts_t o = {
+            .device = device,
+            .filter = filter,
+            .snaplen = (uint32_t)cfg_int(c, "SNAPLEN"),
+            .promisc = cfg_bool(c, "PROMISC"),
+            .immediate = cfg_bool(c, "IMMEDIATE_MODE"),
+            .buffer_mb = (unsigned)cfg_int(c, "PCAP_BUFFER_MB"),
+            .tstamp_type = cfg_str(c, "TSTAMP_TYPE"),
+            .next_hops = cfg_bool(c, "CAPTURE_OWN_TRAFFIC") ? "" : cfg_str(c, "RELAY_ENDPOINT")};
         source = source_live_open(&o, err, sizeof err);
         *live = true;
         *wall_clock = strcmp(o.tstamp_type, "adapter_unsynced") != 0;
@@ -229,8 +237,11 @@ static int s_run(void *app)
         if (agent_finished(a))
             break;
 
+        metrics_alive(c->svc->metrics);
         int64_t wake = agent_next_wake(a, now);
-        long timeout = wake > now ? (long)(wake - now) : 0;
+        long timeout = wake <= now                  ? 0
+                       : wake - now > S_WAKE_MAX_MS ? S_WAKE_MAX_MS
+                                                    : (long)(wake - now);
         zmq_pollitem_t items[3] = {{c->sock, 0, ZMQ_POLLIN, 0},
                                    {link_handle(c->link), 0, ZMQ_POLLIN, 0},
                                    {NULL, agent_poll_fd(a), ZMQ_POLLIN, 0}};

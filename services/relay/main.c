@@ -141,6 +141,7 @@ static int s_run(void *app)
             items[n++] = (zmq_pollitem_t){a->up[i], 0, ZMQ_POLLIN, 0};
             items[n++] = (zmq_pollitem_t){link_handle(a->link[i]), 0, ZMQ_POLLIN, 0};
         }
+        metrics_alive(a->svc->metrics);
         int64_t now = clock_mono_ms();
         int64_t wake = relay_next_deadline(a->relay);
         long timeout = wake <= now                  ? 0

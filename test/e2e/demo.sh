@@ -8,7 +8,7 @@ out=$WORK/demo.txt
 pick_port
 cport=$PORT
 pick_port
-TAPMESH_DEMO_NO_SETUP=1 DEMO_NO_METRICS=1 BUILD_DIR=$(dirname "$BIN") DEMO_COLLECT_PORT=$cport \
+DEMO_NO_SETUP=1 DEMO_NO_METRICS=1 BUILD_DIR=$(dirname "$BIN") DEMO_COLLECT_PORT=$cport \
     DEMO_RELAY_PORT=$PORT "$root/scripts/demo.sh" >"$out" 2>"$WORK/demo.log" ||
     fail "demo exited non-zero: $(cat "$WORK/demo.log")"
 n=$(wc -l <"$out")
