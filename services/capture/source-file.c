@@ -14,6 +14,7 @@
 #include "source-int.h"
 
 #include "clock.h"
+#include "log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -191,6 +192,7 @@ source_t *source_file_open(const char *path, unsigned speed, const char *filter,
     snprintf(self->name, sizeof self->name, "%s", basename(copy));
     if (source_set_filter(self, filter, path, err, errlen) < 0)
         goto err;
+    log_info("READ_FILE=%s: filter in force: %s", path, *filter ? filter : "none");
     snprintf(self->description, sizeof self->description, "capture file %s%s%s%s",
              is_stdin ? "(standard input)" : path, *filter ? " (filter: " : "", filter,
              *filter ? ")" : "");

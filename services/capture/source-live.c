@@ -2,8 +2,9 @@
  * source-live — packets from a network interface through libpcap:
  * pcap_create, then every option before pcap_activate (snaplen, promiscuous
  * and immediate mode, kernel buffer, nanosecond precision, timestamp type),
- * a BPF filter, non-blocking reads from a pollable descriptor. Every error
- * names the setting and the interface.
+ * a BPF filter (without the agent's own connections to its next hops:
+ * source-filter.c), non-blocking reads from a pollable descriptor. Every
+ * error names the setting and the interface.
  */
 #include "source-int.h"
 
@@ -71,6 +72,49 @@ static int s_tstamp(source_t *self, const char *dev, const char *name, char *err
     return 0;
 }
 
+static bool s_compiles(pcap_t *p, const char *program)
+{
+    struct bpf_program prog;
+    if (pcap_compile(p, &prog, program, 1, PCAP_NETMASK_UNKNOWN) < 0)
+        return false;
+    pcap_freecode(&prog);
+    return true;
+}
+
+/* Sets the user's FILTER with the agent's own connections to its next hops
+ * left out (source-filter.c), and logs the filter in force. */
+static int s_filter(source_t *self, const source_live_opts_t *o, char *err, size_t errlen)
+{
+    const char *filter = o->filter ? o->filter : "";
+    /* the user's filter alone first: its errors name FILTER, and it is known
+     * whole before it is put in parentheses */
+    if (*filter && !s_compiles(self->pcap, filter)) {
+        snprintf(err, errlen, "FILTER='%s': %s", filter, pcap_geterr(self->pcap));
+        return -EINVAL;
+    }
+    size_t len = strlen(filter) + 4096;
+    char *program = malloc(len);
+    if (!program) {
+        snprintf(err, errlen, "DEVICE=%s: out of memory", o->device);
+        return -ENOMEM;
+    }
+    int rc = source_filter_build(filter, o->next_hops, program, len, err, errlen);
+    if (rc == 0 && strcmp(program, filter) != 0 && !s_compiles(self->pcap, program) &&
+        !s_compiles(self->pcap, "ip or ip6")) {
+        /* a link type without IP (CAN, USB...) cannot carry the agent's
+         * connection: nothing to leave out */
+        log_info("DEVICE=%s: link type %s carries no IP: nothing of the agent's own to leave out",
+                 o->device, pcap_datalink_val_to_name(pcap_datalink(self->pcap)));
+        snprintf(program, len, "%s", filter);
+    }
+    if (rc == 0)
+        rc = source_set_filter(self, program, o->device, err, errlen);
+    if (rc == 0)
+        log_info("DEVICE=%s: filter in force: %s", o->device, *program ? program : "none");
+    free(program);
+    return rc;
+}
+
 source_t *source_live_open(const source_live_opts_t *o, char *err, size_t errlen)
 {
     source_t *self = source_new(&s_ops, NULL);
@@ -109,7 +153,7 @@ source_t *source_live_open(const source_live_opts_t *o, char *err, size_t errlen
         snprintf(err, errlen, "DEVICE=%s: %s", o->device, perr);
         goto err;
     }
-    if (source_set_filter(self, o->filter, o->device, err, errlen) < 0)
+    if (s_filter(self, o, err, errlen) < 0)
         goto err;
     self->fd = pcap_get_selectable_fd(self->pcap);
     if (self->fd < 0) {

@@ -35,6 +35,10 @@ typedef struct {
     bool immediate;          /* deliver packets as they arrive */
     unsigned buffer_mb;      /* kernel buffer; 0: libpcap's default */
     const char *tstamp_type; /* "host", "adapter"...; "" for the default */
+    /* The agent's next hops (RELAY_ENDPOINT, comma-separated): its own
+     * connections to them are left out of the capture (source_filter_build).
+     * NULL or "" captures everything (CAPTURE_OWN_TRAFFIC=true). */
+    const char *next_hops;
 } source_live_opts_t;
 
 typedef struct {
@@ -45,8 +49,23 @@ typedef struct {
 
 /* Opens a live capture. Returns NULL with `err` naming the setting and the
  * interface: "DEVICE=eth9: No such device exists", "FILTER='tcp port x':
- * ...", "TSTAMP_TYPE=adapter: eth0 offers host, adapter_unsynced". */
+ * ...", "TSTAMP_TYPE=adapter: eth0 offers host, adapter_unsynced",
+ * "RELAY_ENDPOINT=tcp://nohost:5710: cannot resolve nohost ...". Logs the
+ * filter in force (info). */
 source_t *source_live_open(const source_live_opts_t *opts, char *err, size_t errlen);
+
+/* The BPF program of a live capture into `out`: the user's `filter` ("" or
+ * NULL for none) without the agent's own connections to `next_hops`
+ * (comma-separated ZeroMQ endpoints): "(FILTER) and not (host H and tcp
+ * port P)", one "and not (...)" for every address of every tcp:// next hop
+ * (host names resolved here, all their addresses; "[::1]" and ZeroMQ's
+ * "tcp://SOURCE;HOST:PORT" understood), "not (...)" without a user filter.
+ * ipc:// and inproc:// add nothing; with nothing to leave out the program is
+ * the user's filter as given ("" for none). Returns 0, or -EINVAL (an
+ * endpoint that does not resolve or cannot be understood) or -ENOSPC with
+ * `err` naming RELAY_ENDPOINT. */
+int source_filter_build(const char *filter, const char *next_hops, char *out, size_t outlen,
+                        char *err, size_t errlen);
 
 /* Opens a capture file ("-" is standard input), any format and link type
  * libpcap reads. `speed` 0 reads as fast as possible; N > 0 replays at N

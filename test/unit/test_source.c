@@ -268,12 +268,187 @@ static void test_pcapng_timestamps(void **state)
     s_expect(fx->path, want_ns, 2);
 }
 
+/* ---- the live capture's program: the agent's own connections left out ---- */
+
+static void s_build(const char *filter, const char *hops, const char *want)
+{
+    char out[4096], err[512] = "";
+    int rc = source_filter_build(filter, hops, out, sizeof out, err, sizeof err);
+    if (rc != 0)
+        fail_msg("'%s' + '%s': %d %s", filter, hops, rc, err);
+    assert_string_equal(out, want);
+}
+
+static void test_filter_text(void **state)
+{
+    (void)state;
+    s_build("", "tcp://127.0.0.1:5710", "not (host 127.0.0.1 and tcp port 5710)");
+    s_build(NULL, "tcp://127.0.0.1:5710", "not (host 127.0.0.1 and tcp port 5710)");
+    s_build("udp or icmp", "tcp://127.0.0.1:5710",
+            "(udp or icmp) and not (host 127.0.0.1 and tcp port 5710)");
+    s_build("", "tcp://[::1]:5711", "not (host ::1 and tcp port 5711)");
+    /* ZeroMQ's source address: the far end is after the ';' */
+    s_build("", "tcp://127.0.0.2:6000;192.0.2.7:5710", "not (host 192.0.2.7 and tcp port 5710)");
+    s_build("", "tcp://[::2]:6000;[2001:db8::7]:5710", "not (host 2001:db8::7 and tcp port 5710)");
+    /* several next hops */
+    s_build("tcp", "tcp://127.0.0.1:5710,tcp://[::1]:5711",
+            "(tcp) and not (host 127.0.0.1 and tcp port 5710) and not (host ::1 and tcp port "
+            "5711)");
+    /* nothing crosses an interface: the user's filter as given, or none */
+    s_build("", "ipc:///tmp/tapmesh.sock,inproc://x", "");
+    s_build("udp port 9999", "ipc:///tmp/tapmesh.sock", "udp port 9999");
+    s_build("udp", "", "udp");
+    s_build("udp", NULL, "udp");
+    s_build("", "", "");
+}
+
+/* A host name: every address it has, none left to pcap_compile. */
+static void test_filter_names(void **state)
+{
+    (void)state;
+    char out[4096], err[512] = "";
+    assert_int_equal(
+        source_filter_build("", "tcp://localhost:5710", out, sizeof out, err, sizeof err), 0);
+    assert_non_null(strstr(out, "not (host 127.0.0.1 and tcp port 5710)"));
+    assert_null(strstr(out, "localhost"));
+}
+
+static void s_build_fails(const char *hops, int want, const char *mention)
+{
+    char out[4096], err[512] = "";
+    assert_int_equal(source_filter_build("", hops, out, sizeof out, err, sizeof err), want);
+    if (!strstr(err, mention))
+        fail_msg("'%s': error '%s' does not mention '%s'", hops, err, mention);
+}
+
+static void test_filter_errors(void **state)
+{
+    (void)state;
+    s_build_fails("tcp://[zz::1]:5710", -EINVAL,
+                  "RELAY_ENDPOINT=tcp://[zz::1]:5710: cannot resolve zz::1");
+    s_build_fails("tcp://[zz::1]:5710", -EINVAL, "CAPTURE_OWN_TRAFFIC=true");
+    s_build_fails("tcp://127.0.0.1:x", -EINVAL, "RELAY_ENDPOINT=tcp://127.0.0.1:x");
+    s_build_fails("tcp://127.0.0.1:0", -EINVAL, "expected tcp://HOST:PORT");
+    s_build_fails("tcp://127.0.0.1", -EINVAL, "expected tcp://HOST:PORT");
+    s_build_fails("tcp://:5710", -EINVAL, "expected tcp://HOST:PORT");
+    s_build_fails("udp://127.0.0.1:5710", -EINVAL, "RELAY_ENDPOINT=udp://127.0.0.1:5710");
+    /* too long for the caller's buffer */
+    char out[40], err[512] = "";
+    assert_int_equal(
+        source_filter_build("tcp", "tcp://127.0.0.1:5710", out, sizeof out, err, sizeof err),
+        -ENOSPC);
+}
+
+/* Crafted Ethernet frames: IPv4 or IPv6, TCP or UDP, between two ports. */
+typedef struct {
+    const char *what;
+    bool v6, udp;
+    const char *src, *dst;
+    uint16_t sport, dport;
+} pkt_t;
+
+static size_t s_packet(uint8_t *f, const pkt_t *p)
+{
+    memset(f, 0, 128);
+    f[0] = 0x02;
+    f[6] = 0x02;
+    f[11] = 1;
+    size_t l3 = 14, l4;
+    if (p->v6) {
+        s_put16(f + 12, 0x86dd, true);
+        f[l3] = 0x60;
+        s_put16(f + l3 + 4, 20, true);
+        f[l3 + 6] = p->udp ? 17 : 6;
+        f[l3 + 7] = 64;
+        assert_int_equal(inet_pton(AF_INET6, p->src, f + l3 + 8), 1);
+        assert_int_equal(inet_pton(AF_INET6, p->dst, f + l3 + 24), 1);
+        l4 = l3 + 40;
+    } else {
+        s_put16(f + 12, 0x0800, true);
+        f[l3] = 0x45;
+        s_put16(f + l3 + 2, 40, true);
+        f[l3 + 8] = 64;
+        f[l3 + 9] = p->udp ? 17 : 6;
+        assert_int_equal(inet_pton(AF_INET, p->src, f + l3 + 12), 1);
+        assert_int_equal(inet_pton(AF_INET, p->dst, f + l3 + 16), 1);
+        l4 = l3 + 20;
+    }
+    s_put16(f + l4, p->sport, true);
+    s_put16(f + l4 + 2, p->dport, true);
+    if (!p->udp)
+        f[l4 + 12] = 0x50;
+    else
+        s_put16(f + l4 + 4, 20, true);
+    return l4 + 20;
+}
+
+/* Does `program` ("" passes all) take the packet? */
+static bool s_passes(pcap_t *dead, const char *program, const pkt_t *p)
+{
+    if (!*program)
+        return true;
+    struct bpf_program prog;
+    if (pcap_compile(dead, &prog, program, 1, PCAP_NETMASK_UNKNOWN) < 0)
+        fail_msg("'%s' does not compile: %s", program, pcap_geterr(dead));
+    uint8_t frame[128];
+    struct pcap_pkthdr h = {.caplen = (bpf_u_int32)s_packet(frame, p)};
+    h.len = h.caplen;
+    bool pass = pcap_offline_filter(&prog, &h, frame) != 0;
+    pcap_freecode(&prog);
+    return pass;
+}
+
+/* The built program compiles for Ethernet, drops the agent's own flows in
+ * both directions (IPv4 and IPv6), keeps everything else, and means what
+ * the user's filter means for everything else. */
+static void test_filter_matches(void **state)
+{
+    (void)state;
+    static const pkt_t pkts[] = {
+        {"agent to collector", false, false, "127.0.0.1", "127.0.0.1", 40000, 5710},
+        {"collector to agent", false, false, "127.0.0.1", "127.0.0.1", 5710, 40000},
+        {"agent to v6 relay", true, false, "::1", "::1", 40001, 5711},
+        {"v6 relay to agent", true, false, "::1", "::1", 5711, 40001},
+        {"agent to remote hop", false, false, "192.0.2.10", "198.51.100.7", 41000, 5720},
+        {"remote hop to agent", false, false, "198.51.100.7", "192.0.2.10", 5720, 41000},
+        {"other port, same host", false, false, "127.0.0.1", "127.0.0.1", 40000, 80},
+        {"same port, other host", false, false, "10.0.0.1", "10.0.0.2", 40000, 5710},
+        {"udp to the collector's port", false, true, "127.0.0.1", "127.0.0.1", 40000, 5710},
+        {"v6 other port", true, false, "::1", "::1", 40001, 80},
+        {"v6 same port, other host", true, false, "2001:db8::1", "2001:db8::2", 40001, 5711},
+        {"remote hop, other port", false, false, "198.51.100.7", "192.0.2.10", 22, 41000},
+        {"udp dns", false, true, "10.0.0.1", "10.0.0.53", 40000, 53},
+    };
+    static const bool own[] = {true,  true,  true,  true,  true,  true, false,
+                               false, false, false, false, false, false};
+    static const char *const users[] = {"", "tcp", "udp or port 5710", "port 80 or ip6", "not udp"};
+    const char *hops = "tcp://127.0.0.1:5710,tcp://[::1]:5711,tcp://192.0.2.99:1;198.51.100.7:5720";
+    pcap_t *dead = pcap_open_dead(DLT_EN10MB, 65535);
+    assert_non_null(dead);
+    for (size_t u = 0; u < N(users); u++) {
+        char program[4096], err[512] = "";
+        assert_int_equal(
+            source_filter_build(users[u], hops, program, sizeof program, err, sizeof err), 0);
+        for (size_t i = 0; i < N(pkts); i++) {
+            bool want = !own[i] && s_passes(dead, users[u], &pkts[i]);
+            if (s_passes(dead, program, &pkts[i]) != want)
+                fail_msg("FILTER='%s', %s: %s by '%s'", users[u], pkts[i].what,
+                         want ? "dropped" : "kept", program);
+        }
+    }
+    pcap_close(dead);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_pcap_fractions, s_setup, s_teardown),
         cmocka_unit_test(test_pcap_fractions_stdin),
         cmocka_unit_test_setup_teardown(test_pcapng_timestamps, s_setup, s_teardown),
+        cmocka_unit_test(test_filter_text),
+        cmocka_unit_test(test_filter_names),
+        cmocka_unit_test(test_filter_errors),
+        cmocka_unit_test(test_filter_matches),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
