@@ -137,11 +137,3 @@ int frames_send(void *socket, const route_t *route, const uint8_t *command, size
         s_out_part(&o, NULL, route->id[i], route->len[i], true);
     return s_out_tail(&o, command, len, payload);
 }
-
-int frames_forward(void *socket, frames_t *in, const uint8_t *command, size_t len, int flags)
-{
-    s_out_t o = {.socket = socket, .flags = flags};
-    for (size_t i = 0; i < in->envelope; i++)
-        s_out_part(&o, &in->part[i], NULL, 0, true);
-    return s_out_tail(&o, command, len, frames_payload(in));
-}

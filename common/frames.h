@@ -62,8 +62,4 @@ void frames_route(const frames_t *self, route_t *route);
 int frames_send(void *socket, const route_t *route, const uint8_t *command, size_t len,
                 zmq_msg_t *payload, int flags);
 
-/* The same, with the envelope of a received message instead of a route
- * (its envelope frames are consumed once sent). */
-int frames_forward(void *socket, frames_t *in, const uint8_t *command, size_t len, int flags);
-
 #endif
