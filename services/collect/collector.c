@@ -95,15 +95,18 @@ struct collector_t {
     rejects_t rejects;
     uint32_t peer;  /* of the message being handled, for rejects */
     int64_t now_ms; /* its arrival */
+    /* the message being handled, and the reply being built: apart, since
+     * handling one (a HELLO that needs a commit first) may send others */
+    wire_msg_t in, out;
+    uint8_t cmd[WIRE_COMMAND_MAX]; /* `out`, encoded */
+    uint64_t output_bytes;         /* as counted in the metrics so far */
+    unsigned output_files;
     struct {
         metric_id_t packets, bytes, batches, duplicates, late, queued_bytes, queued_packets,
             sources_live, acks, acks_failed, forced, dedup_given_up, output_bytes, output_files,
             missing, restored_skipped, refused_linktype, refused_conflict, refused_full;
     } m;
 };
-
-static wire_msg_t s_msg; /* decode/encode scratch, large */
-static uint8_t s_cmd[WIRE_COMMAND_MAX];
 
 static int s_commit(collector_t *self, int64_t now);
 static void s_done_seq(collector_t *self, s_source_t *s, uint64_t seq, uint16_t part,
@@ -142,10 +145,10 @@ static void s_register(collector_t *self)
         metrics_counter(r, "tapmesh_collect_dedup_given_up_batches_total",
                         "Missing batches no longer tracked for duplicates (too many holes)", NULL);
     self->m.output_bytes =
-        metrics_gauge(r, "tapmesh_collect_output_bytes",
-                      "Bytes handed to the operating system for the output", NULL);
-    self->m.output_files =
-        metrics_gauge(r, "tapmesh_collect_output_files", "Output files opened (rotation)", NULL);
+        metrics_counter(r, "tapmesh_collect_output_bytes_total",
+                        "Bytes handed to the operating system for the output", NULL);
+    self->m.output_files = metrics_counter(r, "tapmesh_collect_output_files_total",
+                                           "Output files created (rotation)", NULL);
     self->m.missing =
         metrics_gauge(r, "tapmesh_collect_batches_missing",
                       "Batches not received while later ones of the same source were (gaps)", NULL);
@@ -225,21 +228,23 @@ static void s_reject(collector_t *self, wire_err_t why, const char *detail)
     rejects_drop(&self->rejects, self->peer, why, detail, self->now_ms);
 }
 
-static void s_reply(collector_t *self, const route_t *route, size_t len)
+/* Encodes self->out and sends it along `route`. */
+static void s_reply(collector_t *self, const route_t *route)
 {
+    size_t len = wire_encode(&self->out, self->cmd, sizeof self->cmd);
     if (len == 0)
         return;
-    if (self->reply(self->ctx, route, s_cmd, len) < 0)
+    if (self->reply(self->ctx, route, self->cmd, len) < 0)
         metrics_add(self->metrics, self->m.acks_failed, 1);
 }
 
 static void s_refuse(collector_t *self, const route_t *route, const char *source, uint64_t epoch,
                      wire_refuse_t code, const char *reason)
 {
-    wire_msg_init(&s_msg, WIRE_REFUSE, source, epoch);
-    s_msg.refuse.code = (uint8_t)code;
-    snprintf(s_msg.refuse.reason, sizeof s_msg.refuse.reason, "%s", reason);
-    s_reply(self, route, wire_encode(&s_msg, s_cmd, sizeof s_cmd));
+    wire_msg_init(&self->out, WIRE_REFUSE, source, epoch);
+    self->out.refuse.code = (uint8_t)code;
+    snprintf(self->out.refuse.reason, sizeof self->out.refuse.reason, "%s", reason);
+    s_reply(self, route);
 }
 
 static s_source_t *s_find(const collector_t *self, const char *id, uint64_t epoch)
@@ -329,7 +334,7 @@ static s_source_t *s_source_new(collector_t *self, const wire_msg_t *m, const ui
 
 static void s_on_hello(collector_t *self, const route_t *route, int64_t now)
 {
-    const wire_msg_t *m = &s_msg;
+    const wire_msg_t *m = &self->in;
     s_source_t *s = s_find(self, m->source, m->epoch);
     if (s) {
         bool same = s->nifaces == m->hello.iface_count;
@@ -385,18 +390,19 @@ static void s_on_hello(collector_t *self, const route_t *route, int64_t now)
     s->route = *route;
     s->last_heard_ms = now;
     s->idle = false;
-    wire_msg_init(&s_msg, WIRE_WELCOME, s->id, s->epoch);
-    s_reply(self, route, wire_encode(&s_msg, s_cmd, sizeof s_cmd));
+    wire_msg_init(&self->out, WIRE_WELCOME, s->id, s->epoch);
+    s_reply(self, route);
 }
 
 /* The source of a BATCH/HEARTBEAT/END, or NULL after telling the sender to
  * say HELLO again. */
 static s_source_t *s_known(collector_t *self, const route_t *route, int64_t now)
 {
-    s_source_t *s = s_find(self, s_msg.source, s_msg.epoch);
+    const wire_msg_t *m = &self->in;
+    s_source_t *s = s_find(self, m->source, m->epoch);
     if (!s) {
-        s_reject(self, WIRE_ERR_SOURCE, s_msg.source);
-        s_refuse(self, route, s_msg.source, s_msg.epoch, WIRE_REFUSE_UNKNOWN_SOURCE,
+        s_reject(self, WIRE_ERR_SOURCE, m->source);
+        s_refuse(self, route, m->source, m->epoch, WIRE_REFUSE_UNKNOWN_SOURCE,
                  "unknown source or epoch: send HELLO");
         return NULL;
     }
@@ -584,7 +590,7 @@ static uint32_t s_restored_written(s_source_t *s, uint64_t seq, uint16_t part)
 
 static void s_on_batch(collector_t *self, frames_t *in, const route_t *route, int64_t now)
 {
-    const wire_msg_t *m = &s_msg;
+    const wire_msg_t *m = &self->in;
     zmq_msg_t *payload = frames_payload(in);
     if (!payload) {
         s_reject(self, WIRE_ERR_FRAMING, "BATCH without its payload frame");
@@ -694,17 +700,18 @@ void collector_on_message(collector_t *self, frames_t *in, int64_t now_ms)
         s_reject(self, WIRE_ERR_FRAMING, "not delimiter + command [+ payload]");
         return;
     }
-    wire_err_t err = wire_decode(cmd, len, &s_msg);
+    wire_msg_t *m = &self->in;
+    wire_err_t err = wire_decode(cmd, len, m);
     if (err != WIRE_OK) {
         s_reject(self, err, NULL);
         return;
     }
-    if (s_msg.type != WIRE_BATCH && frames_payload(in)) {
+    if (m->type != WIRE_BATCH && frames_payload(in)) {
         s_reject(self, WIRE_ERR_FRAMING, "payload frame after a command other than BATCH");
         return;
     }
     s_source_t *s;
-    switch (s_msg.type) {
+    switch (m->type) {
     case WIRE_HELLO:
         s_on_hello(self, &route, now_ms);
         break;
@@ -715,15 +722,14 @@ void collector_on_message(collector_t *self, frames_t *in, int64_t now_ms)
     case WIRE_END:
         if (!(s = s_known(self, &route, now_ms)))
             break;
-        if (s_msg.type == WIRE_END && !s->promise_end) {
-            uint64_t never = seqset_missing_below(&s->seen, s_msg.progress.next_seq);
+        if (m->type == WIRE_END && !s->promise_end) {
+            uint64_t never = seqset_missing_below(&s->seen, m->progress.next_seq);
             if (never)
                 log_info("source %s epoch %" PRIu64 " says END after %" PRIu64 " batches; %" PRIu64
                          " of them have not arrived yet",
-                         s->id, s->epoch, s_msg.progress.next_seq, never);
+                         s->id, s->epoch, m->progress.next_seq, never);
         }
-        s_promise(self, s, s_msg.progress.watermark, s_msg.progress.next_seq,
-                  s_msg.type == WIRE_END);
+        s_promise(self, s, m->progress.watermark, m->progress.next_seq, m->type == WIRE_END);
         break;
     default:
         s_reject(self, WIRE_ERR_TYPE, "a reply type sent towards the collector");
@@ -963,52 +969,89 @@ static int s_fail(collector_t *self, int rc, const char *what)
     return rc;
 }
 
-static int s_commit(collector_t *self, int64_t now)
+/* Counts what the output handed to the operating system since the last
+ * count (bytes, and files created). */
+static void s_count_output(collector_t *self)
 {
-    if (self->broken)
-        return -EIO;
+    uint64_t bytes = output_bytes(self->output);
+    unsigned files = output_files(self->output);
+    metrics_add(self->metrics, self->m.output_bytes, bytes - self->output_bytes);
+    metrics_add(self->metrics, self->m.output_files, files - self->output_files);
+    self->output_bytes = bytes;
+    self->output_files = files;
+}
+
+/* Records the intent (STATE_DIR), then hands the buffer to the operating
+ * system. */
+static int s_flush(collector_t *self)
+{
     journal_t *j = self->opts.journal;
     bool wrote = output_buffered(self->output) > 0;
     if (j && (wrote || self->ndone) && s_intent(self) < 0)
         return s_fail(self, -EIO, journal_error(j));
     self->ndone = 0;
     int rc = output_flush(self->output);
-    metrics_set(self->metrics, self->m.output_bytes, (double)output_bytes(self->output));
+    s_count_output(self);
     if (rc < 0) {
         char what[600];
         snprintf(what, sizeof what, "%s: %s", output_name(self->output), strerror(-rc));
         return s_fail(self, rc, what);
     }
     self->buffered_since_ms = -1;
-    for (size_t i = 0; i < self->nsources; i++) {
-        s_source_t *s = self->sources[i];
-        if (!s->nacks)
-            continue;
-        for (size_t done = 0; done < s->nacks;) {
-            size_t n = s->nacks - done < WIRE_ACKS_MAX ? s->nacks - done : WIRE_ACKS_MAX;
-            wire_msg_init(&s_msg, WIRE_ACK, s->id, s->epoch);
-            s_msg.ack.count = (uint16_t)n;
-            memcpy(s_msg.ack.entries, s->acks + done, n * sizeof *s->acks);
-            s_reply(self, &s->route, wire_encode(&s_msg, s_cmd, sizeof s_cmd));
-            done += n;
-        }
-        metrics_add(self->metrics, self->m.acks, s->nacks);
-        s->nacks = 0;
-    }
-    rc = output_rotate_if_due(self->output, now);
+    return 0;
+}
+
+/* The one path of every rotation, busy or idle: moves to the next file
+ * when one is due, records it in the journal before anything is written to
+ * it, writes its header blocks (so the file appears with every interface
+ * in it), logs it and counts it. */
+static int s_rotate(collector_t *self, int64_t now)
+{
+    int rc = output_rotate_if_due(self->output, now);
     if (rc < 0) {
         char what[600];
         snprintf(what, sizeof what, "%s: cannot start the next file: %s", output_name(self->output),
                  strerror(-rc));
         return s_fail(self, rc, what);
     }
-    if (rc > 0) {
-        log_info("output: now writing %s", output_path(self->output));
-        metrics_set(self->metrics, self->m.output_files, (double)output_files(self->output));
-        self->buffered_since_ms = now; /* the new file's header blocks */
-        if (j && journal_file(j, output_path(self->output)) < 0)
-            return s_fail(self, -EIO, journal_error(j));
+    if (rc == 0)
+        return 0;
+    journal_t *j = self->opts.journal;
+    if (j && journal_file(j, output_path(self->output)) < 0)
+        return s_fail(self, -EIO, journal_error(j));
+    rc = s_flush(self);
+    if (rc < 0)
+        return rc;
+    log_info("output: now writing %s", output_path(self->output));
+    return 0;
+}
+
+static int s_commit(collector_t *self, int64_t now)
+{
+    if (self->broken)
+        return -EIO;
+    int rc = s_flush(self);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < self->nsources; i++) {
+        s_source_t *s = self->sources[i];
+        if (!s->nacks)
+            continue;
+        for (size_t done = 0; done < s->nacks;) {
+            size_t n = s->nacks - done < WIRE_ACKS_MAX ? s->nacks - done : WIRE_ACKS_MAX;
+            wire_msg_init(&self->out, WIRE_ACK, s->id, s->epoch);
+            self->out.ack.count = (uint16_t)n;
+            memcpy(self->out.ack.entries, s->acks + done, n * sizeof *s->acks);
+            s_reply(self, &s->route);
+            done += n;
+        }
+        metrics_add(self->metrics, self->m.acks, s->nacks);
+        s->nacks = 0;
     }
+    rc = s_rotate(self, now);
+    if (rc < 0)
+        return rc;
+    journal_t *j = self->opts.journal;
     if (j && journal_wants_compaction(j) && s_compact(self) < 0)
         return s_fail(self, -EIO, journal_error(j));
     return 0;
@@ -1023,7 +1066,7 @@ int collector_commit(collector_t *self, int64_t now_ms, bool force)
     for (size_t i = 0; !acks && i < self->nsources; i++)
         acks = self->sources[i]->nacks > 0;
     if (!buffered && !acks)
-        return output_rotate_if_due(self->output, now_ms) < 0 ? s_commit(self, now_ms) : 0;
+        return s_rotate(self, now_ms); /* idle: only a rotation may be due */
     if (!force && buffered && self->opts.flush_ms > 0 && self->buffered_since_ms >= 0 &&
         now_ms - self->buffered_since_ms < self->opts.flush_ms)
         return 0; /* a little more may join this write */

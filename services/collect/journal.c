@@ -371,6 +371,64 @@ static bool s_intent_written(const s_replay_t *rp)
     return false;
 }
 
+/* True when `path` is a capture file that no reader can open: empty, a
+ * pcapng section header without a whole interface block after it, or a
+ * pcap file header cut short (left by a collector stopped before its first
+ * interface, or cut back to nothing). Anything else, a readable capture or
+ * no capture at all, is not the journal's to judge. */
+static bool s_unreadable_capture(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+        return false;
+    if (st.st_size == 0)
+        return true;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    uint8_t b[8192]; /* a section header and an interface block of ours fit */
+    ssize_t got = pread(fd, b, sizeof b, 0);
+    close(fd);
+    if (got <= 0)
+        return false;
+    size_t n = (size_t)got, size = (size_t)st.st_size;
+    static const uint8_t magic[5][4] = {{0x0a, 0x0d, 0x0d, 0x0a}, /* pcapng SHB */
+                                        {0xa1, 0xb2, 0xc3, 0xd4},
+                                        {0xd4, 0xc3, 0xb2, 0xa1},
+                                        {0xa1, 0xb2, 0x3c, 0x4d},
+                                        {0x4d, 0x3c, 0xb2, 0xa1}};
+    int kind = -1;
+    for (int k = 0; k < 5 && kind < 0; k++)
+        if (memcmp(b, magic[k], n < 4 ? n : 4) == 0)
+            kind = k;
+    if (kind < 0)
+        return false;
+    if (kind > 0)
+        return size < 24; /* the pcap file header */
+    /* the section header's length and byte order, then the block after it */
+    bytes_t r = bytes_view(b, n);
+    bytes_skip(&r, 4);
+    uint32_t shb = bytes_u32(&r), bom = bytes_u32(&r);
+    bool le = bom == 0x4D3C2B1Au;
+    if (!r.bad && !le && bom != 0x1A2B3C4Du)
+        return false;
+    if (le)
+        shb = __builtin_bswap32(shb);
+    if (!r.bad && (shb < 28 || shb % 4))
+        return false;
+    bytes_skip(&r, shb - 12);
+    uint32_t type = bytes_u32(&r), len = bytes_u32(&r);
+    if (r.bad)
+        return size == n; /* the file ends inside the section header, or right after it */
+    if (le) {
+        type = __builtin_bswap32(type);
+        len = __builtin_bswap32(len);
+    }
+    if (type != 1 || len < 20)
+        return false;
+    return size < shb + len; /* the first interface block cut short */
+}
+
 static int s_replay(journal_t *self, s_replay_t *rp)
 {
     int fd = open(self->path, O_RDONLY | O_CLOEXEC);
@@ -416,6 +474,13 @@ static int s_replay(journal_t *self, s_replay_t *rp)
     if (rp->pending && s_intent_written(rp))
         s_apply_intent(self, rp->entries, rp->end);
     rp->pending = false;
+    /* the file being written holds no packets (the collector stopped
+     * before its first interface block, or the crash cut it back to
+     * nothing): no reader could open it, so it goes */
+    if (strcmp(rp->file, "-") != 0 && rp->file[0] && s_unreadable_capture(rp->file) &&
+        unlink(rp->file) == 0)
+        log_warn("STATE_DIR: %s held no interface block, so no reader could open it: removed",
+                 rp->file);
     free(data);
     log_info("STATE_DIR: replayed %zu records: %zu sources' delivery state", records,
              self->nrestored);

@@ -65,9 +65,10 @@ typedef struct {
 } journal_state_t;
 
 /* Opens (creating) STATE_DIR/journal, replays it, checks the last intent
- * against its output file (cutting a torn tail off that file), and
- * rewrites the journal compactly. Returns NULL with `err` naming STATE_DIR
- * or the file. */
+ * against its output file (cutting a torn tail off that file; removing the
+ * file when what is left holds no interface block, so that no reader could
+ * open it), and rewrites the journal compactly. Returns NULL with `err`
+ * naming STATE_DIR or the file. */
 journal_t *journal_open(const char *dir, char *err, size_t errlen);
 void journal_close(journal_t **self_p);
 

@@ -18,6 +18,7 @@
 #include <czmq.h>
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char s_summary[] =
     "Receives packets from tapmesh-capture agents and relays, merges them by capture\n"
@@ -85,6 +86,13 @@ static int s_setup(collect_t *c)
     cfg_t *cfg = c->svc.cfg;
     char err[8192];
     const char *path = cfg_str(cfg, "OUTPUT");
+    if (strcmp(path, "-") == 0 && isatty(STDOUT_FILENO)) {
+        /* pcapng is binary: on a terminal it is noise, and it can upset the terminal */
+        fprintf(stderr, "tapmesh-collect: OUTPUT=-: standard output is a terminal; pipe it "
+                        "into a reader (tapmesh-collect | tcpdump -r -) or set OUTPUT to a "
+                        "file\n");
+        return 2;
+    }
     bool rotating = cfg_int(cfg, "ROTATE_MB") || cfg_int(cfg, "ROTATE_S");
     if (rotating && strcmp(path, "-") == 0) {
         fprintf(stderr, "tapmesh-collect: ROTATE_MB/ROTATE_S need OUTPUT to be a file "
@@ -201,7 +209,16 @@ static int s_run(collect_t *c)
     }
     log_info("stopping: writing the %zu packets still in the merge",
              collector_queued_packets(c->collector));
-    return s_commit(c, true);
+    if (s_commit(c, true))
+        return 1;
+    int rc = output_end(c->output);
+    if (rc < 0) {
+        log_error("OUTPUT: %s: %s", output_name(c->output), strerror(-rc));
+        return 1;
+    }
+    if (output_files(c->output) == 0)
+        log_info("no source joined: %s was not created", output_name(c->output));
+    return 0;
 }
 
 int main(int argc, char **argv)

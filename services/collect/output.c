@@ -2,7 +2,16 @@
  * output — the collector's sink. Every IDB carries WIRE_SNAPLEN_MAX, large
  * enough for any packet the protocol admits; a source's own snaplen goes
  * into the IDB description.
+ *
+ * A file appears whole: until its first flush, its bytes go to an
+ * anonymous file (O_TMPFILE) in the target directory, which is linked under
+ * its name once that first flush (the section header and at least one
+ * interface block) is written. A process killed before then leaves nothing
+ * behind; there is never an empty file or a section header alone. Where
+ * the file system has no O_TMPFILE, the first flush goes to a hidden
+ * temporary name that is linked the same way and removed.
  */
+#define _GNU_SOURCE /* O_TMPFILE, linkat */
 #include "output.h"
 
 #include "clock.h"
@@ -12,12 +21,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #define S_PATH_MAX 4096
 /* an IDB: header, name, description, if_tsresol, end */
 #define S_IDB_MAX (16 + 4 + 2 * WIRE_NAME_MAX + 4 + 2 * WIRE_TEXT_MAX + 128 + 8 + 8)
+#define S_LINKTYPE_ETHERNET 1
 
 typedef struct {
     char name[WIRE_NAME_MAX * 2 + 2]; /* source/interface */
@@ -28,10 +39,12 @@ struct output_t {
     output_opts_t opts;
     char pattern[S_PATH_MAX];
     bool is_pattern;
-    char path[S_PATH_MAX]; /* the file being written */
-    int fd;
-    unsigned index; /* of the next file */
-    unsigned files; /* opened so far */
+    bool stream;           /* standard output, or a FIFO or device OUTPUT names: written in place */
+    char path[S_PATH_MAX]; /* the file being written, or about to be created */
+    int fd;                /* the file, its anonymous file before, or -1 (no O_TMPFILE) */
+    bool created;          /* `path` exists with what was flushed (stdout: written to) */
+    unsigned index;        /* of the next file */
+    unsigned files;        /* created so far */
     int64_t opened_ms;
     uint64_t offset; /* bytes in the current file */
     uint64_t bytes;
@@ -40,15 +53,88 @@ struct output_t {
     size_t nifaces, cap;
 };
 
+/* The directory of `path` into `dir`. */
+static void s_dir_of(const char *path, char *dir, size_t len)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, len, ".");
+    else if (slash == path)
+        snprintf(dir, len, "/");
+    else
+        snprintf(dir, len, "%.*s", (int)(slash - path), path);
+}
+
+/* Links `from` (a /proc/self/fd path or a temporary name) as the file's
+ * name: never over an existing file for a pattern or keep_existing, else
+ * in place of it, like tcpdump -w. */
+static int s_link(output_t *self, const char *from)
+{
+    bool excl = self->is_pattern || self->opts.keep_existing;
+    for (int tries = 0; tries < 2; tries++) {
+        if (linkat(AT_FDCWD, from, AT_FDCWD, self->path, AT_SYMLINK_FOLLOW) == 0)
+            return 0;
+        if (errno != EEXIST || excl)
+            return -errno;
+        if (unlink(self->path) < 0 && errno != ENOENT)
+            return -errno;
+    }
+    return -EEXIST;
+}
+
+/* Writes the file's first bytes and gives it its name. */
+static int s_create(output_t *self, const void *buf, size_t len)
+{
+    if (self->stream)
+        return pcapng_sink_fd(&self->fd, buf, len);
+    if (self->fd >= 0) {
+        int rc = pcapng_sink_fd(&self->fd, buf, len);
+        if (rc < 0)
+            return rc;
+        char from[64];
+        snprintf(from, sizeof from, "/proc/self/fd/%d", self->fd);
+        rc = s_link(self, from);
+        if (rc == -ENOENT && access("/proc/self/fd", F_OK) < 0) /* no /proc */
+            rc = linkat(self->fd, "", AT_FDCWD, self->path, AT_EMPTY_PATH) == 0 ? 0 : -errno;
+        return rc;
+    }
+    /* no anonymous files here: a hidden name in the same directory */
+    char tmp[2 * S_PATH_MAX + 16], dir[S_PATH_MAX];
+    s_dir_of(self->path, dir, sizeof dir);
+    const char *base = strrchr(self->path, '/');
+    int n = snprintf(tmp, sizeof tmp, "%s/.%s.XXXXXX", dir, base ? base + 1 : self->path);
+    if (n < 0 || (size_t)n >= S_PATH_MAX)
+        return -ENAMETOOLONG;
+    int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = pcapng_sink_fd(&fd, buf, len);
+    if (rc == 0 && fchmod(fd, 0644) < 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = s_link(self, tmp);
+    unlink(tmp);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    self->fd = fd;
+    return 0;
+}
+
 static int s_sink(void *ctx, const void *buf, size_t len)
 {
     output_t *self = ctx;
-    int rc = pcapng_sink_fd(&self->fd, buf, len);
-    if (rc == 0) {
-        self->bytes += len;
-        self->offset += len;
+    int rc = self->created ? pcapng_sink_fd(&self->fd, buf, len) : s_create(self, buf, len);
+    if (rc < 0)
+        return rc;
+    if (!self->created) {
+        self->created = true;
+        self->files++;
     }
-    return rc;
+    self->bytes += len;
+    self->offset += len;
+    return 0;
 }
 
 /* True when `pattern` has a %i conversion (not a literal "%%i"). */
@@ -105,46 +191,62 @@ static int s_expand(const output_t *self, unsigned index, char *out, size_t len)
     return n == 0 ? -ENAMETOOLONG : 0;
 }
 
-/* Opens the next file: with a pattern, the next index whose name is free
- * (or any name, without keep_existing). */
-static int s_open_next(output_t *self, char *err, size_t errlen)
+/* Begins the next file at `now_ms`: chooses its name (with a pattern, the
+ * next index whose name is free) and opens its anonymous file in the target
+ * directory; nothing is created under the name before the first flush. */
+static int s_begin_file(output_t *self, int64_t now_ms, char *err, size_t errlen)
 {
-    if (strcmp(self->pattern, "-") == 0) {
-        self->fd = STDOUT_FILENO;
-        snprintf(self->path, sizeof self->path, "-");
-        self->files++;
-        return 0;
-    }
-    for (int tries = 0; tries < 100000; tries++) {
-        char path[S_PATH_MAX];
-        if (self->is_pattern) {
-            if (s_expand(self, self->index++, path, sizeof path) < 0) {
-                snprintf(err, errlen, "%s: the name is too long", self->pattern);
-                return -ENAMETOOLONG;
-            }
-        } else {
-            snprintf(path, sizeof path, "%s", self->pattern);
-        }
-        /* a file of a pattern is never overwritten; a plain OUTPUT is, like
-         * tcpdump -w, unless keep_existing */
-        bool excl = self->is_pattern || self->opts.keep_existing;
-        int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (excl ? O_EXCL : O_TRUNC);
-        int fd = open(path, flags, 0644);
-        if (fd < 0 && errno == EEXIST && self->is_pattern)
-            continue; /* never overwrite: the next index */
-        if (fd < 0) {
-            snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    if (self->stream) {
+        self->fd = strcmp(self->pattern, "-") == 0 ? STDOUT_FILENO
+                                                   : open(self->pattern, O_WRONLY | O_CLOEXEC);
+        if (self->fd < 0) {
+            snprintf(err, errlen, "%s: %s", self->pattern, strerror(errno));
             return -errno;
         }
-        self->fd = fd;
-        snprintf(self->path, sizeof self->path, "%s", path);
-        self->offset = 0;
-        self->opened_ms = clock_mono_ms();
-        self->files++;
+        snprintf(self->path, sizeof self->path, "%s", self->pattern);
         return 0;
     }
-    snprintf(err, errlen, "%s: no free file name", self->pattern);
-    return -EEXIST;
+    char path[S_PATH_MAX];
+    for (int tries = 0;; tries++) {
+        if (tries == 100000) {
+            snprintf(err, errlen, "%s: no free file name", self->pattern);
+            return -EEXIST;
+        }
+        if (!self->is_pattern) {
+            snprintf(path, sizeof path, "%s", self->pattern);
+            struct stat st;
+            if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+                snprintf(err, errlen, "%s: %s", path, strerror(EISDIR));
+                return -EISDIR;
+            }
+            break;
+        }
+        if (s_expand(self, self->index++, path, sizeof path) < 0) {
+            snprintf(err, errlen, "%s: the name is too long", self->pattern);
+            return -ENAMETOOLONG;
+        }
+        struct stat st;
+        if (lstat(path, &st) < 0 && errno == ENOENT)
+            break; /* free (a pattern never overwrites: else the next index) */
+    }
+    char dir[S_PATH_MAX];
+    s_dir_of(path, dir, sizeof dir);
+    int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+    int e = fd < 0 ? errno : 0;
+    if (e == EOPNOTSUPP || e == EISDIR || e == EINVAL) /* no anonymous files there: */
+        e = access(dir, W_OK | X_OK) == 0 ? 0 : errno; /* a temporary name at the first flush */
+    if (e) {
+        snprintf(err, errlen, "%s: %s", path, strerror(e));
+        return -e;
+    }
+    if (self->fd > STDERR_FILENO)
+        close(self->fd);
+    self->fd = fd;
+    self->created = false;
+    snprintf(self->path, sizeof self->path, "%s", path);
+    self->offset = 0;
+    self->opened_ms = now_ms;
+    return 0;
 }
 
 output_t *output_open(const output_opts_t *opts, char *err, size_t errlen)
@@ -157,17 +259,20 @@ output_t *output_open(const output_opts_t *opts, char *err, size_t errlen)
     self->opts = *opts;
     self->fd = -1;
     bool rotating = opts->rotate_bytes || opts->rotate_ms;
-    bool is_stdout = strcmp(opts->path, "-") == 0;
+    bool plain = !rotating && !strchr(opts->path, '%');
+    struct stat st;
+    self->stream = strcmp(opts->path, "-") == 0 || (plain && stat(opts->path, &st) == 0 &&
+                                                    !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode));
     /* a plain name stays plain unless rotating, or it exists and must be kept */
-    self->is_pattern = !is_stdout && (rotating || strchr(opts->path, '%') ||
-                                      (opts->keep_existing && access(opts->path, F_OK) == 0));
+    self->is_pattern =
+        !self->stream && (!plain || (opts->keep_existing && access(opts->path, F_OK) == 0));
     if (self->is_pattern && !s_has_index(opts->path))
         s_with_index(opts->path, self->pattern, sizeof self->pattern);
     else
         snprintf(self->pattern, sizeof self->pattern, "%s", opts->path);
     if (opts->format == PCAPNG_FORMAT_PCAP)
         self->opts.policy = OUTPUT_LINKTYPE_FIRST;
-    if (s_open_next(self, err, errlen) < 0) {
+    if (s_begin_file(self, clock_mono_ms(), err, errlen) < 0) {
         free(self);
         return NULL;
     }
@@ -188,7 +293,7 @@ void output_close(output_t **self_p)
         return;
     output_t *self = *self_p;
     if (self->writer)
-        pcapng_writer_flush(self->writer);
+        output_flush(self);
     pcapng_writer_destroy(&self->writer);
     if (self->fd > STDERR_FILENO)
         close(self->fd);
@@ -261,39 +366,52 @@ int output_packet(output_t *self, uint32_t ifid, const wire_packet_t *pkt, const
                                 pkt->data, comment);
 }
 
+/* Before the first interface the writer holds the section header alone,
+ * which no reader can open: it is not for the operating system yet. */
 size_t output_buffered(const output_t *self)
 {
-    return pcapng_writer_buffered(self->writer);
+    return pcapng_writer_interfaces(self->writer) ? pcapng_writer_buffered(self->writer) : 0;
 }
 
 int output_flush(output_t *self)
 {
+    if (!pcapng_writer_interfaces(self->writer))
+        return 0;
     return pcapng_writer_flush(self->writer);
+}
+
+int output_end(output_t *self)
+{
+    if (self->stream && !pcapng_writer_interfaces(self->writer)) {
+        int rc = pcapng_writer_add_interface(self->writer, S_LINKTYPE_ETHERNET, "none",
+                                             "tapmesh-collect: no source joined");
+        if (rc < 0)
+            return rc;
+    }
+    return output_flush(self);
 }
 
 bool output_full(const output_t *self)
 {
     return self->is_pattern && self->opts.rotate_bytes &&
-           self->offset + pcapng_writer_buffered(self->writer) >= self->opts.rotate_bytes;
+           self->offset + output_buffered(self) >= self->opts.rotate_bytes;
 }
 
 int output_rotate_if_due(output_t *self, int64_t now_ms)
 {
-    if (!self->is_pattern || (!self->opts.rotate_bytes && !self->opts.rotate_ms))
+    if (self->stream || !self->is_pattern || (!self->opts.rotate_bytes && !self->opts.rotate_ms))
         return 0;
     bool due = (self->opts.rotate_bytes && self->offset >= self->opts.rotate_bytes) ||
                (self->opts.rotate_ms && now_ms - self->opened_ms >= self->opts.rotate_ms);
     if (!due || self->offset == 0)
-        return 0;
+        return 0; /* nothing in the file yet (so not even created) */
     int rc = pcapng_writer_flush(self->writer);
     if (rc < 0)
         return rc;
     char err[S_PATH_MAX + 64];
-    int old = self->fd;
-    rc = s_open_next(self, err, sizeof err);
+    rc = s_begin_file(self, now_ms, err, sizeof err);
     if (rc < 0)
         return rc;
-    close(old);
     rc = pcapng_writer_restart(self->writer);
     return rc < 0 ? rc : 1;
 }

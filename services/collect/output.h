@@ -8,6 +8,11 @@
  * LINKTYPE_POLICY (shared DESIGN "Output readable by libpcap"). Every file
  * of a rotation starts with the header blocks and every interface again.
  *
+ * No reader is ever handed a section header alone: nothing reaches the
+ * operating system before the first interface block, and a file is created
+ * (whole, atomically) by its first flush, so that an output that never had
+ * a source, or a collector killed while starting, leaves no file behind.
+ *
  * Nothing reaches the operating system except through output_flush(): the
  * caller checks output_room() before each packet, so that it can record
  * what a flush will write before it writes it (STATE_DIR).
@@ -38,11 +43,15 @@ typedef struct output_t output_t;
 
 /* Opens the output. A path with a '%', or any path when rotating, is a
  * pattern: strftime conversions (%Y%m%d-%H%M%S...) are expanded when each
- * file is opened, and %i becomes the file's index (0000, 0001, ...); a
+ * file is begun, and %i becomes the file's index (0000, 0001, ...); a
  * pattern without %i gets "-%i" before its extension. A pattern never
- * overwrites a file: it takes the next index. A plain path is truncated
- * (like tcpdump -w) unless keep_existing: then, when it exists, it becomes
- * such a pattern. Returns NULL with `err` naming the path. */
+ * overwrites a file: it takes the next free index. A plain path replaces an
+ * existing file (like tcpdump -w) when its first flush is written, unless
+ * keep_existing: then, when it exists, it becomes such a pattern. An
+ * existing FIFO or device is opened now and written in place. The name
+ * is chosen now (output_path) and the directory checked, but the file only
+ * appears with the first flush after an interface was added. Returns NULL
+ * with `err` naming the path. */
 output_t *output_open(const output_opts_t *opts, char *err, size_t errlen);
 
 /* Flushes what is buffered (errors ignored: use output_flush first to
@@ -66,24 +75,37 @@ bool output_room(const output_t *self, uint32_t caplen, const char *comment);
  * for good). */
 int output_packet(output_t *self, uint32_t ifid, const wire_packet_t *pkt, const char *comment);
 
-/* Bytes buffered, not yet handed to the operating system. */
+/* Bytes buffered that the next flush hands to the operating system (0
+ * until the first interface). */
 size_t output_buffered(const output_t *self);
 
-/* Hands everything buffered to the operating system. Returns 0 or a
+/* Hands everything buffered to the operating system, creating the file on
+ * its first flush; does nothing until the first interface. Returns 0 or a
  * negative errno. */
 int output_flush(output_t *self);
+
+/* The end of a clean run: flushes. Standard output (or a FIFO or device
+ * that OUTPUT names) that never had an interface then gets a section header
+ * and one interface block named "none" (Ethernet, no packets), so that a
+ * reader on the pipe (tcpdump -r -) ends without an error; a file that never
+ * had one is not created. Returns 0 or a negative errno. */
+int output_end(output_t *self);
 
 /* True when the current file, with what is buffered, has reached its
  * rotation size: time to commit and move on before writing more. */
 bool output_full(const output_t *self);
 
-/* Moves to the next file when the current one is due (size or age).
- * Returns 1 when it did (the new file's header blocks are buffered), 0
- * when not due, or a negative errno. Never for standard output. */
+/* Moves to the next file when the current one is due (size, or age at
+ * `now_ms`, counted from when the file was begun): the current one is
+ * flushed and closed, the next one begun at `now_ms`. Returns 1 when it did
+ * (the new file's header blocks and every interface are buffered; the file
+ * appears with the next flush), 0 when not due or when the current file has
+ * nothing in it yet, or a negative errno. Never for standard output. */
 int output_rotate_if_due(output_t *self, int64_t now_ms);
 
-/* The file being written ("-" for standard output) and the bytes handed to
- * the operating system in it so far: where the next flush starts. */
+/* The file being written or about to be created ("-" for standard
+ * output) and the bytes handed to the operating system in it so far: where
+ * the next flush starts. */
 const char *output_path(const output_t *self);
 uint64_t output_offset(const output_t *self);
 
@@ -93,7 +115,7 @@ const char *output_name(const output_t *self);
 /* Bytes handed to the operating system so far, all files together. */
 uint64_t output_bytes(const output_t *self);
 
-/* Files opened so far. */
+/* Files created so far (standard output: 1 once written to). */
 unsigned output_files(const output_t *self);
 
 #endif

@@ -4,7 +4,8 @@
  * replies are captured; the output is a real file read back by libpcap.
  * Covers acknowledgement after the write, the merge by timestamp with
  * watermarks, END and the merge window, duplicates, unknown sources, the
- * link-type policy, malformed input and a failing output.
+ * link-type policy, malformed input, a failing output, a HELLO handled
+ * while the output buffer is full, and an idle rotation with STATE_DIR.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,9 +13,12 @@
 
 #include <cmocka.h>
 
+#include "clock.h"
 #include "collector.h"
+#include "journal.h"
 #include "metrics.h"
 #include "output.h"
+#include "tmpdir.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -56,6 +60,7 @@ typedef struct {
 } fixture_t;
 
 static int64_t s_flush_ms; /* FLUSH_MS of the next fixture */
+static size_t s_bufsize;   /* its output buffer, when not 0 */
 
 static int s_setup_with(void **state, output_policy_t policy, int64_t window_ms)
 {
@@ -65,8 +70,11 @@ static int s_setup_with(void **state, output_policy_t policy, int64_t window_ms)
     assert_true(fd >= 0);
     close(fd);
     char err[256];
-    output_opts_t oo = {
-        .path = f->path, .format = PCAPNG_FORMAT_PCAPNG, .policy = policy, .bufsize = 1 << 20};
+    output_opts_t oo = {.path = f->path,
+                        .format = PCAPNG_FORMAT_PCAPNG,
+                        .policy = policy,
+                        .bufsize = s_bufsize ? s_bufsize : 1 << 20};
+    s_bufsize = 0;
     f->out = output_open(&oo, err, sizeof err);
     assert_non_null(f->out);
     f->metrics = metrics_new("collect", "test");
@@ -91,6 +99,12 @@ static int s_setup(void **state)
 static int s_setup_flush(void **state)
 {
     s_flush_ms = 100;
+    return s_setup_with(state, OUTPUT_LINKTYPE_FIRST, 1000);
+}
+
+static int s_setup_small_buffer(void **state)
+{
+    s_bufsize = 1; /* raised by the writer to hold one packet of the largest */
     return s_setup_with(state, OUTPUT_LINKTYPE_FIRST, 1000);
 }
 
@@ -140,8 +154,8 @@ static uint8_t s_cmd[WIRE_COMMAND_MAX];
 static uint8_t s_payload[1 << 16];
 static size_t s_cmd_len, s_payload_len; /* of the last batch built */
 
-static void s_hello(fixture_t *f, const char *peer, const char *source, uint64_t epoch,
-                    uint16_t linktype)
+static void s_hello_at(fixture_t *f, const char *peer, const char *source, uint64_t epoch,
+                       uint16_t linktype, int64_t now)
 {
     memset(&s_m, 0, sizeof s_m);
     s_m.type = WIRE_HELLO;
@@ -154,7 +168,13 @@ static void s_hello(fixture_t *f, const char *peer, const char *source, uint64_t
     snprintf(s_m.hello.ifaces[0].name, sizeof s_m.hello.ifaces[0].name, "eth0");
     size_t len = wire_encode(&s_m, s_cmd, sizeof s_cmd);
     assert_true(len > 0);
-    s_deliver(f, peer, s_cmd, len, NULL, 0, 0);
+    s_deliver(f, peer, s_cmd, len, NULL, 0, now);
+}
+
+static void s_hello(fixture_t *f, const char *peer, const char *source, uint64_t epoch,
+                    uint16_t linktype)
+{
+    s_hello_at(f, peer, source, epoch, linktype, 0);
 }
 
 /* A batch of packets with the given timestamps; byte i of a packet is
@@ -211,12 +231,38 @@ static int s_pass(fixture_t *f, int64_t now)
     return n;
 }
 
-/* The output, as libpcap reads it: timestamps in order of appearance. */
-static size_t s_read_output(fixture_t *f, uint64_t *ts, size_t max)
+/* A batch of one packet of `caplen` bytes, byte j being (ts + j). */
+static void s_batch_big(fixture_t *f, const char *peer, const char *source, uint64_t epoch,
+                        uint64_t seq, uint64_t ts, uint32_t caplen, int64_t now)
 {
-    assert_int_equal(output_flush(f->out), 0);
+    static uint8_t payload[WIRE_SNAPLEN_MAX + 64], data[WIRE_SNAPLEN_MAX];
+    assert_true(caplen <= WIRE_SNAPLEN_MAX);
+    for (uint32_t j = 0; j < caplen; j++)
+        data[j] = (uint8_t)(ts + j);
+    size_t off;
+    assert_true(wire_packets_begin(payload, sizeof payload, &off));
+    wire_packet_t p = {.ts_ns = ts, .caplen = caplen, .origlen = caplen, .data = data};
+    assert_true(wire_packets_put(payload, sizeof payload, &off, &p));
+    memset(&s_m, 0, sizeof s_m);
+    s_m.type = WIRE_BATCH;
+    snprintf(s_m.source, sizeof s_m.source, "%s", source);
+    s_m.epoch = epoch;
+    s_m.batch.seq = seq;
+    s_m.batch.parts = 1;
+    s_m.batch.watermark = ts;
+    s_m.batch.packet_count = 1;
+    s_m.batch.payload_len = (uint32_t)off;
+    size_t len = wire_encode(&s_m, s_cmd, sizeof s_cmd);
+    assert_true(len > 0);
+    s_deliver(f, peer, s_cmd, len, payload, off, now);
+}
+
+/* The file `path`, as libpcap reads it: timestamps in order of appearance;
+ * every packet's length and bytes as s_batch made them. */
+static size_t s_read_file(const char *path, uint64_t *ts, size_t max)
+{
     char err[PCAP_ERRBUF_SIZE];
-    pcap_t *p = pcap_open_offline_with_tstamp_precision(f->path, PCAP_TSTAMP_PRECISION_NANO, err);
+    pcap_t *p = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, err);
     if (!p)
         fail_msg("%s", err);
     size_t n = 0;
@@ -233,6 +279,55 @@ static size_t s_read_output(fixture_t *f, uint64_t *ts, size_t max)
     }
     pcap_close(p);
     return n;
+}
+
+/* The output, as libpcap reads it (see s_read_file). */
+static size_t s_read_output(fixture_t *f, uint64_t *ts, size_t max)
+{
+    assert_int_equal(output_flush(f->out), 0);
+    return s_read_file(f->path, ts, max);
+}
+
+/* The pcapng blocks of `path`: the if_name of every IDB (in order, into
+ * `names`), and the number of EPBs. Every block must be whole. */
+static size_t s_idb_names(const char *path, char names[][WIRE_NAME_MAX * 2 + 2], size_t max,
+                          size_t *epbs)
+{
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    static uint8_t buf[4 << 20];
+    size_t n = fread(buf, 1, sizeof buf, fp);
+    fclose(fp);
+    assert_true(n < sizeof buf);
+    size_t nidb = 0;
+    *epbs = 0;
+    for (size_t off = 0; off < n;) {
+        uint32_t type, len;
+        assert_true(n - off >= 12);
+        memcpy(&type, buf + off, 4);
+        memcpy(&len, buf + off + 4, 4);
+        if (len < 12 || len % 4 || len > n - off)
+            fail_msg("%s: a bad block at %zu", path, off);
+        if (type == 6)
+            (*epbs)++;
+        if (type == 1) {
+            assert_true(nidb < max);
+            names[nidb][0] = '\0';
+            for (size_t o = off + 16; o + 4 <= off + len - 4;) {
+                uint16_t code, olen;
+                memcpy(&code, buf + o, 2);
+                memcpy(&olen, buf + o + 2, 2);
+                if (code == 0)
+                    break;
+                if (code == 2)
+                    snprintf(names[nidb], WIRE_NAME_MAX * 2 + 2, "%.*s", (int)olen, buf + o + 4);
+                o += 4 + (((size_t)olen + 3) & ~(size_t)3);
+            }
+            nidb++;
+        }
+        off += len;
+    }
+    return nidb;
 }
 
 static size_t s_count(wire_type_t type)
@@ -547,6 +642,193 @@ static void test_output_failure_no_ack(void **state)
     metrics_destroy(&m);
 }
 
+/* The largest caplen output_room still admits (0 when none). */
+static uint32_t s_room_caplen(const output_t *out)
+{
+    uint32_t lo = 0, hi = WIRE_SNAPLEN_MAX + 1; /* room(lo) holds, room(hi) does not */
+    if (!output_room(out, 0, NULL))
+        return 0;
+    while (hi - lo > 1) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (output_room(out, mid, NULL))
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* A HELLO whose interface block needs a commit first (the output buffer is
+ * nearly full) while another source is owed acknowledgements: the commit's
+ * ACK must not take the place of the HELLO being handled. The WELCOME names
+ * the HELLO's own source and goes to its sender, the ACK goes to the other
+ * source, and the output holds one IDB per source and nothing made up. */
+static void test_hello_while_buffer_full(void **state)
+{
+    fixture_t *f = *state;
+    s_hello(f, "peerA", "a", 1, 1);
+    assert_int_equal(s_nreplies, 1);
+    /* two packets that leave less room than an interface block needs, not
+     * yet committed: their batches are owed acknowledgements */
+    s_batch_big(f, "peerA", "a", 1, 0, 1000, 200000, 0);
+    assert_int_equal(collector_emit(f->c, 0, false), 1);
+    uint32_t fit = s_room_caplen(f->out);
+    assert_true(fit > 2000);
+    s_batch_big(f, "peerA", "a", 1, 1, 2000, (fit - 1200) & ~3u, 0);
+    assert_int_equal(collector_emit(f->c, 0, false), 1);
+    assert_true(s_room_caplen(f->out) < 1300);
+    assert_int_equal(s_count(WIRE_ACK), 0);
+
+    s_hello(f, "peerB", "b", 2, 1);
+    assert_int_equal(s_nreplies, 3);
+    reply_t *ack = &s_replies[1], *welcome = &s_replies[2];
+    assert_int_equal(ack->msg.type, WIRE_ACK);
+    assert_string_equal(ack->peer, "peerA");
+    assert_string_equal(ack->msg.source, "a");
+    assert_int_equal(ack->msg.epoch, 1);
+    assert_int_equal(ack->msg.ack.count, 2);
+    assert_int_equal(ack->msg.ack.entries[0].seq, 0);
+    assert_int_equal(ack->msg.ack.entries[1].seq, 1);
+    assert_int_equal(welcome->msg.type, WIRE_WELCOME);
+    assert_string_equal(welcome->peer, "peerB");
+    assert_string_equal(welcome->msg.source, "b");
+    assert_int_equal(welcome->msg.epoch, 2);
+
+    /* both sources known once each: b's batch is taken, a's HELLO again
+     * is no conflict, and two sources are live */
+    uint64_t ts[] = {3000};
+    s_batch(f, "peerB", "b", 2, 0, 3000, ts, 1, 0);
+    s_hello(f, "peerA", "a", 1, 1);
+    assert_int_equal(s_replies[s_nreplies - 1].msg.type, WIRE_WELCOME);
+    assert_string_equal(s_replies[s_nreplies - 1].msg.source, "a");
+    s_progress(f, "peerA", WIRE_HEARTBEAT, "a", 1, 5000, 2, 0);
+    assert_int_equal(s_pass(f, 0), 1);
+    reply_t *last = &s_replies[s_nreplies - 1];
+    assert_int_equal(last->msg.type, WIRE_ACK);
+    assert_string_equal(last->peer, "peerB");
+    assert_string_equal(last->msg.source, "b");
+    char *text = metrics_render(f->metrics, NULL);
+    assert_non_null(strstr(text, "tapmesh_collect_sources_live 2\n"));
+    free(text);
+
+    assert_int_equal(output_flush(f->out), 0);
+    char names[8][WIRE_NAME_MAX * 2 + 2];
+    size_t epbs;
+    assert_int_equal(s_idb_names(f->path, names, 8, &epbs), 2);
+    assert_string_equal(names[0], "a/eth0");
+    assert_string_equal(names[1], "b/eth0");
+    assert_int_equal(epbs, 3);
+}
+
+/* An age rotation while nothing is buffered or owed (an idle collector)
+ * takes the path of every rotation: the journal records the new file, the
+ * file count moves. Started again with the same STATE_DIR, the collector
+ * leaves the earlier file whole and counts what the new one holds as
+ * written (a resend of it is a duplicate). */
+static void test_idle_rotation_journaled(void **state)
+{
+    (void)state;
+    char dir[64], sdir[96], path[96], first[128], second[128];
+    snprintf(dir, sizeof dir, "/tmp/test_collector.XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(sdir, sizeof sdir, "%s/state", dir);
+    snprintf(path, sizeof path, "%s/out.pcapng", dir);
+    snprintf(first, sizeof first, "%s/out-0000.pcapng", dir);
+    snprintf(second, sizeof second, "%s/out-0001.pcapng", dir);
+    char err[512] = "";
+    journal_t *j = journal_open(sdir, err, sizeof err);
+    assert_non_null(j);
+    output_opts_t oo = {.path = path,
+                        .format = PCAPNG_FORMAT_PCAPNG,
+                        .bufsize = 1 << 20,
+                        .rotate_ms = 200,
+                        .keep_existing = true};
+    output_t *out = output_open(&oo, err, sizeof err);
+    assert_non_null(out);
+    assert_string_equal(output_path(out), first);
+    assert_int_equal(journal_file(j, output_path(out)), 0); /* as main.c does */
+    int64_t t0 = clock_mono_ms();
+    fixture_t f = {.out = out, .metrics = metrics_new("collect", "test")};
+    collector_opts_t opts = {.merge_window_ms = 1000,
+                             .source_idle_ms = 10000,
+                             .merge_max_bytes = 64 << 20,
+                             .max_sources = 16,
+                             .start_ms = t0,
+                             .journal = j};
+    f.c = collector_new(out, &opts, f.metrics, s_on_reply, NULL);
+    assert_non_null(f.c);
+    s_nreplies = 0;
+
+    s_hello_at(&f, "pa", "a", 1, 1, t0);
+    uint64_t ts0[] = {100, 200, 300};
+    s_batch(&f, "pa", "a", 1, 0, 300, ts0, 3, t0);
+    assert_int_equal(s_pass(&f, t0), 3);
+    assert_int_equal(s_count(WIRE_ACK), 1);
+
+    /* idle for longer than ROTATE_S (the clock is the real one, as in
+     * main.c): the rotation is due with nothing to write */
+    usleep(250 * 1000);
+    int64_t t1 = clock_mono_ms();
+    assert_int_equal(collector_commit(f.c, t1, false), 0);
+    assert_string_equal(output_path(out), second);
+    /* more than the first file holds goes into the second, at once (well
+     * before it is due itself) */
+    uint64_t ts1[20];
+    for (int i = 0; i < 20; i++)
+        ts1[i] = 400 + 100 * (uint64_t)i;
+    s_batch(&f, "pa", "a", 1, 1, ts1[19], ts1, 20, t1);
+    assert_int_equal(s_pass(&f, t1), 20);
+    assert_int_equal(s_count(WIRE_ACK), 2);
+    assert_string_equal(output_path(out), second);
+    char *text = metrics_render(f.metrics, NULL);
+    collector_destroy(&f.c);
+    output_close(&out);
+    metrics_destroy(&f.metrics);
+    journal_close(&j);
+
+    /* started again */
+    j = journal_open(sdir, err, sizeof err);
+    assert_non_null(j);
+    uint64_t got[32];
+    assert_int_equal(s_read_file(first, got, 32), 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(got[i], ts0[i]);
+    assert_int_equal(s_read_file(second, got, 32), 20);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(got[i], ts1[i]);
+    journal_state_t *st = journal_take(j, "a", 1);
+    assert_non_null(st);
+    assert_true(seqset_has(&st->complete, 0));
+    assert_true(seqset_has(&st->complete, 1));
+    journal_state_free(&st);
+    journal_close(&j);
+    assert_non_null(strstr(text, "tapmesh_collect_output_files_total 2\n"));
+    free(text);
+    tmpdir_remove(dir);
+}
+
+/* Bytes and files written only grow: counters (_total), not gauges. */
+static void test_output_metrics_are_counters(void **state)
+{
+    fixture_t *f = *state;
+    s_hello(f, "pa", "a", 1, 1);
+    uint64_t ts[] = {10, 20};
+    s_batch(f, "pa", "a", 1, 0, 20, ts, 2, 0);
+    assert_int_equal(s_pass(f, 0), 2);
+    char *text = metrics_render(f->metrics, NULL);
+    assert_non_null(strstr(text, "# TYPE tapmesh_collect_output_bytes_total counter\n"));
+    assert_non_null(strstr(text, "# TYPE tapmesh_collect_output_files_total counter\n"));
+    assert_non_null(strstr(text, "tapmesh_collect_output_files_total 1\n"));
+    char want[96];
+    snprintf(want, sizeof want, "tapmesh_collect_output_bytes_total %llu\n",
+             (unsigned long long)output_bytes(f->out));
+    assert_true(output_bytes(f->out) > 0);
+    assert_non_null(strstr(text, want));
+    assert_null(strstr(text, "tapmesh_collect_output_bytes "));
+    assert_null(strstr(text, "tapmesh_collect_output_files "));
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -562,6 +844,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gap_holds_watermark, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_flush_ms_coalesces, s_setup_flush, s_teardown),
         cmocka_unit_test(test_output_failure_no_ack),
+        cmocka_unit_test_setup_teardown(test_hello_while_buffer_full, s_setup_small_buffer,
+                                        s_teardown),
+        cmocka_unit_test(test_idle_rotation_journaled),
+        cmocka_unit_test_setup_teardown(test_output_metrics_are_counters, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

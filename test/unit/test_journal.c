@@ -1,9 +1,10 @@
 /*
  * test_journal — the collector's delivery state on disk (STATE_DIR):
  * intents replayed on reopen, the last one only when the output file holds
- * its bytes (a short file cut back), torn tails ignored, END records,
- * compaction of live and restored states, and set-up errors. Each test
- * works in its own temporary directory, removed afterwards.
+ * its bytes (a short file cut back, and removed when no reader could open
+ * what is left), torn tails ignored, END records, compaction of live and
+ * restored states, and set-up errors. Each test works in its own
+ * temporary directory, removed afterwards.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -379,7 +380,88 @@ static void test_intent_before_rotation_counts(void **state)
     journal_state_free(&a);
     journal_close(&j);
     assert_int_equal(s_size(env->out), 50);
-    assert_int_equal(s_size(env->out2), 0); /* cut back to the intent's offset */
+    assert_int_equal(s_size(env->out2), -1); /* cut back to nothing: removed */
+}
+
+/* A section header block (28 bytes) and an interface block (20 bytes), as
+ * a pcapng writer starts a file. */
+static size_t s_pcapng_start(uint8_t *buf, bool with_idb)
+{
+    static const uint8_t shb[28] = {0x0a, 0x0d, 0x0d, 0x0a, 28, 0, 0,    0,    0x4d, 0x3c,
+                                    0x2b, 0x1a, 1,    0,    0,  0, 0xff, 0xff, 0xff, 0xff,
+                                    0xff, 0xff, 0xff, 0xff, 28, 0, 0,    0};
+    static const uint8_t idb[20] = {1, 0, 0, 0, 20, 0, 0, 0, 1, 0, 0, 0, 0, 0, 4, 0, 20, 0, 0, 0};
+    memcpy(buf, shb, sizeof shb);
+    if (!with_idb)
+        return sizeof shb;
+    memcpy(buf + sizeof shb, idb, sizeof idb);
+    return sizeof shb + sizeof idb;
+}
+
+/* The file being written when the collector stopped is one a reader
+ * cannot open (empty, a section header alone, a header cut short): it is
+ * removed on start-up, whether an intent was pending or not. A file with
+ * its first interface block, and a file that is no capture at all, are
+ * left alone. */
+static void test_unreadable_file_removed(void **state)
+{
+    s_env_t *env = *state;
+    static const struct {
+        const char *what;
+        int content; /* 0 empty, 1 SHB, 2 SHB + IDB, 3 SHB cut, 4 pcap header cut, 5 other */
+        bool intent; /* a pending intent past the file's end */
+        bool kept;
+    } cases[] = {
+        {"empty", 0, false, false},
+        {"empty, intent pending", 0, true, false},
+        {"section header alone", 1, false, false},
+        {"section header, intent pending", 1, true, false},
+        {"section header cut", 3, false, false},
+        {"pcap file header cut", 4, false, false},
+        {"section and interface", 2, false, true},
+        {"section and interface, intent pending", 2, true, true},
+        {"not a capture", 5, false, true},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char dir[200], out[200];
+        snprintf(dir, sizeof dir, "%s/state%zu", env->dir, c);
+        snprintf(out, sizeof out, "%s/out%zu.pcapng", env->dir, c);
+        uint8_t buf[64];
+        size_t n = 0;
+        switch (cases[c].content) {
+        case 1:
+            n = s_pcapng_start(buf, false);
+            break;
+        case 2:
+            n = s_pcapng_start(buf, true);
+            break;
+        case 3:
+            n = s_pcapng_start(buf, false) - 5;
+            break;
+        case 4:
+            memcpy(buf, (const uint8_t[]){0x4d, 0x3c, 0xb2, 0xa1, 2, 0, 4, 0}, 8);
+            n = 8;
+            break;
+        case 5:
+            memcpy(buf, "not a capture", 13);
+            n = 13;
+            break;
+        }
+        s_write_all(out, buf, n);
+        journal_t *j = s_open(dir);
+        assert_int_equal(journal_file(j, out), 0);
+        if (cases[c].intent) {
+            journal_entry_t e[] = {s_done("A", 1, 0)};
+            assert_int_equal(journal_intent(j, n, 100, e, 1), 0);
+        }
+        journal_close(&j);
+
+        j = s_open(dir);
+        journal_close(&j);
+        long long want = cases[c].kept ? (long long)n : -1;
+        if (s_size(out) != want)
+            fail_msg("%s: the file is %lld bytes, expected %lld", cases[c].what, s_size(out), want);
+    }
 }
 
 /* Standard output cannot be checked: its last intent counts as written. */
@@ -808,6 +890,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_empty_intent, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_last_intent_checked_against_file, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_intent_before_rotation_counts, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_unreadable_file_removed, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_stdout_last_intent_counts, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_ignored, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_end_marks_ended, s_setup, s_teardown),

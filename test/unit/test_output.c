@@ -3,8 +3,11 @@
  * kept-existing with an index, strftime patterns), rotation by size and by
  * age with every file readable by libpcap on its own (SHB and every IDB
  * again), standard output never rotated, the interface table and
- * LINKTYPE_POLICY, and the buffer that reaches the operating system only
- * through output_flush(). Each test works in its own temporary directory.
+ * LINKTYPE_POLICY, the buffer that reaches the operating system only
+ * through output_flush(), files that appear only with their first interface
+ * block (none without a source), standard output's end without a source,
+ * and a FIFO written in place. Each test works in its own temporary
+ * directory.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -186,7 +189,8 @@ static void s_blocks(const char *path, char *out, size_t outlen)
 
 /* ---- names --------------------------------------------------------- */
 
-/* A plain path is used as it is, and an existing file there truncated. */
+/* A plain path is used as it is, and an existing file there replaced, when
+ * the first flush with an interface is written (not before). */
 static void test_plain_path_truncated(void **state)
 {
     s_env_t *env = *state;
@@ -202,13 +206,15 @@ static void test_plain_path_truncated(void **state)
     output_t *o = s_open(&opts);
     assert_string_equal(output_path(o), path);
     assert_string_equal(output_name(o), path);
-    assert_int_equal(output_files(o), 1);
-    assert_int_equal(s_size(path), 0);
+    assert_int_equal(output_files(o), 0);
+    assert_int_equal(s_size(path), 5000);
     int id = s_add_iface(o, "edge1", S_LINKTYPE_ETHERNET, "eth0");
     assert_int_equal(id, 0);
     s_write_packet(o, 0, 1, 100);
     s_write_packet(o, 0, 2, 100);
+    assert_int_equal(s_size(path), 5000);
     assert_int_equal(output_flush(o), 0);
+    assert_int_equal(output_files(o), 1);
     uint64_t bytes = output_bytes(o);
     assert_int_equal(output_offset(o), bytes);
     output_close(&o);
@@ -314,6 +320,7 @@ static void test_strftime_expanded(void **state)
     output_t *o = s_open(&opts);
     snprintf(want, sizeof want, "%s/%04d-cap-0000.pcapng", env->dir, tm.tm_year + 1900);
     assert_string_equal(output_path(o), want);
+    s_add_iface(o, "edge1", S_LINKTYPE_ETHERNET, "eth0");
     output_close(&o);
     assert_true(s_size(want) >= 0);
 
@@ -322,6 +329,7 @@ static void test_strftime_expanded(void **state)
     o = s_open(&opts);
     snprintf(want, sizeof want, "%s/a%%b-0000.pcapng", env->dir);
     assert_string_equal(output_path(o), want);
+    s_add_iface(o, "edge1", S_LINKTYPE_ETHERNET, "eth0");
     output_close(&o);
     assert_true(s_size(want) >= 0);
 }
@@ -382,10 +390,10 @@ static void s_write_rotating(output_t *o, s_files_t *fs, unsigned count, uint32_
             assert_string_not_equal(output_path(o), fs->path[f]);
             snprintf(fs->path[fs->files], sizeof fs->path[0], "%s", output_path(o));
             fs->n[fs->files++] = 0;
-            assert_int_equal(output_files(o), fs->files);
-            assert_int_equal(output_offset(o), 0); /* a new file */
-            assert_true(output_buffered(o) > 0);   /* its header blocks */
-            assert_int_equal(s_size(output_path(o)), 0);
+            assert_int_equal(output_files(o), fs->files - 1); /* not created yet */
+            assert_int_equal(output_offset(o), 0);            /* a new file */
+            assert_true(output_buffered(o) > 0);              /* its header blocks */
+            assert_int_equal(s_size(output_path(o)), -1);     /* until they are flushed */
         }
     }
 }
@@ -462,8 +470,8 @@ static void test_rotate_pcap_format(void **state)
     free(fs);
 }
 
-/* rotate_ms after the file was opened (the caller's clock, here faked), and
- * counted again from the new file's opening. */
+/* rotate_ms after the file was opened, and counted again from the
+ * rotation, on the caller's clock (here faked). */
 static void test_rotate_by_age(void **state)
 {
     s_env_t *env = *state;
@@ -490,13 +498,15 @@ static void test_rotate_by_age(void **state)
     assert_int_equal(output_offset(o), 0);
     s_write_packet(o, 0, 100, 60);
     assert_int_equal(output_flush(o), 0);
-    int64_t reopened = clock_mono_ms();
-    assert_int_equal(output_rotate_if_due(o, reopened + 1000), 0); /* a young file */
-    assert_int_equal(output_rotate_if_due(o, reopened + 61000), 1);
+    assert_int_equal(output_rotate_if_due(o, later + 59999), 0); /* a young file */
+    assert_int_equal(output_rotate_if_due(o, later + 60000), 1);
     snprintf(want, sizeof want, "%s/age-0002.pcapng", env->dir);
     assert_string_equal(output_path(o), want);
-    assert_int_equal(output_files(o), 3);
+    assert_int_equal(output_files(o), 2); /* age-0002 appears with its first flush */
     output_close(&o);
+    char blocks[16];
+    s_blocks(want, blocks, sizeof blocks);
+    assert_string_equal(blocks, "SI");
     snprintf(want, sizeof want, "%s/age-0001.pcapng", env->dir);
     static const unsigned seeds[] = {100};
     s_expect_pcap(want, S_LINKTYPE_ETHERNET, seeds, 1, 60);
@@ -693,12 +703,12 @@ static void test_buffer_full(void **state)
             assert_int_equal(rc, added + 1);
             added++;
         }
-        assert_int_equal(s_size(path), 0);
+        assert_int_equal(s_size(path), -1); /* not even created */
         uint32_t caplen = output_room(o, 1500, NULL) ? 1500 : 0;
         if (!output_room(o, caplen, NULL))
             break;
         s_write_packet(o, 0, packets++, caplen);
-        assert_int_equal(s_size(path), 0);
+        assert_int_equal(s_size(path), -1); /* not even created */
         assert_int_equal(output_offset(o), 0);
     }
     assert_true(added > 10);
@@ -708,7 +718,7 @@ static void test_buffer_full(void **state)
     assert_int_equal(s_add_iface(o, "edge1", S_LINKTYPE_ETHERNET, "eth0"), 0); /* known */
     assert_int_equal(s_try_iface(o, "edge9", S_LINKTYPE_ETHERNET, "eth0", why, sizeof why),
                      -ENOBUFS);
-    assert_int_equal(s_size(path), 0);
+    assert_int_equal(s_size(path), -1); /* not even created */
     assert_int_equal(output_bytes(o), 0);
 
     size_t buffered = output_buffered(o);
@@ -748,6 +758,174 @@ static void test_buffer_full(void **state)
     assert_int_equal(read, packets);
 }
 
+/* ---- files appear whole ------------------------------------------- */
+
+/* A file appears only once its first interface block is written, with
+ * its section header and that block in it: before, nothing is buffered
+ * for the operating system and no file exists, so that no file is left
+ * that a reader cannot open (a crash while starting, or no source). */
+static void test_file_appears_with_first_interface(void **state)
+{
+    s_env_t *env = *state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/late.pcapng", env->dir);
+    output_opts_t opts = s_opts(path);
+    output_t *o = s_open(&opts);
+    assert_string_equal(output_path(o), path);
+    assert_int_equal(output_buffered(o), 0);
+    assert_int_equal(output_flush(o), 0);
+    assert_int_equal(s_size(path), -1);
+    assert_int_equal(output_files(o), 0);
+    assert_int_equal(output_offset(o), 0);
+    assert_int_equal(output_rotate_if_due(o, clock_mono_ms() + 1000000), 0);
+
+    s_add_iface(o, "edge1", S_LINKTYPE_ETHERNET, "eth0");
+    assert_true(output_buffered(o) > 0);
+    assert_int_equal(s_size(path), -1); /* buffered only */
+    assert_int_equal(output_flush(o), 0);
+    assert_int_equal(output_files(o), 1);
+    char blocks[16];
+    s_blocks(path, blocks, sizeof blocks);
+    assert_string_equal(blocks, "SI");
+    s_expect_pcap(path, S_LINKTYPE_ETHERNET, NULL, 0, 0);
+    s_write_packet(o, 0, 5, 70);
+    output_close(&o);
+    static const unsigned seeds[] = {5};
+    s_expect_pcap(path, S_LINKTYPE_ETHERNET, seeds, 1, 70);
+}
+
+/* An output that never had an interface leaves no file behind, whatever
+ * its name or format, and a plain path's earlier file is left as it was. */
+static void test_no_interface_no_file(void **state)
+{
+    s_env_t *env = *state;
+    char path[128], made[160];
+    for (int variant = 0; variant < 4; variant++) {
+        snprintf(path, sizeof path, "%s/none%d.pcapng", env->dir, variant);
+        output_opts_t opts = s_opts(path);
+        opts.keep_existing = variant == 1;
+        opts.rotate_bytes = variant == 2 ? 1000 : 0;
+        opts.format = variant == 3 ? PCAPNG_FORMAT_PCAP : PCAPNG_FORMAT_PCAPNG;
+        output_t *o = s_open(&opts);
+        snprintf(made, sizeof made, "%s", output_path(o));
+        assert_int_equal(output_flush(o), 0);
+        assert_int_equal(output_end(o), 0);
+        assert_int_equal(output_files(o), 0);
+        output_close(&o);
+        assert_int_equal(s_size(made), -1);
+    }
+    DIR *d = opendir(env->dir);
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            fail_msg("%s/%s was left behind", env->dir, e->d_name);
+    closedir(d);
+
+    snprintf(path, sizeof path, "%s/kept.pcapng", env->dir);
+    s_write_text(path, "earlier capture");
+    output_opts_t opts = s_opts(path);
+    output_t *o = s_open(&opts);
+    output_close(&o);
+    s_assert_text(path, "earlier capture");
+}
+
+/* Standard output: nothing until the first interface; a clean end
+ * without any gives a section header and one interface block ("none", no
+ * packets), so that a reader such as `tcpdump -r -` ends without error.
+ * With an interface, the end adds nothing. */
+static void test_stdout_end_without_source(void **state)
+{
+    s_env_t *env = *state;
+    for (int variant = 0; variant < 3; variant++) {
+        char path[128];
+        snprintf(path, sizeof path, "%s/stdout%d.out", env->dir, variant);
+        fflush(stdout);
+        int saved = dup(STDOUT_FILENO);
+        assert_true(saved >= 0);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        assert_true(fd >= 0);
+        assert_int_equal(dup2(fd, STDOUT_FILENO), STDOUT_FILENO);
+        close(fd);
+        output_opts_t opts = s_opts("-");
+        opts.format = variant == 1 ? PCAPNG_FORMAT_PCAP : PCAPNG_FORMAT_PCAPNG;
+        output_t *o = output_open(&opts, (char[256]){0}, 256);
+        long long before = -2, after_flush = -2;
+        int end = -1;
+        unsigned files = 9;
+        if (o) {
+            before = s_size(path);
+            if (variant == 2) {
+                s_add_iface(o, "edge1", S_LINKTYPE_ETHERNET, "eth0");
+                s_write_packet(o, 0, 3, 90);
+            }
+            after_flush = output_flush(o) == 0 ? s_size(path) : -3;
+            end = output_end(o);
+            files = output_files(o);
+            output_close(&o);
+        }
+        assert_int_equal(dup2(saved, STDOUT_FILENO), STDOUT_FILENO);
+        close(saved);
+        assert_int_equal(before, 0);
+        assert_int_equal(end, 0);
+        assert_int_equal(files, 1);
+        if (variant == 2) {
+            static const unsigned seeds[] = {3};
+            assert_true(after_flush > 0);
+            s_expect_pcap(path, S_LINKTYPE_ETHERNET, seeds, 1, 90);
+            char blocks[16];
+            s_blocks(path, blocks, sizeof blocks);
+            assert_string_equal(blocks, "SIE");
+            continue;
+        }
+        assert_int_equal(after_flush, 0);
+        s_expect_pcap(path, S_LINKTYPE_ETHERNET, NULL, 0, 0);
+        if (variant == 0) {
+            char blocks[16];
+            s_blocks(path, blocks, sizeof blocks);
+            assert_string_equal(blocks, "SI");
+        }
+    }
+}
+
+/* An existing FIFO named by OUTPUT is written in place (a reader such as
+ * Wireshark on a named pipe), never replaced by a file; like standard
+ * output, it gets nothing before the first interface. */
+static void test_fifo_written_in_place(void **state)
+{
+    s_env_t *env = *state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/pipe", env->dir);
+    assert_int_equal(mkfifo(path, 0644), 0);
+    int rd = open(path, O_RDONLY | O_NONBLOCK);
+    assert_true(rd >= 0);
+    output_opts_t opts = s_opts(path);
+    output_t *o = s_open(&opts);
+    assert_string_equal(output_path(o), path);
+    assert_int_equal(output_flush(o), 0);
+    uint8_t buf[4096];
+    assert_int_equal(read(rd, buf, sizeof buf), -1); /* nothing yet */
+    assert_int_equal(errno, EAGAIN);
+    s_add_iface(o, "edge1", S_LINKTYPE_ETHERNET, "eth0");
+    s_write_packet(o, 0, 9, 64);
+    assert_int_equal(output_flush(o), 0);
+    ssize_t n = read(rd, buf, sizeof buf);
+    assert_true(n > 0);
+    output_close(&o);
+    close(rd);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(S_ISFIFO(st.st_mode));
+    char copy[160];
+    snprintf(copy, sizeof copy, "%s/copy.pcapng", env->dir);
+    FILE *f = fopen(copy, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    static const unsigned seeds[] = {9};
+    s_expect_pcap(copy, S_LINKTYPE_ETHERNET, seeds, 1, 64);
+}
+
 /* ---- errors -------------------------------------------------------- */
 
 static void test_open_error_names_path(void **state)
@@ -785,6 +963,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_interface_pcap_format, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_buffer_full, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_open_error_names_path, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_file_appears_with_first_interface, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_no_interface_no_file, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_stdout_end_without_source, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_fifo_written_in_place, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
