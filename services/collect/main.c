@@ -66,8 +66,13 @@ static const cfg_row_t s_rows[] = {
      "Output buffer; it is flushed after every pass of the loop that wrote."},
 };
 
+/* The loop passes at least this often (GET /healthz watches it). */
+#define S_WAKE_MAX_MS 1000
+/* Messages handled per pass at most, then written and acknowledged. */
+#define S_DRAIN_MAX 256
+
 typedef struct {
-    service_t svc;
+    service_t *svc;
     journal_t *journal;
     output_t *output;
     collector_t *collector;
@@ -81,9 +86,11 @@ static int s_reply(void *ctx, const route_t *route, const uint8_t *cmd, size_t l
     return frames_send(c->sock, route, cmd, len, NULL, ZMQ_DONTWAIT);
 }
 
-static int s_setup(collect_t *c)
+static int s_setup(void *app, service_t *svc)
 {
-    cfg_t *cfg = c->svc.cfg;
+    collect_t *c = app;
+    c->svc = svc;
+    cfg_t *cfg = svc->cfg;
     char err[8192];
     const char *path = cfg_str(cfg, "OUTPUT");
     if (strcmp(path, "-") == 0 && isatty(STDOUT_FILENO)) {
@@ -134,31 +141,20 @@ static int s_setup(collect_t *c)
         .journal = c->journal,
         .annotate_hops = cfg_enum(cfg, "ANNOTATE") == 1,
     };
-    c->collector = collector_new(c->output, &opts, c->svc.metrics, s_reply, c);
+    c->collector = collector_new(c->output, &opts, svc->metrics, s_reply, c);
     if (!c->collector) {
         log_error("out of memory");
         return 1;
     }
-    c->router = zsock_new(ZMQ_ROUTER);
-    if (!c->router) {
-        log_error("cannot create a ZeroMQ socket");
-        return 1;
-    }
-    zsock_set_router_mandatory(c->router, 1);
-    zsock_set_linger(c->router, 1000); /* last acknowledgements on exit */
-    zsock_set_rcvhwm(c->router, 1000);
-    zsock_set_sndhwm(c->router, 100000);
-    zsock_set_heartbeat_ivl(c->router, 1000);
-    zsock_set_heartbeat_timeout(c->router, 5000);
-    /* a message beyond anything the protocol allows is refused by libzmq
-     * before it is allocated (and its sender disconnected); one between
-     * MAX_BATCH_MB and that is counted as "oversize" and dropped alone, so
-     * that one source's big batch does not cut off a relay and everyone
-     * behind it */
-    zsock_set_maxmsgsize(c->router, (int)(WIRE_PAYLOAD_MAX + (1 << 20)));
+    /* a message between MAX_BATCH_MB and the protocol's limit is counted
+     * as "oversize" and dropped alone, so that one source's big batch does
+     * not cut off a relay and everyone behind it */
+    service_sock_opts_t so = {
+        .sndhwm = 100000, .rcvhwm = 1000, .linger_ms = 1000 /* last acknowledgements on exit */};
     const char *endpoint = cfg_str(cfg, "COLLECT_ENDPOINT");
-    if (zsock_bind(c->router, "%s", endpoint) < 0) {
-        log_error("COLLECT_ENDPOINT=%s: cannot bind: %s", endpoint, zmq_strerror(zmq_errno()));
+    c->router = service_router("COLLECT_ENDPOINT", endpoint, &so, err, sizeof err);
+    if (!c->router) {
+        log_error("%s", err);
         return 2;
     }
     c->sock = zsock_resolve(c->router);
@@ -183,21 +179,21 @@ static int s_commit(collect_t *c, bool drain)
     return 0;
 }
 
-static int s_run(collect_t *c)
+static int s_run(void *app)
 {
+    collect_t *c = app;
     while (!service_stop) {
+        metrics_alive(c->svc->metrics);
         int64_t now = clock_mono_ms();
         int64_t wake = collector_next_deadline(c->collector, now);
-        long timeout = wake == INT64_MAX ? 1000 : (long)(wake - now);
-        if (timeout > 1000)
-            timeout = 1000;
+        long timeout = wake - now > S_WAKE_MAX_MS ? S_WAKE_MAX_MS : (long)(wake - now);
         zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
         if (zmq_poll(&item, 1, timeout) < 0 && errno != EINTR) {
             log_error("poll: %s", zmq_strerror(errno));
             return 1;
         }
         /* a bounded number of messages per pass, then write and acknowledge */
-        for (int i = 0; i < 256; i++) {
+        for (int i = 0; i < S_DRAIN_MAX; i++) {
             frames_t f;
             if (frames_recv(&f, c->sock, ZMQ_DONTWAIT) < 0)
                 break;
@@ -221,22 +217,26 @@ static int s_run(collect_t *c)
     return 0;
 }
 
+static void s_teardown(void *app)
+{
+    collect_t *c = app;
+    zsock_destroy(&c->router);
+    collector_destroy(&c->collector);
+    output_close(&c->output);
+    journal_close(&c->journal);
+}
+
 int main(int argc, char **argv)
 {
+    static const service_def_t def = {.program = "tapmesh-collect",
+                                      .service = "collect",
+                                      .summary = s_summary,
+                                      .rows = s_rows,
+                                      .nrows = sizeof s_rows / sizeof *s_rows,
+                                      .setup = s_setup,
+                                      .run = s_run,
+                                      .teardown = s_teardown};
     collect_t c;
     memset(&c, 0, sizeof c);
-    int status;
-    if (!service_start(&c.svc, "tapmesh-collect", "collect", s_summary, s_rows,
-                       sizeof s_rows / sizeof *s_rows, argc, argv, &status))
-        return status;
-    status = s_setup(&c);
-    if (status == 0)
-        status = s_run(&c);
-    zsock_destroy(&c.router);
-    collector_destroy(&c.collector);
-    output_close(&c.output);
-    journal_close(&c.journal);
-    service_finish(&c.svc);
-    zsys_shutdown();
-    return status;
+    return service_main(&def, &c, argc, argv);
 }
