@@ -90,12 +90,17 @@ need() {
 
 # A TCP port nobody listens on, away from the ephemeral range, and not
 # handed out before in this test (several are taken before anything binds).
-# Not in a $(...) subshell: the list of ports handed out must persist.
+# Each test draws from a band of its own (its place among the scripts), so
+# that tests running side by side never pick the same port between one's
+# check and its bind. Not in a $(...) subshell: the list of ports handed out
+# must persist.
 TAKEN_PORTS=" "
 PORT=
+PORT_BAND=$(find "$here" -maxdepth 1 -name '*.sh' ! -name lib.sh | sort | grep -n "/$TEST_NAME\.sh\$" | cut -d: -f1)
+PORT_BASE=$((20000 + (${PORT_BAND:-0} % 48) * 250))
 pick_port() {
     for _ in $(seq 1 200); do
-        PORT=$((20000 + RANDOM % 12000))
+        PORT=$((PORT_BASE + RANDOM % 250))
         case "$TAKEN_PORTS" in *" $PORT "*) continue ;; esac
         if ! ss -Htan 2>/dev/null | awk '{print $4}' | has ":$PORT\$"; then
             TAKEN_PORTS="$TAKEN_PORTS$PORT "
