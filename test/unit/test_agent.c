@@ -17,6 +17,7 @@
 #include "metrics.h"
 #include "source.h"
 #include "tmpdir.h"
+#include "sample.h"
 #include "wire.h"
 
 #include <dirent.h>
@@ -34,39 +35,14 @@
 
 /* ---- the sample, as libpcap reads it ------------------------------------ */
 
-typedef struct {
-    uint64_t ts;
-    uint32_t caplen, origlen;
-    uint8_t *data;
-} pkt_t;
-
-static pkt_t *s_ref;
+static sample_pkt_t *s_ref;
 static size_t s_nref;
 
 static void s_load_reference(void)
 {
-    if (s_ref)
-        return;
-    char err[PCAP_ERRBUF_SIZE];
-    pcap_t *p = pcap_open_offline_with_tstamp_precision(SAMPLE, PCAP_TSTAMP_PRECISION_NANO, err);
-    assert_non_null(p);
-    struct pcap_pkthdr *h;
-    const u_char *d;
-    size_t cap = 0;
-    while (pcap_next_ex(p, &h, &d) == 1) {
-        if (s_nref == cap) {
-            cap = cap ? cap * 2 : 1024;
-            s_ref = realloc(s_ref, cap * sizeof *s_ref);
-        }
-        pkt_t *r = &s_ref[s_nref++];
-        r->ts = (uint64_t)h->ts.tv_sec * 1000000000u + (uint64_t)h->ts.tv_usec;
-        r->caplen = h->caplen;
-        r->origlen = h->len;
-        r->data = malloc(h->caplen);
-        memcpy(r->data, d, h->caplen);
-    }
-    pcap_close(p);
-    assert_true(s_nref > 100);
+    if (!s_ref)
+        s_nref = sample_load(SAMPLE, &s_ref);
+    assert_true(s_nref >= 400);
 }
 
 /* ---- what the agent sends --------------------------------------------- */
@@ -230,7 +206,7 @@ static void s_check_batch(const sent_t *s, size_t *next)
     uint64_t last_ts = 0;
     while (wire_packets_next(s->payload, s->plen, &off, &p)) {
         assert_true(*next < s_nref);
-        const pkt_t *r = &s_ref[(*next)++];
+        const sample_pkt_t *r = &s_ref[(*next)++];
         assert_int_equal(p.ts_ns, r->ts);
         assert_int_equal(p.caplen, r->caplen);
         assert_int_equal(p.origlen, r->origlen);
@@ -359,7 +335,9 @@ static void test_resend_backoff(void **state)
         16);
 }
 
-static size_t s_read_dlq(const char *dir, pkt_t *out, size_t max, char *path, size_t pathlen)
+/* The packets of the one dead-letter file in `dir` (its path in `path`),
+ * read back by libpcap; 0 when there is no file. */
+static size_t s_read_dlq(const char *dir, sample_pkt_t **out, char *path, size_t pathlen)
 {
     DIR *d = opendir(dir);
     assert_non_null(d);
@@ -372,32 +350,13 @@ static size_t s_read_dlq(const char *dir, pkt_t *out, size_t max, char *path, si
         files++;
     }
     closedir(d);
+    *out = NULL;
     if (files == 0)
         return 0;
     assert_int_equal(files, 1);
-    char err[PCAP_ERRBUF_SIZE];
-    pcap_t *p = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, err);
-    assert_non_null(p);
-    struct pcap_pkthdr *h;
-    const u_char *data;
-    size_t n = 0;
-    while (pcap_next_ex(p, &h, &data) == 1) {
-        assert_true(n < max);
-        out[n].ts = (uint64_t)h->ts.tv_sec * 1000000000u + (uint64_t)h->ts.tv_usec;
-        out[n].caplen = h->caplen;
-        out[n].origlen = h->len;
-        out[n].data = malloc(h->caplen);
-        memcpy(out[n].data, data, h->caplen);
-        n++;
-    }
-    pcap_close(p);
+    size_t n = sample_load(path, out);
+    assert_non_null(*out);
     return n;
-}
-
-static void s_free_pkts(pkt_t *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(p[i].data);
 }
 
 /* A batch unacknowledged for RETRY_TIMEOUT_S goes to the dead-letter file,
@@ -428,9 +387,9 @@ static void test_dead_letter_after_retry_timeout(void **state)
     assert_true(agent_finished(f->a));
     assert_true(now >= 60000);
     assert_true(first_packets > 0);
-    pkt_t got[1024];
+    sample_pkt_t *got;
     char path[4200];
-    size_t n = s_read_dlq(f->dir, got, 1024, path, sizeof path);
+    size_t n = s_read_dlq(f->dir, &got, path, sizeof path);
     assert_int_equal(n, first_packets);
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(got[i].ts, s_ref[i].ts);
@@ -438,7 +397,7 @@ static void test_dead_letter_after_retry_timeout(void **state)
         assert_int_equal(got[i].origlen, s_ref[i].origlen);
         assert_memory_equal(got[i].data, s_ref[i].data, s_ref[i].caplen);
     }
-    s_free_pkts(got, n);
+    sample_free(&got, n);
     assert_non_null(strstr(path, "edge1-"));
     assert_int_equal(agent_exit_status(f->a), 1);
 }
@@ -453,17 +412,16 @@ static void test_refused_linktype(void **state)
     s_refuse(f, WIRE_REFUSE_LINKTYPE, 1);
     agent_step(f->a, 1);
     assert_true(agent_finished(f->a));
-    pkt_t *got = calloc(s_nref + 1, sizeof *got);
+    sample_pkt_t *got;
     char path[4200];
-    size_t n = s_read_dlq(f->dir, got, s_nref + 1, path, sizeof path);
+    size_t n = s_read_dlq(f->dir, &got, path, sizeof path);
     assert_int_equal(n, agent_packets(f->a));
     assert_true(n > 0);
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(got[i].ts, s_ref[i].ts);
         assert_memory_equal(got[i].data, s_ref[i].data, s_ref[i].caplen);
     }
-    s_free_pkts(got, n);
-    free(got);
+    sample_free(&got, n);
     assert_int_equal(agent_exit_status(f->a), 1);
 }
 
@@ -562,12 +520,11 @@ static void test_stop_then_abort(void **state)
     assert_true(agent_next_wake(f->a, 5) <= 5 + 1000);
     agent_abort(f->a, 6);
     assert_true(agent_finished(f->a));
-    pkt_t *got = calloc(s_nref + 1, sizeof *got);
+    sample_pkt_t *got;
     char path[4200];
-    size_t n = s_read_dlq(f->dir, got, s_nref + 1, path, sizeof path);
+    size_t n = s_read_dlq(f->dir, &got, path, sizeof path);
     assert_int_equal(n, agent_packets(f->a));
-    s_free_pkts(got, n);
-    free(got);
+    sample_free(&got, n);
     assert_int_equal(agent_exit_status(f->a), 1);
 }
 
@@ -649,8 +606,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_connection_warning, s_setup, s_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    for (size_t i = 0; i < s_nref; i++)
-        free(s_ref[i].data);
-    free(s_ref);
+    sample_free(&s_ref, s_nref);
     return rc;
 }

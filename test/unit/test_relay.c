@@ -16,6 +16,7 @@
 
 #include "metrics.h"
 #include "relay.h"
+#include "sample.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -30,39 +31,13 @@
 
 /* ---- packets: the sample as payload frames ----------------------------- */
 
-typedef struct {
-    uint64_t ts;
-    uint32_t caplen, origlen;
-    uint8_t *data;
-} pkt_t;
-
-static pkt_t *s_ref;
+static sample_pkt_t *s_ref;
 static size_t s_nref;
 
 static void s_load_reference(void)
 {
-    if (s_ref)
-        return;
-    char err[PCAP_ERRBUF_SIZE];
-    pcap_t *p = pcap_open_offline_with_tstamp_precision(TAPMESH_TEST_DATA "/sample-ether.pcap",
-                                                        PCAP_TSTAMP_PRECISION_NANO, err);
-    assert_non_null(p);
-    struct pcap_pkthdr *h;
-    const u_char *d;
-    size_t cap = 0;
-    while (pcap_next_ex(p, &h, &d) == 1) {
-        if (s_nref == cap) {
-            cap = cap ? cap * 2 : 1024;
-            s_ref = realloc(s_ref, cap * sizeof *s_ref);
-        }
-        pkt_t *r = &s_ref[s_nref++];
-        r->ts = (uint64_t)h->ts.tv_sec * 1000000000u + (uint64_t)h->ts.tv_usec;
-        r->caplen = h->caplen;
-        r->origlen = h->len;
-        r->data = malloc(h->caplen);
-        memcpy(r->data, d, h->caplen);
-    }
-    pcap_close(p);
+    if (!s_ref)
+        s_nref = sample_load(TAPMESH_TEST_DATA "/sample-ether.pcap", &s_ref);
     assert_true(s_nref >= 400);
 }
 
@@ -691,8 +666,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_input, s_setup, s_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    for (size_t i = 0; i < s_nref; i++)
-        free(s_ref[i].data);
-    free(s_ref);
+    sample_free(&s_ref, s_nref);
     return rc;
 }
