@@ -110,7 +110,7 @@ int cfg_endpoint_check(const char *text, char *why, size_t whylen);
 int cfg_addrport_parse(const char *text, struct sockaddr_storage *ss, socklen_t *sslen, char *why,
                        size_t whylen);
 
-/* Checks a CFG_TEXT value: what a wire `text` (proto/wire-v1.md §2) can
+/* Checks a CFG_TEXT value: what a wire `text` (proto/wire-v2.md §2) can
  * carry and a reader can show: at most WIRE_TEXT_MAX (1024) bytes of UTF-8
  * (no overlong form, no surrogate, nothing above U+10FFFF, no sequence cut
  * short) without control characters (C0, DEL, C1). Empty is valid. Returns

@@ -1,5 +1,5 @@
 /*
- * frames — multipart receive and send in the shape of proto/wire-v1.md §1.
+ * frames — multipart receive and send in the shape of proto/wire-v2.md §1.
  */
 #include "frames.h"
 

@@ -1,6 +1,6 @@
 /*
  * frames — one received ZeroMQ multipart message split into its parts
- * (proto/wire-v1.md §1): routing envelope, empty delimiter, command frame,
+ * (proto/wire-v2.md §1): routing envelope, empty delimiter, command frame,
  * optional payload frame. Frames stay in zmq_msg_t, so the payload can be
  * kept (moved) without a copy.
  *

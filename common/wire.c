@@ -1,5 +1,5 @@
 /*
- * wire — protocol v1 codec (proto/wire-v1.md). Every read goes through
+ * wire — protocol v2 codec (proto/wire-v2.md). Every read goes through
  * s_rd_t, which carries a position and an end and latches the first error;
  * no struct is ever laid over a buffer.
  */
@@ -211,6 +211,7 @@ void wire_msg_init(wire_msg_t *m, wire_type_t type, const char *source, uint64_t
     memset(m, 0, offsetof(wire_msg_t, hello));
     switch (type) {
     case WIRE_HELLO:
+        m->hello.settled = 0;
         m->hello.description[0] = '\0';
         m->hello.iface_count = 0;
         break;
@@ -285,6 +286,7 @@ wire_err_t wire_decode(const uint8_t *buf, size_t len, wire_msg_t *m)
     s_range(&r, m->epoch != 0);
     switch (type) {
     case WIRE_HELLO: /* §3.1 */
+        m->hello.settled = s_u64(&r);
         s_text(&r, m->hello.description);
         m->hello.iface_count = s_u8(&r);
         s_range(&r, m->hello.iface_count >= 1 && m->hello.iface_count <= WIRE_IFACES_MAX);
@@ -358,6 +360,7 @@ size_t wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
         w.bad = true;
     switch (m->type) {
     case WIRE_HELLO:
+        s_put(&w, m->hello.settled, 8);
         s_put_text(&w, m->hello.description);
         if (m->hello.iface_count < 1 || m->hello.iface_count > WIRE_IFACES_MAX)
             w.bad = true;

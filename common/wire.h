@@ -1,5 +1,5 @@
 /*
- * wire — codec for tapmesh wire protocol v1 (proto/wire-v1.md).
+ * wire — codec for tapmesh wire protocol v2 (proto/wire-v2.md).
  *
  * Command frames decode into a wire_msg_t (strings copied and
  * NUL-terminated, everything bounds-checked); payload frames are checked as
@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #define WIRE_SIGNATURE 0x544Du
-#define WIRE_VERSION 1
+#define WIRE_VERSION 2
 #define WIRE_FRAME_HDR 4
 #define WIRE_NAME_MAX 64
 #define WIRE_TEXT_MAX 1024
@@ -28,7 +28,7 @@
 #define WIRE_PKT_HDR 20
 /* Largest command frame: a HELLO with every field at its maximum. */
 #define WIRE_COMMAND_MAX                                                                           \
-    (WIRE_FRAME_HDR + 1 + WIRE_NAME_MAX + 8 + 2 + WIRE_TEXT_MAX + 1 +                              \
+    (WIRE_FRAME_HDR + 1 + WIRE_NAME_MAX + 8 + 8 + 2 + WIRE_TEXT_MAX + 1 +                          \
      WIRE_IFACES_MAX * (2 + 4 + 1 + WIRE_NAME_MAX + 2 + WIRE_TEXT_MAX))
 
 typedef enum {
@@ -91,6 +91,7 @@ typedef struct {
     uint64_t epoch;
     union {
         struct {
+            uint64_t settled; /* every batch below was acknowledged (§3.1) */
             char description[WIRE_TEXT_MAX + 1];
             uint8_t iface_count;
             wire_iface_t ifaces[WIRE_IFACES_MAX];

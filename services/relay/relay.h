@@ -1,6 +1,6 @@
 /*
  * relay — the relay's engine, without sockets: batches from the sources go
- * on with this relay's hop record added (proto/wire-v1.md §3.4) — to one
+ * on with this relay's hop record added (proto/wire-v2.md §3.4) — to one
  * next hop (failover), to all (duplicate), or split by flow (flowhash) —
  * optionally thinned by a BPF FILTER; acknowledgements come back and go
  * upstream once every hop that needed the batch has it.

@@ -5,7 +5,7 @@
  * the next hop chosen by the symmetric hash of its flow, so both
  * directions of a conversation go the same way; non-IP packets to the
  * first hop). The result is one payload frame per next hop, possibly
- * empty (proto/wire-v1.md §4), built in buffers reused from batch to batch.
+ * empty (proto/wire-v2.md §4), built in buffers reused from batch to batch.
  */
 #ifndef TAPMESH_SPLIT_H
 #define TAPMESH_SPLIT_H

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Bad input (proto/wire-v1.md §5): hostile peers (test/tools/badpeer) send
+# Bad input (proto/wire-v2.md §5): hostile peers (test/tools/badpeer) send
 # garbage, messages without a delimiter or with extra frames, a wrong
 # signature, version or type, cut or padded commands, batches from a source
 # that never said HELLO, batches over MAX_BATCH_MB, a bad caplen, and a

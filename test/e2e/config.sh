@@ -71,7 +71,7 @@ out=$(METRICS_ADDRPORT= DEVICE=lo TSTAMP_TYPE=bogus "$CAPTURE" 2>&1) || rc=$?
 expect_bad capture "$CAPTURE" SNAPLEN 262145
 expect_bad capture "$CAPTURE" PROMISC maybe
 
-# DESCRIPTION travels in every HELLO as wire text (proto/wire-v1.md §2): a
+# DESCRIPTION travels in every HELLO as wire text (proto/wire-v2.md §2): a
 # value the wire cannot carry stops start-up with status 2 and one line
 # naming DESCRIPTION (the value escaped), instead of every HELLO failing and
 # every batch being dead-lettered. `timeout` bounds the run should it start.

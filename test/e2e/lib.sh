@@ -96,7 +96,7 @@ need() {
 # must persist.
 TAKEN_PORTS=" "
 PORT=
-PORT_BAND=$(find "$here" -maxdepth 1 -name '*.sh' ! -name lib.sh | sort | grep -n "/$TEST_NAME\.sh\$" | cut -d: -f1)
+PORT_BAND=$(find "$here" -maxdepth 1 -name '*.sh' ! -name lib.sh | sort | grep -n "/$TEST_NAME\.sh\$" | cut -d: -f1 || true)
 PORT_BASE=$((20000 + (${PORT_BAND:-0} % 48) * 250))
 pick_port() {
     for _ in $(seq 1 200); do

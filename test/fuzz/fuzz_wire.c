@@ -1,5 +1,5 @@
 /*
- * fuzz_wire — libFuzzer target for the wire v1 decoders (proto/wire-v1.md).
+ * fuzz_wire — libFuzzer target for the wire v2 decoders (proto/wire-v2.md).
  *
  * The first byte picks the decoder:
  *   even: data[1..] is a command frame for wire_decode; one that decodes

@@ -1,7 +1,7 @@
 /*
  * badpeer — a hostile peer for the end-to-end tests: connects a ZeroMQ
  * DEALER to a receiver (collector or relay), sends COUNT messages that
- * break proto/wire-v1.md in one chosen way, and exits once they have left
+ * break proto/wire-v2.md in one chosen way, and exits once they have left
  * (ZMQ_LINGER). Valid frames come from common/wire.h's encoder; the
  * malformed ones are those frames with bytes changed, cut or added.
  *
@@ -11,7 +11,7 @@
  * garbage            random bytes, one frame, no delimiter       framing
  * nodelim            a valid HELLO without the empty delimiter   framing
  * badsig             HELLO with signature 0x4D54                 signature
- * badversion         HELLO with version 2                        version
+ * badversion         HELLO with version 1                        version
  * badtype            HELLO with type 99                          type
  * truncated          BATCH command cut in half (+ payload)       truncated
  * trailing           BATCH command + one byte (+ payload)        trailing
@@ -405,7 +405,7 @@ int main(int argc, char **argv)
     else if (strcmp(kind, "badsig") == 0)
         rc = s_bad_header(sock, count, 0, (const uint8_t[]){0x4D, 0x54}, 2); /* swapped */
     else if (strcmp(kind, "badversion") == 0)
-        rc = s_bad_header(sock, count, 2, (const uint8_t[]){2}, 1);
+        rc = s_bad_header(sock, count, 2, (const uint8_t[]){1}, 1); /* before HELLO had settled */
     else if (strcmp(kind, "badtype") == 0)
         rc = s_bad_header(sock, count, 3, (const uint8_t[]){99}, 1);
     else if (strcmp(kind, "truncated") == 0)

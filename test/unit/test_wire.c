@@ -1,5 +1,5 @@
 /*
- * test_wire — the wire v1 codec against proto/wire-v1.md: every command
+ * test_wire — the wire v2 codec against proto/wire-v2.md: every command
  * round-trips canonically, payload frames are built, checked and walked,
  * and every malformed variant is rejected with the reason §5 gives it.
  * Frames are written here by a small big-endian writer that follows the
@@ -126,6 +126,7 @@ static void s_ref(s_bw_t *w, const wire_msg_t *m)
     s_u64(w, m->epoch);
     switch (m->type) {
     case WIRE_HELLO: /* §3.1 */
+        s_u64(w, m->hello.settled);
         s_text(w, m->hello.description);
         s_u8(w, m->hello.iface_count);
         for (unsigned i = 0; i < s_min(m->hello.iface_count, WIRE_IFACES_MAX); i++) {
@@ -239,7 +240,9 @@ static void s_make_hello(wire_msg_t *m, unsigned n, bool big)
     if (big) {
         s_fill_name(m->source, WIRE_NAME_MAX, 3);
         s_fill_text(m->hello.description, WIRE_TEXT_MAX, 0);
+        m->hello.settled = UINT64_MAX;
     } else {
+        m->hello.settled = 0x0102030405060708ull;
         snprintf(m->hello.description, sizeof m->hello.description, "tapmesh-capture 0.1");
     }
     m->hello.iface_count = (uint8_t)n;
@@ -356,6 +359,7 @@ static void s_assert_msg_equal(const wire_msg_t *a, const wire_msg_t *b)
     assert_int_equal(a->epoch, b->epoch);
     switch (a->type) {
     case WIRE_HELLO:
+        assert_int_equal(a->hello.settled, b->hello.settled);
         assert_string_equal(a->hello.description, b->hello.description);
         assert_int_equal(a->hello.iface_count, b->hello.iface_count);
         for (unsigned i = 0; i < a->hello.iface_count; i++) {
@@ -558,7 +562,7 @@ static void test_golden_bytes(void **state)
     (void)state;
     /* clang-format off */
     static const uint8_t welcome[] = {
-        0x54, 0x4d, 0x01, 0x02,                         /* "TM", version 1, WELCOME */
+        0x54, 0x4d, 0x02, 0x02,                         /* "TM", version 2, WELCOME */
         0x03, 'a', '-', '1',                            /* source "a-1" */
         0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, /* epoch 256 */
     };
@@ -575,7 +579,7 @@ static void test_golden_bytes(void **state)
 
     /* clang-format off */
     static const uint8_t ack[] = {
-        0x54, 0x4d, 0x01, 0x05,                         /* "TM", version 1, ACK */
+        0x54, 0x4d, 0x02, 0x05,                         /* "TM", version 2, ACK */
         0x01, 'z',                                      /* source "z" */
         0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07, /* epoch 7 */
         0x00, 0x02,                                     /* count 2 */
@@ -654,10 +658,10 @@ static void test_bad_header(void **state)
         s_w.buf[0] = (uint8_t)(sigs[i] >> 8);
         s_w.buf[1] = (uint8_t)sigs[i];
         S_DECODE_IS(WIRE_ERR_SIGNATURE);
-        s_w.buf[2] = 2; /* the signature is checked first */
+        s_w.buf[2] = 1; /* the signature is checked first */
         S_DECODE_IS(WIRE_ERR_SIGNATURE);
     }
-    static const uint8_t versions[] = {0, 2, 0x81, 0xff};
+    static const uint8_t versions[] = {0, 1, 3, 0x81, 0xff}; /* 1: before HELLO's settled */
     for (size_t i = 0; i < sizeof versions; i++) {
         for (int shape = 0; shape < S_SHAPES; shape++) {
             s_make_shape(&s_m, shape);
@@ -788,6 +792,7 @@ static void test_bad_ifname(void **state)
         s_hdr(&s_w, WIRE_SIGNATURE, WIRE_VERSION, WIRE_HELLO);
         s_label(&s_w, "src");
         s_u64(&s_w, 1);
+        s_u64(&s_w, 0); /* settled */
         s_text(&s_w, "");
         s_u8(&s_w, 1);
         s_u16(&s_w, 1);
@@ -806,7 +811,7 @@ static void test_bad_text(void **state)
         /* HELLO description */
         s_make_hello(&s_m, 1, false);
         s_ref(&s_w, &s_m);
-        size_t pos = 4 + 1 + strlen(s_m.source) + 8 + 2;
+        size_t pos = 4 + 1 + strlen(s_m.source) + 8 + 8 + 2;
         assert_memory_equal(s_w.buf + pos, "tapmesh", 7);
         s_w.buf[pos + 3] = bad[i];
         S_DECODE_IS(WIRE_ERR_TEXT);
@@ -844,6 +849,7 @@ static void test_bad_text(void **state)
     s_hdr(&s_w, WIRE_SIGNATURE, WIRE_VERSION, WIRE_HELLO);
     s_label(&s_w, "src");
     s_u64(&s_w, 1);
+    s_u64(&s_w, 0); /* settled */
     s_text_n(&s_w, text, WIRE_TEXT_MAX + 1);
     s_u8(&s_w, 1);
     s_u16(&s_w, 1);
@@ -855,6 +861,7 @@ static void test_bad_text(void **state)
     s_hdr(&s_w, WIRE_SIGNATURE, WIRE_VERSION, WIRE_HELLO);
     s_label(&s_w, "src");
     s_u64(&s_w, 1);
+    s_u64(&s_w, 0); /* settled */
     s_text(&s_w, "");
     s_u8(&s_w, 1);
     s_u16(&s_w, 1);
@@ -1048,7 +1055,7 @@ static void test_count_vs_elements(void **state)
 
     s_make_hello(&s_m, 3, false);
     s_ref(&s_w, &s_m);
-    at = 4 + 1 + strlen(s_m.source) + 8 + 2 + strlen(s_m.hello.description);
+    at = 4 + 1 + strlen(s_m.source) + 8 + 8 + 2 + strlen(s_m.hello.description);
     assert_int_equal(s_w.buf[at], 3);
     s_w.buf[at] = 2;
     S_DECODE_IS(WIRE_ERR_TRAILING);
@@ -1253,7 +1260,7 @@ static void test_payload_round_trip(void **state)
     size_t off = 12345;
     assert_true(wire_packets_begin(buf, S_BW_CAP, &off));
     assert_int_equal(off, WIRE_FRAME_HDR);
-    assert_memory_equal(buf, "\x54\x4d\x01\x08", 4);
+    assert_memory_equal(buf, "\x54\x4d\x02\x08", 4);
 
     /* the same frame, written from §4 */
     s_reset(&s_w);
@@ -1415,7 +1422,7 @@ static void test_payload_bad_header(void **state)
     s_w.buf[1] = 0x54;
     S_CHECK_IS(3, 3, WIRE_ERR_SIGNATURE);
     s_three(&s_w);
-    s_w.buf[2] = 2;
+    s_w.buf[2] = 1;
     S_CHECK_IS(3, 3, WIRE_ERR_VERSION);
     s_three(&s_w);
     s_w.buf[2] = 0;
