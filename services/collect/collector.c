@@ -102,13 +102,25 @@ struct collector_t {
     uint64_t output_bytes;         /* as counted in the metrics so far */
     unsigned output_files;
     struct {
+        size_t want;                    /* sources expected; 0: EXPECT_SOURCES not set */
+        bool by_id;                     /* a list of node ids, else a count */
+        char (*ids)[WIRE_NAME_MAX + 1]; /* the list; for a count, the ids joined so far */
+        bool *joined;                   /* per listed id */
+        size_t njoined;
+        int64_t first_ms; /* the first source's HELLO, or -1 */
+        bool released;    /* all have joined, or the wait's bound has passed */
+    } expect;
+    bool wrote_any;
+    struct {
         metric_id_t packets, bytes, batches, duplicates, late, queued_bytes, queued_packets,
             sources_live, acks, acks_failed, forced, dedup_given_up, output_bytes, output_files,
-            missing, restored_skipped, refused_linktype, refused_conflict, refused_full;
+            missing, restored_skipped, refused_linktype, refused_conflict, refused_full,
+            expected_missing;
     } m;
 };
 
 static int s_commit(collector_t *self, int64_t now);
+static int s_fail(collector_t *self, int rc, const char *what);
 static void s_done_seq(collector_t *self, s_source_t *s, uint64_t seq, uint16_t part,
                        uint32_t total);
 
@@ -155,6 +167,9 @@ static void s_register(collector_t *self)
     self->m.restored_skipped = metrics_counter(
         r, "tapmesh_collect_restored_skipped_packets_total",
         "Packets of resent batches skipped because they were written before a restart", NULL);
+    self->m.expected_missing =
+        metrics_gauge(r, "tapmesh_collect_expected_sources_missing",
+                      "Sources EXPECT_SOURCES names (or counts) that have not joined yet", NULL);
     rejects_init(&self->rejects, r, "tapmesh_collect_malformed_messages_total");
     const char *help = "HELLOs refused";
     self->m.refused_linktype =
@@ -163,6 +178,194 @@ static void s_register(collector_t *self)
         metrics_counter(r, "tapmesh_collect_sources_refused_total", help, "reason=\"conflict\"");
     self->m.refused_full =
         metrics_counter(r, "tapmesh_collect_sources_refused_total", help, "reason=\"full\"");
+}
+
+/* ---- EXPECT_SOURCES ----------------------------------------------- */
+
+#define S_EXPECT_MAX 1000000
+
+static bool s_blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* Parses EXPECT_SOURCES (collector_expect_check); with `ids`, of room for
+ * every listed id, fills it. */
+static int s_expect_parse(const char *text, char (*ids)[WIRE_NAME_MAX + 1], bool *by_id, char *why,
+                          size_t whylen)
+{
+    const char *p = text, *end = text + strlen(text);
+    while (p < end && s_blank(*p))
+        p++;
+    while (end > p && s_blank(end[-1]))
+        end--;
+    *by_id = false;
+    if (p == end)
+        return 0;
+    size_t digits = strspn(p, "0123456789");
+    if (p + digits == end) {
+        if (digits > 7 || strtol(p, NULL, 10) > S_EXPECT_MAX) {
+            snprintf(why, whylen, "a count of more than %d sources", S_EXPECT_MAX);
+            return -EINVAL;
+        }
+        return (int)strtol(p, NULL, 10);
+    }
+    *by_id = true;
+    size_t n = 0, item = 0;
+    while (p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *stop = comma ? comma : end, *a = p, *b = stop;
+        p = comma ? comma + 1 : end;
+        item++;
+        while (a < b && s_blank(*a))
+            a++;
+        while (b > a && s_blank(b[-1]))
+            b--;
+        if (a == b)
+            continue; /* "a,,b" or "17," */
+        char id[WIRE_NAME_MAX + 2];
+        size_t len = (size_t)(b - a);
+        snprintf(id, sizeof id, "%.*s", (int)(len < sizeof id - 1 ? len : sizeof id - 1), a);
+        if (len > WIRE_NAME_MAX || !wire_name_valid(id)) {
+            bool printable = len <= WIRE_NAME_MAX;
+            for (size_t i = 0; printable && i < len; i++)
+                printable = a[i] >= 0x20 && a[i] < 0x7f;
+            if (printable)
+                snprintf(why, whylen,
+                         "\"%s\" is not a node id (1 to %d letters, digits, '.', '_' or '-')", id,
+                         WIRE_NAME_MAX);
+            else
+                snprintf(why, whylen,
+                         "item %zu is not a node id (1 to %d letters, digits, '.', '_' or '-')",
+                         item, WIRE_NAME_MAX);
+            return -EINVAL;
+        }
+        if (n == S_EXPECT_MAX) {
+            snprintf(why, whylen, "more than %d node ids", S_EXPECT_MAX);
+            return -EINVAL;
+        }
+        if (ids) {
+            for (size_t k = 0; k < n; k++) {
+                if (strcmp(ids[k], id) == 0) {
+                    snprintf(why, whylen, "%s is listed twice", id);
+                    return -EINVAL;
+                }
+            }
+            memcpy(ids[n], id, len + 1);
+        }
+        n++;
+    }
+    if (n == 0) {
+        snprintf(why, whylen, "no node id in the list");
+        return -EINVAL;
+    }
+    return (int)n;
+}
+
+int collector_expect_check(const char *text, char *why, size_t whylen)
+{
+    bool by_id;
+    int n = s_expect_parse(text, NULL, &by_id, why, whylen);
+    if (n <= 0 || !by_id)
+        return n;
+    /* the second pass finds an id listed twice */
+    char(*ids)[WIRE_NAME_MAX + 1] = calloc((size_t)n, sizeof *ids);
+    if (!ids) {
+        snprintf(why, whylen, "out of memory");
+        return -ENOMEM;
+    }
+    n = s_expect_parse(text, ids, &by_id, why, whylen);
+    free(ids);
+    return n;
+}
+
+/* Sets up the wait for EXPECT_SOURCES; false when it is not valid or
+ * memory is short. */
+static bool s_expect_init(collector_t *self, const char *text)
+{
+    self->expect.first_ms = -1;
+    char why[256];
+    int n = text ? collector_expect_check(text, why, sizeof why) : 0;
+    if (n <= 0)
+        return n == 0;
+    self->expect.want = (size_t)n;
+    self->expect.ids = calloc((size_t)n, sizeof *self->expect.ids);
+    self->expect.joined = calloc((size_t)n, sizeof *self->expect.joined);
+    if (!self->expect.ids || !self->expect.joined)
+        return false;
+    if (s_expect_parse(text, self->expect.ids, &self->expect.by_id, why, sizeof why) != n)
+        return false;
+    metrics_set(self->metrics, self->m.expected_missing, (double)n);
+    return true;
+}
+
+/* A new source joined: counted towards EXPECT_SOURCES when it is one of
+ * those expected (any new node id, for a count); the wait ends with the
+ * last of them. */
+static void s_expect_join(collector_t *self, const char *id, int64_t now)
+{
+    if (!self->expect.want)
+        return;
+    if (self->expect.first_ms < 0)
+        self->expect.first_ms = now;
+    size_t k = 0;
+    size_t known = self->expect.by_id ? self->expect.want : self->expect.njoined;
+    while (k < known && strcmp(self->expect.ids[k], id) != 0)
+        k++;
+    if (self->expect.by_id) {
+        if (k == known || self->expect.joined[k])
+            return; /* not expected, or back again */
+        self->expect.joined[k] = true;
+    } else {
+        if (k < known || known == self->expect.want)
+            return; /* joined before (another epoch), or enough already */
+        snprintf(self->expect.ids[k], sizeof self->expect.ids[k], "%s", id);
+    }
+    self->expect.njoined++;
+    metrics_set(self->metrics, self->m.expected_missing,
+                (double)(self->expect.want - self->expect.njoined));
+    if (self->expect.njoined == self->expect.want && !self->expect.released) {
+        self->expect.released = true;
+        log_info("EXPECT_SOURCES: all %zu expected sources have joined, %" PRId64
+                 " ms after the first: writing starts",
+                 self->expect.want, now - self->expect.first_ms);
+    }
+}
+
+/* True while nothing may be written yet: for STARTUP_WAIT_MS after the
+ * start; with EXPECT_SOURCES, until the expected sources have joined, for
+ * at most STARTUP_WAIT_MS after the first one did. */
+static bool s_holding(collector_t *self, int64_t now)
+{
+    if (!self->expect.want)
+        return now - self->opts.start_ms < self->opts.start_grace_ms;
+    if (self->expect.released)
+        return false;
+    if (self->expect.first_ms < 0 || now - self->expect.first_ms < self->opts.start_grace_ms)
+        return true;
+    self->expect.released = true;
+    char missing[512] = "";
+    size_t o = 0;
+    for (size_t k = 0; self->expect.by_id && k < self->expect.want && o < sizeof missing; k++)
+        if (!self->expect.joined[k])
+            o += (size_t)snprintf(missing + o, sizeof missing - o, "%s%s", o ? ", " : "",
+                                  self->expect.ids[k]);
+    log_warn("EXPECT_SOURCES: %zu of %zu expected sources joined within STARTUP_WAIT_MS (%" PRId64
+             " ms)%s%s: writing starts without the others; their packets may come late",
+             self->expect.njoined, self->expect.want, self->opts.start_grace_ms,
+             o ? "; missing: " : "", missing);
+    return false;
+}
+
+/* When s_holding may end by itself, or INT64_MAX. */
+static int64_t s_hold_deadline(const collector_t *self, int64_t now)
+{
+    int64_t t = INT64_MAX;
+    if (!self->expect.want)
+        t = self->opts.start_ms + self->opts.start_grace_ms;
+    else if (!self->expect.released && self->expect.first_ms >= 0)
+        t = self->expect.first_ms + self->opts.start_grace_ms;
+    return t > now ? t : INT64_MAX;
 }
 
 collector_t *collector_new(output_t *output, const collector_opts_t *opts, metrics_t *metrics,
@@ -186,6 +389,10 @@ collector_t *collector_new(output_t *output, const collector_opts_t *opts, metri
     self->ctx = ctx;
     merge_init(&self->merge);
     s_register(self);
+    if (!s_expect_init(self, opts->expect_sources)) {
+        collector_destroy(&self);
+        return NULL;
+    }
     return self;
 }
 
@@ -215,6 +422,8 @@ void collector_destroy(collector_t **self_p)
         s_source_free(self->sources[i]);
     free(self->sources);
     free(self->done);
+    free(self->expect.ids);
+    free(self->expect.joined);
     merge_free(&self->merge);
     free(self);
     *self_p = NULL;
@@ -386,6 +595,7 @@ static void s_on_hello(collector_t *self, const route_t *route, int64_t now)
         self->sources[self->nsources++] = s;
         log_info("source %s epoch %" PRIu64 " joined: %u interface(s), first %s link type %u",
                  s->id, s->epoch, s->nifaces, s->ifaces[0].name, s->ifaces[0].linktype);
+        s_expect_join(self, s->id, now);
     }
     s->route = *route;
     s->last_heard_ms = now;
@@ -761,10 +971,11 @@ static uint64_t s_min_watermark(collector_t *self, int64_t now)
             min = s->watermark;
     }
     metrics_set(self->metrics, self->m.sources_live, (double)live);
-    if (now - self->opts.start_ms < self->opts.start_grace_ms)
+    if (s_holding(self, now))
         return 0;
     /* after a restart, sources that were live before are expected back:
-     * wait for them as for any silent source, up to SOURCE_IDLE_S */
+     * wait for them as for any silent source, up to SOURCE_IDLE_S (with
+     * EXPECT_SOURCES too: it says who joins, this who comes back) */
     if (self->opts.journal && journal_expected(self->opts.journal) &&
         now - self->opts.start_ms < self->opts.source_idle_ms)
         return 0;
@@ -801,8 +1012,7 @@ static void s_done_seq(collector_t *self, s_source_t *s, uint64_t seq, uint16_t 
         size_t cap = self->done_cap ? self->done_cap * 2 : 64;
         journal_entry_t *d = realloc(self->done, cap * sizeof *d);
         if (!d) {
-            self->broken = true;
-            snprintf(self->error, sizeof self->error, "STATE_DIR: out of memory");
+            s_fail(self, -ENOMEM, "STATE_DIR: out of memory");
             return;
         }
         self->done = d;
@@ -822,15 +1032,21 @@ int collector_emit(collector_t *self, int64_t now_ms, bool drain)
         return -EIO;
     uint64_t min_wm = s_min_watermark(self, now_ms);
     uint64_t overdue = s_overdue_bound(self, now_ms);
+    /* while EXPECT_SOURCES holds, the merge window forces nothing out
+     * either: the sources it waits for may bring older packets (memory
+     * still bounds the wait) */
+    bool expecting = self->expect.want && s_holding(self, now_ms);
     int written = 0;
     merge_lane_t *lane;
     while ((lane = merge_top(&self->merge))) {
         s_source_t *s = s_of_lane(lane);
         s_batch_t *b = s->qhead;
         bool due = lane->ts <= min_wm;
-        bool forced = !due && (drain || now_ms - b->arrived_ms >= self->opts.merge_window_ms ||
-                               (overdue && lane->ts <= overdue) ||
-                               self->queued_bytes > self->opts.merge_max_bytes);
+        bool forced =
+            !due && (drain ||
+                     (!expecting && (now_ms - b->arrived_ms >= self->opts.merge_window_ms ||
+                                     (overdue && lane->ts <= overdue))) ||
+                     self->queued_bytes > self->opts.merge_max_bytes);
         if (!due && !forced)
             break;
         if (!output_room(self->output, b->head.caplen, b->comment) || output_full(self->output)) {
@@ -840,10 +1056,9 @@ int collector_emit(collector_t *self, int64_t now_ms, bool drain)
         }
         int rc = output_packet(self->output, s->ifid[b->head.ifindex], &b->head, b->comment);
         if (rc < 0) {
-            self->broken = true;
-            snprintf(self->error, sizeof self->error, "%s: %s", output_name(self->output),
-                     strerror(-rc));
-            return rc;
+            char what[600];
+            snprintf(what, sizeof what, "OUTPUT: %s: %s", output_name(self->output), strerror(-rc));
+            return s_fail(self, rc, what);
         }
         if (self->buffered_since_ms < 0)
             self->buffered_since_ms = now_ms;
@@ -880,6 +1095,11 @@ int collector_emit(collector_t *self, int64_t now_ms, bool drain)
     }
     metrics_set(self->metrics, self->m.queued_bytes, (double)self->queued_bytes);
     metrics_set(self->metrics, self->m.queued_packets, (double)self->queued_packets);
+    if (written && !self->wrote_any) {
+        self->wrote_any = true;
+        log_info("output: the first packets are written, %" PRId64 " ms after the start",
+                 now_ms - self->opts.start_ms);
+    }
     return written;
 }
 
@@ -962,10 +1182,29 @@ static int s_compact(collector_t *self)
     return rc;
 }
 
+/* The one way out of a failure of the output or the journal: nothing is
+ * acknowledged any more, and the output is left as the journal knows it.
+ * What is buffered is thrown away (its intent is not recorded, or its
+ * write failed), and a write that failed part-way is cut off the file, so
+ * that the file ends with its last whole block: a reader reads it to its
+ * end, and a restart with STATE_DIR finds in it exactly the flushes the
+ * journal counts as done. */
 static int s_fail(collector_t *self, int rc, const char *what)
 {
+    if (self->broken)
+        return rc;
     self->broken = true;
-    snprintf(self->error, sizeof self->error, "%s", what);
+    int cut = output_abort(self->output);
+    if (cut < 0)
+        snprintf(self->error, sizeof self->error,
+                 "%s (and it could not be cut back to its last whole block: %s)", what,
+                 strerror(-cut));
+    else
+        snprintf(self->error, sizeof self->error, "%s", what);
+    if (cut > 0)
+        log_warn("OUTPUT: %s: the failed write is cut off: the file ends with its last whole "
+                 "block, %" PRIu64 " bytes written",
+                 output_name(self->output), output_offset(self->output));
     return rc;
 }
 
@@ -987,15 +1226,23 @@ static int s_flush(collector_t *self)
 {
     journal_t *j = self->opts.journal;
     bool wrote = output_buffered(self->output) > 0;
-    if (j && (wrote || self->ndone) && s_intent(self) < 0)
-        return s_fail(self, -EIO, journal_error(j));
+    int rc = j && (wrote || self->ndone) ? s_intent(self) : 0;
+    if (rc < 0) /* the intent is not recorded: its flush must not happen */
+        return s_fail(self, rc,
+                      rc == -ENOMEM ? "STATE_DIR: out of memory for an intent" : journal_error(j));
     self->ndone = 0;
-    int rc = output_flush(self->output);
+    rc = output_flush(self->output);
     s_count_output(self);
     if (rc < 0) {
         char what[600];
-        snprintf(what, sizeof what, "%s: %s", output_name(self->output), strerror(-rc));
-        return s_fail(self, rc, what);
+        snprintf(what, sizeof what, "OUTPUT: %s: %s", output_name(self->output), strerror(-rc));
+        rc = s_fail(self, rc, what);
+        /* the intent's bytes are cut off (or never arrived): said in the
+         * journal too, for outputs whose size cannot tell (standard output);
+         * when this fails as well, a file's size still tells */
+        if (j && wrote && journal_undo(j) < 0)
+            log_warn("%s", journal_error(j));
+        return rc;
     }
     self->buffered_since_ms = -1;
     return 0;
@@ -1010,15 +1257,15 @@ static int s_rotate(collector_t *self, int64_t now)
     int rc = output_rotate_if_due(self->output, now);
     if (rc < 0) {
         char what[600];
-        snprintf(what, sizeof what, "%s: cannot start the next file: %s", output_name(self->output),
-                 strerror(-rc));
+        snprintf(what, sizeof what, "OUTPUT: %s: cannot start the next file: %s",
+                 output_name(self->output), strerror(-rc));
         return s_fail(self, rc, what);
     }
     if (rc == 0)
         return 0;
     journal_t *j = self->opts.journal;
-    if (j && journal_file(j, output_path(self->output)) < 0)
-        return s_fail(self, -EIO, journal_error(j));
+    if (j && (rc = journal_file(j, output_path(self->output))) < 0)
+        return s_fail(self, rc, journal_error(j));
     rc = s_flush(self);
     if (rc < 0)
         return rc;
@@ -1052,8 +1299,10 @@ static int s_commit(collector_t *self, int64_t now)
     if (rc < 0)
         return rc;
     journal_t *j = self->opts.journal;
-    if (j && journal_wants_compaction(j) && s_compact(self) < 0)
-        return s_fail(self, -EIO, journal_error(j));
+    if (j && journal_wants_compaction(j) && (rc = s_compact(self)) < 0)
+        return s_fail(self, rc,
+                      rc == -ENOMEM ? "STATE_DIR: out of memory rewriting the journal"
+                                    : journal_error(j));
     return 0;
 }
 
@@ -1081,15 +1330,20 @@ const char *collector_error(const collector_t *self)
 int64_t collector_next_deadline(const collector_t *self, int64_t now_ms)
 {
     int64_t next = INT64_MAX;
-    for (size_t i = 0; i < self->merge.n; i++) {
+    /* while EXPECT_SOURCES holds, only its bound (or a message) can change
+     * anything: no merge window runs out, no idle source releases */
+    bool expecting = self->expect.want && !self->expect.released && self->expect.first_ms >= 0;
+    for (size_t i = 0; !expecting && i < self->merge.n; i++) {
         int64_t t = s_of_lane(self->merge.heap[i])->qhead->arrived_ms + self->opts.merge_window_ms;
         if (t < next)
             next = t;
     }
     if (self->merge.n) {
-        int64_t grace = self->opts.start_ms + self->opts.start_grace_ms;
-        if (grace > now_ms && grace < next)
-            next = grace;
+        int64_t hold = s_hold_deadline(self, now_ms);
+        if (hold < next)
+            next = hold;
+    }
+    if (self->merge.n && !expecting) {
         int64_t expected = self->opts.start_ms + self->opts.source_idle_ms;
         if (self->opts.journal && journal_expected(self->opts.journal) && expected > now_ms &&
             expected < next)

@@ -34,13 +34,27 @@ typedef struct {
     int64_t flush_ms;        /* longest written data waits in the buffer; 0: every pass */
     int64_t start_ms;        /* when the collector started, and for how long nothing */
     int64_t start_grace_ms;  /* is written: sources connecting then still merge in order */
-    journal_t *journal;      /* STATE_DIR, or NULL */
-    bool annotate_hops;      /* every packet's EPB comment names the relays it came through */
+    /* EXPECT_SOURCES (see collector_expect_check), or NULL: nothing is
+     * written until these sources have joined; start_grace_ms then bounds
+     * the wait, counted from the first source's HELLO (before it there is
+     * nothing to write), and the wait ends the moment the last one joins */
+    const char *expect_sources;
+    journal_t *journal; /* STATE_DIR, or NULL */
+    bool annotate_hops; /* every packet's EPB comment names the relays it came through */
 } collector_opts_t;
+
+/* Checks an EXPECT_SOURCES value: empty (no one in particular), a count
+ * (digits alone: that many distinct node ids, whichever they are; 0 is
+ * none), or a comma-separated list of node ids (only these count; blanks
+ * around an id and empty items are ignored, so that a single node id made
+ * of digits alone is written with a comma: "17,"). Returns the number of
+ * sources expected (0: none), or -EINVAL with `why` saying what is wrong. */
+int collector_expect_check(const char *text, char *why, size_t whylen);
 
 /* The collector writes to `output`, replies through `reply` and records
  * its delivery state in opts->journal; it owns none of them. Returns NULL
- * when out of memory. */
+ * when out of memory or when opts->expect_sources does not pass
+ * collector_expect_check. */
 collector_t *collector_new(output_t *output, const collector_opts_t *opts, metrics_t *metrics,
                            collector_reply_fn reply, void *ctx);
 void collector_destroy(collector_t **self_p);

@@ -20,6 +20,7 @@
 #define S_INTENT 2
 #define S_STATE 3
 #define S_END 4
+#define S_UNDO 5
 #define S_COMPACT_BYTES (16u << 20)
 #define S_RECORD_MAX (64u << 20)
 #define S_RANGES_MAX 65536
@@ -33,7 +34,8 @@ struct journal_t {
     size_t nrestored, cap;
     uint8_t *buf; /* record being built */
     size_t len, bufcap;
-    bool bad; /* building failed (out of memory) */
+    bool bad;  /* building failed (out of memory) */
+    bool torn; /* a record cut short could not be taken off: append nothing more */
     char error[4400];
 };
 
@@ -110,12 +112,20 @@ static void s_begin(journal_t *self, uint8_t type)
     s_put(self, type, 1);
 }
 
-/* Completes the record and appends it to `fd`. */
+/* Completes the record and appends it to `fd`. A write that fails
+ * part-way (STATE_DIR full) leaves part of a record: it is cut off again,
+ * so that a later record cannot follow it (the replay stops at a damaged
+ * record, and would miss everything after it). */
 static int s_end(journal_t *self, int fd)
 {
     if (self->bad) {
         snprintf(self->error, sizeof self->error, "STATE_DIR: %s: out of memory", self->path);
         return -ENOMEM;
+    }
+    if (fd == self->fd && self->torn) {
+        snprintf(self->error, sizeof self->error,
+                 "STATE_DIR: %s: ends with a record cut short by an earlier error", self->path);
+        return -EIO;
     }
     uint32_t body = (uint32_t)(self->len - 8);
     uint32_t crc = s_crc32(self->buf + 8, body);
@@ -132,6 +142,8 @@ static int s_end(journal_t *self, int fd)
         if (n < 0) {
             int e = errno;
             snprintf(self->error, sizeof self->error, "STATE_DIR: %s: %s", self->path, strerror(e));
+            if (fd == self->fd && left < self->len && ftruncate(fd, (off_t)self->size) < 0)
+                self->torn = true;
             return -e;
         }
         p += n;
@@ -276,6 +288,37 @@ static void s_apply_intent(journal_t *self, const uint8_t *p, const uint8_t *end
     }
 }
 
+/* Cuts the pending intent's file back to where the intent began: what is
+ * after it was never acknowledged, and may end in a torn block. `why`
+ * says how it came to be there. */
+static void s_cut_back(const s_replay_t *rp, const char *why)
+{
+    struct stat st;
+    if (strcmp(rp->file, "-") == 0 || !rp->file[0] || stat(rp->file, &st) < 0 ||
+        !S_ISREG(st.st_mode))
+        return;
+    uint64_t size = (uint64_t)st.st_size;
+    if (size > rp->offset && truncate(rp->file, (off_t)rp->offset) == 0)
+        log_warn("STATE_DIR: %s was cut short by %s: truncated to %" PRIu64
+                 " bytes, its last %" PRIu64 " bytes were never acknowledged",
+                 rp->file, why, rp->offset, size - rp->offset);
+}
+
+/* Whether the last intent reached its file; cuts a torn tail off. */
+static bool s_intent_written(const s_replay_t *rp)
+{
+    if (strcmp(rp->file, "-") == 0 || !rp->file[0])
+        return true; /* a pipe cannot be checked: counted as written (no duplicate) */
+    struct stat st;
+    if (stat(rp->file, &st) < 0)
+        return false;
+    uint64_t size = (uint64_t)st.st_size;
+    if (size >= rp->offset + rp->length)
+        return true;
+    s_cut_back(rp, "a crash");
+    return false;
+}
+
 /* One record: false when it is damaged (the replay stops there). */
 static bool s_replay_record(journal_t *self, s_replay_t *rp, uint8_t type, const uint8_t *body,
                             const uint8_t *end)
@@ -306,6 +349,13 @@ static bool s_replay_record(journal_t *self, s_replay_t *rp, uint8_t type, const
         rp->end = end;
         return true;
     }
+    case S_UNDO:
+        if (r.pos != end)
+            return false;
+        if (rp->pending) /* its flush failed: none of it is in the file */
+            s_cut_back(rp, "a failed write");
+        rp->pending = false;
+        return true;
     case S_END: {
         char source[WIRE_NAME_MAX + 1];
         s_get_name(&r, source);
@@ -351,24 +401,6 @@ static bool s_replay_record(journal_t *self, s_replay_t *rp, uint8_t type, const
     default:
         return false;
     }
-}
-
-/* Whether the last intent reached its file; cuts a torn tail off. */
-static bool s_intent_written(const s_replay_t *rp)
-{
-    if (strcmp(rp->file, "-") == 0 || !rp->file[0])
-        return true; /* a pipe cannot be checked: counted as written (no duplicate) */
-    struct stat st;
-    if (stat(rp->file, &st) < 0)
-        return false;
-    uint64_t size = (uint64_t)st.st_size;
-    if (size >= rp->offset + rp->length)
-        return true;
-    if (size > rp->offset && truncate(rp->file, (off_t)rp->offset) == 0)
-        log_warn("STATE_DIR: %s was cut short by a crash: truncated to %" PRIu64
-                 " bytes, its last %" PRIu64 " bytes were never acknowledged",
-                 rp->file, rp->offset, size - rp->offset);
-    return false;
 }
 
 /* True when `path` is a capture file that no reader can open: empty, a
@@ -567,6 +599,12 @@ int journal_end(journal_t *self, const char *source, uint64_t epoch)
     s_begin(self, S_END);
     s_put_name(self, source);
     s_put(self, epoch, 8);
+    return s_end(self, self->fd);
+}
+
+int journal_undo(journal_t *self)
+{
+    s_begin(self, S_UNDO);
     return s_end(self, self->fd);
 }
 

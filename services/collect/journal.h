@@ -14,8 +14,11 @@
  *
  * Records: u32 length, u32 CRC-32 of the rest, u8 type, body; integers
  * big-endian. A torn last record (the process died while appending) is
- * dropped. The journal is rewritten compactly (a FILE record and one STATE
- * record per source) when it grows past a limit, through a rename.
+ * dropped. An append that fails part-way (STATE_DIR full) is cut off at
+ * once, so that no record ever follows a torn one; the intent it was is
+ * then not written, and the caller must not flush what it announced. The journal is rewritten
+ * compactly (a FILE record and one STATE record per source) when it grows past a limit, through a
+ * rename.
  *
  * What it guards against is the process dying; for power loss the output
  * and the journal would have to be synced, which they are not.
@@ -93,6 +96,12 @@ int journal_file(journal_t *self, const char *path);
 /* Records an intent (see above). Returns 0 or a negative errno. */
 int journal_intent(journal_t *self, uint64_t offset, uint64_t length,
                    const journal_entry_t *entries, size_t n);
+
+/* Records that the flush of the last intent failed and what it wrote was
+ * cut off the output: on replay none of it counts (and its file is cut back
+ * to where the intent began, should the cut have failed). Without it the
+ * replay judges by the file's size, which standard output does not have. */
+int journal_undo(journal_t *self);
 
 /* True when the journal has grown enough to be rewritten. */
 bool journal_wants_compaction(const journal_t *self);

@@ -57,7 +57,14 @@ static const cfg_row_t s_rows[] = {
      "A source silent this long no longer holds the merge back."},
     {"STARTUP_WAIT_MS", CFG_INT, "1000", 0, 600000, NULL, false,
      "After start, nothing is written for this long, so that sources connecting meanwhile "
-     "(after a restart, all of them) are merged in timestamp order."},
+     "(after a restart, all of them) are merged in timestamp order. With EXPECT_SOURCES: the "
+     "longest wait for the expected sources, counted from the first one's arrival."},
+    {"EXPECT_SOURCES", CFG_STR, "", 0, 0, NULL, false,
+     "Sources to wait for before anything is written: a count (4: any four node ids) or a "
+     "comma-separated list of node ids (site1,site2; only these count). Writing starts the "
+     "moment they have all joined, or STARTUP_WAIT_MS after the first one did (unset: "
+     "STARTUP_WAIT_MS after the start). After a restart with STATE_DIR, the sources that were "
+     "sending are waited for as well, each up to SOURCE_IDLE_S."},
     {"MERGE_MAX_MB", CFG_INT, "256", 1, 65536, NULL, false,
      "Memory for packets waiting in the merge; when full, the oldest are written at once."},
     {"MAX_SOURCES", CFG_INT, "4096", 1, 1000000, NULL, false,
@@ -129,6 +136,19 @@ static int s_setup(void *app, service_t *svc)
         fprintf(stderr, "tapmesh-collect: %s\n", journal_error(c->journal));
         return 2;
     }
+    char why[256];
+    const char *expect = cfg_str(cfg, "EXPECT_SOURCES");
+    int nexpect = collector_expect_check(expect, why, sizeof why);
+    if (nexpect < 0) {
+        fprintf(stderr, "tapmesh-collect: EXPECT_SOURCES: %s\n", why);
+        return 2;
+    }
+    if (nexpect > cfg_int(cfg, "MAX_SOURCES")) {
+        fprintf(stderr,
+                "tapmesh-collect: EXPECT_SOURCES: %d sources, more than MAX_SOURCES (%lld)\n",
+                nexpect, (long long)cfg_int(cfg, "MAX_SOURCES"));
+        return 2;
+    }
     collector_opts_t opts = {
         .merge_window_ms = cfg_int(cfg, "MERGE_WINDOW_MS"),
         .source_idle_ms = cfg_int(cfg, "SOURCE_IDLE_S") * 1000,
@@ -138,6 +158,7 @@ static int s_setup(void *app, service_t *svc)
         .flush_ms = cfg_int(cfg, "FLUSH_MS"),
         .start_ms = clock_mono_ms(),
         .start_grace_ms = cfg_int(cfg, "STARTUP_WAIT_MS"),
+        .expect_sources = expect,
         .journal = c->journal,
         .annotate_hops = cfg_enum(cfg, "ANNOTATE") == 1,
     };
@@ -160,6 +181,11 @@ static int s_setup(void *app, service_t *svc)
     c->sock = zsock_resolve(c->router);
     log_info("listening on %s, writing %s to %s%s", endpoint, cfg_str(cfg, "OUTPUT_FORMAT"),
              output_name(c->output), c->journal ? " (delivery state in STATE_DIR)" : "");
+    if (nexpect > 0)
+        log_info("EXPECT_SOURCES=%s: nothing is written until %d source%s %s joined, or "
+                 "STARTUP_WAIT_MS (%lld ms) after the first one did",
+                 expect, nexpect, nexpect == 1 ? "" : "s", nexpect == 1 ? "has" : "have",
+                 (long long)cfg_int(cfg, "STARTUP_WAIT_MS"));
     return 0;
 }
 
@@ -172,8 +198,7 @@ static int s_commit(collect_t *c, bool drain)
     if (rc >= 0)
         rc = collector_commit(c->collector, now, drain);
     if (rc < 0) {
-        log_error("OUTPUT: %s: nothing more is acknowledged; stopping",
-                  collector_error(c->collector));
+        log_error("%s: nothing more is acknowledged; stopping", collector_error(c->collector));
         return 1;
     }
     return 0;

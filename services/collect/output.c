@@ -10,6 +10,12 @@
  * behind; there is never an empty file or a section header alone. Where
  * the file system has no O_TMPFILE, the first flush goes to a hidden
  * temporary name that is linked the same way and removed.
+ *
+ * A file also ends whole: a flush hands whole blocks to the operating
+ * system, and when one fails part-way (ENOSPC, EIO) output_abort cuts the
+ * file back to where that flush began. Standard output redirected to a
+ * regular file is cut the same way, from where the collector began writing
+ * in it.
  */
 #define _GNU_SOURCE /* O_TMPFILE, linkat */
 #include "output.h"
@@ -47,6 +53,9 @@ struct output_t {
     unsigned files;        /* created so far */
     int64_t opened_ms;
     uint64_t offset; /* bytes in the current file */
+    bool cuttable;   /* a stream that is a regular file: cut back from `base` */
+    uint64_t base;   /* where this output's bytes begin in it */
+    bool aborted;    /* output_abort: nothing more reaches the operating system */
     uint64_t bytes;
     pcapng_writer_t *writer;
     s_iface_t *ifaces;
@@ -125,6 +134,8 @@ static int s_create(output_t *self, const void *buf, size_t len)
 static int s_sink(void *ctx, const void *buf, size_t len)
 {
     output_t *self = ctx;
+    if (self->aborted)
+        return -ECANCELED; /* whatever flushes the writer: it writes nothing */
     int rc = self->created ? pcapng_sink_fd(&self->fd, buf, len) : s_create(self, buf, len);
     if (rc < 0)
         return rc;
@@ -191,6 +202,22 @@ static int s_expand(const output_t *self, unsigned index, char *out, size_t len)
     return n == 0 ? -ENAMETOOLONG : 0;
 }
 
+/* A stream that is a regular file (tapmesh-collect > file) can be cut back
+ * after a failed write: from the position where its bytes begin (its end
+ * when it is opened for appending). */
+static void s_note_base(output_t *self)
+{
+    struct stat st;
+    if (fstat(self->fd, &st) < 0 || !S_ISREG(st.st_mode))
+        return;
+    int flags = fcntl(self->fd, F_GETFL);
+    off_t pos = flags >= 0 && (flags & O_APPEND) ? st.st_size : lseek(self->fd, 0, SEEK_CUR);
+    if (flags < 0 || pos < 0)
+        return;
+    self->cuttable = true;
+    self->base = (uint64_t)pos;
+}
+
 /* Begins the next file at `now_ms`: chooses its name (with a pattern, the
  * next index whose name is free) and opens its anonymous file in the target
  * directory; nothing is created under the name before the first flush. */
@@ -204,6 +231,7 @@ static int s_begin_file(output_t *self, int64_t now_ms, char *err, size_t errlen
             return -errno;
         }
         snprintf(self->path, sizeof self->path, "%s", self->pattern);
+        s_note_base(self);
         return 0;
     }
     char path[S_PATH_MAX];
@@ -292,7 +320,7 @@ void output_close(output_t **self_p)
     if (!self_p || !*self_p)
         return;
     output_t *self = *self_p;
-    if (self->writer)
+    if (self->writer && !self->aborted)
         output_flush(self);
     pcapng_writer_destroy(&self->writer);
     if (self->fd > STDERR_FILENO)
@@ -375,6 +403,8 @@ size_t output_buffered(const output_t *self)
 
 int output_flush(output_t *self)
 {
+    if (self->aborted)
+        return -ECANCELED;
     if (!pcapng_writer_interfaces(self->writer))
         return 0;
     return pcapng_writer_flush(self->writer);
@@ -391,6 +421,23 @@ int output_end(output_t *self)
     return output_flush(self);
 }
 
+int output_abort(output_t *self)
+{
+    self->aborted = true;
+    /* a file not created yet is an anonymous one, gone when closed */
+    if (!self->created || (self->stream && !self->cuttable))
+        return 0;
+    uint64_t end = (self->stream ? self->base : 0) + self->offset;
+    struct stat st;
+    if (fstat(self->fd, &st) < 0)
+        return -errno;
+    if ((uint64_t)st.st_size <= end)
+        return 0;
+    if (ftruncate(self->fd, (off_t)end) < 0)
+        return -errno;
+    return 1;
+}
+
 bool output_full(const output_t *self)
 {
     return self->is_pattern && self->opts.rotate_bytes &&
@@ -399,6 +446,8 @@ bool output_full(const output_t *self)
 
 int output_rotate_if_due(output_t *self, int64_t now_ms)
 {
+    if (self->aborted)
+        return -ECANCELED;
     if (self->stream || !self->is_pattern || (!self->opts.rotate_bytes && !self->opts.rotate_ms))
         return 0;
     bool due = (self->opts.rotate_bytes && self->offset >= self->opts.rotate_bytes) ||

@@ -55,7 +55,7 @@ typedef struct output_t output_t;
 output_t *output_open(const output_opts_t *opts, char *err, size_t errlen);
 
 /* Flushes what is buffered (errors ignored: use output_flush first to
- * know), closes, frees. Accepts NULL. */
+ * know; nothing after output_abort), closes, frees. Accepts NULL. */
 void output_close(output_t **self_p);
 
 /* The interface id for `source`'s interface, adding an IDB on first sight.
@@ -90,6 +90,17 @@ int output_flush(output_t *self);
  * reader on the pipe (tcpdump -r -) ends without an error; a file that never
  * had one is not created. Returns 0 or a negative errno. */
 int output_end(output_t *self);
+
+/* After a failed write (ENOSPC, EIO), or when what is buffered must not be
+ * written (the journal failed): cuts the current file back to the end of
+ * its last successful flush, so that it ends with a whole block (a failed
+ * write may have left part of one after it), and makes the output write
+ * nothing more: output_flush, output_end and output_rotate_if_due fail
+ * with -ECANCELED, output_close discards the buffer. A pipe or device is
+ * left as it is; standard output redirected to a regular file is cut like
+ * a file. Returns 1 when bytes were cut off, 0 when there was nothing to
+ * cut, or a negative errno when the file could not be cut. */
+int output_abort(output_t *self);
 
 /* True when the current file, with what is buffered, has reached its
  * rotation size: time to commit and move on before writing more. */

@@ -5,7 +5,10 @@
  * Covers acknowledgement after the write, the merge by timestamp with
  * watermarks, END and the merge window, duplicates, unknown sources, the
  * link-type policy, malformed input, a failing output, a HELLO handled
- * while the output buffer is full, and an idle rotation with STATE_DIR.
+ * while the output buffer is full, an idle rotation with STATE_DIR,
+ * EXPECT_SOURCES (the hold, its release by count and by id, its bound), and
+ * a full disk under the output or under STATE_DIR (the output ends whole
+ * and agrees with the journal across a restart).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -28,6 +31,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define MAX_REPLIES 256
@@ -268,7 +273,8 @@ static size_t s_read_file(const char *path, uint64_t *ts, size_t max)
     size_t n = 0;
     struct pcap_pkthdr *h;
     const u_char *data;
-    while (pcap_next_ex(p, &h, &data) == 1) {
+    int rc;
+    while ((rc = pcap_next_ex(p, &h, &data)) == 1) {
         assert_true(n < max);
         ts[n] = (uint64_t)h->ts.tv_sec * 1000000000u + (uint64_t)h->ts.tv_usec;
         assert_int_equal(h->caplen, 60 + ts[n] % 40);
@@ -277,6 +283,8 @@ static size_t s_read_file(const char *path, uint64_t *ts, size_t max)
             assert_int_equal(data[j], (uint8_t)(ts[n] + j));
         n++;
     }
+    if (rc != PCAP_ERROR_BREAK) /* a torn block at the end, or worse */
+        fail_msg("%s after %zu packets: %s", path, n, pcap_geterr(p));
     pcap_close(p);
     return n;
 }
@@ -492,7 +500,7 @@ static void test_linktype_mixed(void **state)
 static void test_malformed(void **state)
 {
     fixture_t *f = *state;
-    uint8_t junk[] = {0x54, 0x4d, 2, 1, 0, 0};
+    uint8_t junk[] = {0x54, 0x4d, WIRE_VERSION + 1, 1, 0, 0}; /* a version to come */
     s_deliver(f, "evil", junk, sizeof junk, NULL, 0, 0);
     uint8_t junk2[] = {1, 2, 3};
     s_deliver(f, "evil", junk2, sizeof junk2, NULL, 0, 0);
@@ -807,6 +815,379 @@ static void test_idle_rotation_journaled(void **state)
     tmpdir_remove(dir);
 }
 
+/* ---- EXPECT_SOURCES --------------------------------------------------- */
+
+/* The fixture's collector again, started at `start_ms` with STARTUP_WAIT_MS
+ * `grace_ms` and EXPECT_SOURCES `expect` (NULL: unset); the merge window
+ * and idle timeout are long, so that only the start-up wait holds. */
+static void s_renew(fixture_t *f, const char *expect, int64_t start_ms, int64_t grace_ms)
+{
+    collector_destroy(&f->c);
+    metrics_destroy(&f->metrics);
+    f->metrics = metrics_new("collect", "test");
+    collector_opts_t opts = {.merge_window_ms = 60000,
+                             .source_idle_ms = 60000,
+                             .merge_max_bytes = 64 << 20,
+                             .max_sources = 16,
+                             .start_ms = start_ms,
+                             .start_grace_ms = grace_ms,
+                             .expect_sources = expect};
+    f->c = collector_new(f->out, &opts, f->metrics, s_on_reply, NULL);
+    assert_non_null(f->c);
+    s_nreplies = 0;
+}
+
+static void s_assert_metric(fixture_t *f, const char *sample)
+{
+    char *text = metrics_render(f->metrics, NULL);
+    if (!strstr(text, sample))
+        fail_msg("no \"%s\" in the metrics", sample);
+    free(text);
+}
+
+/* A source that joins at `now`, sends one packet at `ts` and ends. */
+static void s_one_and_end(fixture_t *f, const char *source, uint64_t ts, int64_t now)
+{
+    s_hello_at(f, source, source, 1, 1, now);
+    uint64_t one[] = {ts};
+    s_batch(f, source, source, 1, 0, ts, one, 1, now);
+    s_progress(f, source, WIRE_END, source, 1, ts, 1, now);
+}
+
+/* The setting's forms: a count, a list (blanks and empty items ignored),
+ * nothing; and what is refused, with the reason. */
+static void test_expect_check(void **state)
+{
+    (void)state;
+    char why[256];
+    assert_int_equal(collector_expect_check("", why, sizeof why), 0);
+    assert_int_equal(collector_expect_check("  ", why, sizeof why), 0);
+    assert_int_equal(collector_expect_check("0", why, sizeof why), 0);
+    assert_int_equal(collector_expect_check("4", why, sizeof why), 4);
+    assert_int_equal(collector_expect_check(" 12 ", why, sizeof why), 12);
+    assert_int_equal(collector_expect_check("site1,site2", why, sizeof why), 2);
+    assert_int_equal(collector_expect_check(" a , b,,c ", why, sizeof why), 3);
+    assert_int_equal(collector_expect_check("17,", why, sizeof why), 1);
+    assert_int_equal(collector_expect_check("1,2,3", why, sizeof why), 3);
+    static const struct {
+        const char *text, *why;
+    } bad[] = {
+        {"a b", "\"a b\" is not a node id"},
+        {"a,b/c", "\"b/c\" is not a node id"},
+        {"a,\x01", "item 2 is not a node id"},
+        {"a,b,a", "a is listed twice"},
+        {",", "no node id"},
+        {"99999999", "more than 1000000"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        why[0] = '\0';
+        assert_int_equal(collector_expect_check(bad[i].text, why, sizeof why), -EINVAL);
+        if (!strstr(why, bad[i].why))
+            fail_msg("EXPECT_SOURCES=%s: \"%s\" does not say %s", bad[i].text, why, bad[i].why);
+    }
+    collector_opts_t opts = {.max_sources = 4, .expect_sources = "a,a"};
+    metrics_t *m = metrics_new("collect", "test");
+    assert_null(collector_new(NULL, &opts, m, s_on_reply, NULL));
+    metrics_destroy(&m);
+}
+
+/* EXPECT_SOURCES=2: nothing is written while one source has joined (a
+ * second epoch of it is no second source), and everything the merge allows
+ * is written the moment a second one joins, long before STARTUP_WAIT_MS. */
+static void test_expect_count_releases(void **state)
+{
+    fixture_t *f = *state;
+    s_renew(f, "2", 0, 5000);
+    s_assert_metric(f, "tapmesh_collect_expected_sources_missing 2\n");
+    s_one_and_end(f, "a", 10, 100);
+    s_hello_at(f, "a2", "a", 2, 1, 150); /* a again, another epoch */
+    s_progress(f, "a2", WIRE_END, "a", 2, 0, 0, 150);
+    assert_int_equal(s_pass(f, 200), 0);
+    s_assert_metric(f, "tapmesh_collect_expected_sources_missing 1\n");
+    assert_int_equal(collector_next_deadline(f->c, 200), 100 + 5000);
+    s_one_and_end(f, "b", 5, 300);
+    s_assert_metric(f, "tapmesh_collect_expected_sources_missing 0\n");
+    assert_int_equal(s_pass(f, 300), 2);
+    uint64_t out[4];
+    assert_int_equal(s_read_output(f, out, 4), 2);
+    assert_int_equal(out[0], 5);
+    assert_int_equal(out[1], 10);
+}
+
+/* EXPECT_SOURCES=b,c: a source not on the list does not count; the wait
+ * ends with the last listed one. */
+static void test_expect_ids_release(void **state)
+{
+    fixture_t *f = *state;
+    s_renew(f, "b,c", 0, 5000);
+    s_one_and_end(f, "a", 30, 100);
+    s_one_and_end(f, "x", 40, 100);
+    assert_int_equal(s_pass(f, 100), 0);
+    s_assert_metric(f, "tapmesh_collect_expected_sources_missing 2\n");
+    s_one_and_end(f, "c", 20, 200);
+    assert_int_equal(s_pass(f, 200), 0);
+    s_assert_metric(f, "tapmesh_collect_expected_sources_missing 1\n");
+    s_one_and_end(f, "b", 10, 300);
+    assert_int_equal(s_pass(f, 300), 4);
+    uint64_t out[8];
+    assert_int_equal(s_read_output(f, out, 8), 4);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(out[i], 10 * (uint64_t)(i + 1));
+}
+
+/* While EXPECT_SOURCES holds, the merge window forces nothing out: a
+ * packet that has waited longer than MERGE_WINDOW_MS for an expected
+ * source still goes in order with that source's older packets. */
+static void test_expect_holds_past_merge_window(void **state)
+{
+    fixture_t *f = *state;
+    collector_destroy(&f->c);
+    collector_opts_t opts = {.merge_window_ms = 1000,
+                             .source_idle_ms = 60000,
+                             .merge_max_bytes = 64 << 20,
+                             .max_sources = 16,
+                             .start_grace_ms = 10000,
+                             .expect_sources = "a,b"};
+    f->c = collector_new(f->out, &opts, f->metrics, s_on_reply, NULL);
+    assert_non_null(f->c);
+    s_one_and_end(f, "a", 20, 0);
+    assert_int_equal(s_pass(f, 3000), 0);
+    /* the loop sleeps until the bound (not at once, again and again) */
+    assert_int_equal(collector_next_deadline(f->c, 3000), 10000);
+    s_one_and_end(f, "b", 10, 3000);
+    assert_int_equal(s_pass(f, 3000), 2);
+    uint64_t out[4];
+    assert_int_equal(s_read_output(f, out, 4), 2);
+    assert_int_equal(out[0], 10);
+    assert_int_equal(out[1], 20);
+    s_assert_metric(f, "tapmesh_collect_late_packets_total 0\n");
+    s_assert_metric(f, "tapmesh_collect_merge_forced_packets_total 0\n");
+}
+
+/* STARTUP_WAIT_MS bounds the wait for expected sources that do not come,
+ * counted from the first one's HELLO (a collector that has run for long
+ * before its sources start still waits for them), and the merge wakes for
+ * it. Without EXPECT_SOURCES the wait counts from the start, as before. */
+static void test_expect_bounded_by_startup_wait(void **state)
+{
+    fixture_t *f = *state;
+    s_renew(f, "3", 0, 1000);
+    assert_int_equal(s_pass(f, 4000), 0);
+    s_one_and_end(f, "a", 10, 5000);
+    assert_int_equal(s_pass(f, 5000), 0);
+    assert_int_equal(collector_next_deadline(f->c, 5000), 6000);
+    assert_int_equal(s_pass(f, 5999), 0);
+    assert_int_equal(s_pass(f, 6000), 1);
+    s_assert_metric(f, "tapmesh_collect_expected_sources_missing 2\n");
+    s_one_and_end(f, "b", 20, 6100); /* late, but nothing holds it any more */
+    assert_int_equal(s_pass(f, 6100), 1);
+    s_assert_metric(f, "tapmesh_collect_expected_sources_missing 1\n");
+
+    s_renew(f, NULL, 0, 1000);
+    s_one_and_end(f, "c", 30, 500);
+    assert_int_equal(s_pass(f, 999), 0);
+    assert_int_equal(collector_next_deadline(f->c, 999), 1000);
+    assert_int_equal(s_pass(f, 1000), 1);
+    s_one_and_end(f, "d", 40, 5000);
+    assert_int_equal(s_pass(f, 5000), 1);
+    s_assert_metric(f, "tapmesh_collect_expected_sources_missing 0\n");
+}
+
+/* ---- a full disk ------------------------------------------------------ */
+
+/* A collector with STATE_DIR, set up and torn down as main.c does. */
+typedef struct {
+    journal_t *j;
+    output_t *out;
+    fixture_t f;
+} s_run_t;
+
+static void s_run_open(s_run_t *r, const char *sdir, const char *path)
+{
+    char err[512] = "";
+    memset(r, 0, sizeof *r);
+    r->j = journal_open(sdir, err, sizeof err);
+    if (!r->j)
+        fail_msg("%s", err);
+    output_opts_t oo = {
+        .path = path, .format = PCAPNG_FORMAT_PCAPNG, .bufsize = 1 << 20, .keep_existing = true};
+    r->out = output_open(&oo, err, sizeof err);
+    assert_non_null(r->out);
+    assert_int_equal(journal_file(r->j, output_path(r->out)), 0);
+    r->f.out = r->out;
+    r->f.metrics = metrics_new("collect", "test");
+    collector_opts_t opts = {.merge_window_ms = 1000,
+                             .source_idle_ms = 10000,
+                             .merge_max_bytes = 64 << 20,
+                             .max_sources = 16,
+                             .journal = r->j};
+    r->f.c = collector_new(r->out, &opts, r->f.metrics, s_on_reply, NULL);
+    assert_non_null(r->f.c);
+    s_nreplies = 0;
+}
+
+static void s_run_close(s_run_t *r)
+{
+    collector_destroy(&r->f.c);
+    output_close(&r->out);
+    metrics_destroy(&r->f.metrics);
+    journal_close(&r->j);
+}
+
+static off_t s_size(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return st.st_size;
+}
+
+/* A file system that fills up, for this process's files: a write that
+ * crosses `limit` writes what fits and fails (EFBIG), as on a full disk. */
+static struct rlimit s_fsize;
+
+static void s_disk_full_at(off_t limit)
+{
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &s_fsize), 0);
+    struct rlimit rl = s_fsize;
+    rl.rlim_cur = (rlim_t)limit;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &rl), 0);
+}
+
+static void s_disk_freed(void)
+{
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &s_fsize), 0);
+}
+
+/* Ten packets, 1000 to 1009 ns. */
+static const uint64_t s_ten[] = {1000, 1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008, 1009};
+
+/* After the restart of a full-disk test: a collector with the same
+ * STATE_DIR and OUTPUT (`path` is kept: it writes `next`) takes batches 0
+ * (three packets) and 1 (ten) again: 0 is acknowledged as written before,
+ * only 1 is written. */
+static void s_resend_after_restart(const char *sdir, const char *path, const char *next)
+{
+    s_run_t r;
+    s_run_open(&r, sdir, path);
+    assert_string_equal(output_path(r.out), next);
+    s_hello(&r.f, "pa", "a", 1, 1);
+    uint64_t ts0[] = {100, 200, 300};
+    s_batch(&r.f, "pa", "a", 1, 0, 300, ts0, 3, 0);
+    s_batch(&r.f, "pa", "a", 1, 1, 1009, s_ten, 10, 0);
+    s_progress(&r.f, "pa", WIRE_END, "a", 1, 1009, 2, 0);
+    assert_int_equal(s_pass(&r.f, 0), 10);
+    assert_int_equal(s_count(WIRE_ACK), 1);
+    const wire_msg_t *ack = &s_replies[s_nreplies - 1].msg;
+    assert_int_equal(ack->type, WIRE_ACK);
+    assert_int_equal(ack->ack.count, 2); /* the duplicate too */
+    assert_int_equal(ack->ack.entries[0].seq + ack->ack.entries[1].seq, 1);
+    s_run_close(&r);
+    uint64_t got[32];
+    assert_int_equal(s_read_file(next, got, 32), 10);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(got[i], s_ten[i]);
+}
+
+/* The output's disk fills up in the middle of a flush: the write fails,
+ * nothing more is acknowledged, and the file is cut back to the end of the
+ * last whole flush, so that it reads to its end; nothing is written at the
+ * teardown either. Started again with the same STATE_DIR, the collector
+ * counts as written exactly what the file kept. */
+static void test_full_output_cut_back(void **state)
+{
+    (void)state;
+    char dir[64], sdir[96], path[96], first[128], second[128];
+    snprintf(dir, sizeof dir, "/tmp/test_collector.XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(sdir, sizeof sdir, "%s/state", dir);
+    snprintf(path, sizeof path, "%s/out.pcapng", dir);
+    snprintf(first, sizeof first, "%s", path);
+    snprintf(second, sizeof second, "%s/out-0000.pcapng", dir); /* out.pcapng is kept */
+    s_run_t r;
+    s_run_open(&r, sdir, path);
+    s_hello(&r.f, "pa", "a", 1, 1);
+    uint64_t ts0[] = {100, 200, 300};
+    s_batch(&r.f, "pa", "a", 1, 0, 300, ts0, 3, 0);
+    assert_int_equal(s_pass(&r.f, 0), 3);
+    assert_int_equal(s_count(WIRE_ACK), 1);
+    off_t whole = s_size(first);
+
+    s_disk_full_at(whole + 100); /* a part of the next block fits */
+    s_batch(&r.f, "pa", "a", 1, 1, 1009, s_ten, 10, 0);
+    assert_int_equal(collector_emit(r.f.c, 0, false), 10);
+    assert_true(collector_commit(r.f.c, 0, true) < 0);
+    assert_non_null(strstr(collector_error(r.f.c), first));
+    assert_int_equal(s_count(WIRE_ACK), 1); /* nothing more */
+    s_run_close(&r);
+    s_disk_freed();
+
+    assert_int_equal(s_size(first), whole);
+    uint64_t got[32];
+    assert_int_equal(s_read_file(first, got, 32), 3);
+    s_resend_after_restart(sdir, path, second);
+    assert_int_equal(s_size(first), whole);
+    assert_int_equal(s_read_file(second, got, 32), 10);
+    tmpdir_remove(dir);
+}
+
+/* STATE_DIR's disk fills up while an intent is recorded: the flush it
+ * announced does not happen, neither now nor at the teardown, and the torn
+ * record is taken off the journal. The output holds what the journal says
+ * was written; started again, the collector writes the rest once. */
+static void test_full_journal_output_agrees(void **state)
+{
+    (void)state;
+    char dir[64], sdir[96], path[96], first[128], second[128], jpath[128];
+    snprintf(dir, sizeof dir, "/tmp/test_collector.XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(sdir, sizeof sdir, "%s/state", dir);
+    snprintf(jpath, sizeof jpath, "%s/journal", sdir);
+    snprintf(path, sizeof path, "%s/out.pcapng", dir);
+    snprintf(first, sizeof first, "%s", path);
+    snprintf(second, sizeof second, "%s/out-0000.pcapng", dir); /* out.pcapng is kept */
+    /* an earlier run left a state of many ranges: the journal is larger
+     * than the output will be, so that it alone reaches the limit */
+    char err[512] = "";
+    journal_t *j = journal_open(sdir, err, sizeof err);
+    assert_non_null(j);
+    assert_int_equal(journal_file(j, "-"), 0);
+    journal_entry_t old[300];
+    for (int i = 0; i < 300; i++)
+        old[i] = (journal_entry_t){
+            .source = "old", .epoch = 9, .seq = 2 * (uint64_t)i, .written = 1, .complete = true};
+    assert_int_equal(journal_intent(j, 0, 0, old, 300), 0);
+    assert_int_equal(journal_end(j, "old", 9), 0);
+    journal_close(&j);
+
+    s_run_t r;
+    s_run_open(&r, sdir, path);
+    s_hello(&r.f, "pa", "a", 1, 1);
+    uint64_t ts0[] = {100, 200, 300};
+    s_batch(&r.f, "pa", "a", 1, 0, 300, ts0, 3, 0);
+    assert_int_equal(s_pass(&r.f, 0), 3);
+    assert_int_equal(s_count(WIRE_ACK), 1);
+    off_t whole = s_size(first), journaled = s_size(jpath);
+    assert_true(journaled > whole + 2000);
+
+    s_disk_full_at(journaled + 10); /* a part of the next record fits */
+    s_batch(&r.f, "pa", "a", 1, 1, 1009, s_ten, 10, 0);
+    assert_int_equal(collector_emit(r.f.c, 0, false), 10);
+    assert_true(collector_commit(r.f.c, 0, true) < 0);
+    assert_non_null(strstr(collector_error(r.f.c), "STATE_DIR"));
+    assert_int_equal(s_count(WIRE_ACK), 1);
+    s_run_close(&r);
+    s_disk_freed();
+
+    assert_int_equal(s_size(jpath), journaled);
+    uint64_t got[32];
+    assert_int_equal(s_read_file(first, got, 32), 3);
+    s_resend_after_restart(sdir, path, second);
+    assert_int_equal(s_read_file(first, got, 32), 3);
+    assert_int_equal(s_read_file(second, got, 32), 10);
+    tmpdir_remove(dir);
+}
+
 /* Bytes and files written only grow: counters (_total), not gauges. */
 static void test_output_metrics_are_counters(void **state)
 {
@@ -848,6 +1229,13 @@ int main(void)
                                         s_teardown),
         cmocka_unit_test(test_idle_rotation_journaled),
         cmocka_unit_test_setup_teardown(test_output_metrics_are_counters, s_setup, s_teardown),
+        cmocka_unit_test(test_expect_check),
+        cmocka_unit_test_setup_teardown(test_expect_count_releases, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_expect_ids_release, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_expect_holds_past_merge_window, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_expect_bounded_by_startup_wait, s_setup, s_teardown),
+        cmocka_unit_test(test_full_output_cut_back),
+        cmocka_unit_test(test_full_journal_output_agrees),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

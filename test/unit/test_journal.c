@@ -2,8 +2,9 @@
  * test_journal — the collector's delivery state on disk (STATE_DIR):
  * intents replayed on reopen, the last one only when the output file holds
  * its bytes (a short file cut back, and removed when no reader could open
- * what is left), torn tails ignored, END records, compaction of live and
- * restored states, and set-up errors. Each test works in its own
+ * what is left), an intent undone after its flush failed, an append that
+ * fails part-way cut off again, torn tails ignored, END records, compaction
+ * of live and restored states, and set-up errors. Each test works in its own
  * temporary directory, removed afterwards.
  */
 #include <setjmp.h>
@@ -21,7 +22,9 @@
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -485,6 +488,90 @@ static void test_stdout_last_intent_counts(void **state)
     journal_close(&j);
 }
 
+/* UNDO after an intent (its flush failed and was cut off): none of the
+ * intent counts, even for standard output, whose size cannot tell; a file
+ * longer than where the intent began (the cut failed) is cut back. The
+ * intents before it count, and so do the ones after it. */
+static void test_undo_drops_last_intent(void **state)
+{
+    s_env_t *env = *state;
+    const char *files[] = {"-", env->out};
+    for (size_t c = 0; c < 2; c++) {
+        char dir[200];
+        snprintf(dir, sizeof dir, "%s/state%zu", env->dir, c);
+        journal_t *j = s_open(dir);
+        assert_int_equal(journal_file(j, files[c]), 0);
+        journal_entry_t e1[] = {s_done("A", 1, 0)};
+        assert_int_equal(journal_intent(j, 0, 100, e1, 1), 0);
+        journal_entry_t e2[] = {s_done("A", 1, 1), s_begun("A", 1, 2, 0, 3)};
+        assert_int_equal(journal_intent(j, 100, 100, e2, 2), 0);
+        assert_int_equal(journal_undo(j), 0);
+        journal_close(&j);
+        if (c == 1)
+            s_make_file(env->out, 150); /* torn: the failed write was not cut */
+
+        j = s_open(dir);
+        journal_state_t *a = s_take(j, "A", 1);
+        s_assert_set(&a->complete, "1");
+        assert_int_equal(a->npartials, 0);
+        journal_state_free(&a);
+        if (c == 1) {
+            assert_int_equal(s_size(env->out), 100);
+            assert_true(s_file_intact(env->out, 100));
+        }
+        /* an UNDO with no intent before it (the reopen rewrote the
+         * journal) changes nothing; what follows counts */
+        assert_int_equal(journal_undo(j), 0);
+        journal_entry_t e3[] = {s_done("B", 2, 0)};
+        assert_int_equal(journal_intent(j, 100, 0, e3, 1), 0);
+        journal_close(&j);
+        j = s_open(dir);
+        journal_state_t *b = s_take(j, "B", 2);
+        s_assert_set(&b->complete, "1");
+        journal_state_free(&b);
+        journal_close(&j);
+    }
+}
+
+/* STATE_DIR fills up in the middle of a record: the append fails, and the
+ * part of the record that was written is cut off at once. Once there is
+ * room again, a record appended after it is replayed (behind a torn record
+ * it would be lost, with everything after it). */
+static void test_failed_append_cut_off(void **state)
+{
+    s_env_t *env = *state;
+    journal_t *j = s_open(env->state);
+    assert_int_equal(journal_file(j, "-"), 0);
+    journal_entry_t e1[] = {s_done("A", 1, 0)};
+    assert_int_equal(journal_intent(j, 0, 100, e1, 1), 0);
+    long long whole = s_size(env->jpath);
+
+    /* the disk is full a few bytes on */
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit saved, rl;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
+    rl = saved;
+    rl.rlim_cur = (rlim_t)whole + 7;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &rl), 0);
+    journal_entry_t e2[] = {s_done("A", 1, 1)};
+    int rc = journal_intent(j, 100, 100, e2, 1);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
+    assert_int_equal(rc, -EFBIG);
+    assert_non_null(strstr(journal_error(j), env->jpath));
+    assert_int_equal(s_size(env->jpath), whole);
+
+    journal_entry_t e3[] = {s_done("A", 1, 2)};
+    assert_int_equal(journal_intent(j, 100, 100, e3, 1), 0);
+    assert_int_equal(journal_end(j, "A", 1), 0);
+    journal_close(&j);
+    j = s_open(env->state);
+    journal_state_t *a = s_take(j, "A", 1);
+    s_assert_set(&a->complete, "101");
+    assert_true(a->ended);
+    journal_state_free(&a);
+    journal_close(&j);
+}
+
 /* ---- torn tails ---------------------------------------------------- */
 
 typedef enum {
@@ -892,6 +979,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_intent_before_rotation_counts, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_unreadable_file_removed, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_stdout_last_intent_counts, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_undo_drops_last_intent, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_failed_append_cut_off, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_ignored, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_end_marks_ended, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_take_twice, s_setup, s_teardown),

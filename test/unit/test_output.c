@@ -6,8 +6,9 @@
  * LINKTYPE_POLICY, the buffer that reaches the operating system only
  * through output_flush(), files that appear only with their first interface
  * block (none without a source), standard output's end without a source,
- * and a FIFO written in place. Each test works in its own temporary
- * directory.
+ * a FIFO written in place, and a failed write cut back to the last whole
+ * block (a file, standard output redirected to one). Each test works in its
+ * own temporary directory.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,7 +26,9 @@
 #include <pcap/pcap.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -585,6 +588,139 @@ static void test_stdout_never_rotates(void **state)
     s_expect_pcap(path, S_LINKTYPE_ETHERNET, seeds, 1, 80);
 }
 
+/* ---- a failed write ------------------------------------------------- */
+
+/* Makes a write that crosses `limit` bytes of a file write what fits and
+ * fail (EFBIG), as on a full disk; s_limit(-1) lifts it. */
+static void s_limit(long long limit)
+{
+    static struct rlimit saved;
+    static bool limited;
+    signal(SIGXFSZ, SIG_IGN);
+    if (limit < 0) {
+        if (limited)
+            assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
+        limited = false;
+        return;
+    }
+    if (!limited)
+        assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
+    struct rlimit rl = saved;
+    rl.rlim_cur = (rlim_t)limit;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &rl), 0);
+    limited = true;
+}
+
+/* A flush that fails part-way leaves part of a block in the file;
+ * output_abort cuts it off, so that the file ends with the last whole
+ * flush and reads to its end; after it nothing is written, not even by
+ * output_close. */
+static void test_abort_cuts_failed_write(void **state)
+{
+    s_env_t *env = *state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/out.pcapng", env->dir);
+    output_opts_t opts = s_opts(path);
+    output_t *o = s_open(&opts);
+    s_add_iface(o, "edge1", S_LINKTYPE_ETHERNET, "eth0");
+    s_write_packet(o, 0, 1, 100);
+    s_write_packet(o, 0, 2, 100);
+    assert_int_equal(output_flush(o), 0);
+    long long whole = s_size(path);
+    assert_int_equal((long long)output_offset(o), whole);
+
+    s_limit(whole + 60);
+    for (unsigned seed = 3; seed < 10; seed++)
+        s_write_packet(o, 0, seed, 100);
+    int rc = output_flush(o);
+    long long torn = s_size(path);
+    int cut = output_abort(o);
+    long long after = s_size(path);
+    s_limit(-1);
+    assert_int_equal(rc, -EFBIG);
+    assert_int_equal(torn, whole + 60);
+    assert_int_equal(cut, 1);
+    assert_int_equal(after, whole);
+
+    assert_int_equal(output_flush(o), -ECANCELED);
+    assert_int_equal(output_end(o), -ECANCELED);
+    output_close(&o);
+    assert_int_equal(s_size(path), whole);
+    static const unsigned seeds[] = {1, 2};
+    s_expect_pcap(path, S_LINKTYPE_ETHERNET, seeds, 2, 100);
+
+    /* nothing failed, but what is buffered must not be written (its
+     * intent could not be recorded): it never is */
+    snprintf(path, sizeof path, "%s/out2.pcapng", env->dir);
+    opts = s_opts(path);
+    o = s_open(&opts);
+    s_add_iface(o, "edge1", S_LINKTYPE_ETHERNET, "eth0");
+    s_write_packet(o, 0, 1, 100);
+    assert_int_equal(output_flush(o), 0);
+    whole = s_size(path);
+    s_write_packet(o, 0, 2, 100);
+    assert_int_equal(output_abort(o), 0);
+    assert_int_equal(output_rotate_if_due(o, clock_mono_ms()), -ECANCELED);
+    output_close(&o);
+    assert_int_equal(s_size(path), whole);
+    s_expect_pcap(path, S_LINKTYPE_ETHERNET, seeds, 1, 100);
+}
+
+/* Standard output redirected to a regular file is cut back the same way,
+ * from where the collector's bytes begin in it: after what the file held
+ * at the position it was handed over at, or, opened for appending
+ * (tapmesh-collect >> file), at its end. */
+static void test_abort_cuts_stdout_file(void **state)
+{
+    s_env_t *env = *state;
+    for (int append = 0; append < 2; append++) {
+        char path[128];
+        snprintf(path, sizeof path, "%s/stdout%d.pcapng", env->dir, append);
+        s_write_text(path, "before\n");
+        fflush(stdout);
+        int saved = dup(STDOUT_FILENO);
+        assert_true(saved >= 0);
+        int fd = open(path, O_WRONLY | (append ? O_APPEND : 0));
+        assert_true(fd >= 0);
+        if (!append)
+            assert_int_equal(lseek(fd, 0, SEEK_END), 7);
+        assert_int_equal(dup2(fd, STDOUT_FILENO), STDOUT_FILENO);
+        close(fd);
+
+        output_opts_t opts = s_opts("-");
+        output_t *o = output_open(&opts, (char[256]){0}, 256);
+        int rc = -1, cut = -1;
+        long long whole = -1, torn = -1;
+        if (o) {
+            s_add_iface(o, "edge1", S_LINKTYPE_ETHERNET, "eth0");
+            s_write_packet(o, 0, 1, 100);
+            if (output_flush(o) == 0)
+                whole = s_size(path);
+            s_limit(whole + 60);
+            for (unsigned seed = 2; seed < 10; seed++)
+                s_write_packet(o, 0, seed, 100);
+            rc = output_flush(o);
+            torn = s_size(path);
+            cut = output_abort(o);
+            s_limit(-1);
+            output_close(&o);
+        }
+        assert_int_equal(dup2(saved, STDOUT_FILENO), STDOUT_FILENO);
+        close(saved);
+        assert_true(whole > 7 + 100);
+        assert_int_equal(rc, -EFBIG);
+        assert_int_equal(torn, whole + 60);
+        assert_int_equal(cut, 1);
+        assert_int_equal(s_size(path), whole);
+        char head[8] = "";
+        FILE *f = fopen(path, "rb");
+        assert_non_null(f);
+        assert_int_equal(fread(head, 1, 7, f), 7);
+        fclose(f);
+        assert_memory_equal(head, "before\n", 7);
+    }
+}
+
 /* ---- interfaces ---------------------------------------------------- */
 
 static int s_try_iface(output_t *o, const char *source, uint16_t linktype, const char *name,
@@ -968,6 +1104,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_interface_no_file, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_stdout_end_without_source, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_fifo_written_in_place, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_abort_cuts_failed_write, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_abort_cuts_stdout_file, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
