@@ -1,7 +1,8 @@
 /*
  * pcapng — block encoders (pcapng spec, draft-ietf-opsawg-pcapng: SHB §4.1,
- * IDB §4.2, EPB §4.3) and the classic pcap format, in host byte order as
- * the specification allows (readers follow the byte-order magic).
+ * IDB §4.2, EPB §4.3, custom options) and the classic pcap format, in host
+ * byte order as the specification allows (readers follow the byte-order
+ * magic).
  *
  * Every block: total length computed first, body padded to 4 bytes,
  * trailing length written, then appended whole to the buffer.
@@ -32,6 +33,7 @@ typedef struct {
     uint16_t linktype;
     char *name;
     char *description;
+    pcapng_custom_t custom; /* .data owned; .len 0 and .data NULL: none */
 } s_iface_t;
 
 struct pcapng_writer_t {
@@ -103,6 +105,32 @@ static void s_option(pcapng_writer_t *self, uint16_t code, const void *val, size
 static size_t s_text_len(const char *s)
 {
     return s ? strnlen(s, S_OPT_TEXT_MAX) : 0;
+}
+
+static bool s_custom_valid(const pcapng_custom_t *c)
+{
+    bool code = c->code == PCAPNG_OPT_CUSTOM_UTF8 || c->code == PCAPNG_OPT_CUSTOM_BINARY ||
+                c->code == PCAPNG_OPT_CUSTOM_UTF8_NOCOPY ||
+                c->code == PCAPNG_OPT_CUSTOM_BINARY_NOCOPY;
+    return code && c->len <= PCAPNG_CUSTOM_DATA_MAX && (c->len == 0 || c->data);
+}
+
+/* Bytes a custom option takes, or 0 for none. */
+static size_t s_custom_size(const pcapng_custom_t *c)
+{
+    return c ? s_opt_size(4 + c->len) : 0;
+}
+
+/* Code, length (PEN + data), the PEN in the section's byte order (the
+ * writer's: host order), the data, zero padding. */
+static void s_custom(pcapng_writer_t *self, const pcapng_custom_t *c)
+{
+    s_u16(self, c->code);
+    s_u16(self, (uint16_t)(4 + c->len));
+    s_u32(self, c->pen);
+    if (c->len)
+        s_raw(self, c->data, c->len);
+    s_zero_pad(self, 4 + c->len);
 }
 
 int pcapng_writer_flush(pcapng_writer_t *self)
@@ -181,8 +209,9 @@ static int s_pcap_header(pcapng_writer_t *self, uint16_t linktype)
 static int s_idb(pcapng_writer_t *self, const s_iface_t *f)
 {
     size_t nl = s_text_len(f->name), dl = s_text_len(f->description);
-    size_t total =
-        16 + (nl ? s_opt_size(nl) : 0) + (dl ? s_opt_size(dl) : 0) + s_opt_size(1) + 4 + 4;
+    const pcapng_custom_t *custom = f->custom.data ? &f->custom : NULL;
+    size_t total = 16 + (nl ? s_opt_size(nl) : 0) + (dl ? s_opt_size(dl) : 0) + s_opt_size(1) +
+                   s_custom_size(custom) + 4 + 4;
     int rc = s_room(self, total);
     if (rc < 0)
         return rc;
@@ -197,6 +226,8 @@ static int s_idb(pcapng_writer_t *self, const s_iface_t *f)
         s_option(self, S_IF_DESCRIPTION, f->description, dl);
     uint8_t tsresol = 9; /* 10^-9 s */
     s_option(self, S_IF_TSRESOL, &tsresol, 1);
+    if (custom)
+        s_custom(self, custom);
     s_option(self, S_OPT_END, NULL, 0);
     s_u32(self, (uint32_t)total);
     return 0;
@@ -245,6 +276,7 @@ void pcapng_writer_destroy(pcapng_writer_t **self_p)
     for (unsigned i = 0; i < self->nifaces; i++) {
         free(self->ifaces[i].name);
         free(self->ifaces[i].description);
+        free((void *)self->ifaces[i].custom.data);
     }
     free(self->ifaces);
     free(self->userappl);
@@ -256,8 +288,16 @@ void pcapng_writer_destroy(pcapng_writer_t **self_p)
 int pcapng_writer_add_interface(pcapng_writer_t *self, uint16_t linktype, const char *name,
                                 const char *description)
 {
+    return pcapng_writer_add_interface_custom(self, linktype, name, description, NULL);
+}
+
+int pcapng_writer_add_interface_custom(pcapng_writer_t *self, uint16_t linktype, const char *name,
+                                       const char *description, const pcapng_custom_t *custom)
+{
     if (self->error)
         return self->error;
+    if (custom && (self->format != PCAPNG_FORMAT_PCAPNG || !s_custom_valid(custom)))
+        return -EINVAL;
     if (self->format == PCAPNG_FORMAT_PCAP && self->nifaces > 0 &&
         self->ifaces[0].linktype != linktype)
         return -EPROTOTYPE;
@@ -275,9 +315,21 @@ int pcapng_writer_add_interface(pcapng_writer_t *self, uint16_t linktype, const 
     f->linktype = linktype;
     f->name = strdup(name ? name : "");
     f->description = strdup(description ? description : "");
-    if (!f->name || !f->description) {
+    f->custom = (pcapng_custom_t){0};
+    if (custom) {
+        /* a copy of at least one byte, so that .data says "present" */
+        uint8_t *copy = malloc(custom->len ? custom->len : 1);
+        if (copy) {
+            if (custom->len)
+                memcpy(copy, custom->data, custom->len);
+            f->custom = *custom;
+            f->custom.data = copy;
+        }
+    }
+    if (!f->name || !f->description || (custom && !f->custom.data)) {
         free(f->name);
         free(f->description);
+        free((void *)f->custom.data);
         return -ENOMEM;
     }
     int rc = 0;
@@ -288,17 +340,35 @@ int pcapng_writer_add_interface(pcapng_writer_t *self, uint16_t linktype, const 
     if (rc < 0) {
         free(f->name);
         free(f->description);
+        free((void *)f->custom.data);
         return rc;
     }
     return (int)self->nifaces++;
 }
 
+size_t pcapng_packet_size_custom(uint32_t caplen, const char *comment,
+                                 const pcapng_custom_t *custom)
+{
+    size_t cl = s_text_len(comment);
+    size_t opts = (cl ? s_opt_size(cl) : 0) + s_custom_size(custom);
+    return pcapng_packet_size(PCAPNG_FORMAT_PCAPNG, caplen) + (opts ? opts + s_opt_size(0) : 0);
+}
+
 int pcapng_writer_packet(pcapng_writer_t *self, uint32_t ifid, uint64_t ts_ns, uint32_t caplen,
                          uint32_t origlen, const uint8_t *data, const char *comment)
+{
+    return pcapng_writer_packet_custom(self, ifid, ts_ns, caplen, origlen, data, comment, NULL);
+}
+
+int pcapng_writer_packet_custom(pcapng_writer_t *self, uint32_t ifid, uint64_t ts_ns,
+                                uint32_t caplen, uint32_t origlen, const uint8_t *data,
+                                const char *comment, const pcapng_custom_t *custom)
 {
     if (self->error)
         return self->error;
     if (ifid >= self->nifaces || caplen > self->snaplen)
+        return -EINVAL;
+    if (custom && (self->format != PCAPNG_FORMAT_PCAPNG || !s_custom_valid(custom)))
         return -EINVAL;
     if (self->format == PCAPNG_FORMAT_PCAP) {
         int rc = s_room(self, 16 + (size_t)caplen);
@@ -313,8 +383,7 @@ int pcapng_writer_packet(pcapng_writer_t *self, uint32_t ifid, uint64_t ts_ns, u
         return 0;
     }
     size_t cl = s_text_len(comment);
-    size_t total = pcapng_packet_size(PCAPNG_FORMAT_PCAPNG, caplen) +
-                   (cl ? s_opt_size(cl) + s_opt_size(0) : 0);
+    size_t total = pcapng_packet_size_custom(caplen, comment, custom);
     int rc = s_room(self, total);
     if (rc < 0)
         return rc;
@@ -328,10 +397,12 @@ int pcapng_writer_packet(pcapng_writer_t *self, uint32_t ifid, uint64_t ts_ns, u
     if (caplen)
         s_raw(self, data, caplen);
     s_zero_pad(self, caplen);
-    if (cl) {
+    if (cl)
         s_option(self, S_OPT_COMMENT, comment, cl);
+    if (custom)
+        s_custom(self, custom);
+    if (cl || custom)
         s_option(self, S_OPT_END, NULL, 0);
-    }
     s_u32(self, (uint32_t)total);
     return 0;
 }

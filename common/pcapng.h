@@ -26,6 +26,26 @@ typedef int (*pcapng_sink_fn)(void *ctx, const void *buf, size_t len);
 
 typedef struct pcapng_writer_t pcapng_writer_t;
 
+/* Custom option codes (pcapng specification, "Custom Options"): UTF-8 or
+ * binary data, that a tool rewriting the file may copy or should not. */
+#define PCAPNG_OPT_CUSTOM_UTF8 2988
+#define PCAPNG_OPT_CUSTOM_BINARY 2989
+#define PCAPNG_OPT_CUSTOM_UTF8_NOCOPY 19372
+#define PCAPNG_OPT_CUSTOM_BINARY_NOCOPY 19373
+/* The option length (16 bits) covers the 4-byte PEN and the data. */
+#define PCAPNG_CUSTOM_DATA_MAX (65535u - 4u)
+
+/* A custom option: its code (one of the four above), the Private
+ * Enterprise Number of whoever defined it (written in the section's byte
+ * order, as the specification requires) and `len` bytes of data, written
+ * as they are (their own layout is their definer's business). */
+typedef struct {
+    uint16_t code;
+    uint32_t pen;
+    const void *data;
+    size_t len;
+} pcapng_custom_t;
+
 /* Bytes a packet of `caplen` bytes takes in the output (the EPB or the pcap
  * record), without a comment. */
 size_t pcapng_packet_size(pcapng_format_t format, uint32_t caplen);
@@ -45,11 +65,32 @@ void pcapng_writer_destroy(pcapng_writer_t **self_p);
 int pcapng_writer_add_interface(pcapng_writer_t *self, uint16_t linktype, const char *name,
                                 const char *description);
 
+/* The same, with a custom option after if_tsresol (`custom` may be NULL:
+ * then exactly as above). The writer keeps a copy: restart writes the IDB
+ * again with it. pcapng only: classic pcap has nowhere to put it, so it is
+ * refused (-EINVAL), as are an unknown code and data longer than
+ * PCAPNG_CUSTOM_DATA_MAX. */
+int pcapng_writer_add_interface_custom(pcapng_writer_t *self, uint16_t linktype, const char *name,
+                                       const char *description, const pcapng_custom_t *custom);
+
 /* Appends one packet. `comment` may be NULL (pcapng only: opt_comment).
  * Returns 0, -EINVAL for an unknown interface or caplen > snaplen, or a
  * sink error. */
 int pcapng_writer_packet(pcapng_writer_t *self, uint32_t ifid, uint64_t ts_ns, uint32_t caplen,
                          uint32_t origlen, const uint8_t *data, const char *comment);
+
+/* The same, with a custom option after the comment (`custom` may be NULL:
+ * then exactly as above). pcapng only; -EINVAL as for
+ * pcapng_writer_add_interface_custom. The EPB takes
+ * pcapng_packet_size_custom() bytes. */
+int pcapng_writer_packet_custom(pcapng_writer_t *self, uint32_t ifid, uint64_t ts_ns,
+                                uint32_t caplen, uint32_t origlen, const uint8_t *data,
+                                const char *comment, const pcapng_custom_t *custom);
+
+/* Bytes the EPB of pcapng_writer_packet_custom() with these arguments
+ * takes (`comment` and `custom` may be NULL). */
+size_t pcapng_packet_size_custom(uint32_t caplen, const char *comment,
+                                 const pcapng_custom_t *custom);
 
 /* Hands everything buffered to the sink. Returns 0 or the sink's error. */
 int pcapng_writer_flush(pcapng_writer_t *self);

@@ -157,8 +157,15 @@ agent_t *agent_new(source_t **source_p, const agent_opts_t *opts, metrics_t *met
     self->cmd = malloc(WIRE_COMMAND_MAX);
     self->outbox = outbox_new(opts->batch_bytes, opts->buffer_bytes, opts->window,
                               opts->ack_timeout_ms, opts->backoff_max_ms);
-    self->dlq = dlq_new(opts->dlq_dir, self->node_id, opts->epoch, self->linktype,
-                        source_name(self->source), source_description(self->source));
+    /* what s_hello says, so that a replay of the dead letters says it again */
+    dlq_identity_t id = {.source = self->node_id,
+                         .epoch = opts->epoch,
+                         .linktype = self->linktype,
+                         .snaplen = source_snaplen(self->source),
+                         .ifname = source_name(self->source),
+                         .if_description = source_description(self->source),
+                         .hello_description = self->description};
+    self->dlq = dlq_new(opts->dlq_dir, &id);
     if (!self->in || !self->out || !self->cmd || !self->outbox || !self->dlq)
         goto err;
     s_metrics_register(self);
@@ -281,7 +288,8 @@ static void s_dead_letter_oldest(agent_t *a)
     batch_t *b = outbox_oldest(a->outbox);
     if (!b)
         return;
-    if (dlq_write(a->dlq, b) < 0) {
+    /* refused: the collector turned this source down and wrote none of it */
+    if (dlq_write(a->dlq, b, a->refused ? DLQ_REFUSED : DLQ_UNACKED) < 0) {
         metrics_add(a->metrics, a->m.dlq_failed, 1);
         log_error("batch %" PRIu64 " (%u packets) lost: %s", b->seq, b->packets, dlq_error(a->dlq));
         a->failed = true;

@@ -308,6 +308,154 @@ static void test_pcapng_sink_error_latched(void **state)
     pcapng_writer_destroy(&w);
 }
 
+/* Walks the options from `o` to opt_endofopt (or the block's end `end`);
+ * returns the offset of the option `code` (and of PEN `pen` when
+ * code is a custom one), or 0. */
+static size_t s_find_option(const uint8_t *b, size_t o, size_t end, uint16_t code, uint32_t pen)
+{
+    while (o + 4 <= end && s_le16(b + o) != 0) {
+        uint16_t c = s_le16(b + o), olen = s_le16(b + o + 2);
+        assert_true(o + 4 + ((olen + 3u) & ~3u) <= end);
+        if (c == code && (code < 2988 || s_le32(b + o + 4) == pen))
+            return o;
+        o += 4 + ((olen + 3u) & ~3u);
+    }
+    return 0;
+}
+
+/* Custom options (code, length = PEN + data, PEN in the section's byte
+ * order, data as given, zero padding) in the IDB and in EPBs, with and
+ * without a comment; an EPB without options stays 32 + data bytes; the
+ * sizes pcapng_packet_size_custom() says; libpcap reads every packet. */
+static void test_pcapng_custom_options(void **state)
+{
+    (void)state;
+    s_file_t f;
+    s_file_open(&f);
+    pcapng_writer_t *w =
+        pcapng_writer_new(PCAPNG_FORMAT_PCAPNG, 262144, NULL, 0, pcapng_sink_fd, &f.fd);
+    pcapng_custom_t idc = {
+        .code = PCAPNG_OPT_CUSTOM_BINARY, .pen = 32473, .data = "\x01\x02\x03\x04\x05", .len = 5};
+    assert_int_equal(pcapng_writer_add_interface_custom(w, 1, "n/i", "d", &idc), 0);
+    pcapng_custom_t pc = {.code = PCAPNG_OPT_CUSTOM_UTF8, .pen = 99, .data = "abcdef", .len = 6};
+    uint8_t pkt[7];
+    s_fill(pkt, sizeof pkt, 5);
+    assert_int_equal(pcapng_writer_packet_custom(w, 0, 10, 7, 9, pkt, "hey", &pc), 0);
+    assert_int_equal(pcapng_writer_packet_custom(w, 0, 11, 7, 9, pkt, NULL, &pc), 0);
+    assert_int_equal(pcapng_writer_packet_custom(w, 0, 12, 7, 9, pkt, NULL, NULL), 0);
+    assert_int_equal(pcapng_writer_packet(w, 0, 13, 7, 9, pkt, NULL), 0);
+    assert_int_equal(pcapng_writer_flush(w), 0);
+    uint64_t written = pcapng_writer_file_bytes(w);
+    pcapng_writer_destroy(&w);
+
+    uint8_t b[1024];
+    assert_int_equal(pread(f.fd, b, sizeof b, 0), (ssize_t)written);
+    size_t off = s_le32(b + 4); /* past the SHB */
+    /* IDB */
+    uint32_t len = s_le32(b + off + 4);
+    assert_int_equal(s_le32(b + off + len - 4), len);
+    size_t o = s_find_option(b, off + 16, off + len - 4, 2989, 32473);
+    assert_true(o > 0);
+    assert_int_equal(s_le16(b + o + 2), 4 + 5);
+    assert_memory_equal(b + o + 8, "\x01\x02\x03\x04\x05\x00\x00\x00", 8); /* data, padding */
+    assert_true(s_find_option(b, off + 16, off + len - 4, 9, 0) > 0);      /* if_tsresol kept */
+    off += len;
+    /* EPB: comment, then custom */
+    size_t sizes[4] = {
+        pcapng_packet_size_custom(7, "hey", &pc), pcapng_packet_size_custom(7, NULL, &pc),
+        pcapng_packet_size_custom(7, NULL, NULL), pcapng_packet_size(PCAPNG_FORMAT_PCAPNG, 7)};
+    assert_int_equal(sizes[0], 32 + 8 + 8 + 16 + 4); /* data, comment, custom, end */
+    assert_int_equal(sizes[1], 32 + 8 + 16 + 4);
+    assert_int_equal(sizes[2], 32 + 8);
+    assert_int_equal(sizes[3], 32 + 8);
+    for (int k = 0; k < 4; k++) {
+        len = s_le32(b + off + 4);
+        assert_int_equal(s_le32(b + off), 6);
+        assert_int_equal(len, sizes[k]);
+        assert_int_equal(s_le32(b + off + len - 4), len);
+        size_t opts = off + 28 + 8, end = off + len - 4;
+        o = s_find_option(b, opts, end, 1, 0);
+        assert_int_equal(o > 0, k == 0);
+        size_t c = s_find_option(b, opts, end, 2988, 99);
+        assert_int_equal(c > 0, k < 2);
+        if (c) {
+            assert_int_equal(s_le16(b + c + 2), 4 + 6);
+            assert_memory_equal(b + c + 8, "abcdef\0\0", 8);
+            assert_int_equal(s_le16(b + c + 16), 0); /* opt_endofopt follows */
+        }
+        if (k < 2)
+            assert_int_equal(s_le32(b + end - 4), 0); /* opt_endofopt */
+        off += len;
+    }
+    assert_int_equal(off, (size_t)written);
+    pcap_t *p = s_read(f.path);
+    for (int k = 0; k < 4; k++)
+        s_expect_packet(p, 10 + (uint64_t)k, 7, 9, 5);
+    pcap_close(p);
+    s_file_close(&f);
+}
+
+/* A restart writes the IDB again with its custom option. */
+static void test_pcapng_custom_option_restart(void **state)
+{
+    (void)state;
+    static s_sink_t s = {.budget = 1000};
+    pcapng_writer_t *w =
+        pcapng_writer_new(PCAPNG_FORMAT_PCAPNG, 262144, NULL, 0, s_failing_sink, &s);
+    pcapng_custom_t c = {
+        .code = PCAPNG_OPT_CUSTOM_BINARY_NOCOPY, .pen = 7, .data = "xyz", .len = 3};
+    assert_int_equal(pcapng_writer_add_interface_custom(w, 1, "a/b", "", &c), 0);
+    assert_int_equal(pcapng_writer_flush(w), 0);
+    size_t first = s.total;
+    assert_int_equal(pcapng_writer_restart(w), 0);
+    assert_int_equal(pcapng_writer_flush(w), 0);
+    pcapng_writer_destroy(&w);
+    assert_int_equal(s.total, 2 * first);
+    assert_memory_equal(s.data, s.data + first, first);
+    size_t idb = s_le32(s.data + 4), len = s_le32(s.data + idb + 4);
+    size_t o = s_find_option(s.data, idb + 16, idb + len - 4, 19373, 7);
+    assert_true(o > 0);
+    assert_memory_equal(s.data + o + 8, "xyz\0", 4);
+}
+
+/* A custom option classic pcap cannot hold, an unknown code, data longer
+ * than an option can be: refused, nothing written. */
+static void test_pcapng_custom_option_refused(void **state)
+{
+    (void)state;
+    static uint8_t big[65532];
+    static s_sink_t s = {.budget = 1000};
+    pcapng_writer_t *w =
+        pcapng_writer_new(PCAPNG_FORMAT_PCAPNG, 262144, NULL, 0, s_failing_sink, &s);
+    pcapng_custom_t bad_code = {.code = 2990, .pen = 1, .data = "x", .len = 1};
+    pcapng_custom_t too_long = {.code = 2989, .pen = 1, .data = big, .len = sizeof big};
+    pcapng_custom_t longest = {.code = 2989, .pen = 1, .data = big, .len = sizeof big - 1};
+    assert_int_equal(pcapng_writer_add_interface_custom(w, 1, "a", "", &bad_code), -EINVAL);
+    assert_int_equal(pcapng_writer_add_interface_custom(w, 1, "a", "", &too_long), -EINVAL);
+    assert_int_equal(pcapng_writer_interfaces(w), 0);
+    assert_int_equal(pcapng_writer_add_interface_custom(w, 1, "a", "", &longest), 0);
+    uint8_t pkt[4] = {0};
+    assert_int_equal(pcapng_writer_packet_custom(w, 0, 1, 4, 4, pkt, NULL, &bad_code), -EINVAL);
+    assert_int_equal(pcapng_writer_packet_custom(w, 0, 1, 4, 4, pkt, NULL, &too_long), -EINVAL);
+    assert_int_equal(pcapng_writer_packet_custom(w, 0, 1, 4, 4, pkt, NULL, &longest), 0);
+    assert_int_equal(pcapng_writer_flush(w), 0);
+    pcapng_writer_destroy(&w);
+    /* the whole output parses block by block */
+    size_t off = 0;
+    while (off < s.total) {
+        uint32_t len = s_le32(s.data + off + 4);
+        assert_int_equal(s_le32(s.data + off + len - 4), len);
+        off += len;
+    }
+    assert_int_equal(off, s.total);
+    pcapng_writer_t *p = pcapng_writer_new(PCAPNG_FORMAT_PCAP, 262144, NULL, 0, s_failing_sink, &s);
+    pcapng_custom_t c = {.code = 2989, .pen = 1, .data = "x", .len = 1};
+    assert_int_equal(pcapng_writer_add_interface_custom(p, 1, "a", "", &c), -EINVAL);
+    assert_int_equal(pcapng_writer_add_interface(p, 1, "a", ""), 0);
+    assert_int_equal(pcapng_writer_packet_custom(p, 0, 1, 4, 4, pkt, NULL, &c), -EINVAL);
+    pcapng_writer_destroy(&p);
+}
+
 /* Bad arguments are refused without writing. */
 static void test_pcapng_bad_arguments(void **state)
 {
@@ -341,6 +489,9 @@ int main(void)
         cmocka_unit_test(test_pcapng_restart_new_file),
         cmocka_unit_test(test_pcapng_sink_error_latched),
         cmocka_unit_test(test_pcapng_bad_arguments),
+        cmocka_unit_test(test_pcapng_custom_options),
+        cmocka_unit_test(test_pcapng_custom_option_restart),
+        cmocka_unit_test(test_pcapng_custom_option_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
