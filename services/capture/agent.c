@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* A live source promises nothing older than this much before the moment it
  * found the kernel's buffer empty. */
@@ -59,9 +60,18 @@ struct agent_t {
     bool more;                /* the source may have packets right now */
     bool send_failing;        /* the last send failed (logged once) */
     int64_t stop_deadline_ms; /* 0: not stopping */
-    bool link_up, link_warned;
+    bool link_up, link_warned, link_ever_up;
     int64_t link_down_ms; /* since when there is no connection */
     uint64_t dead_batches, dead_packets, packets;
+    uint64_t dead_low; /* lowest seq dead-lettered (or lost), UINT64_MAX: none */
+    /* STATE_DIR (resume.h): the state, and while a continued epoch builds
+     * its unacknowledged batches again, where the reading stands */
+    resume_t *resume;
+    uint64_t index;                    /* packets read from the source so far */
+    uint64_t skip_to;                  /* packets before this index were released */
+    uint64_t rebuild_seq, rebuild_end; /* recorded batches still to go through */
+    uint32_t seg_left;                 /* packets of batch rebuild_seq still to read */
+    bool seg_released, source_ended;
     source_stats_t last_stats;
     s_metrics_t m;
 };
@@ -148,10 +158,13 @@ agent_t *agent_new(source_t **source_p, const agent_opts_t *opts, metrics_t *met
     self->opts.dlq_dir = NULL; /* not kept: the dlq has its own copy */
     self->source = *source_p;
     *source_p = NULL;
+    self->resume = opts->resume;
+    self->opts.resume = NULL;
     self->metrics = metrics;
     self->send = send;
     self->ctx = ctx;
     self->linktype = (uint16_t)source_linktype(self->source);
+    self->dead_low = UINT64_MAX;
     self->in = malloc(sizeof *self->in);
     self->out = malloc(sizeof *self->out);
     self->cmd = malloc(WIRE_COMMAND_MAX);
@@ -168,13 +181,26 @@ agent_t *agent_new(source_t **source_p, const agent_opts_t *opts, metrics_t *met
     self->dlq = dlq_new(opts->dlq_dir, &id);
     if (!self->in || !self->out || !self->cmd || !self->outbox || !self->dlq)
         goto err;
+    if (self->resume && resume_mode(self->resume) == RESUME_CONTINUE) {
+        /* go through the recorded batches again from the lowest one not
+         * released: those released are skipped, the others built again */
+        self->skip_to = resume_first_packet(self->resume);
+        self->rebuild_seq = resume_first_seq(self->resume);
+        self->rebuild_end = resume_next_seq(self->resume);
+        self->dead_low = resume_dead_low(self->resume);
+        outbox_start_at(self->outbox, self->rebuild_seq);
+        outbox_set_index(self->outbox, self->skip_to);
+    }
     s_metrics_register(self);
     return self;
 err:
-    if (self)
+    if (self) {
         agent_destroy(&self);
-    else
+    } else {
         source_close(source_p);
+        resume_t *resume = opts->resume;
+        resume_close(&resume);
+    }
     return NULL;
 }
 
@@ -184,6 +210,7 @@ void agent_destroy(agent_t **self_p)
         return;
     agent_t *self = *self_p;
     dlq_destroy(&self->dlq);
+    resume_close(&self->resume);
     outbox_destroy(&self->outbox);
     source_close(&self->source);
     free(self->in);
@@ -191,6 +218,87 @@ void agent_destroy(agent_t **self_p)
     free(self->cmd);
     free(self);
     *self_p = NULL;
+}
+
+/* ---- STATE_DIR ------------------------------------------------------- */
+
+/* A state that cannot be kept must not be trusted by the next start (it
+ * would miss batches this run numbered): removed, the next start begins a
+ * new epoch. */
+static void s_resume_lost(agent_t *a)
+{
+    log_error("%s; going on without it (a restart will send the file again as a new epoch)",
+              resume_error(a->resume));
+    unlink(resume_path(a->resume));
+    resume_close(&a->resume);
+}
+
+/* Records batch `b` before it first leaves (sent or dead-lettered). */
+static void s_resume_batch(agent_t *a, const batch_t *b)
+{
+    if (a->resume && b->sends == 0 &&
+        resume_batch(a->resume, b->seq, b->first_index, b->packets) < 0)
+        s_resume_lost(a);
+}
+
+static void s_resume_released(agent_t *a, uint64_t seq, bool acked)
+{
+    if (a->resume && resume_released(a->resume, seq, acked) < 0)
+        s_resume_lost(a);
+}
+
+/* A continued epoch, packet `index` of the file: true when it is skipped
+ * (released before the restart). Packets of a batch not released are
+ * added as ever; s_rebuilt closes the batch after its last one. */
+static bool s_rebuild_skips(agent_t *a, uint64_t index)
+{
+    if (index < a->skip_to)
+        return true;
+    if (a->rebuild_seq >= a->rebuild_end)
+        return false;
+    if (a->seg_left == 0) {
+        uint32_t count;
+        bool released;
+        if (!resume_batch_of(a->resume, a->rebuild_seq, &count, &released)) {
+            a->rebuild_end = a->rebuild_seq; /* cannot happen: resume.c checks */
+            return false;
+        }
+        a->seg_left = count;
+        a->seg_released = released;
+    }
+    if (!a->seg_released)
+        return false;
+    if (--a->seg_left == 0) {
+        outbox_skip(a->outbox);
+        a->rebuild_seq++;
+    }
+    outbox_set_index(a->outbox, index + 1);
+    return true;
+}
+
+/* After a packet was added while rebuilding: the batch closes after its
+ * recorded last packet, under its recorded seq. */
+static void s_rebuilt(agent_t *a)
+{
+    if (a->rebuild_seq >= a->rebuild_end || a->seg_released || --a->seg_left > 0)
+        return;
+    outbox_close(a->outbox);
+    if (outbox_next_seq(a->outbox) != a->rebuild_seq + 1) {
+        log_error("STATE_DIR: batch %" PRIu64 " does not come out as recorded; stopping",
+                  a->rebuild_seq);
+        a->failed = true;
+        a->rebuild_end = a->rebuild_seq;
+        a->eof = true;
+        return;
+    }
+    a->rebuild_seq++;
+}
+
+/* True while a batch recorded before the restart is being built again: it
+ * must close after its recorded packets, not by time. */
+static bool s_rebuilding_batch(const agent_t *a)
+{
+    return a->rebuild_seq < a->rebuild_end && a->seg_left > 0 && !a->seg_released;
 }
 
 /* ---- sending --------------------------------------------------------- */
@@ -221,6 +329,12 @@ static void s_hello(agent_t *a, int64_t now)
     f->snaplen = snaplen > WIRE_SNAPLEN_MAX ? WIRE_SNAPLEN_MAX : snaplen;
     wire_ifname_sanitize(source_name(a->source), f->name);
     snprintf(f->description, sizeof f->description, "%s", source_description(a->source));
+    /* what a collector meeting this source mid-stream need not wait for:
+     * everything below the oldest batch held, unless one was dead-lettered
+     * (it may be replayed) */
+    const batch_t *oldest = outbox_oldest(a->outbox);
+    uint64_t settled = oldest ? oldest->seq : outbox_next_seq(a->outbox);
+    m->hello.settled = settled < a->dead_low ? settled : a->dead_low;
     a->hello_pending = true;
     a->hello_sent_ms = now;
     int rc = s_send(a, NULL, 0);
@@ -254,6 +368,7 @@ static void s_send_batches(agent_t *a, int64_t now)
         a->out->batch.watermark = b->watermark;
         a->out->batch.packet_count = b->packets;
         a->out->batch.payload_len = (uint32_t)b->len;
+        s_resume_batch(a, b);
         int rc = s_send(a, b->buf, b->len);
         if (rc == -EAGAIN) {
             metrics_add(a->metrics, a->m.backpressure, 1);
@@ -288,6 +403,9 @@ static void s_dead_letter_oldest(agent_t *a)
     batch_t *b = outbox_oldest(a->outbox);
     if (!b)
         return;
+    if (b->seq < a->dead_low)
+        a->dead_low = b->seq;
+    s_resume_batch(a, b);
     /* refused: the collector turned this source down and wrote none of it */
     if (dlq_write(a->dlq, b, a->refused ? DLQ_REFUSED : DLQ_UNACKED) < 0) {
         metrics_add(a->metrics, a->m.dlq_failed, 1);
@@ -301,6 +419,7 @@ static void s_dead_letter_oldest(agent_t *a)
         metrics_add(a->metrics, a->m.batches_dlq, 1);
         metrics_add(a->metrics, a->m.packets_dlq, b->packets);
     }
+    s_resume_released(a, b->seq, false);
     outbox_release(a->outbox, b->seq);
 }
 
@@ -309,6 +428,8 @@ static void s_end_of_input(agent_t *a)
 {
     a->eof = true;
     a->more = false;
+    if (s_rebuilding_batch(a))
+        outbox_drop_open(a->outbox); /* still recorded: the next start builds it */
     outbox_close(a->outbox);
 }
 
@@ -328,6 +449,7 @@ static void s_on_ack(agent_t *a, const wire_msg_t *m, int64_t now)
     for (unsigned i = 0; i < m->ack.count; i++) {
         int64_t rtt;
         if (outbox_ack(a->outbox, m->ack.entries[i].seq, now, &rtt)) {
+            s_resume_released(a, m->ack.entries[i].seq, true);
             metrics_add(a->metrics, a->m.batches_acked, 1);
             metrics_observe(a->metrics, a->m.rtt, (double)rtt / 1000.0);
         } else {
@@ -419,12 +541,20 @@ void agent_on_link(agent_t *self, bool up, int64_t now_ms)
         log_debug("no connection to %s", self->endpoint);
         return;
     }
+    /* a connection that broke took what it carried: send that again now,
+     * not after ACK_TIMEOUT_MS, so that the resend fits the merge window */
+    size_t again =
+        self->link_ever_up ? outbox_resend_sent_before(self->outbox, self->link_down_ms) : 0;
     if (self->link_warned)
         log_info("connection to %s is back: sending the %zu batches held", self->endpoint,
                  outbox_held(self->outbox));
+    else if (again)
+        log_info("connection to %s is back: sending %zu unacknowledged batches again",
+                 self->endpoint, again);
     else
         log_debug("connected to %s", self->endpoint);
     self->link_warned = false;
+    self->link_ever_up = true;
 }
 
 /* A batch has waited ACK_TIMEOUT_MS with no connection: say so, once. */
@@ -470,9 +600,17 @@ static bool s_read(agent_t *a, int64_t now)
             if (r == SOURCE_ERROR) {
                 log_error("%s", source_error(a->source));
                 a->failed = true;
+            } else {
+                a->source_ended = true;
             }
             s_end_of_input(a);
             return false;
+        }
+        uint64_t index = a->index++;
+        if (a->resume && s_rebuild_skips(a, index)) {
+            if (p.ts_ns > a->watermark)
+                a->watermark = p.ts_ns;
+            continue;
         }
         wire_packet_t w = {.ts_ns = p.ts_ns,
                            .ifindex = 0,
@@ -493,6 +631,8 @@ static bool s_read(agent_t *a, int64_t now)
             s_end_of_input(a);
             return false;
         }
+        if (a->resume)
+            s_rebuilt(a);
         a->packets++;
         metrics_add(a->metrics, a->m.packets, 1);
         metrics_add(a->metrics, a->m.bytes, w.caplen);
@@ -567,7 +707,7 @@ void agent_step(agent_t *self, int64_t now_ms)
         s_hello(a, now_ms); /* no WELCOME yet: ask again */
     a->more = !a->eof && s_read(a, now_ms);
     const batch_t *open = outbox_open_batch(a->outbox);
-    if (open && now_ms - open->opened_ms >= a->opts.batch_delay_ms)
+    if (open && now_ms - open->opened_ms >= a->opts.batch_delay_ms && !s_rebuilding_batch(a))
         outbox_close(a->outbox);
     const batch_t *oldest;
     while ((oldest = outbox_oldest(a->outbox)) &&
@@ -590,9 +730,12 @@ void agent_step(agent_t *self, int64_t now_ms)
     s_check_link(a, now_ms);
     metrics_set(a->metrics, a->m.unacked_bytes, (double)outbox_held_bytes(a->outbox));
     metrics_set(a->metrics, a->m.unacked_batches, (double)outbox_held(a->outbox));
-    if (a->eof && outbox_held(a->outbox) == 0 && !outbox_open_batch(a->outbox))
+    if (a->eof && outbox_held(a->outbox) == 0 && !outbox_open_batch(a->outbox)) {
         a->finished = true;
-    else if (a->stop_deadline_ms && now_ms >= a->stop_deadline_ms)
+        /* read through and all released: a restart has nothing to do */
+        if (a->resume && a->source_ended && !a->failed && resume_done(a->resume, a->index) < 0)
+            s_resume_lost(a);
+    } else if (a->stop_deadline_ms && now_ms >= a->stop_deadline_ms)
         s_dead_letter_all(a);
 }
 

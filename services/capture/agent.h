@@ -19,6 +19,7 @@
 
 #include "frames.h"
 #include "metrics.h"
+#include "resume.h"
 #include "source.h"
 
 typedef struct agent_t agent_t;
@@ -46,10 +47,14 @@ typedef struct {
     const char *dlq_dir;      /* an existing writable directory */
     bool live;                /* a live interface (kernel counters, wall-clock watermarks) */
     bool wall_clock;          /* its timestamps are comparable to this host's clock */
+    resume_t *resume;         /* READ_FILE with STATE_DIR, or NULL; taken by the agent.
+                               * RESUME_CONTINUE: `epoch` is resume_epoch() and the
+                               * agent continues it; else resume_start(epoch) was called */
 } agent_opts_t;
 
-/* Takes the source (*source_p is set to NULL). Registers the agent's
- * metrics. Returns NULL when out of memory (the source is then closed). */
+/* Takes the source (*source_p is set to NULL) and opts->resume. Registers
+ * the agent's metrics. Returns NULL when out of memory (the source and the
+ * resume state are then closed). */
 agent_t *agent_new(source_t **source_p, const agent_opts_t *opts, metrics_t *metrics,
                    agent_send_fn send, void *ctx);
 void agent_destroy(agent_t **self_p);

@@ -69,6 +69,10 @@ static const cfg_row_t s_rows[] = {
     {"RETRY_TIMEOUT_S", CFG_INT, "60", 1, 86400, NULL, false,
      "A batch unacknowledged this long goes to the dead-letter file; also how long a "
      "stopping agent waits for acknowledgements."},
+    {"STATE_DIR", CFG_PATH, "", 0, 0, NULL, false,
+     "READ_FILE: where the agent keeps its progress through the file, in step with the "
+     "acknowledgements, so that after a crash it continues its epoch where it stopped and "
+     "nothing is sent twice (created if missing; unset: a restart sends the file again)."},
     {"DLQ_DIR", CFG_PATH, "/var/lib/tapmesh/dlq", 0, 0, NULL, false,
      "Directory for dead-letter pcapng files (created if missing)."},
     {"BUFFER_MAX_MB", CFG_INT, "64", 1, 65536, NULL, false,
@@ -87,6 +91,7 @@ typedef struct {
     zsock_t *dealer;
     void *sock; /* libzmq handle of dealer */
     link_t *link;
+    bool nothing_to_do; /* READ_FILE went through before (STATE_DIR) */
 } capture_t;
 
 /* The agent's send callback: the command frame, and a copy of the payload. */
@@ -155,6 +160,76 @@ static source_t *s_open_source(cfg_t *c, bool *live, bool *wall_clock)
     return source;
 }
 
+/* Creates `dir` when missing; 0, or 2 after saying why (naming `setting`). */
+static int s_writable_dir(const char *setting, const char *dir)
+{
+    if (s_mkdirs(dir) < 0) {
+        fprintf(stderr, "tapmesh-capture: %s='%s': cannot create: %s\n", setting, dir,
+                strerror(errno));
+        return 2;
+    }
+    struct stat st;
+    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || access(dir, W_OK) < 0) {
+        fprintf(stderr, "tapmesh-capture: %s='%s': not a writable directory\n", setting, dir);
+        return 2;
+    }
+    return 0;
+}
+
+/* STATE_DIR: the agent's progress through READ_FILE. Sets o->resume and
+ * o->epoch (the recorded one when continuing). Returns 0, or the exit
+ * status after saying why. */
+static int s_resume(capture_t *c, agent_opts_t *o)
+{
+    cfg_t *cfg = c->svc->cfg;
+    const char *dir = cfg_str(cfg, "STATE_DIR"), *file = cfg_str(cfg, "READ_FILE");
+    if (!*dir)
+        return 0;
+    if (!*file || strcmp(file, "-") == 0) {
+        fprintf(stderr,
+                "tapmesh-capture: STATE_DIR='%s': only for READ_FILE, a file that can be "
+                "read again after a restart (not DEVICE, not standard input)\n",
+                dir);
+        return 2;
+    }
+    int rc = s_writable_dir("STATE_DIR", dir);
+    if (rc)
+        return rc;
+    resume_key_t key = {.path = file,
+                        .filter = cfg_str(cfg, "FILTER"),
+                        .batch_bytes = (uint64_t)cfg_int(cfg, "BATCH_MAX_BYTES")};
+    char why[5000], err[5000];
+    o->resume = resume_open(dir, c->svc->node_id, &key, why, sizeof why, err, sizeof err);
+    if (!o->resume) {
+        fprintf(stderr, "tapmesh-capture: %s\n", err);
+        return 2;
+    }
+    if (*why)
+        log_warn("%s", why);
+    switch (resume_mode(o->resume)) {
+    case RESUME_DONE:
+        log_info("READ_FILE=%s went through before (epoch %" PRIu64 ", %" PRIu64
+                 " packets, as %s records): nothing to do; remove that file to send it again",
+                 file, resume_epoch(o->resume), resume_done_packets(o->resume),
+                 resume_path(o->resume));
+        c->nothing_to_do = true;
+        return 0;
+    case RESUME_CONTINUE:
+        o->epoch = resume_epoch(o->resume);
+        log_info("continuing epoch %" PRIu64 " from batch %" PRIu64 " (packet %" PRIu64
+                 " of the file), as %s records",
+                 o->epoch, resume_first_seq(o->resume), resume_first_packet(o->resume),
+                 resume_path(o->resume));
+        return 0;
+    default:
+        if (resume_start(o->resume, o->epoch) < 0) {
+            log_error("%s", resume_error(o->resume));
+            return 1;
+        }
+        return 0;
+    }
+}
+
 static int s_setup(void *app, service_t *svc)
 {
     capture_t *c = app;
@@ -162,15 +237,9 @@ static int s_setup(void *app, service_t *svc)
     cfg_t *cfg = svc->cfg;
     char err[1024];
     const char *dir = cfg_str(cfg, "DLQ_DIR");
-    if (s_mkdirs(dir) < 0) {
-        fprintf(stderr, "tapmesh-capture: DLQ_DIR='%s': cannot create: %s\n", dir, strerror(errno));
-        return 2;
-    }
-    struct stat st;
-    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || access(dir, W_OK) < 0) {
-        fprintf(stderr, "tapmesh-capture: DLQ_DIR='%s': not a writable directory\n", dir);
-        return 2;
-    }
+    int rc = s_writable_dir("DLQ_DIR", dir);
+    if (rc)
+        return rc;
     agent_opts_t o = {.node_id = svc->node_id,
                       .description = cfg_str(cfg, "DESCRIPTION"),
                       .endpoint = cfg_str(cfg, "RELAY_ENDPOINT"),
@@ -187,6 +256,11 @@ static int s_setup(void *app, service_t *svc)
     source_t *source = s_open_source(cfg, &o.live, &o.wall_clock);
     if (!source)
         return 2;
+    if ((rc = s_resume(c, &o)) != 0 || c->nothing_to_do) {
+        source_close(&source);
+        resume_close(&o.resume);
+        return rc;
+    }
     char what[600];
     snprintf(what, sizeof what, "%s (link type %d)", source_description(source),
              source_linktype(source));
@@ -196,6 +270,7 @@ static int s_setup(void *app, service_t *svc)
     c->dealer = service_dealer("RELAY_ENDPOINT", o.endpoint, &so, err, sizeof err);
     if (!c->dealer) {
         source_close(&source);
+        resume_close(&o.resume);
         fprintf(stderr, "tapmesh-capture: %s\n", err);
         return 2;
     }
@@ -213,6 +288,8 @@ static int s_setup(void *app, service_t *svc)
 static int s_run(void *app)
 {
     capture_t *c = app;
+    if (c->nothing_to_do)
+        return 0;
     agent_t *a = c->agent;
     agent_start(a, clock_mono_ms());
     int stops = 0; /* stop requests handled */

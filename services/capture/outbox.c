@@ -31,6 +31,7 @@ struct outbox_t {
     s_batch_t **ring; /* closed, unacknowledged: ring[(seq - head_seq) & mask] */
     size_t ring_cap;  /* power of two */
     uint64_t head_seq, next_seq, next_unsent;
+    uint64_t index; /* of the next packet added, in the input */
     size_t held, held_bytes;
 
     s_batch_t **inflight;
@@ -163,6 +164,7 @@ static s_batch_t *s_open(outbox_t *self, int64_t now_ms)
     }
     b->alloc = self->cap;
     b->pub.opened_ms = now_ms;
+    b->pub.first_index = self->index;
     wire_packets_begin(b->pub.buf, self->cap, &b->pub.len); /* cap > header: cannot fail */
     return b;
 }
@@ -182,10 +184,44 @@ int outbox_add(outbox_t *self, const wire_packet_t *pkt, uint64_t watermark, int
     if (!wire_packets_put(b->buf, self->cap, &b->len, pkt))
         return -EMSGSIZE; /* caplen above WIRE_SNAPLEN_MAX: the caller clamps */
     b->packets++;
+    self->index++;
     b->bytes += pkt->caplen;
     b->watermark = watermark;
     if (b->len >= self->batch_bytes)
         outbox_close(self);
+    return 0;
+}
+
+void outbox_drop_open(outbox_t *self)
+{
+    if (self->open)
+        self->index -= self->open->pub.packets;
+    s_batch_free(self, self->open);
+    self->open = NULL;
+}
+
+void outbox_set_index(outbox_t *self, uint64_t index)
+{
+    self->index = index;
+}
+
+void outbox_start_at(outbox_t *self, uint64_t seq)
+{
+    if (self->held || self->open)
+        return;
+    self->head_seq = self->next_seq = self->next_unsent = seq;
+}
+
+int outbox_skip(outbox_t *self)
+{
+    if (self->next_seq - self->head_seq >= self->ring_cap && s_ring_grow(self) < 0)
+        return -ENOMEM;
+    *s_slot(self, self->next_seq) = NULL;
+    self->next_seq++;
+    while (self->head_seq < self->next_seq && !*s_slot(self, self->head_seq))
+        self->head_seq++;
+    if (self->next_unsent < self->head_seq)
+        self->next_unsent = self->head_seq;
     return 0;
 }
 
@@ -229,6 +265,7 @@ void outbox_sent(outbox_t *self, batch_t *pub, int64_t now_ms)
     if (backoff > self->backoff_max_ms)
         backoff = self->backoff_max_ms;
     pub->sends++;
+    pub->last_sent_ms = now_ms;
     pub->deadline_ms = now_ms + backoff;
 }
 
@@ -236,6 +273,19 @@ void outbox_resend_all(outbox_t *self)
 {
     for (size_t i = 0; i < self->ninflight; i++)
         self->inflight[i]->pub.deadline_ms = 0;
+}
+
+size_t outbox_resend_sent_before(outbox_t *self, int64_t t_ms)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < self->ninflight; i++) {
+        batch_t *b = &self->inflight[i]->pub;
+        if (b->last_sent_ms <= t_ms && b->deadline_ms > 0) {
+            b->deadline_ms = 0;
+            n++;
+        }
+    }
+    return n;
 }
 
 int outbox_release(outbox_t *self, uint64_t seq)

@@ -21,13 +21,15 @@
 
 typedef struct {
     uint64_t seq;
-    uint8_t *buf; /* the payload frame (proto §4) */
+    uint64_t first_index; /* the input's count of packets before this batch's first */
+    uint8_t *buf;         /* the payload frame (proto §4) */
     size_t len;
     uint32_t packets;
     uint64_t bytes;     /* packet data bytes (caplen) */
     uint64_t watermark; /* proto §3.3 */
     int64_t opened_ms;  /* first packet added */
     int64_t first_sent_ms;
+    int64_t last_sent_ms;
     int64_t deadline_ms; /* resend after this */
     unsigned sends;
 } batch_t;
@@ -52,6 +54,20 @@ bool outbox_has_room(const outbox_t *self, uint32_t caplen);
  * Returns 0, or -ENOBUFS when out of room (check outbox_has_room first). */
 int outbox_add(outbox_t *self, const wire_packet_t *pkt, uint64_t watermark, int64_t now_ms);
 
+/* The index (in the input) of the next packet added; it counts up by one
+ * per packet added. Set it when packets of the input are skipped. */
+void outbox_set_index(outbox_t *self, uint64_t index);
+
+/* Starts numbering at `seq` (an empty outbox only: a continued epoch). */
+void outbox_start_at(outbox_t *self, uint64_t seq);
+
+/* Gives seq outbox_next_seq() to no batch: it was settled before (a
+ * continued epoch skips what was acknowledged). No batch may be open. */
+int outbox_skip(outbox_t *self);
+
+/* Forgets the open batch and its packets (they are read again later). */
+void outbox_drop_open(outbox_t *self);
+
 /* Closes the open batch (a no-op when there is none or it is empty). */
 void outbox_close(outbox_t *self);
 
@@ -68,6 +84,11 @@ void outbox_sent(outbox_t *self, batch_t *b, int64_t now_ms);
 
 /* Makes every in-flight batch due now (the receiver lost them). */
 void outbox_resend_all(outbox_t *self);
+
+/* Makes due now every in-flight batch last sent at or before `t_ms` (a
+ * connection that carried them broke at t_ms; what was sent later still
+ * waits in the socket's queue). Returns how many. */
+size_t outbox_resend_sent_before(outbox_t *self, int64_t t_ms);
 
 /* Releases batch `seq` on acknowledgement. Returns 1 and *rtt_ms (time
  * since its first send) when it was held, 0 when unknown (already

@@ -51,7 +51,7 @@ static const cfg_row_t s_rows[] = {
     {"LINKTYPE_POLICY", CFG_ENUM, "first", 0, 0, "first|mixed", false,
      "first: the first link type is the output's, other sources are refused (tcpdump reads "
      "the output); mixed: any link type (tshark, Wireshark)."},
-    {"MERGE_WINDOW_MS", CFG_INT, "1000", 0, 600000, NULL, false,
+    {"MERGE_WINDOW_MS", CFG_INT, "5000", 0, 600000, NULL, false,
      "Longest a packet waits for slower sources before it is written anyway (counted late)."},
     {"SOURCE_IDLE_S", CFG_INT, "10", 1, 86400, NULL, false,
      "A source silent this long no longer holds the merge back."},

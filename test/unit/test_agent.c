@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define SAMPLE TAPMESH_TEST_DATA "/sample-ether.pcap"
@@ -426,7 +427,8 @@ static void test_refused_linktype(void **state)
 }
 
 /* REFUSE "unknown source" (the collector restarted): one HELLO however
- * many batches draw the answer; on WELCOME every batch in flight again. */
+ * many batches draw the answer, saying which batches are settled; on
+ * WELCOME every batch in flight again. */
 static void test_refused_unknown_source(void **state)
 {
     fixture_t *f = *state;
@@ -434,20 +436,28 @@ static void test_refused_unknown_source(void **state)
     agent_on_link(f->a, true, 0);
     s_reply(f, WIRE_WELCOME, 0);
     agent_step(f->a, 0);
+    assert_int_equal(f->sent[0].msg.hello.settled, 0); /* nothing acknowledged yet */
+    s_ack(f, 0, 5);
+    s_ack(f, 1, 5);
     size_t from = f->nsent;
     for (int i = 0; i < 4; i++)
         s_refuse(f, WIRE_REFUSE_UNKNOWN_SOURCE, 10);
     assert_int_equal(s_count(f, from, WIRE_HELLO), 1);
+    /* a collector meeting the source now need not wait for batches 0 and 1 */
+    assert_int_equal(f->sent[from].msg.hello.settled, 2);
     agent_step(f->a, 11);
     uint64_t seqs[64];
-    assert_int_equal(s_batch_seqs(f, from, seqs, 64), 0); /* not before WELCOME */
+    /* new batches go on (after the HELLO, on the same connection) */
+    assert_int_equal(s_batch_seqs(f, from, seqs, 64), 2);
+    assert_int_equal(seqs[0], 4);
+    assert_int_equal(seqs[1], 5);
     s_reply(f, WIRE_WELCOME, 12);
     from = f->nsent;
     agent_step(f->a, 12);
     size_t n = s_batch_seqs(f, from, seqs, 64);
     assert_int_equal(n, 4);
     for (size_t i = 0; i < n; i++)
-        assert_int_equal(seqs[i], i);
+        assert_int_equal(seqs[i], i + 2);
     assert_false(agent_finished(f->a));
 }
 
@@ -528,6 +538,169 @@ static void test_stop_then_abort(void **state)
     assert_int_equal(agent_exit_status(f->a), 1);
 }
 
+/* A connection that breaks took what it carried: once it is back, the
+ * batches sent before the break go again at once (not after
+ * ACK_TIMEOUT_MS); those sent while it was down wait in the socket's queue
+ * and are not sent twice. The first connection resends nothing. */
+static void test_resend_on_reconnect(void **state)
+{
+    fixture_t *f = *state;
+    agent_start(f->a, 0);
+    s_reply(f, WIRE_WELCOME, 0);
+    agent_step(f->a, 0); /* 4 batches out before any connection */
+    size_t mark = f->nsent;
+    agent_on_link(f->a, true, 5);
+    agent_step(f->a, 5);
+    uint64_t seqs[64];
+    assert_int_equal(s_batch_seqs(f, mark, seqs, 64), 0);
+    s_ack(f, 0, 6);
+    s_ack(f, 1, 6);
+    agent_step(f->a, 6); /* batches 4 and 5 go out */
+    agent_on_link(f->a, false, 10);
+    s_ack(f, 2, 11); /* an acknowledgement that made it: not resent */
+    agent_step(f->a, 12);
+    mark = f->nsent;
+    agent_on_link(f->a, true, 20);
+    agent_step(f->a, 20);
+    size_t n = s_batch_seqs(f, mark, seqs, 64);
+    assert_int_equal(n, 3);
+    assert_int_equal(seqs[0], 3);
+    assert_int_equal(seqs[1], 4);
+    assert_int_equal(seqs[2], 5);
+    /* batch 6 went out at 12, while the connection was down: it waited in
+     * the queue and left on the connection that came back at 20 */
+    agent_on_link(f->a, false, 30);
+    s_ack(f, 3, 31);
+    s_ack(f, 4, 31);
+    s_ack(f, 5, 31);
+    mark = f->nsent;
+    agent_step(f->a, 32); /* 7, 8, 9 go into the queue of a broken connection */
+    assert_int_equal(s_batch_seqs(f, mark, seqs, 64), 3);
+    assert_int_equal(seqs[0], 7);
+    mark = f->nsent;
+    agent_on_link(f->a, true, 40);
+    agent_step(f->a, 40);
+    /* 6 was on the connection that broke at 30: again; 7, 8, 9 were queued */
+    assert_int_equal(s_batch_seqs(f, mark, seqs, 64), 1);
+    assert_int_equal(seqs[0], 6);
+}
+
+/* ---- a continued epoch (STATE_DIR) -------------------------------------- */
+
+static resume_t *s_resume_open(fixture_t *f, resume_mode_t want)
+{
+    char dir[96], why[4096], err[4096];
+    snprintf(dir, sizeof dir, "%s/state", f->dir);
+    mkdir(dir, 0755);
+    resume_key_t key = {.path = SAMPLE, .filter = "", .batch_bytes = s_opts.batch_bytes};
+    resume_t *r = resume_open(dir, "edge1", &key, why, sizeof why, err, sizeof err);
+    assert_non_null(r);
+    assert_int_equal(resume_mode(r), want);
+    return r;
+}
+
+/* The agent process ends (killed: nothing more happens) and another starts. */
+static void s_restart(fixture_t *f, resume_t *r)
+{
+    agent_destroy(&f->a);
+    char err[512];
+    source_t *src = source_file_open(SAMPLE, 0, "", err, sizeof err);
+    assert_non_null(src);
+    agent_opts_t o = s_opts;
+    o.resume = r;
+    o.epoch = resume_epoch(r);
+    f->a = agent_new(&src, &o, f->metrics, s_on_send, f);
+    assert_non_null(f->a);
+}
+
+/* The first BATCH `seq` sent in [from, to), or NULL. */
+static const sent_t *s_first_send(const fixture_t *f, size_t from, size_t to, uint64_t seq)
+{
+    for (size_t i = from; i < to; i++)
+        if (f->sent[i].msg.type == WIRE_BATCH && f->sent[i].msg.batch.seq == seq)
+            return &f->sent[i];
+    return NULL;
+}
+
+/* Killed with batches 2 and 5 unacknowledged and the others acknowledged:
+ * the next start continues the epoch, says HELLO with settled = 2, sends
+ * 2 and 5 again with exactly the packets they had, nothing acknowledged
+ * again, then the rest; together every packet of the file once, in order.
+ * Done, the state says so. */
+static void test_resume_after_crash(void **state)
+{
+    fixture_t *f = *state;
+    resume_t *r = s_resume_open(f, RESUME_FRESH);
+    assert_int_equal(resume_start(r, EPOCH), 0);
+    s_restart(f, r);
+    agent_start(f->a, 0);
+    agent_on_link(f->a, true, 0);
+    s_reply(f, WIRE_WELCOME, 0);
+    bool acked_a[1024] = {false};
+    uint64_t highest = 0;
+    for (int64_t now = 0; now < 1000 && highest < 11; now++) {
+        size_t from = f->nsent;
+        agent_step(f->a, now);
+        for (size_t i = from; i < f->nsent; i++) {
+            uint64_t seq = f->sent[i].msg.batch.seq;
+            if (f->sent[i].msg.type != WIRE_BATCH || seq > 11)
+                continue;
+            highest = seq > highest ? seq : highest;
+            if (seq != 2 && seq != 5) {
+                s_ack(f, seq, now);
+                acked_a[seq] = true;
+            }
+        }
+    }
+    assert_int_equal(highest, 11);
+    size_t a_end = f->nsent;
+
+    r = s_resume_open(f, RESUME_CONTINUE);
+    assert_int_equal(resume_epoch(r), EPOCH);
+    assert_int_equal(resume_first_seq(r), 2);
+    s_restart(f, r);
+    agent_start(f->a, 0);
+    assert_int_equal(f->sent[a_end].msg.type, WIRE_HELLO);
+    assert_int_equal(f->sent[a_end].msg.hello.settled, 2);
+    agent_on_link(f->a, true, 0);
+    s_reply(f, WIRE_WELCOME, 0);
+    for (int64_t now = 0; now < 100000 && !agent_finished(f->a); now++) {
+        size_t from = f->nsent;
+        agent_step(f->a, now);
+        for (size_t i = from; i < f->nsent; i++)
+            if (f->sent[i].msg.type == WIRE_BATCH)
+                s_ack(f, f->sent[i].msg.batch.seq, now);
+    }
+    assert_true(agent_finished(f->a));
+    assert_int_equal(agent_exit_status(f->a), 0);
+    for (uint64_t seq = 0; seq <= 11; seq++) {
+        const sent_t *b = s_first_send(f, a_end, f->nsent, seq);
+        if (acked_a[seq]) {
+            assert_null(b); /* acknowledged before the crash: not again */
+            continue;
+        }
+        const sent_t *a = s_first_send(f, 0, a_end, seq);
+        assert_non_null(a);
+        assert_non_null(b);
+        assert_int_equal(b->plen, a->plen);
+        assert_memory_equal(b->payload, a->payload, a->plen);
+    }
+    /* every packet once, in order: each seq from the run that got it acknowledged */
+    size_t next = 0;
+    for (uint64_t seq = 0;; seq++) {
+        const sent_t *b = seq < 1024 && acked_a[seq] ? s_first_send(f, 0, a_end, seq)
+                                                     : s_first_send(f, a_end, f->nsent, seq);
+        if (!b)
+            break;
+        s_check_batch(b, &next);
+    }
+    assert_int_equal(next, s_nref);
+    agent_destroy(&f->a);
+    r = s_resume_open(f, RESUME_DONE);
+    assert_int_equal(resume_done_packets(r), s_nref);
+    resume_close(&r);
+}
+
 /* Runs `fn` with stderr going to a file; returns what was written. */
 static char *s_stderr_of(void (*fn)(fixture_t *), fixture_t *f)
 {
@@ -583,7 +756,10 @@ static void test_no_connection_warning(void **state)
     assert_int_equal(s_occurrences(text, "warn: no connection to tcp://192.0.2.1:5710: holding "),
                      1);
     assert_non_null(strstr(text, "dead-lettering after RETRY_TIMEOUT_S (60 s)"));
-    assert_int_equal(s_occurrences(text, "info: connection to tcp://192.0.2.1:5710 is back"), 1);
+    assert_int_equal(
+        s_occurrences(text, "info: connection to tcp://192.0.2.1:5710 is back: sending the "), 1);
+    /* the short outage: what was on the connection is sent again, said at info */
+    assert_int_equal(s_occurrences(text, " unacknowledged batches again"), 1);
     /* the warning came at 1000 ms, after the batch had waited; not before */
     free(text);
     metric_id_t up = metrics_gauge(f->metrics, "tapmesh_capture_next_hop_up", "", NULL);
@@ -603,6 +779,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_malformed_replies, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_backpressure, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_stop_then_abort, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_resend_on_reconnect, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_resume_after_crash, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_no_connection_warning, s_setup, s_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
