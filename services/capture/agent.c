@@ -28,6 +28,8 @@
 #define S_LIVE_SLACK_NS 20000000u
 /* Packets read per pass at most, so that replies are handled in between. */
 #define S_READ_MAX 4096
+/* Seqs a dead-letter file may jump ahead while batches are held. */
+#define S_REPLAY_GAP_MAX 65536
 /* How often a live source's kernel counters are read. */
 #define S_STATS_MS 1000
 
@@ -42,7 +44,11 @@ struct agent_t {
     char node_id[WIRE_NAME_MAX + 1];
     char description[WIRE_TEXT_MAX + 1];
     char endpoint[256];
-    source_t *source;
+    source_t *source;     /* NULL when replaying dead letters */
+    dlq_reader_t *replay; /* or NULL */
+    bool replay_have;     /* `rb` was read and waits for room */
+    dlq_batch_t rb;
+    wire_iface_t iface; /* what HELLO says of the one interface */
     outbox_t *outbox;
     dlq_t *dlq;
     metrics_t *metrics;
@@ -55,6 +61,7 @@ struct agent_t {
     uint64_t sent_watermark; /* the newest watermark of a batch sent */
     int64_t last_send_ms, last_stats_ms, hello_sent_ms;
     bool hello_pending; /* HELLO sent, no WELCOME yet */
+    bool welcomed;      /* the collector took this (source, epoch) once: may hold some of it */
     bool rehello;       /* batches were refused as unknown: resend all on WELCOME */
     bool eof, failed, refused, finished, end_sent;
     bool more;                /* the source may have packets right now */
@@ -160,11 +167,31 @@ agent_t *agent_new(source_t **source_p, const agent_opts_t *opts, metrics_t *met
     *source_p = NULL;
     self->resume = opts->resume;
     self->opts.resume = NULL;
+    self->replay = opts->replay;
+    self->opts.replay = NULL;
+    self->opts.replay_info = NULL;
     self->metrics = metrics;
     self->send = send;
     self->ctx = ctx;
-    self->linktype = (uint16_t)source_linktype(self->source);
     self->dead_low = UINT64_MAX;
+    wire_iface_t *f = &self->iface;
+    if (self->replay) {
+        const dlq_info_t *info = opts->replay_info;
+        f->linktype = info->linktype;
+        f->snaplen = info->snaplen;
+        wire_ifname_sanitize(info->ifname, f->name);
+        snprintf(f->description, sizeof f->description, "%s", info->if_description);
+        /* the file says nothing of the batches it does not hold: claim none */
+        self->dead_low = 0;
+        self->welcomed = true; /* its batches may have been written before */
+    } else {
+        f->linktype = (uint16_t)source_linktype(self->source);
+        uint32_t snaplen = source_snaplen(self->source);
+        f->snaplen = snaplen > WIRE_SNAPLEN_MAX ? WIRE_SNAPLEN_MAX : snaplen;
+        wire_ifname_sanitize(source_name(self->source), f->name);
+        snprintf(f->description, sizeof f->description, "%s", source_description(self->source));
+    }
+    self->linktype = f->linktype;
     self->in = malloc(sizeof *self->in);
     self->out = malloc(sizeof *self->out);
     self->cmd = malloc(WIRE_COMMAND_MAX);
@@ -174,9 +201,9 @@ agent_t *agent_new(source_t **source_p, const agent_opts_t *opts, metrics_t *met
     dlq_identity_t id = {.source = self->node_id,
                          .epoch = opts->epoch,
                          .linktype = self->linktype,
-                         .snaplen = source_snaplen(self->source),
-                         .ifname = source_name(self->source),
-                         .if_description = source_description(self->source),
+                         .snaplen = f->snaplen,
+                         .ifname = f->name,
+                         .if_description = f->description,
                          .hello_description = self->description};
     self->dlq = dlq_new(opts->dlq_dir, &id);
     if (!self->in || !self->out || !self->cmd || !self->outbox || !self->dlq)
@@ -188,6 +215,7 @@ agent_t *agent_new(source_t **source_p, const agent_opts_t *opts, metrics_t *met
         self->rebuild_seq = resume_first_seq(self->resume);
         self->rebuild_end = resume_next_seq(self->resume);
         self->dead_low = resume_dead_low(self->resume);
+        self->welcomed = true; /* before the restart */
         outbox_start_at(self->outbox, self->rebuild_seq);
         outbox_set_index(self->outbox, self->skip_to);
     }
@@ -200,6 +228,8 @@ err:
         source_close(source_p);
         resume_t *resume = opts->resume;
         resume_close(&resume);
+        dlq_reader_t *replay = opts->replay;
+        dlq_reader_close(&replay);
     }
     return NULL;
 }
@@ -213,6 +243,7 @@ void agent_destroy(agent_t **self_p)
     resume_close(&self->resume);
     outbox_destroy(&self->outbox);
     source_close(&self->source);
+    dlq_reader_close(&self->replay);
     free(self->in);
     free(self->out);
     free(self->cmd);
@@ -323,12 +354,7 @@ static void s_hello(agent_t *a, int64_t now)
     wire_msg_t *m = a->out;
     snprintf(m->hello.description, sizeof m->hello.description, "%s", a->description);
     m->hello.iface_count = 1;
-    wire_iface_t *f = &m->hello.ifaces[0];
-    f->linktype = a->linktype;
-    uint32_t snaplen = source_snaplen(a->source);
-    f->snaplen = snaplen > WIRE_SNAPLEN_MAX ? WIRE_SNAPLEN_MAX : snaplen;
-    wire_ifname_sanitize(source_name(a->source), f->name);
-    snprintf(f->description, sizeof f->description, "%s", source_description(a->source));
+    m->hello.ifaces[0] = a->iface;
     /* what a collector meeting this source mid-stream need not wait for:
      * everything below the oldest batch held, unless one was dead-lettered
      * (it may be replayed) */
@@ -406,8 +432,9 @@ static void s_dead_letter_oldest(agent_t *a)
     if (b->seq < a->dead_low)
         a->dead_low = b->seq;
     s_resume_batch(a, b);
-    /* refused: the collector turned this source down and wrote none of it */
-    if (dlq_write(a->dlq, b, a->refused ? DLQ_REFUSED : DLQ_UNACKED) < 0) {
+    /* refused: the collector turned this source down and wrote none of it
+     * (unless it took this source before: then it may have written some) */
+    if (dlq_write(a->dlq, b, a->refused && !a->welcomed ? DLQ_REFUSED : DLQ_UNACKED) < 0) {
         metrics_add(a->metrics, a->m.dlq_failed, 1);
         log_error("batch %" PRIu64 " (%u packets) lost: %s", b->seq, b->packets, dlq_error(a->dlq));
         a->failed = true;
@@ -502,6 +529,7 @@ void agent_on_message(agent_t *self, frames_t *in, int64_t now_ms)
         log_info("collector accepted source %s (epoch %" PRIu64 ")", self->node_id,
                  self->opts.epoch);
         self->hello_pending = false;
+        self->welcomed = true;
         if (self->rehello) {
             self->rehello = false;
             outbox_resend_all(self->outbox); /* what it dropped before it knew us */
@@ -574,10 +602,68 @@ static void s_check_link(agent_t *a, int64_t now)
 
 /* ---- reading ------------------------------------------------------------- */
 
+/* Dead letters sent again: whole batches, each under its seq, as many as
+ * the outbox has room for. Returns true when the file may have more now. */
+static bool s_replay_read(agent_t *a, int64_t now)
+{
+    for (int i = 0; i < 64; i++) {
+        if (!a->replay_have) {
+            int rc = dlq_reader_next(a->replay, &a->rb);
+            if (rc < 0) {
+                log_error("%s", dlq_reader_error(a->replay));
+                a->failed = true;
+            }
+            if (rc <= 0) {
+                if (rc == 0)
+                    a->source_ended = true;
+                uint64_t skipped = dlq_reader_skipped(a->replay);
+                if (skipped)
+                    log_warn("%" PRIu64 " packets of batches the file holds only in part (cut "
+                             "short by a crash while it was written) were not sent",
+                             skipped);
+                s_end_of_input(a);
+                return false;
+            }
+            a->replay_have = true;
+        }
+        const dlq_batch_t *b = &a->rb;
+        if (!outbox_has_room_for(a->outbox, b->len))
+            return false;
+        uint64_t next = outbox_next_seq(a->outbox);
+        if (b->seq < next || b->parts != 1) {
+            log_warn("dead letter batch %" PRIu64 " (part %u of %u) out of order: not sent", b->seq,
+                     b->part, b->parts);
+            a->replay_have = false;
+            continue;
+        }
+        if (b->seq - next > S_REPLAY_GAP_MAX) {
+            /* far ahead: numbering starts there once nothing is held */
+            if (outbox_held(a->outbox))
+                return false;
+            outbox_start_at(a->outbox, b->seq);
+        }
+        int rc = outbox_put(a->outbox, b->seq, b->payload, b->len, b->packets, b->watermark, now);
+        if (rc < 0) {
+            log_error("dead letter batch %" PRIu64 ": %s", b->seq, strerror(-rc));
+            a->failed = true;
+            s_end_of_input(a);
+            return false;
+        }
+        a->replay_have = false;
+        if (b->watermark > a->watermark)
+            a->watermark = b->watermark;
+        a->packets += b->packets;
+        metrics_add(a->metrics, a->m.packets, b->packets);
+    }
+    return true;
+}
+
 /* Reads what the outbox has room for, a bounded amount per pass. Returns
  * true when the source may have more right now. */
 static bool s_read(agent_t *a, int64_t now)
 {
+    if (a->replay)
+        return s_replay_read(a, now);
     for (int i = 0; i < S_READ_MAX; i++) {
         if (!outbox_has_room(a->outbox, WIRE_SNAPLEN_MAX))
             return false;
@@ -764,7 +850,7 @@ int64_t agent_next_wake(const agent_t *self, int64_t now_ms)
         s_earlier(&wake, b->opened_ms + a->opts.retry_timeout_ms);
     if (a->hello_pending)
         s_earlier(&wake, a->hello_sent_ms + a->opts.ack_timeout_ms);
-    bool can_read = !a->eof && outbox_has_room(a->outbox, WIRE_SNAPLEN_MAX);
+    bool can_read = !a->eof && a->source && outbox_has_room(a->outbox, WIRE_SNAPLEN_MAX);
     uint64_t ns = can_read ? source_wait_ns(a->source) : 0;
     if (ns) /* a paced replay: the next packet's time */
         s_earlier(&wake, now_ms + (int64_t)(ns / 1000000u));
@@ -782,7 +868,8 @@ int64_t agent_next_wake(const agent_t *self, int64_t now_ms)
 
 int agent_poll_fd(const agent_t *self)
 {
-    if (self->eof || self->finished || !outbox_has_room(self->outbox, WIRE_SNAPLEN_MAX))
+    if (self->eof || self->finished || !self->source ||
+        !outbox_has_room(self->outbox, WIRE_SNAPLEN_MAX))
         return -1;
     return source_fd(self->source);
 }

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dlq-read.h"
 #include "frames.h"
 #include "metrics.h"
 #include "resume.h"
@@ -36,25 +37,29 @@ typedef struct {
     const char *description; /* HELLO's; "" for the program's name */
     const char *endpoint;    /* the next hop, named in log lines */
     uint64_t epoch;
-    size_t batch_bytes;       /* a batch is closed at this size */
-    size_t buffer_bytes;      /* bound on everything held */
-    unsigned window;          /* batches in flight */
-    int64_t batch_delay_ms;   /* a batch is closed this long after its first packet */
-    int64_t heartbeat_ms;     /* a HEARTBEAT after this long without sending */
-    int64_t ack_timeout_ms;   /* first resend; also how long HELLO waits for WELCOME */
-    int64_t backoff_max_ms;   /* resend waits double up to this */
-    int64_t retry_timeout_ms; /* unacknowledged this long: dead-lettered */
-    const char *dlq_dir;      /* an existing writable directory */
-    bool live;                /* a live interface (kernel counters, wall-clock watermarks) */
-    bool wall_clock;          /* its timestamps are comparable to this host's clock */
-    resume_t *resume;         /* READ_FILE with STATE_DIR, or NULL; taken by the agent.
-                               * RESUME_CONTINUE: `epoch` is resume_epoch() and the
-                               * agent continues it; else resume_start(epoch) was called */
+    size_t batch_bytes;            /* a batch is closed at this size */
+    size_t buffer_bytes;           /* bound on everything held */
+    unsigned window;               /* batches in flight */
+    int64_t batch_delay_ms;        /* a batch is closed this long after its first packet */
+    int64_t heartbeat_ms;          /* a HEARTBEAT after this long without sending */
+    int64_t ack_timeout_ms;        /* first resend; also how long HELLO waits for WELCOME */
+    int64_t backoff_max_ms;        /* resend waits double up to this */
+    int64_t retry_timeout_ms;      /* unacknowledged this long: dead-lettered */
+    const char *dlq_dir;           /* an existing writable directory */
+    bool live;                     /* a live interface (kernel counters, wall-clock watermarks) */
+    bool wall_clock;               /* its timestamps are comparable to this host's clock */
+    resume_t *resume;              /* READ_FILE with STATE_DIR, or NULL; taken by the agent.
+                                    * RESUME_CONTINUE: `epoch` is resume_epoch() and the
+                                    * agent continues it; else resume_start(epoch) was called */
+    dlq_reader_t *replay;          /* READ_FILE is a dead-letter file: its batches go again
+                                    * under their identity (then there is no source, and
+                                    * node_id, epoch and description are the file's); taken */
+    const dlq_info_t *replay_info; /* with `replay`: the interface HELLO names */
 } agent_opts_t;
 
-/* Takes the source (*source_p is set to NULL) and opts->resume. Registers
- * the agent's metrics. Returns NULL when out of memory (the source and the
- * resume state are then closed). */
+/* Takes the source (*source_p is set to NULL; NULL when replaying),
+ * opts->resume and opts->replay. Registers the agent's metrics. Returns
+ * NULL when out of memory (what it took is then closed). */
 agent_t *agent_new(source_t **source_p, const agent_opts_t *opts, metrics_t *metrics,
                    agent_send_fn send, void *ctx);
 void agent_destroy(agent_t **self_p);

@@ -50,6 +50,10 @@ static const cfg_row_t s_rows[] = {
      "(default: host)."},
     {"REPLAY_SPEED", CFG_INT, "0", 0, 1000, NULL, false,
      "READ_FILE: 0 sends as fast as possible; N replays at N times the recorded pace."},
+    {"DLQ_REPLAY", CFG_BOOL, "true", 0, 0, NULL, false,
+     "READ_FILE is a tapmesh dead-letter file: send its batches again under their original "
+     "source, epoch and seq, so that a collector with its STATE_DIR writes each packet once "
+     "(false: read it as an ordinary capture)."},
     {"RELAY_ENDPOINT", CFG_ENDPOINT, "tcp://127.0.0.1:5710", 0, 0, NULL, false,
      "ZeroMQ endpoint of the next hop (a relay or the collector) to connect to."},
     {"CAPTURE_OWN_TRAFFIC", CFG_BOOL, "false", 0, 0, NULL, false,
@@ -92,6 +96,7 @@ typedef struct {
     void *sock; /* libzmq handle of dealer */
     link_t *link;
     bool nothing_to_do; /* READ_FILE went through before (STATE_DIR) */
+    dlq_info_t replay;  /* READ_FILE is a dead-letter file: whose */
 } capture_t;
 
 /* The agent's send callback: the command frame, and a copy of the payload. */
@@ -230,6 +235,35 @@ static int s_resume(capture_t *c, agent_opts_t *o)
     }
 }
 
+/* READ_FILE a dead-letter file (and DLQ_REPLAY): its batches go again
+ * under the identity it records. Sets o->replay; 0, or the exit status
+ * after saying why. */
+static int s_open_replay(capture_t *c, agent_opts_t *o)
+{
+    cfg_t *cfg = c->svc->cfg;
+    const char *file = cfg_str(cfg, "READ_FILE");
+    if (!*file || strcmp(file, "-") == 0 || !cfg_bool(cfg, "DLQ_REPLAY"))
+        return 0;
+    char err[1024];
+    int rc = dlq_reader_open(file, &o->replay, &c->replay, err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "tapmesh-capture: READ_FILE=%s: %s\n", file, err);
+        return 2;
+    }
+    if (rc == 0)
+        return 0; /* an ordinary capture */
+    o->replay_info = &c->replay;
+    o->node_id = c->replay.source;
+    o->epoch = c->replay.epoch;
+    o->description = c->replay.hello_description;
+    log_info("READ_FILE=%s: dead letters of source %s epoch %" PRIu64 ": sending them again "
+             "under that identity (DLQ_REPLAY=false reads the file as a capture)",
+             file, c->replay.source, c->replay.epoch);
+    if (*cfg_str(cfg, "FILTER") || cfg_int(cfg, "REPLAY_SPEED") || *cfg_str(cfg, "STATE_DIR"))
+        log_warn("FILTER, REPLAY_SPEED and STATE_DIR do not apply to dead letters sent again");
+    return 0;
+}
+
 static int s_setup(void *app, service_t *svc)
 {
     capture_t *c = app;
@@ -253,17 +287,25 @@ static int s_setup(void *app, service_t *svc)
                       .backoff_max_ms = 30000,
                       .retry_timeout_ms = cfg_int(cfg, "RETRY_TIMEOUT_S") * 1000,
                       .dlq_dir = dir};
-    source_t *source = s_open_source(cfg, &o.live, &o.wall_clock);
-    if (!source)
-        return 2;
-    if ((rc = s_resume(c, &o)) != 0 || c->nothing_to_do) {
-        source_close(&source);
-        resume_close(&o.resume);
-        return rc;
-    }
+    source_t *source = NULL;
     char what[600];
-    snprintf(what, sizeof what, "%s (link type %d)", source_description(source),
-             source_linktype(source));
+    if ((rc = s_open_replay(c, &o)) != 0)
+        return rc;
+    if (o.replay) {
+        snprintf(what, sizeof what, "dead letters of %s epoch %" PRIu64 " from %s (link type %u)",
+                 c->replay.source, c->replay.epoch, cfg_str(cfg, "READ_FILE"), c->replay.linktype);
+    } else {
+        source = s_open_source(cfg, &o.live, &o.wall_clock);
+        if (!source)
+            return 2;
+        if ((rc = s_resume(c, &o)) != 0 || c->nothing_to_do) {
+            source_close(&source);
+            resume_close(&o.resume);
+            return rc;
+        }
+        snprintf(what, sizeof what, "%s (link type %d)", source_description(source),
+                 source_linktype(source));
+    }
     /* a copy of every batch goes into its own zmq_msg: at most `sndhwm`
      * messages wait in libzmq's queue before sends report back-pressure */
     service_sock_opts_t so = {.sndhwm = 1000, .rcvhwm = 0, .linger_ms = 2000 /* END leaves */};
@@ -271,6 +313,7 @@ static int s_setup(void *app, service_t *svc)
     if (!c->dealer) {
         source_close(&source);
         resume_close(&o.resume);
+        dlq_reader_close(&o.replay);
         fprintf(stderr, "tapmesh-capture: %s\n", err);
         return 2;
     }
@@ -281,7 +324,7 @@ static int s_setup(void *app, service_t *svc)
         log_error("%s", c->link ? "out of memory" : err);
         return 1;
     }
-    log_info("source %s epoch %" PRIu64 ": %s towards %s", svc->node_id, o.epoch, what, o.endpoint);
+    log_info("source %s epoch %" PRIu64 ": %s towards %s", o.node_id, o.epoch, what, o.endpoint);
     return 0;
 }
 

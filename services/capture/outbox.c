@@ -192,6 +192,44 @@ int outbox_add(outbox_t *self, const wire_packet_t *pkt, uint64_t watermark, int
     return 0;
 }
 
+bool outbox_has_room_for(const outbox_t *self, size_t len)
+{
+    return self->held_bytes + len <= self->buffer_bytes || self->held == 0;
+}
+
+int outbox_put(outbox_t *self, uint64_t seq, const uint8_t *payload, size_t len, uint32_t packets,
+               uint64_t watermark, int64_t now_ms)
+{
+    if (seq < self->next_seq || (self->open && self->open->pub.packets))
+        return -EINVAL;
+    if (!outbox_has_room_for(self, len))
+        return -ENOBUFS;
+    while (self->next_seq < seq)
+        if (outbox_skip(self) < 0)
+            return -ENOMEM;
+    if (self->next_seq - self->head_seq >= self->ring_cap && s_ring_grow(self) < 0)
+        return -ENOMEM;
+    s_batch_t *b = calloc(1, sizeof *b);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!b || !buf) {
+        free(b);
+        free(buf);
+        return -ENOMEM;
+    }
+    memcpy(buf, payload, len);
+    b->pub.buf = buf;
+    b->pub.len = len;
+    b->alloc = len;
+    b->pub.packets = packets;
+    b->pub.watermark = watermark;
+    b->pub.opened_ms = now_ms;
+    b->pub.seq = self->next_seq++;
+    *s_slot(self, b->pub.seq) = b;
+    self->held++;
+    self->held_bytes += b->alloc;
+    return 0;
+}
+
 void outbox_drop_open(outbox_t *self)
 {
     if (self->open)

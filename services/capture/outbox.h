@@ -65,6 +65,16 @@ void outbox_start_at(outbox_t *self, uint64_t seq);
  * continued epoch skips what was acknowledged). No batch may be open. */
 int outbox_skip(outbox_t *self);
 
+/* Holds a whole batch made elsewhere (a dead letter sent again): its
+ * payload frame is copied, it gets `seq` (>= outbox_next_seq(); the seqs
+ * between are skipped). No batch may be open. Returns 0, -EINVAL for a seq
+ * already passed, -ENOBUFS past the memory bound, or -ENOMEM. */
+int outbox_put(outbox_t *self, uint64_t seq, const uint8_t *payload, size_t len, uint32_t packets,
+               uint64_t watermark, int64_t now_ms);
+
+/* True when a batch of `len` bytes can be put without passing the bound. */
+bool outbox_has_room_for(const outbox_t *self, size_t len);
+
 /* Forgets the open batch and its packets (they are read again later). */
 void outbox_drop_open(outbox_t *self);
 
