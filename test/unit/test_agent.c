@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "agent.h"
+#include "dlq.h"
 #include "metrics.h"
 #include "source.h"
 #include "tmpdir.h"
@@ -73,6 +74,23 @@ static int s_on_send(void *ctx, const uint8_t *cmd, size_t len, const uint8_t *p
     assert_int_equal(wire_decode(cmd, len, &s->msg), WIRE_OK);
     assert_string_equal(s->msg.source, "edge1");
     assert_int_equal(s->msg.epoch, EPOCH);
+    s->payload = NULL;
+    s->plen = plen;
+    if (payload) {
+        s->payload = malloc(plen);
+        memcpy(s->payload, payload, plen);
+    }
+    return 0;
+}
+
+/* The same, for an agent speaking for another source (a replay). */
+static int s_on_send_any(void *ctx, const uint8_t *cmd, size_t len, const uint8_t *payload,
+                         size_t plen)
+{
+    fixture_t *f = ctx;
+    assert_true(f->nsent < MAX_SENT);
+    sent_t *s = &f->sent[f->nsent++];
+    assert_int_equal(wire_decode(cmd, len, &s->msg), WIRE_OK);
     s->payload = NULL;
     s->plen = plen;
     if (payload) {
@@ -157,6 +175,14 @@ static wire_msg_t s_m;
 static void s_ack(fixture_t *f, uint64_t seq, int64_t now)
 {
     wire_msg_init(&s_m, WIRE_ACK, "edge1", EPOCH);
+    s_m.ack.count = 1;
+    s_m.ack.entries[0] = (wire_ack_entry_t){.seq = seq, .part = 0};
+    s_deliver(f, &s_m, now);
+}
+
+static void s_ack_as(fixture_t *f, const char *source, uint64_t epoch, uint64_t seq, int64_t now)
+{
+    wire_msg_init(&s_m, WIRE_ACK, source, epoch);
     s_m.ack.count = 1;
     s_m.ack.entries[0] = (wire_ack_entry_t){.seq = seq, .part = 0};
     s_deliver(f, &s_m, now);
@@ -701,6 +727,105 @@ static void test_resume_after_crash(void **state)
     resume_close(&r);
 }
 
+/* ---- dead letters sent again ----------------------------------------------- */
+
+/* A dead-letter file of another agent (source "edge9", epoch 77, batches
+ * 3 and 7) read as READ_FILE: HELLO under that identity, claiming nothing
+ * settled; batches 3 and 7 with exactly their packets; END. */
+static void test_replay_dead_letters(void **state)
+{
+    fixture_t *f = *state;
+    char dir[96], err[1024];
+    snprintf(dir, sizeof dir, "%s/dlq-in", f->dir);
+    mkdir(dir, 0755);
+    dlq_identity_t id = {.source = "edge9",
+                         .epoch = 77,
+                         .linktype = 1,
+                         .snaplen = 65535,
+                         .ifname = "eth3",
+                         .if_description = "rack 9",
+                         .hello_description = "edge nine"};
+    dlq_t *w = dlq_new(dir, &id);
+    assert_non_null(w);
+    uint8_t *payload[2];
+    size_t plen[2];
+    for (int k = 0; k < 2; k++) {
+        size_t len;
+        payload[k] = malloc(1 << 20);
+        assert_true(wire_packets_begin(payload[k], 1 << 20, &len));
+        for (size_t i = (size_t)k * 10; i < (size_t)k * 10 + 10; i++) {
+            wire_packet_t p = {.ts_ns = s_ref[i].ts,
+                               .caplen = s_ref[i].caplen,
+                               .origlen = s_ref[i].origlen,
+                               .data = s_ref[i].data};
+            assert_true(wire_packets_put(payload[k], 1 << 20, &len, &p));
+        }
+        plen[k] = len;
+        batch_t b = {.seq = k ? 7 : 3,
+                     .buf = payload[k],
+                     .len = len,
+                     .packets = 10,
+                     .watermark = s_ref[k * 10 + 9].ts};
+        assert_int_equal(dlq_write(w, &b, DLQ_UNACKED), 0);
+    }
+    char path[256];
+    snprintf(path, sizeof path, "%s", dlq_path(w));
+    dlq_destroy(&w);
+
+    dlq_reader_t *reader;
+    dlq_info_t info;
+    assert_int_equal(dlq_reader_open(path, &reader, &info, err, sizeof err), 1);
+    agent_destroy(&f->a);
+    agent_opts_t o = s_opts;
+    o.replay = reader;
+    o.replay_info = &info;
+    o.node_id = info.source;
+    o.epoch = info.epoch;
+    o.description = info.hello_description;
+    source_t *none = NULL;
+    f->nsent = 0;
+    f->a = agent_new(&none, &o, f->metrics, s_on_send_any, f);
+    assert_non_null(f->a);
+    agent_start(f->a, 0);
+    const wire_msg_t *h = &f->sent[0].msg;
+    assert_int_equal(h->type, WIRE_HELLO);
+    assert_string_equal(h->source, "edge9");
+    assert_int_equal(h->epoch, 77);
+    assert_int_equal(h->hello.settled, 0);
+    assert_string_equal(h->hello.description, "edge nine");
+    assert_string_equal(h->hello.ifaces[0].name, "eth3");
+    assert_string_equal(h->hello.ifaces[0].description, "rack 9");
+    assert_int_equal(h->hello.ifaces[0].snaplen, 65535);
+    agent_on_link(f->a, true, 0);
+    for (int64_t now = 0; now < 1000 && !agent_finished(f->a); now++) {
+        size_t from = f->nsent;
+        agent_step(f->a, now);
+        for (size_t i = from; i < f->nsent; i++)
+            if (f->sent[i].msg.type == WIRE_BATCH)
+                s_ack_as(f, "edge9", 77, f->sent[i].msg.batch.seq, now);
+    }
+    assert_true(agent_finished(f->a));
+    assert_int_equal(agent_exit_status(f->a), 0);
+    size_t batches = 0, ends = 0;
+    for (size_t i = 0; i < f->nsent; i++) {
+        const sent_t *s = &f->sent[i];
+        if (s->msg.type == WIRE_END)
+            ends++;
+        if (s->msg.type != WIRE_BATCH)
+            continue;
+        int k = s->msg.batch.seq == 7;
+        assert_int_equal(s->msg.batch.seq, k ? 7 : 3);
+        assert_int_equal(s->plen, plen[k]);
+        assert_memory_equal(s->payload, payload[k], plen[k]);
+        assert_int_equal(s->msg.batch.watermark, s_ref[k * 10 + 9].ts);
+        batches++;
+    }
+    assert_int_equal(batches, 2);
+    assert_true(ends >= 1);
+    free(payload[0]);
+    free(payload[1]);
+}
+
 /* Runs `fn` with stderr going to a file; returns what was written. */
 static char *s_stderr_of(void (*fn)(fixture_t *), fixture_t *f)
 {
@@ -781,6 +906,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stop_then_abort, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_resend_on_reconnect, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_resume_after_crash, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_replay_dead_letters, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_no_connection_warning, s_setup, s_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
