@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # A full disk (shared DESIGN "Delivery", "The output goes away"). First the
-# OUTPUT's file system fills up (a 2 MB tmpfs), then STATE_DIR's. Each
+# OUTPUT's file system fills up (a 2 MB tmpfs), with whole batches in every
+# flush, then with batches larger than the output buffer (partly written
+# when the disk fills up); then STATE_DIR's file system fills up. Each
 # time the collector stops acknowledging and exits 1 with one line naming
 # what failed; the output ends with its last whole block, so tcpdump reads
 # it to the end; the agent dead-letters what was not acknowledged. Space
@@ -29,14 +31,16 @@ small_fs() {
 
 # kept FIRST_OUTPUT DLQ_DIR: every input packet is either in the output or
 # dead-lettered, never both: the output holds exactly what was
-# acknowledged. (Here every flush holds whole batches: the output buffer
-# holds the whole input. A batch partly written before the failure would
-# be in both, until the replay settles it.)
+# acknowledged. (Where every flush holds whole batches: an output buffer
+# that holds the whole input. A batch partly written before the failure is
+# in both, until the replay settles it.)
+# With "partly", only says how many are in both.
 kept() {
     local n dead
     n=$(packets "$1")
     dead=$(cat "$2"/edge-*.pcapng | { tcpdump -nn -r - 2>/dev/null || true; } | wc -l)
     log "$n packets written, $dead dead-lettered, $((n + dead - 3000)) more than the input"
+    [ "${3:-}" != partly ] || return 0
     mergecap -F nsecpcap -w "$WORK/kept.pcap" "$1" "$2"/edge-*.pcapng
     same_packets "$WORK/in.pcap" "$WORK/kept.pcap"
 }
@@ -68,49 +72,66 @@ replay_settles() {
         "$(packets "$out") packets, each once"
 }
 
-# --- the output's file system fills up
-small_fs "$WORK/disk"
-start c1 COLLECT_ENDPOINT=tcp://127.0.0.1:$port METRICS_ADDRPORT= OUTPUT=$WORK/disk/out.pcapng \
-    STATE_DIR=$WORK/state1 STARTUP_WAIT_MS=0 OUTPUT_BUFFER_KB=65536 -- "$COLLECT"
-start capture RELAY_ENDPOINT=tcp://127.0.0.1:$port METRICS_ADDRPORT= NODE_ID=edge \
-    READ_FILE=$WORK/in.pcap BATCH_MAX_BYTES=65536 ACK_TIMEOUT_MS=300 RETRY_TIMEOUT_S=2 \
-    DLQ_DIR=$WORK/dlq1 -- "$CAPTURE"
-wait_exit c1 30
-[ "$RC" = 1 ] || fail "the collector exited $RC on a full disk, expected 1"
-grep -q "error: OUTPUT: $WORK/disk/out.pcapng: No space left on device" "$WORK/c1.log" ||
-    fail "no error line naming the output and ENOSPC: $(grep error "$WORK/c1.log")"
-wait_exit capture 30
-[ "$RC" = 1 ] || fail "the agent exited $RC, expected 1 (dead letters)"
-# read a copy where there is room for the readers' own files; the file
-# itself stays where the journal knows it
-cp "$WORK/disk/out.pcapng" "$WORK/out1.pcapng"
-n1=$(packets "$WORK/out1.pcapng")
-[ "$n1" -gt 0 ] && [ "$n1" -lt 3000 ] || fail "the full output holds $n1 packets"
-readers_accept "$WORK/out1.pcapng" "$n1"
-log "OUTPUT full: $n1 packets in a whole file"
+# output_fills N BUFFER_KB BATCH_BYTES: the output's file system fills up
+# under collector cN (a copy of what it wrote: $WORK/outN.pcapng)
+output_fills() {
+    local n=$1
+    small_fs "$WORK/disk$n"
+    start "c$n" COLLECT_ENDPOINT=tcp://127.0.0.1:$port METRICS_ADDRPORT= \
+        OUTPUT=$WORK/disk$n/out.pcapng STATE_DIR=$WORK/state$n STARTUP_WAIT_MS=0 \
+        OUTPUT_BUFFER_KB="$2" -- "$COLLECT"
+    start capture RELAY_ENDPOINT=tcp://127.0.0.1:$port METRICS_ADDRPORT= NODE_ID=edge \
+        READ_FILE=$WORK/in.pcap BATCH_MAX_BYTES="$3" ACK_TIMEOUT_MS=300 RETRY_TIMEOUT_S=2 \
+        DLQ_DIR=$WORK/dlq$n -- "$CAPTURE"
+    wait_exit "c$n" 30
+    [ "$RC" = 1 ] || fail "the collector exited $RC on a full disk, expected 1"
+    grep -q "error: OUTPUT: $WORK/disk$n/out.pcapng: No space left on device" "$WORK/c$n.log" ||
+        fail "no error line naming the output and ENOSPC: $(grep error "$WORK/c$n.log")"
+    wait_exit capture 30
+    [ "$RC" = 1 ] || fail "the agent exited $RC, expected 1 (dead letters)"
+    # read a copy where there is room for the readers' own files; the file
+    # itself stays where the journal knows it
+    cp "$WORK/disk$n/out.pcapng" "$WORK/out$n.pcapng"
+    local got
+    got=$(packets "$WORK/out$n.pcapng")
+    [ "$got" -gt 0 ] && [ "$got" -lt 3000 ] || fail "the full output holds $got packets"
+    readers_accept "$WORK/out$n.pcapng" "$got"
+    log "OUTPUT full: $got packets in a whole file"
+}
+
+# --- the output's file system fills up; every flush holds whole batches
+output_fills 1 65536 65536
 kept "$WORK/out1.pcapng" "$WORK/dlq1"
 replay_settles "$WORK/state1" "$WORK/out1.pcapng" "$WORK/dlq1"
 
+# --- the same with batches four times the output buffer: the disk fills
+# up in the middle of a batch, partly written (the journal says how far), so
+# its first packets are both in the output and dead-lettered; the replay
+# writes the rest of it, once
+output_fills 2 512 2097152
+kept "$WORK/out2.pcapng" "$WORK/dlq2" partly
+replay_settles "$WORK/state2" "$WORK/out2.pcapng" "$WORK/dlq2"
+
 # --- STATE_DIR fills up: a few KiB are left on its file system
-small_fs "$WORK/state2"
-dd if=/dev/zero of="$WORK/state2/filler" bs=64k 2>/dev/null || true
-truncate -s -8K "$WORK/state2/filler"
-start c2 COLLECT_ENDPOINT=tcp://127.0.0.1:$port METRICS_ADDRPORT= OUTPUT=$WORK/out2.pcapng \
-    STATE_DIR=$WORK/state2 STARTUP_WAIT_MS=0 OUTPUT_BUFFER_KB=65536 -- "$COLLECT"
+small_fs "$WORK/state3"
+dd if=/dev/zero of="$WORK/state3/filler" bs=64k 2>/dev/null || true
+truncate -s -8K "$WORK/state3/filler"
+start c3 COLLECT_ENDPOINT=tcp://127.0.0.1:$port METRICS_ADDRPORT= OUTPUT=$WORK/out3.pcapng \
+    STATE_DIR=$WORK/state3 STARTUP_WAIT_MS=0 OUTPUT_BUFFER_KB=65536 -- "$COLLECT"
 start capture RELAY_ENDPOINT=tcp://127.0.0.1:$port METRICS_ADDRPORT= NODE_ID=edge \
     READ_FILE=$WORK/in.pcap BATCH_MAX_BYTES=4096 ACK_TIMEOUT_MS=300 RETRY_TIMEOUT_S=2 \
-    DLQ_DIR=$WORK/dlq2 -- "$CAPTURE"
-wait_exit c2 30
+    DLQ_DIR=$WORK/dlq3 -- "$CAPTURE"
+wait_exit c3 30
 [ "$RC" = 1 ] || fail "the collector exited $RC on a full STATE_DIR, expected 1"
-grep -q "error: STATE_DIR: $WORK/state2/journal: No space left on device" \
-    "$WORK/c2.log" || fail "no error line naming the journal and ENOSPC: $(grep error "$WORK/c2.log")"
+grep -q "error: STATE_DIR: $WORK/state3/journal: No space left on device" \
+    "$WORK/c3.log" || fail "no error line naming the journal and ENOSPC: $(grep error "$WORK/c3.log")"
 wait_exit capture 30
 [ "$RC" = 1 ] || fail "the agent exited $RC, expected 1 (dead letters)"
-n2=$(packets "$WORK/out2.pcapng")
-[ "$n2" -gt 0 ] && [ "$n2" -lt 3000 ] || fail "the output holds $n2 packets"
-readers_accept "$WORK/out2.pcapng" "$n2"
-log "STATE_DIR full: $n2 packets in a whole file"
-kept "$WORK/out2.pcapng" "$WORK/dlq2"
-rm -f "$WORK/state2/filler" # space freed
-replay_settles "$WORK/state2" "$WORK/out2.pcapng" "$WORK/dlq2"
+n3=$(packets "$WORK/out3.pcapng")
+[ "$n3" -gt 0 ] && [ "$n3" -lt 3000 ] || fail "the output holds $n3 packets"
+readers_accept "$WORK/out3.pcapng" "$n3"
+log "STATE_DIR full: $n3 packets in a whole file"
+kept "$WORK/out3.pcapng" "$WORK/dlq3"
+rm -f "$WORK/state3/filler" # space freed
+replay_settles "$WORK/state3" "$WORK/out3.pcapng" "$WORK/dlq3"
 log "ok"
