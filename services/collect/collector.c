@@ -120,6 +120,8 @@ struct collector_t {
 };
 
 static int s_commit(collector_t *self, int64_t now);
+static void s_settled(collector_t *self, s_source_t *s, uint64_t settled);
+static void s_settle(collector_t *self, s_source_t *s);
 static int s_fail(collector_t *self, int rc, const char *what);
 static void s_done_seq(collector_t *self, s_source_t *s, uint64_t seq, uint16_t part,
                        uint32_t total);
@@ -600,6 +602,7 @@ static void s_on_hello(collector_t *self, const route_t *route, int64_t now)
     s->route = *route;
     s->last_heard_ms = now;
     s->idle = false;
+    s_settled(self, s, m->hello.settled);
     wire_msg_init(&self->out, WIRE_WELCOME, s->id, s->epoch);
     s_reply(self, route);
 }
@@ -750,6 +753,28 @@ static int s_take_seq(collector_t *self, s_source_t *s, uint64_t seq)
     s->missing = missing;
     metrics_set(self->metrics, self->m.missing, (double)self->missing);
     return 0;
+}
+
+/* HELLO's `settled` (proto/wire-v2.md §3.1): the batches below it were
+ * acknowledged — by this collector before a restart, or by another one a
+ * relay sent them to — so they are not waited for, and one that still
+ * comes is a duplicate. */
+static void s_settled(collector_t *self, s_source_t *s, uint64_t settled)
+{
+    if (settled == 0 || (s->seen.n && s->seen.r[0].lo == 0 && s->seen.r[0].hi >= settled))
+        return;
+    int rc = seqset_add_range(&s->seen, 0, settled);
+    if (rc < 0) {
+        log_warn("source %s epoch %" PRIu64 ": batches below %" PRIu64
+                 " are settled, but cannot be noted (%s): waited for as missing",
+                 s->id, s->epoch, settled, strerror(-rc));
+        return;
+    }
+    uint64_t missing = seqset_missing_below(&s->seen, seqset_end(&s->seen));
+    self->missing = self->missing - s->missing + missing;
+    s->missing = missing;
+    metrics_set(self->metrics, self->m.missing, (double)self->missing);
+    s_settle(self, s);
 }
 
 /* Applies the source's newest promise once nothing below it is missing. */

@@ -37,9 +37,11 @@ static const cfg_row_t s_rows[] = {
     {"FILTER", CFG_STR, "", 0, 0, NULL, false,
      "BPF filter (tcpdump syntax): only matching packets are forwarded; the others count as "
      "delivered."},
-    {"HOP_TIMEOUT_MS", CFG_INT, "3000", 100, 600000, NULL, false,
+    {"HOP_TIMEOUT_MS", CFG_INT, "10000", 100, 600000, NULL, false,
      "A next hop that has not acknowledged a batch for this long is passed over (failover) "
-     "until it acknowledges again, reconnects, or 30 s have passed."},
+     "until it acknowledges again, reconnects, or 30 s have passed. Keep it above the "
+     "collector's MERGE_WINDOW_MS: a collector may hold acknowledgements that long while it "
+     "waits for a slower source."},
     {"RETRY_TIMEOUT_S", CFG_INT, "10", 1, 86400, NULL, false,
      "FANOUT=duplicate: a next hop that has not acknowledged a batch after this long is "
      "counted as having lost it, and the batch is acknowledged upstream."},

@@ -1210,9 +1210,48 @@ static void test_output_metrics_are_counters(void **state)
     free(text);
 }
 
+/* A source met mid-stream (a relay failed over to this collector, or it
+ * restarted without STATE_DIR) says in HELLO which batches were settled
+ * elsewhere: its watermark counts at once, without a merge window's wait
+ * for batches that will never come; one of them arriving late anyway is a
+ * duplicate, acknowledged and not written. */
+static void test_hello_settled(void **state)
+{
+    fixture_t *f = *state;
+    s_hello(f, "pa", "a", 1, 1);
+    memset(&s_m, 0, sizeof s_m);
+    s_m.type = WIRE_HELLO;
+    snprintf(s_m.source, sizeof s_m.source, "b");
+    s_m.epoch = 2;
+    s_m.hello.settled = 5;
+    s_m.hello.iface_count = 1;
+    s_m.hello.ifaces[0].linktype = 1;
+    s_m.hello.ifaces[0].snaplen = 65535;
+    snprintf(s_m.hello.ifaces[0].name, sizeof s_m.hello.ifaces[0].name, "eth0");
+    size_t len = wire_encode(&s_m, s_cmd, sizeof s_cmd);
+    s_deliver(f, "pb", s_cmd, len, NULL, 0, 0);
+    const uint64_t ta[] = {100, 300}, tb[] = {200};
+    s_batch(f, "pa", "a", 1, 0, 300, ta, 2, 1);
+    s_batch(f, "pb", "b", 2, 5, 400, tb, 1, 1);
+    assert_int_equal(s_pass(f, 2), 3); /* 100, 200, 300: no window's wait */
+    s_nreplies = 0;
+    const uint64_t late[] = {150};
+    s_batch(f, "pb", "b", 2, 3, 150, late, 1, 3);
+    assert_int_equal(s_pass(f, 4), 0);
+    bool acked = false;
+    for (size_t i = 0; i < s_nreplies; i++)
+        acked |= s_replies[i].msg.type == WIRE_ACK && strcmp(s_replies[i].peer, "pb") == 0 &&
+                 s_replies[i].msg.ack.entries[0].seq == 3;
+    assert_true(acked);
+    metric_id_t dup =
+        metrics_counter(f->metrics, "tapmesh_collect_duplicate_batches_total", "", NULL);
+    assert_int_equal(metrics_value(f->metrics, dup), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_hello_settled, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_ack_after_write, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_merge_by_watermark, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_end_and_window, s_setup, s_teardown),
