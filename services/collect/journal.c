@@ -5,6 +5,7 @@
 #include "journal.h"
 
 #include "bytes.h"
+#include "crc32.h"
 #include "log.h"
 
 #include <errno.h>
@@ -38,28 +39,6 @@ struct journal_t {
     bool torn; /* a record cut short could not be taken off: append nothing more */
     char error[4400];
 };
-
-/* ---- CRC-32 (IEEE 802.3, as zlib) ----------------------------------- */
-
-static uint32_t s_crc_table[256];
-
-static void s_crc_init(void)
-{
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-        for (int k = 0; k < 8; k++)
-            c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        s_crc_table[i] = c;
-    }
-}
-
-static uint32_t s_crc32(const uint8_t *p, size_t n)
-{
-    uint32_t c = 0xFFFFFFFFu;
-    for (size_t i = 0; i < n; i++)
-        c = s_crc_table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
-    return c ^ 0xFFFFFFFFu;
-}
 
 /* ---- record building ------------------------------------------------ */
 
@@ -128,7 +107,7 @@ static int s_end(journal_t *self, int fd)
         return -EIO;
     }
     uint32_t body = (uint32_t)(self->len - 8);
-    uint32_t crc = s_crc32(self->buf + 8, body);
+    uint32_t crc = crc32_ieee(self->buf + 8, body);
     for (int i = 0; i < 4; i++) {
         self->buf[i] = (uint8_t)(body >> (24 - 8 * i));
         self->buf[4 + i] = (uint8_t)(crc >> (24 - 8 * i));
@@ -491,7 +470,7 @@ static int s_replay(journal_t *self, s_replay_t *rp)
         uint32_t crc = (uint32_t)data[off + 4] << 24 | (uint32_t)data[off + 5] << 16 |
                        (uint32_t)data[off + 6] << 8 | data[off + 7];
         if (len < 1 || len > S_RECORD_MAX || off + 8 + len > got ||
-            s_crc32(data + off + 8, len) != crc)
+            crc32_ieee(data + off + 8, len) != crc)
             break;
         const uint8_t *body = data + off + 8;
         if (!s_replay_record(self, rp, body[0], body + 1, body + len))
@@ -523,8 +502,6 @@ static int s_replay(journal_t *self, s_replay_t *rp)
 
 journal_t *journal_open(const char *dir, char *err, size_t errlen)
 {
-    if (!s_crc_table[1])
-        s_crc_init();
     journal_t *self = calloc(1, sizeof *self);
     if (!self) {
         snprintf(err, errlen, "STATE_DIR=%s: out of memory", dir);
