@@ -15,19 +15,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
-/* Names tried after <node>-<epoch>.pcapng: -1 ... -S_NAME_TRIES. */
+/* Names tried, each with new random digits, before giving up (§1). */
 #define S_NAME_TRIES 1000
 /* §3.1: the identity record at its largest. */
 #define S_IDENTITY_MAX                                                                             \
     (4 + 1 + WIRE_NAME_MAX + 8 + 2 + 4 + 1 + WIRE_NAME_MAX + 2 * (2 + WIRE_TEXT_MAX))
 
 struct dlq_t {
-    char path[4200];
+    char path[4096 + WIRE_NAME_MAX + 64];
     char dir[4096];
     char source[WIRE_NAME_MAX + 1];
     uint64_t epoch;
+    char started[32]; /* the UTC time of dlq_new, in the file name */
     uint16_t linktype;
     char idb_name[WIRE_NAME_MAX * 2 + 2];
     char idb_description[WIRE_TEXT_MAX + WIRE_NAME_MAX + 32];
@@ -36,7 +39,7 @@ struct dlq_t {
     int fd;
     off_t good; /* the file's length after its last whole batch */
     pcapng_writer_t *writer;
-    char error[4400];
+    char error[4096 + WIRE_NAME_MAX + 300];
 };
 
 /* Big-endian, §2. */
@@ -90,6 +93,30 @@ static size_t s_identity(uint8_t *buf, const char *source, uint64_t epoch, uint1
     return (size_t)(p - buf);
 }
 
+/* Eight hex digits nobody can predict, from getrandom(2). Should it fail
+ * (it does not once the agent has drawn its epoch) the digits only need to
+ * differ from one try to the next: the name must be free, not secret, and
+ * O_EXCL sees to that. */
+static uint32_t s_random32(void)
+{
+    static uint32_t tries;
+    uint32_t r;
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) == (ssize_t)sizeof r)
+        return r;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint32_t)ts.tv_nsec ^ ++tries * 2654435761u;
+}
+
+/* §1: DLQ_DIR/<node>-<UTC start time>-<8 random hex digits>.pcapng. The
+ * epoch stays inside the file: a name is seen by anyone who can list the
+ * directory, and an epoch lets whoever knows it speak for the source. */
+static void s_name(dlq_t *self)
+{
+    snprintf(self->path, sizeof self->path, "%s/%s-%s-%08" PRIx32 ".pcapng", self->dir,
+             self->source, self->started, s_random32());
+}
+
 dlq_t *dlq_new(const char *dir, const dlq_identity_t *id)
 {
     dlq_t *self = calloc(1, sizeof *self);
@@ -100,8 +127,12 @@ dlq_t *dlq_new(const char *dir, const dlq_identity_t *id)
     snprintf(self->source, sizeof self->source, "%s", id->source);
     self->epoch = id->epoch;
     self->linktype = id->linktype;
-    snprintf(self->path, sizeof self->path, "%s/%s-%" PRIu64 ".pcapng", dir, self->source,
-             self->epoch);
+    time_t now = time(NULL);
+    struct tm tm;
+    if (!gmtime_r(&now, &tm) ||
+        !strftime(self->started, sizeof self->started, "%Y%m%dT%H%M%SZ", &tm))
+        snprintf(self->started, sizeof self->started, "%lld", (long long)now);
+    s_name(self);
     /* what HELLO carries (agent.c s_hello), so that a replay says it again */
     char ifname[WIRE_NAME_MAX + 1], if_description[WIRE_TEXT_MAX + 1],
         hello_description[WIRE_TEXT_MAX + 1];
@@ -150,14 +181,14 @@ static void s_sync_dir(const char *dir)
     close(fd);
 }
 
-/* Creates the first free name; never opens an existing file. */
+/* Creates a free name; never opens an existing file. Dead letters hold
+ * captured packets: 0600 (less when the umask says so). */
 static int s_create(dlq_t *self)
 {
-    for (unsigned n = 0; n <= S_NAME_TRIES; n++) {
+    for (unsigned n = 0; n < S_NAME_TRIES; n++) {
         if (n)
-            snprintf(self->path, sizeof self->path, "%s/%s-%" PRIu64 "-%u.pcapng", self->dir,
-                     self->source, self->epoch, n);
-        self->fd = open(self->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+            s_name(self);
+        self->fd = open(self->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (self->fd >= 0) {
             s_sync_dir(self->dir);
             return 0;
@@ -165,7 +196,7 @@ static int s_create(dlq_t *self)
         if (errno != EEXIST)
             return s_fail(self, -errno, "cannot create");
     }
-    return s_fail(self, -EEXIST, "cannot create (every name up to -1000 exists)");
+    return s_fail(self, -EEXIST, "cannot create (every name tried exists)");
 }
 
 /* The file, its section header and its one interface, on disk before the

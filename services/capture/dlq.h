@@ -3,7 +3,11 @@
  * RETRY_TIMEOUT_S (or that the collector refused) are written here, as
  * pcapng, packets whole with their original timestamps and interface, so
  * that nothing is lost without a trace. One file per agent run:
- * DLQ_DIR/<node>-<epoch>.pcapng, created on first use.
+ * DLQ_DIR/<node>-<UTC start time>-<8 random hex digits>.pcapng, e.g.
+ * edge1-20250102T030405Z-3fa9c21b.pcapng, created on first use with mode
+ * 0600 (captured packets; the umask may take more away). The name does not
+ * carry the epoch, which lets whoever knows it speak for the source: the
+ * epoch is inside the file (a replay needs it), behind the file's mode.
  *
  * Every batch keeps its identity (source, epoch, seq, part) and its state
  * (refused: never written; unacknowledged: may have been written) in
@@ -56,11 +60,11 @@ void dlq_destroy(dlq_t **self_p);
 
 /* Writes every packet of `b` (its payload frame b->buf/len; seq,
  * watermark; part 0 of 1) with its identity and `state`, flushed and
- * synced to disk. The first call creates the file: DLQ_DIR/<node>-
- * <epoch>.pcapng, or, when that name exists (an agent that resumed its
- * epoch), the first free <node>-<epoch>-1.pcapng, -2, ...; an existing
- * file is never overwritten. A write that fails leaves the file cut back
- * to its last whole batch where the file system allows.
+ * synced to disk. The first call creates the file under dlq_path(); when
+ * that name exists, under another one with new random digits (up to 1000
+ * tries); an existing file is never overwritten or appended to. A write
+ * that fails leaves the file cut back to its last whole batch where the
+ * file system allows.
  * A batch without packets writes nothing. Returns 0 or a negative errno
  * (then dlq_error() says why, naming the file); -EINVAL for a state
  * outside dlq_state_t or a payload frame that does not walk. */

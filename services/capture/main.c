@@ -10,6 +10,7 @@
  */
 #include "agent.h"
 #include "clock.h"
+#include "epoch.h"
 #include "frames.h"
 #include "link.h"
 #include "log.h"
@@ -277,7 +278,6 @@ static int s_setup(void *app, service_t *svc)
     agent_opts_t o = {.node_id = svc->node_id,
                       .description = cfg_str(cfg, "DESCRIPTION"),
                       .endpoint = cfg_str(cfg, "RELAY_ENDPOINT"),
-                      .epoch = clock_wall_ns(),
                       .batch_bytes = (size_t)cfg_int(cfg, "BATCH_MAX_BYTES"),
                       .buffer_bytes = (size_t)cfg_int(cfg, "BUFFER_MAX_MB") << 20,
                       .window = (unsigned)cfg_int(cfg, "INFLIGHT_BATCHES"),
@@ -289,6 +289,11 @@ static int s_setup(void *app, service_t *svc)
                       .dlq_dir = dir};
     source_t *source = NULL;
     char what[600];
+    /* a new epoch unless a dead-letter replay or STATE_DIR gives one back */
+    if (epoch_new(&o.epoch, err, sizeof err) < 0) {
+        fprintf(stderr, "tapmesh-capture: %s\n", err);
+        return 1;
+    }
     if ((rc = s_open_replay(c, &o)) != 0)
         return rc;
     if (o.replay) {

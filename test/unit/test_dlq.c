@@ -2,10 +2,9 @@
  * test_dlq — dead-letter files (proto/dead-letters-v1.md): written by
  * dlq.c with the identity of every batch, read back by dlq-read.c batch by
  * batch and byte for byte, in both byte orders; read by libpcap as a plain
- * capture with the same packets and timestamps; a taken name is never
- * overwritten; a file cut anywhere gives back its whole batches; plain
- * captures are told apart; malformed files are errors naming file and
- * offset.
+ * capture with the same packets and timestamps; names that do not carry
+ * the epoch, a taken name never overwritten, files 0600; a file cut anywhere gives back its whole
+ * batches; plain captures are told apart; malformed files are errors naming file and offset.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +18,7 @@
 #include "sample.h"
 #include "tmpdir.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -28,6 +28,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define S_SAMPLE TAPMESH_TEST_DATA "/sample-ether.pcap"
@@ -228,6 +229,42 @@ static void s_expect_batches(const char *path, const s_batch_t *want, size_t nwa
 
 /* ---- round trip ---------------------------------------------------------------- */
 
+/* `path` is DLQ_DIR/edge1-<UTC time>-<8 hex digits>.pcapng, the time within
+ * two seconds of `now`, and the name does not carry the epoch (in decimal
+ * or in hex, in either case): the epoch is the secret that lets a source
+ * speak (issue "Security" 3), and file names are seen by many. */
+static void s_expect_name(const s_fix_t *f, const char *path, time_t now)
+{
+    size_t dl = strlen(f->dir);
+    assert_true(strncmp(path, f->dir, dl) == 0 && path[dl] == '/');
+    const char *name = path + dl + 1;
+    char lower[256];
+    size_t n = strlen(name);
+    assert_true(n < sizeof lower);
+    for (size_t i = 0; i <= n; i++)
+        lower[i] = (char)tolower((unsigned char)name[i]);
+    char dec[32], hex[32], hex16[32];
+    snprintf(dec, sizeof dec, "%" PRIu64, s_id.epoch);
+    snprintf(hex, sizeof hex, "%" PRIx64, s_id.epoch);
+    snprintf(hex16, sizeof hex16, "%016" PRIx64, s_id.epoch);
+    if (strstr(lower, dec) || strstr(lower, hex) || strstr(lower, hex16))
+        fail_msg("the dead-letter file name %s carries the epoch %s (%s)", name, dec, hex);
+    /* edge1-20250102T030405Z-0123abcd.pcapng */
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    char rand[9] = "", tail[16] = "";
+    int got = sscanf(name, "edge1-%4d%2d%2dT%2d%2d%2dZ-%8[0-9a-f]%15s", &tm.tm_year, &tm.tm_mon,
+                     &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, rand, tail);
+    if (got != 8 || strlen(rand) != 8 || strcmp(tail, ".pcapng") != 0)
+        fail_msg("the dead-letter file name %s is not edge1-<UTC time>-<8 hex>.pcapng", name);
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    time_t t = timegm(&tm);
+    if (t < now - 2 || t > now + 2)
+        fail_msg("the dead-letter file name %s does not give the time now (%lld)", name,
+                 (long long)now);
+}
+
 static const size_t s_sizes[] = {1, 7, 40, 200, 2, 350};
 #define S_NBATCH (sizeof s_sizes / sizeof s_sizes[0])
 
@@ -239,9 +276,7 @@ static void test_dlq_round_trip(void **state)
     s_batch_t batches[S_NBATCH];
     char path[4200];
     s_write(f, batches, s_sizes, S_NBATCH, path, sizeof path);
-    char want[4200];
-    snprintf(want, sizeof want, "%s/edge1-%" PRIu64 ".pcapng", f->dir, s_id.epoch);
-    assert_string_equal(path, want);
+    s_expect_name(f, path, time(NULL));
     s_expect_batches(path, batches, S_NBATCH, 0);
     s_free_batches(batches, S_NBATCH);
 }
@@ -441,31 +476,67 @@ static void test_dlq_big_endian(void **state)
 
 /* ---- names ------------------------------------------------------------------------ */
 
-/* An existing <node>-<epoch>.pcapng (an agent that resumed its epoch) is
- * kept as it is; the next free name is taken: -1, then -2. */
+/* A name that exists (another agent of this node started in the same
+ * second drew the same digits, or anything else put it there) is kept as it
+ * is; the file gets another name of the same form. Two files of one agent
+ * run, and of two runs in a row, never share a name. */
 static void test_dlq_name_taken(void **state)
 {
     s_fix_t *f = *state;
+    dlq_t *d = dlq_new(f->dir, &s_id);
+    assert_non_null(d);
     char taken[4200];
-    snprintf(taken, sizeof taken, "%s/edge1-%" PRIu64 ".pcapng", f->dir, s_id.epoch);
+    snprintf(taken, sizeof taken, "%s", dlq_path(d)); /* the first name it will try */
+    s_expect_name(f, taken, time(NULL));
     s_spill(taken, (const uint8_t *)"keep", 4);
-    static const size_t sizes[] = {4};
     s_batch_t one[1];
-    char path[4200], want[4200];
-    s_write(f, one, sizes, 1, path, sizeof path);
-    snprintf(want, sizeof want, "%s/edge1-%" PRIu64 "-1.pcapng", f->dir, s_id.epoch);
-    assert_string_equal(path, want);
+    s_batch(&one[0], f, 0, 4, 9, DLQ_UNACKED);
+    assert_int_equal(dlq_write(d, &one[0].b, DLQ_UNACKED), 0);
+    char path[4200];
+    snprintf(path, sizeof path, "%s", dlq_path(d));
+    assert_string_not_equal(path, taken);
+    s_expect_name(f, path, time(NULL));
+    dlq_destroy(&d);
     s_expect_batches(path, one, 1, 0);
-    s_free_batches(one, 1);
-    s_write(f, one, sizes, 1, path, sizeof path);
-    snprintf(want, sizeof want, "%s/edge1-%" PRIu64 "-2.pcapng", f->dir, s_id.epoch);
-    assert_string_equal(path, want);
     size_t len;
     uint8_t *kept = s_slurp(taken, &len);
     assert_int_equal(len, 4);
     assert_memory_equal(kept, "keep", 4);
     free(kept);
     s_free_batches(one, 1);
+    /* the same identity again, at once: a third name */
+    char second[4200];
+    static const size_t sizes[] = {4};
+    s_write(f, one, sizes, 1, second, sizeof second);
+    s_expect_name(f, second, time(NULL));
+    assert_string_not_equal(second, taken);
+    assert_string_not_equal(second, path);
+    s_free_batches(one, 1);
+}
+
+/* Dead letters hold captured packets: 0600, whatever the umask lets
+ * through beyond that (the umask still applies). */
+static void test_dlq_file_mode(void **state)
+{
+    s_fix_t *f = *state;
+    static const struct {
+        mode_t umask, want;
+    } cases[] = {{022, 0600}, {0, 0600}, {077, 0600}, {0277, 0400}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        mode_t old = umask(cases[i].umask);
+        s_batch_t one[1];
+        static const size_t sizes[] = {3};
+        char path[4200];
+        s_write(f, one, sizes, 1, path, sizeof path);
+        umask(old);
+        struct stat st;
+        assert_int_equal(stat(path, &st), 0);
+        if ((st.st_mode & 07777) != cases[i].want)
+            fail_msg("umask %03o: %s has mode %04o, expected %04o", (unsigned)cases[i].umask, path,
+                     (unsigned)(st.st_mode & 07777), (unsigned)cases[i].want);
+        s_expect_batches(path, one, 1, 0);
+        s_free_batches(one, 1);
+    }
 }
 
 /* Nothing is created before the first batch; an empty batch writes
@@ -827,6 +898,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dlq_layout, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_dlq_big_endian, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_dlq_name_taken, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_dlq_file_mode, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_dlq_lazy_and_arguments, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_dlq_identity_as_hello_carries_it, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_dlq_write_fails_cut_back, s_setup, s_teardown),
