@@ -14,6 +14,7 @@
 #include "frames.h"
 #include "link.h"
 #include "log.h"
+#include "privs.h"
 #include "service.h"
 #include "source.h"
 #include "wire.h"
@@ -80,6 +81,10 @@ static const cfg_row_t s_rows[] = {
      "nothing is sent twice (created if missing; unset: a restart sends the file again)."},
     {"DLQ_DIR", CFG_PATH, "/var/lib/tapmesh/dlq", 0, 0, NULL, false,
      "Directory for dead-letter pcapng files (created if missing)."},
+    {"RUN_AS_USER", CFG_STR, "", 0, 0, NULL, false,
+     "Once DEVICE or READ_FILE is open, run as this user (a name or a uid), in its primary "
+     "group alone; directories the agent creates are given to it. Every capability is "
+     "cleared after the open in any case (empty: stay the user that started the agent)."},
     {"BUFFER_MAX_MB", CFG_INT, "64", 1, 65536, NULL, false,
      "Memory for batches not yet acknowledged; when full, reading pauses (a live interface's "
      "kernel buffer then fills and drops, counted)."},
@@ -98,6 +103,10 @@ typedef struct {
     link_t *link;
     bool nothing_to_do; /* READ_FILE went through before (STATE_DIR) */
     dlq_info_t replay;  /* READ_FILE is a dead-letter file: whose */
+    bool run_as;        /* RUN_AS_USER: `user` */
+    privs_user_t user;
+    struct stat input; /* READ_FILE as it was opened (STATE_DIR), when input_known */
+    bool input_known;
 } capture_t;
 
 /* The agent's send callback: the command frame, and a copy of the payload. */
@@ -114,22 +123,6 @@ static int s_send(void *ctx, const uint8_t *cmd, size_t len, const uint8_t *payl
     if (payload)
         zmq_msg_close(&body);
     return rc;
-}
-
-/* mkdir -p */
-static int s_mkdirs(const char *path)
-{
-    char p[4096];
-    snprintf(p, sizeof p, "%s", path);
-    for (char *q = p + 1; *q; q++) {
-        if (*q != '/')
-            continue;
-        *q = '\0';
-        if (mkdir(p, 0755) < 0 && errno != EEXIST)
-            return -1;
-        *q = '/';
-    }
-    return mkdir(p, 0755) < 0 && errno != EEXIST ? -1 : 0;
 }
 
 static source_t *s_open_source(cfg_t *c, bool *live, bool *wall_clock)
@@ -166,19 +159,54 @@ static source_t *s_open_source(cfg_t *c, bool *live, bool *wall_clock)
     return source;
 }
 
-/* Creates `dir` when missing; 0, or 2 after saying why (naming `setting`). */
-static int s_writable_dir(const char *setting, const char *dir)
+/* Creates `dir` when missing, for the user the agent runs as after the
+ * drop; 0, or 2 after saying why. */
+static int s_make_dir(capture_t *c, const char *setting, const char *dir)
 {
-    if (s_mkdirs(dir) < 0) {
-        fprintf(stderr, "tapmesh-capture: %s='%s': cannot create: %s\n", setting, dir,
-                strerror(errno));
+    char err[4400];
+    if (privs_mkdirs(setting, dir, c->run_as ? &c->user : NULL, err, sizeof err) < 0) {
+        fprintf(stderr, "tapmesh-capture: %s\n", err);
         return 2;
     }
+    return 0;
+}
+
+/* `dir` can be written by the user the agent now is; 0, or 2 after saying
+ * why (naming `setting`). */
+static int s_writable_dir(capture_t *c, const char *setting, const char *dir)
+{
     struct stat st;
-    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || access(dir, W_OK) < 0) {
+    if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode) && access(dir, W_OK | X_OK) == 0)
+        return 0;
+    if (c->run_as)
+        fprintf(stderr,
+                "tapmesh-capture: %s='%s': not a directory RUN_AS_USER=%s (uid %u) can write: "
+                "give it to that user, or name one tapmesh may create\n",
+                setting, dir, c->user.name, (unsigned)c->user.uid);
+    else
         fprintf(stderr, "tapmesh-capture: %s='%s': not a writable directory\n", setting, dir);
-        return 2;
+    return 2;
+}
+
+/* The source is open: what it took to open it is given up (privs.h).
+ * Returns 0, or the exit status after saying why. */
+static int s_drop(capture_t *c)
+{
+    const char *file = cfg_str(c->svc->cfg, "READ_FILE");
+    if (*file && !c->run_as && geteuid() == 0)
+        log_warn("READ_FILE=%s: reading a file as root: set RUN_AS_USER=<a user> (the file is "
+                 "opened first), so that the agent does not parse it as root",
+                 file);
+    char err[1024];
+    if (privs_drop(c->run_as ? &c->user : NULL, err, sizeof err) < 0) {
+        log_error("%s", err);
+        return 1;
     }
+    if (c->run_as)
+        log_info("running as RUN_AS_USER=%s (uid %u, gid %u) without capabilities", c->user.name,
+                 (unsigned)c->user.uid, (unsigned)c->user.gid);
+    else
+        log_info("running as uid %u without capabilities", (unsigned)getuid());
     return 0;
 }
 
@@ -198,12 +226,13 @@ static int s_resume(capture_t *c, agent_opts_t *o)
                 dir);
         return 2;
     }
-    int rc = s_writable_dir("STATE_DIR", dir);
+    int rc = s_writable_dir(c, "STATE_DIR", dir);
     if (rc)
         return rc;
     resume_key_t key = {.path = file,
                         .filter = cfg_str(cfg, "FILTER"),
-                        .batch_bytes = (uint64_t)cfg_int(cfg, "BATCH_MAX_BYTES")};
+                        .batch_bytes = (uint64_t)cfg_int(cfg, "BATCH_MAX_BYTES"),
+                        .input = c->input_known ? &c->input : NULL};
     char why[5000], err[5000];
     o->resume = resume_open(dir, c->svc->node_id, &key, why, sizeof why, err, sizeof err);
     if (!o->resume) {
@@ -271,8 +300,16 @@ static int s_setup(void *app, service_t *svc)
     c->svc = svc;
     cfg_t *cfg = svc->cfg;
     char err[1024];
-    const char *dir = cfg_str(cfg, "DLQ_DIR");
-    int rc = s_writable_dir("DLQ_DIR", dir);
+    const char *dir = cfg_str(cfg, "DLQ_DIR"), *run_as = cfg_str(cfg, "RUN_AS_USER");
+    const char *file = cfg_str(cfg, "READ_FILE"), *state = cfg_str(cfg, "STATE_DIR");
+    if (*run_as && privs_lookup(run_as, &c->user, err, sizeof err) < 0) {
+        fprintf(stderr, "tapmesh-capture: %s\n", err);
+        return 2;
+    }
+    c->run_as = *run_as != '\0';
+    int rc = s_make_dir(c, "DLQ_DIR", dir);
+    if (rc == 0 && *state && *file && strcmp(file, "-") != 0)
+        rc = s_make_dir(c, "STATE_DIR", state);
     if (rc)
         return rc;
     agent_opts_t o = {.node_id = svc->node_id,
@@ -296,13 +333,18 @@ static int s_setup(void *app, service_t *svc)
     }
     if ((rc = s_open_replay(c, &o)) != 0)
         return rc;
+    if (!o.replay && !(source = s_open_source(cfg, &o.live, &o.wall_clock)))
+        return 2;
+    c->input_known = *file && strcmp(file, "-") != 0 && stat(file, &c->input) == 0;
+    if ((rc = s_drop(c)) != 0 || (rc = s_writable_dir(c, "DLQ_DIR", dir)) != 0) {
+        source_close(&source);
+        dlq_reader_close(&o.replay);
+        return rc;
+    }
     if (o.replay) {
         snprintf(what, sizeof what, "dead letters of %s epoch %" PRIu64 " from %s (link type %u)",
                  c->replay.source, c->replay.epoch, cfg_str(cfg, "READ_FILE"), c->replay.linktype);
     } else {
-        source = s_open_source(cfg, &o.live, &o.wall_clock);
-        if (!source)
-            return 2;
         if ((rc = s_resume(c, &o)) != 0 || c->nothing_to_do) {
             source_close(&source);
             resume_close(&o.resume);

@@ -241,7 +241,11 @@ static int s_rewrite(resume_t *self)
         s_record(buf + len, S_DONE, 0, self->done_packets, 0);
         len += S_RECORD;
     }
-    int fd = open(self->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    /* a fresh file, so that it has this mode whatever an earlier one had:
+     * the state names the input and the epoch, for the agent's user alone */
+    int fd = unlink(self->tmp) < 0 && errno != ENOENT
+                 ? -1
+                 : open(self->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     int rc = fd < 0 ? -errno : s_write_all(fd, buf, len);
     free(buf);
     if (fd >= 0 && close(fd) < 0 && rc == 0)
@@ -388,7 +392,9 @@ resume_t *resume_open(const char *dir, const char *node, const resume_key_t *key
     self->batch_bytes = key->batch_bytes;
     s_boot_id(self->boot_id);
     struct stat st;
-    if (stat(key->path, &st) < 0) {
+    if (key->input)
+        st = *key->input;
+    else if (stat(key->path, &st) < 0) {
         snprintf(err, errlen, "READ_FILE=%s: %s", key->path, strerror(errno));
         goto err;
     }

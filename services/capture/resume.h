@@ -7,8 +7,9 @@
  * drops what it already has), and what was acknowledged is not sent again
  * (shared DESIGN "Delivery": exactly once across the agent's own crash).
  *
- * STATE_DIR/<node>.resume holds a header — the epoch, the input file's
- * identity (device, inode, size, modification time), the settings that
+ * STATE_DIR/<node>.resume (mode 0600, the umask applied) holds a header
+ * — the epoch, the input file's identity (device, inode, size,
+ * modification time), the settings that
  * decide how packets fall into batches (FILTER, BATCH_MAX_BYTES) and the
  * boot id — then fixed-size records, each with a CRC:
  *   BATCH  seq, index of its first packet, packet count  (before it is sent)
@@ -29,6 +30,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 typedef struct resume_t resume_t;
 
@@ -38,6 +40,10 @@ typedef struct {
     const char *path;     /* READ_FILE */
     const char *filter;   /* FILTER, "" for none */
     uint64_t batch_bytes; /* BATCH_MAX_BYTES */
+    /* READ_FILE's identity as read when it was opened, or NULL: resume_open
+     * stats `path` (an agent that has given up the user that could open
+     * the file may no longer be able to) */
+    const struct stat *input;
 } resume_key_t;
 
 typedef enum {

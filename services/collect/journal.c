@@ -25,6 +25,10 @@
 #define S_COMPACT_BYTES (16u << 20)
 #define S_RECORD_MAX (64u << 20)
 #define S_RANGES_MAX 65536
+/* The journal names the output's files and which sources' batches they
+ * hold: for the collector's user alone (the umask may take more away). */
+#define S_DIR_MODE 0750
+#define S_FILE_MODE 0600
 
 struct journal_t {
     char dir[4096];
@@ -510,7 +514,7 @@ journal_t *journal_open(const char *dir, char *err, size_t errlen)
     self->fd = -1;
     snprintf(self->dir, sizeof self->dir, "%s", dir);
     snprintf(self->path, sizeof self->path, "%s/journal", dir);
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+    if (mkdir(dir, S_DIR_MODE) < 0 && errno != EEXIST) {
         snprintf(err, errlen, "STATE_DIR=%s: cannot create: %s", dir, strerror(errno));
         goto fail;
     }
@@ -620,7 +624,13 @@ int journal_compact(journal_t *self, const char *path, const journal_state_t *co
 {
     char tmp[4300];
     snprintf(tmp, sizeof tmp, "%s.tmp", self->path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    /* a fresh file, so that it has this mode whatever an earlier one had */
+    if (unlink(tmp) < 0 && errno != ENOENT) {
+        int e = errno;
+        snprintf(self->error, sizeof self->error, "STATE_DIR: %s: %s", tmp, strerror(e));
+        return -e;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, S_FILE_MODE);
     if (fd < 0) {
         snprintf(self->error, sizeof self->error, "STATE_DIR: %s: %s", tmp, strerror(errno));
         return -errno;

@@ -70,8 +70,9 @@ typedef struct {
 /* Opens (creating) STATE_DIR/journal, replays it, checks the last intent
  * against its output file (cutting a torn tail off that file; removing the
  * file when what is left holds no interface block, so that no reader could
- * open it), and rewrites the journal compactly. Returns NULL with `err`
- * naming STATE_DIR or the file. */
+ * open it), and rewrites the journal compactly. STATE_DIR is made 0750
+ * when missing and the journal is 0600 (the umask applied). Returns NULL
+ * with `err` naming STATE_DIR or the file. */
 journal_t *journal_open(const char *dir, char *err, size_t errlen);
 void journal_close(journal_t **self_p);
 

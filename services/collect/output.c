@@ -24,14 +24,19 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #define S_PATH_MAX 4096
+/* Outputs hold captured packets: the owner writes, the group (analysts)
+ * reads, nobody else; the umask may take more away, never adds. */
+#define S_FILE_MODE 0640
 /* an IDB: header, name, description, if_tsresol, end */
 #define S_IDB_MAX (16 + 4 + 2 * WIRE_NAME_MAX + 4 + 2 * WIRE_TEXT_MAX + 128 + 8 + 8)
 #define S_LINKTYPE_ETHERNET 1
@@ -74,6 +79,18 @@ static void s_dir_of(const char *path, char *dir, size_t len)
         snprintf(dir, len, "%.*s", (int)(slash - path), path);
 }
 
+/* Digits for a hidden name nobody else picks: O_EXCL makes it ours. */
+static uint32_t s_random32(void)
+{
+    static uint32_t tries;
+    uint32_t r;
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) == (ssize_t)sizeof r)
+        return r;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint32_t)ts.tv_nsec ^ ++tries * 2654435761u;
+}
+
 /* Links `from` (a /proc/self/fd path or a temporary name) as the file's
  * name: never over an existing file for a pattern or keep_existing, else
  * in place of it, like tcpdump -w. */
@@ -111,15 +128,21 @@ static int s_create(output_t *self, const void *buf, size_t len)
     char tmp[2 * S_PATH_MAX + 16], dir[S_PATH_MAX];
     s_dir_of(self->path, dir, sizeof dir);
     const char *base = strrchr(self->path, '/');
-    int n = snprintf(tmp, sizeof tmp, "%s/.%s.XXXXXX", dir, base ? base + 1 : self->path);
-    if (n < 0 || (size_t)n >= S_PATH_MAX)
-        return -ENAMETOOLONG;
-    int fd = mkostemp(tmp, O_CLOEXEC);
+    /* mkostemp would make it 0600, and widening it takes the umask's say
+     * away: a name of our own, created with the output's mode */
+    int fd = -1;
+    for (unsigned tries = 0; fd < 0 && tries < 100; tries++) {
+        int n = snprintf(tmp, sizeof tmp, "%s/.%s.%08" PRIx32, dir, base ? base + 1 : self->path,
+                         s_random32());
+        if (n < 0 || (size_t)n >= S_PATH_MAX)
+            return -ENAMETOOLONG;
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, S_FILE_MODE);
+        if (fd < 0 && errno != EEXIST)
+            return -errno;
+    }
     if (fd < 0)
-        return -errno;
+        return -EEXIST;
     int rc = pcapng_sink_fd(&fd, buf, len);
-    if (rc == 0 && fchmod(fd, 0644) < 0)
-        rc = -errno;
     if (rc == 0)
         rc = s_link(self, tmp);
     unlink(tmp);
@@ -259,7 +282,7 @@ static int s_begin_file(output_t *self, int64_t now_ms, char *err, size_t errlen
     }
     char dir[S_PATH_MAX];
     s_dir_of(path, dir, sizeof dir);
-    int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+    int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, S_FILE_MODE); /* linkat keeps it */
     int e = fd < 0 ? errno : 0;
     if (e == EOPNOTSUPP || e == EISDIR || e == EINVAL) /* no anonymous files there: */
         e = access(dir, W_OK | X_OK) == 0 ? 0 : errno; /* a temporary name at the first flush */

@@ -12,6 +12,9 @@
  * operating system before the first interface block, and a file is created
  * (whole, atomically) by its first flush, so that an output that never had
  * a source, or a collector killed while starting, leaves no file behind.
+ * Files are created with mode 0640 (captured packets: the owner writes, its
+ * group reads), the umask applied; a FIFO or device OUTPUT names is
+ * written as it is.
  *
  * Nothing reaches the operating system except through output_flush(): the
  * caller checks output_room() before each packet, so that it can record

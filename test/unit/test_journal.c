@@ -4,7 +4,8 @@
  * its bytes (a short file cut back, and removed when no reader could open
  * what is left), an intent undone after its flush failed, an append that
  * fails part-way cut off again, torn tails ignored, END records, compaction
- * of live and restored states, and set-up errors. Each test works in its own
+ * of live and restored states, set-up errors, and the modes of what it
+ * creates (0750 directory, 0600 journal, the umask applied). Each test works in its own
  * temporary directory, removed afterwards.
  */
 #include <setjmp.h>
@@ -212,6 +213,57 @@ static void test_fresh_dir_created(void **state)
 
     j = s_open(env->state); /* and reopens */
     assert_int_equal(journal_restored(j), 0);
+    journal_close(&j);
+}
+
+static unsigned s_mode_of(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return (unsigned)(st.st_mode & 07777);
+}
+
+/* STATE_DIR says what was written where: the directory is made 0750 and
+ * the journal 0600 (the umask may take more away), also when a journal or
+ * a journal.tmp left by an earlier version was wider, and after a
+ * compaction. */
+static void test_file_modes(void **state)
+{
+    s_env_t *env = *state;
+    static const struct {
+        mode_t umask, dir, file;
+    } cases[] = {{022, 0750, 0600}, {0, 0750, 0600}, {027, 0750, 0600}, {077, 0700, 0600}};
+    char tmp[200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", env->jpath);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char dir[160], jpath[200];
+        snprintf(dir, sizeof dir, "%s/state%zu", env->dir, i);
+        snprintf(jpath, sizeof jpath, "%s/journal", dir);
+        mode_t old = umask(cases[i].umask);
+        journal_t *j = s_open(dir);
+        umask(old);
+        if (s_mode_of(dir) != cases[i].dir || s_mode_of(jpath) != cases[i].file)
+            fail_msg("umask %03o: STATE_DIR %04o, journal %04o; expected %04o, %04o",
+                     (unsigned)cases[i].umask, s_mode_of(dir), s_mode_of(jpath), cases[i].dir,
+                     cases[i].file);
+        journal_close(&j);
+    }
+    /* an earlier version's 0644 journal and journal.tmp */
+    journal_t *j = s_open(env->state);
+    journal_close(&j);
+    assert_int_equal(chmod(env->jpath, 0644), 0);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(fchmod(fd, 0666), 0);
+    close(fd);
+    mode_t old = umask(022);
+    j = s_open(env->state);
+    assert_int_equal(journal_file(j, env->out), 0);
+    const journal_state_t *none[1] = {NULL};
+    assert_int_equal(journal_compact(j, env->out, none, 0), 0);
+    umask(old);
+    assert_int_equal(s_mode_of(env->jpath), 0600);
+    assert_int_equal(s_size(tmp), -1);
     journal_close(&j);
 }
 
@@ -972,6 +1024,7 @@ int main(void)
     log_threshold = LOG_LVL_ERROR; /* replay warnings are expected */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_fresh_dir_created, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_file_modes, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_record_layout, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_intents_applied_on_reopen, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_empty_intent, s_setup, s_teardown),

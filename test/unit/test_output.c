@@ -6,10 +6,12 @@
  * LINKTYPE_POLICY, the buffer that reaches the operating system only
  * through output_flush(), files that appear only with their first interface
  * block (none without a source), standard output's end without a source,
- * a FIFO written in place, and a failed write cut back to the last whole
- * block (a file, standard output redirected to one). Each test works in its
+ * a FIFO written in place, a failed write cut back to the last whole
+ * block (a file, standard output redirected to one), and files made 0640
+ * (the umask applied) with or without anonymous files. Each test works in its
  * own temporary directory.
  */
+#define _GNU_SOURCE /* O_TMPFILE */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -930,6 +932,97 @@ static void test_file_appears_with_first_interface(void **state)
     s_expect_pcap(path, S_LINKTYPE_ETHERNET, seeds, 1, 70);
 }
 
+/* ---- open(2), through the linker (-Wl,--wrap=open) ------------------------------ */
+
+/* When set, O_TMPFILE is refused as on a file system without anonymous
+ * files, so that the hidden-name path runs. */
+static bool s_no_tmpfile;
+
+int __real_open(const char *path, int flags, ...);
+int __wrap_open(const char *path, int flags, ...);
+
+int __wrap_open(const char *path, int flags, ...)
+{
+    int mode = 0;
+    if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {
+        va_list ap;
+        va_start(ap, flags);
+        mode = va_arg(ap, int);
+        va_end(ap);
+    }
+    if (s_no_tmpfile && (flags & O_TMPFILE) == O_TMPFILE) {
+        errno = EOPNOTSUPP;
+        return -1;
+    }
+    return __real_open(path, flags, mode);
+}
+
+/* Outputs hold captured packets: 0640, less when the umask says so, on
+ * either way a file is made (an anonymous file linked, or a hidden name
+ * linked), in place of an earlier file of the same name that was wider,
+ * and for the next file of a rotation. */
+static void test_file_modes(void **state)
+{
+    s_env_t *env = *state;
+    static const struct {
+        mode_t umask, want;
+    } cases[] = {{022, 0640}, {0, 0640}, {027, 0640}, {077, 0600}, {0237, 0440}};
+    for (int hidden = 0; hidden < 2; hidden++) {
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+            char path[128], first[160], second[160];
+            snprintf(path, sizeof path, "%s/modes-%d-%zu.pcapng", env->dir, hidden, i);
+            int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644); /* an earlier one */
+            assert_true(fd >= 0);
+            assert_int_equal(fchmod(fd, 0666), 0);
+            close(fd);
+            s_no_tmpfile = hidden;
+            mode_t old = umask(cases[i].umask);
+            output_opts_t opts = s_opts(path);
+            output_t *o = s_open(&opts);
+            s_add_iface(o, "edge1", S_LINKTYPE_ETHERNET, "eth0");
+            s_write_packet(o, 0, 5, 70);
+            assert_int_equal(output_flush(o), 0);
+            snprintf(first, sizeof first, "%s", output_path(o));
+            output_close(&o);
+            /* a rotation's next file */
+            char pattern[160];
+            snprintf(pattern, sizeof pattern, "%s/rot-%d-%zu-%%i.pcapng", env->dir, hidden, i);
+            opts = s_opts(pattern);
+            opts.rotate_bytes = 100;
+            o = s_open(&opts);
+            s_add_iface(o, "edge1", S_LINKTYPE_ETHERNET, "eth0");
+            s_write_packet(o, 0, 5, 70);
+            assert_int_equal(output_flush(o), 0);
+            assert_int_equal(output_rotate_if_due(o, clock_mono_ms()), 1);
+            s_write_packet(o, 0, 6, 70);
+            assert_int_equal(output_flush(o), 0);
+            snprintf(second, sizeof second, "%s", output_path(o));
+            output_close(&o);
+            umask(old);
+            s_no_tmpfile = false;
+            const char *const files[] = {first, second};
+            for (int k = 0; k < 2; k++) {
+                struct stat st;
+                assert_int_equal(stat(files[k], &st), 0);
+                if ((st.st_mode & 07777) != cases[i].want)
+                    fail_msg("%s, umask %03o: %s has mode %04o, expected %04o",
+                             hidden ? "hidden name" : "anonymous file", (unsigned)cases[i].umask,
+                             files[k], (unsigned)(st.st_mode & 07777), (unsigned)cases[i].want);
+            }
+            assert_string_equal(first, path);
+            s_expect_pcap(path, S_LINKTYPE_ETHERNET, (const unsigned[]){5}, 1, 70);
+        }
+    }
+    /* no hidden file was left behind */
+    DIR *d = opendir(env->dir);
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] == '.' && strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            fail_msg("left behind: %s", e->d_name);
+    closedir(d);
+}
+
 /* An output that never had an interface leaves no file behind, whatever
  * its name or format, and a plain path's earlier file is left as it was. */
 static void test_no_interface_no_file(void **state)
@@ -1102,6 +1195,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_file_appears_with_first_interface, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_no_interface_no_file, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_file_modes, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_stdout_end_without_source, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_fifo_written_in_place, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_abort_cuts_failed_write, s_setup, s_teardown),

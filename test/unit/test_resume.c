@@ -4,7 +4,7 @@
  * packets to skip, which batches were released, the lowest dead letter); a
  * record cut short is ignored; another input file, other settings or a
  * damaged header start afresh with a reason; DONE; compaction keeps the
- * plan and the file small.
+ * plan and the file small; the file is 0600.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -257,6 +257,77 @@ static void test_compaction(void **state)
     resume_close(&r);
 }
 
+/* The input's identity may be handed over (an agent that opened READ_FILE
+ * and then became a user that cannot reach it): it is what counts, not
+ * what the path says now. */
+static void test_input_identity_given(void **state)
+{
+    fixture_t *f = *state;
+    struct stat st;
+    assert_int_equal(stat(f->input, &st), 0);
+    resume_t *r = s_open(f);
+    assert_int_equal(resume_start(r, 21), 0);
+    s_batches(r, 0, 3);
+    resume_close(&r);
+    char moved[200];
+    snprintf(moved, sizeof moved, "%s.gone", f->input);
+    assert_int_equal(rename(f->input, moved), 0); /* the path no longer leads to it */
+    f->key.input = &st;
+    r = s_open(f);
+    assert_int_equal(resume_mode(r), RESUME_CONTINUE);
+    assert_int_equal(resume_epoch(r), 21);
+    assert_int_equal(resume_next_seq(r), 3);
+    resume_close(&r);
+    struct stat other = st;
+    other.st_ino++;
+    f->key.input = &other;
+    r = s_open(f);
+    assert_int_equal(resume_mode(r), RESUME_FRESH);
+    assert_non_null(strstr(f->why, "another file"));
+    resume_close(&r);
+    f->key.input = NULL; /* the path again: not there */
+    assert_null(
+        resume_open(f->dir, "edge1", &f->key, f->why, sizeof f->why, f->err, sizeof f->err));
+    assert_non_null(strstr(f->err, f->input));
+}
+
+static unsigned s_mode_of(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return (unsigned)(st.st_mode & 07777);
+}
+
+/* The state names the input file and the epoch: 0600 (the umask may take
+ * more away), from the start, after a compaction, and when an earlier
+ * version left a wider file or a wider .tmp behind. */
+static void test_file_mode(void **state)
+{
+    fixture_t *f = *state;
+    char tmp[200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", f->state);
+    mode_t old = umask(022);
+    resume_t *r = s_open(f);
+    assert_int_equal(resume_start(r, 11), 0);
+    assert_int_equal(s_mode_of(f->state), 0600);
+    for (uint64_t s = 0; s < 60000; s++) /* past a compaction */
+        assert_int_equal(resume_batch(r, s, s * 10, 10), 0);
+    assert_int_equal(s_mode_of(f->state), 0600);
+    resume_close(&r);
+    assert_int_equal(chmod(f->state, 0644), 0);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(fchmod(fd, 0666), 0);
+    close(fd);
+    r = s_open(f);
+    assert_int_equal(resume_mode(r), RESUME_CONTINUE);
+    for (uint64_t s = 60000; s < 120000; s++)
+        assert_int_equal(resume_batch(r, s, s * 10, 10), 0);
+    assert_int_equal(s_mode_of(f->state), 0600);
+    resume_close(&r);
+    umask(old);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -264,6 +335,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_torn_tail, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_fresh_with_reason, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_compaction, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_file_mode, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_input_identity_given, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
