@@ -4,12 +4,14 @@
 #include "frames.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 int frames_recv(frames_t *self, void *socket, int flags)
 {
     self->count = self->total = self->envelope = 0;
     self->framed = false;
+    self->user_id[0] = '\0';
     int more = 1;
     while (more) {
         zmq_msg_t *m = &self->part[self->count < FRAMES_MAX ? self->count : FRAMES_MAX - 1];
@@ -27,6 +29,12 @@ int frames_recv(frames_t *self, void *socket, int flags)
             return -e;
         }
         more = zmq_msg_more(m);
+        if (self->total == 0) {
+            /* the connection's, the same on every part */
+            const char *user = zmq_msg_gets(m, "User-Id");
+            if (user)
+                snprintf(self->user_id, sizeof self->user_id, "%s", user);
+        }
         self->total++;
         if (self->count < FRAMES_MAX)
             self->count++;

@@ -21,6 +21,8 @@
 #define FRAMES_ENVELOPE_MAX (WIRE_HOPS_MAX + 2)
 #define FRAMES_MAX (FRAMES_ENVELOPE_MAX + 3)
 #define FRAMES_IDENTITY_MAX 255
+/* A ZAP User-Id kept (CURVE: the peer's public key, 40 characters). */
+#define FRAMES_USER_ID_MAX 64
 
 typedef struct {
     zmq_msg_t part[FRAMES_MAX];
@@ -28,6 +30,10 @@ typedef struct {
     size_t total;    /* parts the message had (more than count: too many) */
     size_t envelope; /* envelope frames before the delimiter */
     bool framed;     /* a delimiter, a command, at most one payload */
+    /* who the connection authenticated as (ZAP's User-Id: with CURVE, the
+     * direct peer's public key in Z85), "" without authentication; a
+     * longer one is cut, and so matches no key */
+    char user_id[FRAMES_USER_ID_MAX + 1];
 } frames_t;
 
 typedef struct {
@@ -37,8 +43,9 @@ typedef struct {
 } route_t;
 
 /* Receives one whole message (all parts, also those beyond FRAMES_MAX,
- * which are dropped). Returns 0, -EAGAIN with ZMQ_DONTWAIT and nothing to
- * read, or another negative errno. On 0 the caller must frames_close(). */
+ * which are dropped), with the connection's User-Id. Returns 0, -EAGAIN
+ * with ZMQ_DONTWAIT and nothing to read, or another negative errno. On 0
+ * the caller must frames_close(). */
 int frames_recv(frames_t *self, void *socket, int flags);
 
 void frames_close(frames_t *self);

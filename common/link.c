@@ -4,6 +4,8 @@
  */
 #include "link.h"
 
+#include "log.h"
+
 #include <czmq.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,6 +16,8 @@ struct link_t {
     void *socket;     /* monitored; not ours */
     zsock_t *monitor; /* PAIR, receives the events */
     bool up;
+    bool refused; /* a CURVE refusal was logged since the last handshake */
+    char subject[256];
 };
 
 link_t *link_new(void *socket, const char *subject, char *err, size_t errlen)
@@ -24,13 +28,15 @@ link_t *link_new(void *socket, const char *subject, char *err, size_t errlen)
         return NULL;
     }
     self->socket = socket;
+    snprintf(self->subject, sizeof self->subject, "%s", subject);
     char inproc[64];
     snprintf(inproc, sizeof inproc, "inproc://tapmesh-link-%p", (void *)self);
     self->monitor = zsock_new(ZMQ_PAIR);
     if (!self->monitor ||
         zmq_socket_monitor(socket, inproc,
                            ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED |
-                               ZMQ_EVENT_CLOSED) < 0 ||
+                               ZMQ_EVENT_CLOSED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) < 0 ||
         zsock_connect(self->monitor, "%s", inproc) < 0) {
         snprintf(err, errlen, "%s: cannot monitor the connection: %s", subject,
                  zmq_strerror(zmq_errno()));
@@ -70,17 +76,37 @@ bool link_update(link_t *self)
             break;
         }
         uint16_t event = 0;
-        if (zmq_msg_size(&ev) >= 2)
+        uint32_t value = 0;
+        if (zmq_msg_size(&ev) >= 6) {
             memcpy(&event, zmq_msg_data(&ev), 2);
+            memcpy(&value, (uint8_t *)zmq_msg_data(&ev) + 2, 4);
+        }
         zmq_msg_init(&addr);
         if (zmq_msg_more(&ev))
             zmq_msg_recv(&addr, sock, 0);
         zmq_msg_close(&addr);
         zmq_msg_close(&ev);
-        if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+        if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
             self->up = true;
-        else if (event == ZMQ_EVENT_DISCONNECTED || event == ZMQ_EVENT_CLOSED)
+            self->refused = false;
+        } else if (event == ZMQ_EVENT_DISCONNECTED || event == ZMQ_EVENT_CLOSED) {
             self->up = false;
+        } else if (!self->refused) {
+            /* said once until a handshake succeeds: the peer keeps refusing */
+            self->refused = true;
+            if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+                log_warn("%s refused this service's CURVE key (status %u): is its public "
+                         "certificate in the next hop's CURVE_ALLOWED_KEYS_DIR?",
+                         self->subject, value);
+            else if (value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+                log_warn(
+                    "%s: the next hop %s CURVE: set CURVE_* alike on both sides", self->subject,
+                    zsock_mechanism(self->socket) == ZMQ_CURVE ? "does not speak" : "asks for");
+            else
+                log_warn("%s: the handshake failed (protocol error 0x%x): is "
+                         "CURVE_SERVER_PUBLIC_KEY the next hop's key?",
+                         self->subject, value);
+        }
     }
     return was != self->up;
 }

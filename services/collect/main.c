@@ -77,6 +77,8 @@ static const cfg_row_t s_rows[] = {
 #define S_WAKE_MAX_MS 1000
 /* Messages handled per pass at most, then written and acknowledged. */
 #define S_DRAIN_MAX 256
+/* Sockets of the authenticator polled with the router (service_pollitems). */
+#define S_AUTH_ITEMS 4
 
 typedef struct {
     service_t *svc;
@@ -212,11 +214,13 @@ static int s_run(void *app)
         int64_t now = clock_mono_ms();
         int64_t wake = collector_next_deadline(c->collector, now);
         long timeout = wake - now > S_WAKE_MAX_MS ? S_WAKE_MAX_MS : (long)(wake - now);
-        zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(&item, 1, timeout) < 0 && errno != EINTR) {
+        zmq_pollitem_t items[1 + S_AUTH_ITEMS] = {{c->sock, 0, ZMQ_POLLIN, 0}};
+        size_t n = 1 + service_pollitems(c->svc, items + 1, S_AUTH_ITEMS);
+        if (zmq_poll(items, (int)n, timeout) < 0 && errno != EINTR) {
             log_error("poll: %s", zmq_strerror(errno));
             return 1;
         }
+        service_handle(c->svc, clock_mono_ms()); /* connections first: then their messages */
         /* a bounded number of messages per pass, then write and acknowledge */
         for (int i = 0; i < S_DRAIN_MAX; i++) {
             frames_t f;

@@ -55,6 +55,8 @@ static const cfg_row_t s_rows[] = {
 #define S_DRAIN_MAX 256
 /* The loop wakes at least this often. */
 #define S_WAKE_MAX_MS 1000
+/* Sockets of the authenticator polled with the others (service_pollitems). */
+#define S_AUTH_ITEMS 4
 
 typedef struct {
     service_t *svc;
@@ -136,13 +138,14 @@ static int s_run(void *app)
 {
     app_t *a = app;
     while (!service_stop) {
-        zmq_pollitem_t items[1 + 2 * HOPS_MAX];
+        zmq_pollitem_t items[1 + 2 * HOPS_MAX + S_AUTH_ITEMS];
         unsigned n = 0;
         items[n++] = (zmq_pollitem_t){a->down, 0, ZMQ_POLLIN, 0};
         for (unsigned i = 0; i < a->nhops; i++) {
             items[n++] = (zmq_pollitem_t){a->up[i], 0, ZMQ_POLLIN, 0};
             items[n++] = (zmq_pollitem_t){link_handle(a->link[i]), 0, ZMQ_POLLIN, 0};
         }
+        n += (unsigned)service_pollitems(a->svc, items + n, S_AUTH_ITEMS);
         metrics_alive(a->svc->metrics);
         int64_t now = clock_mono_ms();
         int64_t wake = relay_next_deadline(a->relay);
@@ -156,6 +159,7 @@ static int s_run(void *app)
             return 1;
         }
         now = clock_mono_ms();
+        service_handle(a->svc, now); /* connections first: then their messages */
         for (unsigned i = 0; i < a->nhops; i++)
             if (link_update(a->link[i]))
                 relay_on_link(a->relay, i, link_up(a->link[i]), now);

@@ -4,10 +4,12 @@
  * and TCP, 60 to 9018 bytes on the wire, nanosecond timestamps that are not
  * multiples of a microsecond. Deterministic: the same files every time.
  *
- *   gen-sample OUT.pcap COUNT ether|raw [SEED]
+ *   gen-sample OUT.pcap COUNT ether|raw [SEED [MARKER]]
  *
  * SEED (default 2463534242) varies sizes, flows, bytes and gaps; every
- * file starts at the same time.
+ * file starts at the same time. MARKER, a string, begins the payload of
+ * every packet (frames then have room for it: 128 bytes at least), so that
+ * a test can look for it where the packets must not be readable.
  * test/data/regen.sh runs it (and editcap, for the pcapng variant).
  */
 #include <arpa/inet.h>
@@ -114,12 +116,17 @@ static size_t s_frame(uint8_t *f, size_t wire, int v6, int tcp, int flow, int et
 
 int main(int argc, char **argv)
 {
-    if (argc != 4 && argc != 5) {
-        fprintf(stderr, "usage: gen-sample OUT.pcap COUNT ether|raw [SEED]\n");
+    if (argc < 4 || argc > 6) {
+        fprintf(stderr, "usage: gen-sample OUT.pcap COUNT ether|raw [SEED [MARKER]]\n");
         return 2;
     }
-    if (argc == 5)
+    if (argc >= 5)
         s_rand = (uint32_t)strtoul(argv[4], NULL, 10) | 1u;
+    const char *marker = argc == 6 ? argv[5] : NULL;
+    if (marker && strlen(marker) > 48) {
+        fprintf(stderr, "gen-sample: MARKER: 48 characters at most\n");
+        return 2;
+    }
     int count = atoi(argv[2]);
     int ether = strcmp(argv[3], "ether") == 0;
     pcap_t *dead = pcap_open_dead_with_tstamp_precision(ether ? DLT_EN10MB : DLT_RAW, 262144,
@@ -143,7 +150,11 @@ int main(int argc, char **argv)
         if (v6 && wire < 74)
             wire = 74; /* room for the IPv6 and TCP headers */
         int tcp = (int)(s_next() & 1);
+        if (marker && wire < 128)
+            wire = 128;
         size_t len = s_frame(frame, wire, v6, tcp, (int)(s_next() % 40), ether);
+        if (marker) /* after the largest headers: Ethernet, IPv6, TCP */
+            memcpy(frame + 14 + 40 + 20, marker, strlen(marker));
         ts += 1 + s_next() % 2000003u; /* up to ~2 ms, odd nanoseconds */
         struct pcap_pkthdr h;
         h.ts.tv_sec = (time_t)(ts / 1000000000u);
