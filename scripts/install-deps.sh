@@ -6,7 +6,7 @@ set -eu
 packages="
   gcc make cmake pkg-config
   libzmq3-dev libczmq-dev libpcap-dev libcjson-dev libmicrohttpd-dev libcmocka-dev
-  tcpdump tshark wireshark-common tcpreplay prometheus curl iproute2 procps
+  tcpdump tshark wireshark-common tcpreplay prometheus curl iproute2 procps nftables
 "
 
 missing=""
