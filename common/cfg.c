@@ -834,8 +834,10 @@ cfg_result_t cfg_load(cfg_t **self_p, const char *program, const char *summary,
             s_set(self, i, r->def);
         }
         if (s_check(r, self->text[i], &self->value[i], why, sizeof why) < 0) {
+            char because[S_SHOW_MAX + 4]; /* `why` may quote part of the value */
             s_show(self->text[i], shown, sizeof shown);
-            snprintf(err, errlen, "%s: %s='%s': %s", program, subject, shown, why);
+            s_show(why, because, sizeof because);
+            snprintf(err, errlen, "%s: %s='%s': %s", program, subject, shown, because);
             goto fail;
         }
     }

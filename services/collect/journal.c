@@ -39,8 +39,9 @@ struct journal_t {
     size_t nrestored, cap;
     uint8_t *buf; /* record being built */
     size_t len, bufcap;
-    bool bad;  /* building failed (out of memory) */
-    bool torn; /* a record cut short could not be taken off: append nothing more */
+    bool bad;      /* building failed (out of memory) */
+    bool torn;     /* a record cut short could not be taken off: append nothing more */
+    bool detached; /* journal_parse: no directory, no file, nothing written */
     char error[4400];
 };
 
@@ -444,6 +445,32 @@ static bool s_unreadable_capture(const char *path)
     return size < shb + len; /* the first interface block cut short */
 }
 
+/* Replays the records in data[0, len): returns how many were whole; the
+ * replay stops at the first damaged one. */
+static size_t s_replay_bytes(journal_t *self, s_replay_t *rp, const uint8_t *data, size_t len)
+{
+    size_t off = 0, records = 0;
+    while (off + 9 <= len) {
+        uint32_t rlen = (uint32_t)data[off] << 24 | (uint32_t)data[off + 1] << 16 |
+                        (uint32_t)data[off + 2] << 8 | data[off + 3];
+        uint32_t crc = (uint32_t)data[off + 4] << 24 | (uint32_t)data[off + 5] << 16 |
+                       (uint32_t)data[off + 6] << 8 | data[off + 7];
+        if (rlen < 1 || rlen > S_RECORD_MAX || rlen > len - off - 8 ||
+            crc32_ieee(data + off + 8, rlen) != crc)
+            break;
+        const uint8_t *body = data + off + 8;
+        if (!s_replay_record(self, rp, body[0], body + 1, body + rlen))
+            break;
+        off += 8 + rlen;
+        records++;
+    }
+    if (off < len)
+        log_warn("STATE_DIR: %s: %zu bytes at the end are incomplete (a crash while "
+                 "appending): ignored",
+                 self->path, len - off);
+    return records;
+}
+
 static int s_replay(journal_t *self, s_replay_t *rp)
 {
     int fd = open(self->path, O_RDONLY | O_CLOEXEC);
@@ -467,25 +494,7 @@ static int s_replay(journal_t *self, s_replay_t *rp)
     close(fd);
     if (!data)
         return -ENOMEM;
-    size_t off = 0, records = 0;
-    while (off + 9 <= got) {
-        uint32_t len = (uint32_t)data[off] << 24 | (uint32_t)data[off + 1] << 16 |
-                       (uint32_t)data[off + 2] << 8 | data[off + 3];
-        uint32_t crc = (uint32_t)data[off + 4] << 24 | (uint32_t)data[off + 5] << 16 |
-                       (uint32_t)data[off + 6] << 8 | data[off + 7];
-        if (len < 1 || len > S_RECORD_MAX || off + 8 + len > got ||
-            crc32_ieee(data + off + 8, len) != crc)
-            break;
-        const uint8_t *body = data + off + 8;
-        if (!s_replay_record(self, rp, body[0], body + 1, body + len))
-            break;
-        off += 8 + len;
-        records++;
-    }
-    if (off < got)
-        log_warn("STATE_DIR: %s: %zu bytes at the end are incomplete (a crash while "
-                 "appending): ignored",
-                 self->path, got - off);
+    size_t records = s_replay_bytes(self, rp, data, got);
     if (rp->pending && s_intent_written(rp))
         s_apply_intent(self, rp->entries, rp->end);
     rp->pending = false;
@@ -503,6 +512,31 @@ static int s_replay(journal_t *self, s_replay_t *rp)
 }
 
 /* ---- public --------------------------------------------------------- */
+
+journal_t *journal_parse(const uint8_t *data, size_t len)
+{
+    journal_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->fd = -1;
+    self->detached = true;
+    snprintf(self->path, sizeof self->path, "(journal in memory)");
+    s_replay_t rp;
+    memset(&rp, 0, sizeof rp);
+    s_replay_bytes(self, &rp, data, len);
+    if (rp.pending) /* no file to look at: taken as written */
+        s_apply_intent(self, rp.entries, rp.end);
+    return self;
+}
+
+journal_state_t *journal_take_next(journal_t *self)
+{
+    if (self->nrestored == 0)
+        return NULL;
+    journal_state_t *st = self->restored[0];
+    self->restored[0] = self->restored[--self->nrestored];
+    return st;
+}
 
 journal_t *journal_open(const char *dir, char *err, size_t errlen)
 {
@@ -622,6 +656,10 @@ bool journal_wants_compaction(const journal_t *self)
 int journal_compact(journal_t *self, const char *path, const journal_state_t *const *states,
                     size_t n)
 {
+    if (self->detached) {
+        snprintf(self->error, sizeof self->error, "%s: not a file", self->path);
+        return -EBADF;
+    }
     char tmp[4300];
     snprintf(tmp, sizeof tmp, "%s.tmp", self->path);
     /* a fresh file, so that it has this mode whatever an earlier one had */

@@ -76,10 +76,21 @@ typedef struct {
 journal_t *journal_open(const char *dir, char *err, size_t errlen);
 void journal_close(journal_t **self_p);
 
+/* Replays `len` bytes of a journal as journal_open replays STATE_DIR/
+ * journal, into a journal that touches no file: the output files the
+ * records name are neither looked at nor cut (the last intent counts as
+ * written), and appends and compaction fail (-EBADF). For tests and for
+ * fuzzing the reader: STATE_DIR is input too. NULL when out of memory. */
+journal_t *journal_parse(const uint8_t *data, size_t len);
+
 /* Hands over the restored state of (source, epoch), or NULL when there is
  * none. The caller owns it (journal_state_free). */
 journal_state_t *journal_take(journal_t *self, const char *source, uint64_t epoch);
 void journal_state_free(journal_state_t **state_p);
+
+/* Hands over any restored state not taken yet, or NULL when none is left
+ * (tests, fuzzing). The caller owns it (journal_state_free). */
+journal_state_t *journal_take_next(journal_t *self);
 
 /* Restored states not taken yet (tests, messages). */
 size_t journal_restored(const journal_t *self);

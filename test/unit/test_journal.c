@@ -346,6 +346,64 @@ static void test_intents_applied_on_reopen(void **state)
     journal_close(&j);
 }
 
+/* The reader on bytes alone (journal_parse, for fuzzing): the same states
+ * as journal_open restores, whatever the output file holds (here: not
+ * there at all; the last intent counts), every state handed over once by
+ * journal_take_next, and nothing written anywhere. */
+static void test_parse_from_memory(void **state)
+{
+    s_env_t *env = *state;
+    s_make_file(env->out, 300);
+    journal_t *j = s_open(env->state);
+    assert_int_equal(journal_file(j, env->out), 0);
+    journal_entry_t e1[] = {s_done("A", 1, 0), s_done("A", 1, 1), s_begun("A", 1, 2, 0, 3)};
+    assert_int_equal(journal_intent(j, 0, 100, e1, 3), 0);
+    journal_entry_t e2[] = {s_begun("A", 1, 2, 0, 8), s_begun("A", 1, 3, 0, 2), s_done("B", 7, 0),
+                            s_begun("A", 1, 4, 1, 6)};
+    assert_int_equal(journal_intent(j, 100, 100, e2, 4), 0);
+    journal_entry_t e3[] = {s_begun("A", 1, 2, 0, 5), s_done("A", 1, 5), s_done("A", 1, 3)};
+    assert_int_equal(journal_intent(j, 200, 100, e3, 3), 0);
+    journal_close(&j);
+    unlink(env->out); /* journal_open would not count the last intent now */
+    FILE *f = fopen(env->jpath, "rb");
+    assert_non_null(f);
+    static uint8_t buf[1 << 16];
+    size_t len = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    assert_true(len > 0 && len < sizeof buf);
+
+    j = journal_parse(buf, len);
+    assert_non_null(j);
+    s_check_ab(j);
+    journal_close(&j);
+
+    j = journal_parse(buf, len);
+    size_t n = 0;
+    journal_state_t *st;
+    bool a = false, b = false;
+    while ((st = journal_take_next(j))) {
+        a |= strcmp(st->source, "A") == 0 && st->epoch == 1;
+        b |= strcmp(st->source, "B") == 0 && st->epoch == 7;
+        journal_state_free(&st);
+        n++;
+    }
+    assert_int_equal(n, 2);
+    assert_true(a && b);
+    assert_int_equal(journal_restored(j), 0);
+    /* a journal in memory writes nothing */
+    assert_true(journal_end(j, "A", 1) < 0);
+    assert_true(journal_compact(j, env->out, NULL, 0) < 0);
+    assert_int_equal(s_size(env->out), -1);
+    journal_close(&j);
+    /* cut anywhere: no more than the whole gives, and no crash */
+    for (size_t cut = 0; cut < len; cut++) {
+        j = journal_parse(buf, cut);
+        assert_non_null(j);
+        assert_true(journal_restored(j) <= 2);
+        journal_close(&j);
+    }
+}
+
 /* An intent with no entries is harmless. */
 static void test_empty_intent(void **state)
 {
@@ -1028,6 +1086,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_record_layout, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_intents_applied_on_reopen, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_empty_intent, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_parse_from_memory, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_last_intent_checked_against_file, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_intent_before_rotation_counts, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_unreadable_file_removed, s_setup, s_teardown),
