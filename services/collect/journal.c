@@ -275,17 +275,46 @@ static void s_apply_intent(journal_t *self, const uint8_t *p, const uint8_t *end
 /* Cuts the pending intent's file back to where the intent began: what is
  * after it was never acknowledged, and may end in a torn block. `why`
  * says how it came to be there. */
+/* True when the first bytes of `fd` are a pcapng or pcap file's. */
+static bool s_is_capture(int fd)
+{
+    static const uint8_t magic[5][4] = {{0x0a, 0x0d, 0x0d, 0x0a}, /* pcapng SHB */
+                                        {0xa1, 0xb2, 0xc3, 0xd4},
+                                        {0xd4, 0xc3, 0xb2, 0xa1},
+                                        {0xa1, 0xb2, 0x3c, 0x4d},
+                                        {0x4d, 0x3c, 0xb2, 0xa1}};
+    uint8_t b[4];
+    if (pread(fd, b, sizeof b, 0) != (ssize_t)sizeof b)
+        return false;
+    for (int k = 0; k < 5; k++)
+        if (memcmp(b, magic[k], 4) == 0)
+            return true;
+    return false;
+}
+
+/* Cuts the journal's file back to the intent's offset. Only a regular
+ * file (not through a symbolic link) that is a capture: a journal that
+ * someone else wrote must not make the collector cut any file it names. */
 static void s_cut_back(const s_replay_t *rp, const char *why)
 {
-    struct stat st;
-    if (strcmp(rp->file, "-") == 0 || !rp->file[0] || stat(rp->file, &st) < 0 ||
-        !S_ISREG(st.st_mode))
+    if (strcmp(rp->file, "-") == 0 || !rp->file[0])
         return;
+    int fd = open(rp->file, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || !s_is_capture(fd)) {
+        if (S_ISREG(st.st_mode) && st.st_size > 0)
+            log_warn("STATE_DIR: %s is not a capture file: not cut back", rp->file);
+        close(fd);
+        return;
+    }
     uint64_t size = (uint64_t)st.st_size;
-    if (size > rp->offset && truncate(rp->file, (off_t)rp->offset) == 0)
+    if (size > rp->offset && ftruncate(fd, (off_t)rp->offset) == 0)
         log_warn("STATE_DIR: %s was cut short by %s: truncated to %" PRIu64
                  " bytes, its last %" PRIu64 " bytes were never acknowledged",
                  rp->file, why, rp->offset, size - rp->offset);
+    close(fd);
 }
 
 /* Whether the last intent reached its file; cuts a torn tail off. */

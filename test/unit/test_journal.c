@@ -75,7 +75,15 @@ static long long s_size(const char *path)
     return stat(path, &st) == 0 ? (long long)st.st_size : -1;
 }
 
-/* Writes a file of `size` bytes: byte i is (uint8_t)(i * 7). */
+/* Byte i of a test capture: a pcapng section header's magic, then a
+ * pattern (only the magic matters: the journal cuts back captures only). */
+static uint8_t s_byte(size_t i)
+{
+    static const uint8_t magic[4] = {0x0a, 0x0d, 0x0d, 0x0a};
+    return i < 4 ? magic[i] : (uint8_t)(i * 7);
+}
+
+/* Writes a file of `size` bytes: byte i is s_byte(i). */
 static void s_make_file(const char *path, size_t size)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -84,7 +92,7 @@ static void s_make_file(const char *path, size_t size)
     for (size_t off = 0; off < size; off += sizeof buf) {
         size_t n = size - off < sizeof buf ? size - off : sizeof buf;
         for (size_t i = 0; i < n; i++)
-            buf[i] = (uint8_t)((off + i) * 7);
+            buf[i] = s_byte(off + i);
         assert_int_equal(pwrite(fd, buf, n, (off_t)off), (ssize_t)n);
     }
     close(fd);
@@ -99,7 +107,7 @@ static bool s_file_intact(const char *path, size_t n)
         return false;
     bool ok = true;
     for (size_t i = 0; i < n && ok; i++)
-        ok = fgetc(f) == (uint8_t)(i * 7);
+        ok = fgetc(f) == s_byte(i);
     fclose(f);
     return ok;
 }
@@ -416,6 +424,39 @@ static void test_empty_intent(void **state)
     j = s_open(env->state);
     assert_int_equal(journal_restored(j), 0);
     journal_close(&j);
+}
+
+/* A journal names the file it cuts back: only a capture, and not through a
+ * symbolic link, whatever the journal says (someone who can write STATE_DIR
+ * must not make the collector cut any file). */
+static void test_cut_back_only_captures(void **state)
+{
+    s_env_t *env = *state;
+    for (int kind = 0; kind < 2; kind++) {
+        char dir[200], out[200], target[200];
+        snprintf(dir, sizeof dir, "%s/statek%d", env->dir, kind);
+        snprintf(out, sizeof out, "%s/victim%d", env->dir, kind);
+        snprintf(target, sizeof target, "%s/target%d", env->dir, kind);
+        journal_t *j = s_open(dir);
+        assert_int_equal(journal_file(j, out), 0);
+        journal_entry_t e1[] = {s_done("A", 1, 0)};
+        assert_int_equal(journal_intent(j, 0, 100, e1, 1), 0);
+        journal_entry_t e2[] = {s_done("A", 1, 1)};
+        assert_int_equal(journal_intent(j, 100, 50, e2, 1), 0);
+        journal_close(&j);
+        if (kind == 0) { /* not a capture */
+            FILE *f = fopen(out, "w");
+            for (int i = 0; i < 149; i++)
+                fputc('x', f);
+            fclose(f);
+        } else { /* a capture, but behind a symbolic link */
+            s_make_file(target, 149);
+            assert_int_equal(symlink(target, out), 0);
+        }
+        j = s_open(dir);
+        journal_close(&j);
+        assert_int_equal(s_size(kind ? target : out), 149);
+    }
 }
 
 /* The last intent counts only when its bytes are in the file; a file cut
@@ -1087,6 +1128,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_intents_applied_on_reopen, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_empty_intent, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_parse_from_memory, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_cut_back_only_captures, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_last_intent_checked_against_file, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_intent_before_rotation_counts, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_unreadable_file_removed, s_setup, s_teardown),
