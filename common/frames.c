@@ -29,8 +29,10 @@ int frames_recv(frames_t *self, void *socket, int flags)
             return -e;
         }
         more = zmq_msg_more(m);
-        if (self->total == 0) {
-            /* the connection's, the same on every part */
+        if (!self->user_id[0]) {
+            /* the connection's, the same on every part; but a ROUTER
+             * (libzmq 4.3) leaves it off the routing-id frame it adds when
+             * the message was fetched by a poll: read it from any part */
             const char *user = zmq_msg_gets(m, "User-Id");
             if (user)
                 snprintf(self->user_id, sizeof self->user_id, "%s", user);

@@ -4,7 +4,8 @@
  * message is counted in the metrics; the log only says who and why.
  *
  * The peer is named by a short hash of the ZeroMQ routing identities the
- * message came with (the same peer keeps the same name for every reason).
+ * message came with, the direct peer's by its key when it has one (the same
+ * peer keeps the same name for every reason, and across its reconnects).
  */
 #ifndef TAPMESH_REJECTS_H
 #define TAPMESH_REJECTS_H
@@ -31,12 +32,23 @@ typedef struct {
 void rejects_init(rejects_t *self, metrics_t *metrics, const char *metric);
 
 /* The peer's name: a hash of the identity frames before the delimiter (or,
- * for a message without one, of its first frame, which a ROUTER adds). */
+ * for a message without one, of its first frame, which a ROUTER adds); the
+ * first, the direct peer's connection, stands for its User-Id (its CURVE
+ * key) when the connection has one. */
 uint32_t rejects_peer(const frames_t *in);
 
 /* Counts one dropped message, and logs it (warn) unless this (peer,
  * reason) was logged before or the line budget of this second is spent. */
 void rejects_drop(rejects_t *self, uint32_t peer, wire_err_t why, const char *detail,
+                  int64_t now_ms);
+
+/* Reasons beyond the protocol's, for rejects_note. */
+typedef enum { REJECTS_IDENTITY = WIRE_ERR_COUNT_, REJECTS_LIMIT } rejects_reason_t;
+
+/* Logs (warn) one refusal the caller counts itself, `what` saying what was
+ * refused and why, under the same rule as rejects_drop: once per (peer,
+ * reason), within the same line budget. */
+void rejects_note(rejects_t *self, uint32_t peer, rejects_reason_t why, const char *what,
                   int64_t now_ms);
 
 #endif

@@ -13,6 +13,7 @@
  */
 #include "collector.h"
 
+#include "auth.h"
 #include "log.h"
 #include "merge.h"
 #include "rejects.h"
@@ -115,7 +116,7 @@ struct collector_t {
         metric_id_t packets, bytes, batches, duplicates, late, queued_bytes, queued_packets,
             sources_live, acks, acks_failed, forced, dedup_given_up, output_bytes, output_files,
             missing, restored_skipped, refused_linktype, refused_conflict, refused_full,
-            expected_missing;
+            expected_missing, identity;
     } m;
 };
 
@@ -173,6 +174,8 @@ static void s_register(collector_t *self)
         metrics_gauge(r, "tapmesh_collect_expected_sources_missing",
                       "Sources EXPECT_SOURCES names (or counts) that have not joined yet", NULL);
     rejects_init(&self->rejects, r, "tapmesh_collect_malformed_messages_total");
+    self->m.identity = metrics_counter(r, "tapmesh_collect_auth_failures_total", AUTH_FAILURES_HELP,
+                                       "reason=\"identity\"");
     const char *help = "HELLOs refused";
     self->m.refused_linktype =
         metrics_counter(r, "tapmesh_collect_sources_refused_total", help, "reason=\"linktype\"");
@@ -943,6 +946,19 @@ void collector_on_message(collector_t *self, frames_t *in, int64_t now_ms)
     }
     if (m->type != WIRE_BATCH && frames_payload(in)) {
         s_reject(self, WIRE_ERR_FRAMING, "payload frame after a command other than BATCH");
+        return;
+    }
+    bool from_source = m->type == WIRE_HELLO || m->type == WIRE_BATCH ||
+                       m->type == WIRE_HEARTBEAT || m->type == WIRE_END;
+    if (from_source && self->opts.trust &&
+        !trust_allows(self->opts.trust, in->user_id, m->source)) {
+        /* a spoofed source: unanswered (a REFUSE would tell the sender
+         * something), and nothing of the real source's state changes */
+        metrics_add(self->metrics, self->m.identity, 1);
+        char what[WIRE_NAME_MAX + FRAMES_USER_ID_MAX + 96];
+        snprintf(what, sizeof what, "key %s may not speak for source %s",
+                 *in->user_id ? in->user_id : "(none)", m->source);
+        rejects_note(&self->rejects, self->peer, REJECTS_IDENTITY, what, now_ms);
         return;
     }
     s_source_t *s;

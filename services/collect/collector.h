@@ -18,6 +18,7 @@
 #include "journal.h"
 #include "metrics.h"
 #include "output.h"
+#include "trust.h"
 
 typedef struct collector_t collector_t;
 
@@ -41,6 +42,9 @@ typedef struct {
     const char *expect_sources;
     journal_t *journal; /* STATE_DIR, or NULL */
     bool annotate_hops; /* every packet's EPB comment names the relays it came through */
+    /* CURVE_ALLOWED_KEYS_DIR: who may speak for which source; NULL without
+     * CURVE (nothing checked). The caller's, reloaded in place. */
+    const trust_t *trust;
 } collector_opts_t;
 
 /* Checks an EXPECT_SOURCES value: empty (no one in particular), a count
@@ -60,7 +64,11 @@ collector_t *collector_new(output_t *output, const collector_opts_t *opts, metri
 void collector_destroy(collector_t **self_p);
 
 /* Handles one received message: `in` is framed; its payload, when taken,
- * is moved out (the caller still closes `in`). */
+ * is moved out (the caller still closes `in`). With opts->trust, a message
+ * for a source its direct peer's key (in->user_id) may not speak for is
+ * dropped unanswered and changes nothing (no HELLO taken, no batch marked
+ * seen, no watermark moved), counted in
+ * tapmesh_collect_auth_failures_total{reason="identity"}. */
 void collector_on_message(collector_t *self, frames_t *in, int64_t now_ms);
 
 /* Writes every packet the merge allows now (all of them when `drain`),

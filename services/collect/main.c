@@ -163,6 +163,7 @@ static int s_setup(void *app, service_t *svc)
         .expect_sources = expect,
         .journal = c->journal,
         .annotate_hops = cfg_enum(cfg, "ANNOTATE") == 1,
+        .trust = svc->trust,
     };
     c->collector = collector_new(c->output, &opts, svc->metrics, s_reply, c);
     if (!c->collector) {

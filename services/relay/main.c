@@ -97,7 +97,8 @@ static int s_setup(void *app, service_t *svc)
                       .hop_timeout_ms = cfg_int(c, "HOP_TIMEOUT_MS"),
                       .retry_ms = cfg_int(c, "RETRY_TIMEOUT_S") * 1000,
                       .pending_max = (size_t)cfg_int(c, "PENDING_MAX"),
-                      .max_sources = (size_t)cfg_int(c, "MAX_SOURCES")};
+                      .max_sources = (size_t)cfg_int(c, "MAX_SOURCES"),
+                      .trust = svc->trust};
     a->relay = relay_new(&o, svc->metrics, s_send, a, err, sizeof err);
     if (!a->relay) {
         fprintf(stderr, "tapmesh-relay: %s\n", err);

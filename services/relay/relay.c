@@ -11,6 +11,7 @@
  */
 #include "relay.h"
 
+#include "auth.h"
 #include "clock.h"
 #include "known.h"
 #include "log.h"
@@ -70,7 +71,7 @@ struct relay_t {
     wire_ack_entry_t *done; /* acknowledgements settled by one ACK, WIRE_ACKS_MAX */
     struct {
         metric_id_t batches_in, packets_in, acks_routed, resends, filtered, pending, expired,
-            dropped, unroutable, loops, unknown_acks, unknown_sources;
+            dropped, unroutable, loops, unknown_acks, unknown_sources, identity;
     } m;
 };
 
@@ -117,6 +118,8 @@ static void s_register(relay_t *r)
         "link types): answered with REFUSE code 1, so that the source says HELLO again",
         NULL);
     rejects_init(&r->rejects, m, "tapmesh_relay_malformed_messages_total");
+    r->m.identity = metrics_counter(m, "tapmesh_relay_auth_failures_total", AUTH_FAILURES_HELP,
+                                    "reason=\"identity\"");
 }
 
 relay_t *relay_new(const relay_opts_t *opts, metrics_t *metrics, relay_send_fn send, void *ctx,
@@ -558,6 +561,15 @@ void relay_on_upstream(relay_t *self, frames_t *in, int64_t now_ms)
     if (m->type != WIRE_HELLO && m->type != WIRE_BATCH && m->type != WIRE_HEARTBEAT &&
         m->type != WIRE_END) {
         s_malformed(r, in, WIRE_ERR_TYPE);
+        return;
+    }
+    if (r->opts.trust && !trust_allows(r->opts.trust, in->user_id, m->source)) {
+        /* a spoofed source: nothing of it is remembered or passed on */
+        metrics_add(r->metrics, r->m.identity, 1);
+        char what[WIRE_NAME_MAX + FRAMES_USER_ID_MAX + 96];
+        snprintf(what, sizeof what, "key %s may not speak for source %s",
+                 *in->user_id ? in->user_id : "(none)", m->source);
+        rejects_note(&r->rejects, rejects_peer(in), REJECTS_IDENTITY, what, clock_mono_ms());
         return;
     }
     known_t *k = known_get(r->known, m->source, m->epoch, true);

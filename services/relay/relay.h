@@ -26,6 +26,7 @@
 #include "frames.h"
 #include "hops.h"
 #include "metrics.h"
+#include "trust.h"
 
 typedef struct relay_t relay_t;
 
@@ -53,6 +54,9 @@ typedef struct {
     int64_t retry_ms;        /* RETRY_TIMEOUT_S, in ms */
     size_t pending_max;      /* PENDING_MAX */
     size_t max_sources;      /* MAX_SOURCES */
+    /* CURVE_ALLOWED_KEYS_DIR: who may speak for which source; NULL without
+     * CURVE (nothing checked). The caller's, reloaded in place. */
+    const trust_t *trust;
 } relay_opts_t;
 
 /* Registers the relay's metrics. Returns NULL with `err` naming FILTER
@@ -62,7 +66,10 @@ relay_t *relay_new(const relay_opts_t *opts, metrics_t *metrics, relay_send_fn s
 void relay_destroy(relay_t **self_p);
 
 /* A message from a source (or a relay before this one), as the ROUTER
- * received it. Its payload, when forwarded, is shared, not copied. */
+ * received it. Its payload, when forwarded, is shared, not copied. With
+ * opts->trust, a message for a source its direct peer's key (in->user_id)
+ * may not speak for is dropped before anything is remembered of it, and
+ * counted: tapmesh_relay_auth_failures_total{reason="identity"}. */
 void relay_on_upstream(relay_t *self, frames_t *in, int64_t now_ms);
 
 /* A message from next hop `hop` (ACK, WELCOME, REFUSE), as its DEALER

@@ -5,7 +5,8 @@
  * (ZMQ_LINGER). Valid frames come from common/wire.h's encoder; the
  * malformed ones are those frames with bytes changed, cut or added.
  *
- *   badpeer ENDPOINT KIND COUNT
+ *   badpeer ENDPOINT KIND COUNT [--curve SECRET SERVER] [--source ID]
+ *           [--epoch N] [--seq N] [--rounds N] [--interval-ms N]
  *
  * KIND               sends (COUNT times)                         §5 reason
  * garbage            random bytes, one frame, no delimiter       framing
@@ -20,13 +21,28 @@
  * badcaplen          HELLO, then BATCHes with caplen > origlen   caplen
  * extra-frames       BATCH + two payload frames                  framing
  * flood              COUNT garbage messages, as fast as it can   framing
+ * spoof              HELLO, then COUNT one-packet BATCHes with    (valid)
+ *                    seq from --seq, watermark 2^64-1, and END,
+ *                    for --source and --epoch (another's)
+ * hello-flood        HELLOs for COUNT made-up sources             (valid)
+ *                    --source-0 .. --source-(COUNT-1), each with
+ *                    its own epoch, --rounds times, --interval-ms
+ *                    apart
  *
  * unknown-source then waits up to 2 s for the replies, prints "refused
  * code N" for each REFUSE, and exits 0 only when COUNT REFUSEs with code 1
  * came. oversize and badcaplen wait for the WELCOME first (exit 1 without
  * one) and say END afterwards, so that the receiver's merge does not wait
- * for this source. Exit 2 on a usage or set-up error.
+ * for this source. spoof and hello-flood then wait 2 s and print what came
+ * back ("replies: W welcome, A ack, R refuse"), exiting 0. Exit 2 on a
+ * usage or set-up error.
+ *
+ * --curve SECRET SERVER: speak CurveZMQ, with the certificate in SECRET
+ * (zcert, as tapmesh-keygen writes it) to the server whose key SERVER is
+ * (Z85, or a certificate file). --source and --epoch: whose name and epoch
+ * the messages carry (default: badpeer-KIND-PID, the time).
  */
+#include "trust.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -47,6 +63,8 @@ static char s_source[WIRE_NAME_MAX + 1];
 static uint64_t s_epoch;
 static wire_msg_t s_msg; /* large: not on the stack */
 static uint8_t s_cmd[WIRE_COMMAND_MAX + 1];
+static uint64_t s_first_seq;                 /* --seq */
+static long s_rounds = 1, s_interval_ms = 0; /* --rounds, --interval-ms */
 
 static uint32_t s_next(void)
 {
@@ -364,17 +382,108 @@ static int s_extra_frames(void *sock, long count)
     return 0;
 }
 
+/* Waits S_REPLY_MS for replies and prints how many of each kind came. */
+static void s_count_replies(void *sock)
+{
+    long welcome = 0, ack = 0, refuse = 0;
+    int64_t end = s_mono_ms() + S_REPLY_MS;
+    int64_t left;
+    while ((left = end - s_mono_ms()) > 0) {
+        if (s_reply(sock, left) < 0)
+            continue;
+        welcome += s_msg.type == WIRE_WELCOME;
+        ack += s_msg.type == WIRE_ACK;
+        refuse += s_msg.type == WIRE_REFUSE;
+    }
+    printf("replies: %ld welcome, %ld ack, %ld refuse\n", welcome, ack, refuse);
+    fflush(stdout);
+}
+
+/* Another source's HELLO, batches (one packet each, stamped now, promising
+ * everything: watermark 2^64-1) and END, without waiting for answers. */
+static int s_spoof(void *sock, long count)
+{
+    size_t len = s_hello();
+    if (s_send_msg(sock, s_cmd, len, NULL, 0) < 0)
+        return 1;
+    uint8_t payload[512];
+    size_t plen = s_payload(payload, sizeof payload, 60, 60);
+    for (long i = 0; i < count; i++) {
+        len = s_batch(s_first_seq + (uint64_t)i, 1, (uint32_t)plen);
+        s_msg.batch.watermark = UINT64_MAX;
+        len = wire_encode(&s_msg, s_cmd, sizeof s_cmd);
+        if (!len || s_send_msg(sock, s_cmd, len, payload, plen) < 0)
+            return 1;
+    }
+    len = s_end();
+    if (s_send_msg(sock, s_cmd, len, NULL, 0) < 0)
+        return 1;
+    s_count_replies(sock);
+    return 0;
+}
+
+/* HELLOs for `count` made-up sources, --rounds times. */
+static int s_hello_flood(void *sock, long count)
+{
+    char prefix[41];
+    snprintf(prefix, sizeof prefix, "%.40s", s_source);
+    uint64_t epoch = s_epoch;
+    for (long r = 0; r < s_rounds; r++) {
+        if (r > 0)
+            usleep((useconds_t)s_interval_ms * 1000);
+        for (long i = 0; i < count; i++) {
+            snprintf(s_source, sizeof s_source, "%.40s-%ld", prefix, i);
+            s_epoch = epoch + (uint64_t)i;
+            size_t len = s_hello();
+            if (s_send_msg(sock, s_cmd, len, NULL, 0) < 0)
+                return 1;
+        }
+    }
+    s_count_replies(sock);
+    return 0;
+}
+
+/* --curve SECRET SERVER: the socket speaks CurveZMQ. 0, or -1 after
+ * printing why. */
+static int s_curve(void *sock, const char *secret, const char *server)
+{
+    static trust_cert_t cert;
+    char why[256], key[TRUST_KEY_LEN + 1];
+    if (trust_cert_read(secret, &cert, why, sizeof why) < 0 || !*cert.secret_key) {
+        fprintf(stderr, "badpeer: --curve %s: %s\n", secret, *why ? why : "no secret key in it");
+        return -1;
+    }
+    snprintf(key, sizeof key, "%s", server);
+    if (strlen(server) != TRUST_KEY_LEN) {
+        static trust_cert_t peer;
+        if (trust_cert_read(server, &peer, why, sizeof why) < 0) {
+            fprintf(stderr, "badpeer: --curve %s: %s\n", server, why);
+            return -1;
+        }
+        snprintf(key, sizeof key, "%s", peer.public_key);
+    }
+    if (zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, cert.public_key, TRUST_KEY_LEN) < 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, cert.secret_key, TRUST_KEY_LEN) < 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, key, TRUST_KEY_LEN) < 0) {
+        fprintf(stderr, "badpeer: --curve: %s\n", zmq_strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 static int s_usage(void)
 {
-    fprintf(stderr, "usage: badpeer ENDPOINT KIND COUNT\n"
+    fprintf(stderr, "usage: badpeer ENDPOINT KIND COUNT [--curve SECRET SERVER] [--source ID]\n"
+                    "               [--epoch N] [--seq N] [--rounds N] [--interval-ms N]\n"
                     "KIND: garbage nodelim badsig badversion badtype truncated trailing\n"
-                    "      unknown-source oversize (COUNT = MiB) badcaplen extra-frames flood\n");
+                    "      unknown-source oversize (COUNT = MiB) badcaplen extra-frames flood\n"
+                    "      spoof hello-flood\n");
     return 2;
 }
 
 int main(int argc, char **argv)
 {
-    if (argc != 4)
+    if (argc < 4)
         return s_usage();
     const char *endpoint = argv[1], *kind = argv[2];
     char *end;
@@ -387,10 +496,32 @@ int main(int argc, char **argv)
     if (!s_rand)
         s_rand = 1;
     snprintf(s_source, sizeof s_source, "badpeer-%.32s-%ld", kind, (long)getpid());
+    const char *secret = NULL, *server = NULL;
+    for (int i = 4; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--curve") == 0 && i + 2 < argc) {
+            secret = argv[++i];
+            server = argv[++i];
+        } else if (strcmp(a, "--source") == 0 && i + 1 < argc) {
+            snprintf(s_source, sizeof s_source, "%s", argv[++i]);
+        } else if (strcmp(a, "--epoch") == 0 && i + 1 < argc) {
+            s_epoch = strtoull(argv[++i], NULL, 10);
+        } else if (strcmp(a, "--seq") == 0 && i + 1 < argc) {
+            s_first_seq = strtoull(argv[++i], NULL, 10);
+        } else if (strcmp(a, "--rounds") == 0 && i + 1 < argc) {
+            s_rounds = strtol(argv[++i], NULL, 10);
+        } else if (strcmp(a, "--interval-ms") == 0 && i + 1 < argc) {
+            s_interval_ms = strtol(argv[++i], NULL, 10);
+        } else {
+            return s_usage();
+        }
+    }
 
     void *ctx = zmq_ctx_new();
     void *sock = ctx ? zmq_socket(ctx, ZMQ_DEALER) : NULL;
     int linger = S_LINGER_MS;
+    if (sock && secret && s_curve(sock, secret, server) < 0)
+        return 2;
     if (!sock || zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) < 0 ||
         zmq_connect(sock, endpoint) < 0) {
         fprintf(stderr, "badpeer: %s: %s\n", endpoint, zmq_strerror(errno));
@@ -420,6 +551,10 @@ int main(int argc, char **argv)
         rc = s_badcaplen(sock, count);
     else if (strcmp(kind, "extra-frames") == 0)
         rc = s_extra_frames(sock, count);
+    else if (strcmp(kind, "spoof") == 0)
+        rc = s_spoof(sock, count);
+    else if (strcmp(kind, "hello-flood") == 0)
+        rc = s_hello_flood(sock, count);
     else
         rc = s_usage();
 

@@ -6,9 +6,10 @@
  * watermarks, END and the merge window, duplicates, unknown sources, the
  * link-type policy, malformed input, a failing output, a HELLO handled
  * while the output buffer is full, an idle rotation with STATE_DIR,
- * EXPECT_SOURCES (the hold, its release by count and by id, its bound), and
- * a full disk under the output or under STATE_DIR (the output ends whole
- * and agrees with the journal across a restart).
+ * EXPECT_SOURCES (the hold, its release by count and by id, its bound), a
+ * full disk under the output or under STATE_DIR (the output ends whole and
+ * agrees with the journal across a restart), and sources bound to keys (a
+ * peer with another node's key changes nothing of the real source).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +23,7 @@
 #include "metrics.h"
 #include "output.h"
 #include "tmpdir.h"
+#include "trust.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -62,10 +64,14 @@ typedef struct {
     output_t *out;
     metrics_t *metrics;
     collector_t *c;
+    trust_t *trust;
 } fixture_t;
 
 static int64_t s_flush_ms; /* FLUSH_MS of the next fixture */
 static size_t s_bufsize;   /* its output buffer, when not 0 */
+static trust_t *s_trust;   /* its allow-list (taken over), when not NULL */
+/* The User-Id (CURVE key) of the connection messages come by; "" for none. */
+static const char *s_user = "";
 
 static int s_setup_with(void **state, output_policy_t policy, int64_t window_ms)
 {
@@ -87,8 +93,11 @@ static int s_setup_with(void **state, output_policy_t policy, int64_t window_ms)
                              .source_idle_ms = 10000,
                              .merge_max_bytes = 64 << 20,
                              .max_sources = 16,
-                             .flush_ms = s_flush_ms};
+                             .flush_ms = s_flush_ms,
+                             .trust = s_trust};
     s_flush_ms = 0;
+    f->trust = s_trust;
+    s_trust = NULL;
     f->c = collector_new(f->out, &opts, f->metrics, s_on_reply, NULL);
     assert_non_null(f->c);
     s_nreplies = 0;
@@ -124,6 +133,8 @@ static int s_teardown(void **state)
     collector_destroy(&f->c);
     output_close(&f->out);
     metrics_destroy(&f->metrics);
+    trust_destroy(&f->trust);
+    s_user = "";
     unlink(f->path);
     free(f);
     return 0;
@@ -150,6 +161,7 @@ static void s_deliver(fixture_t *f, const char *peer, const uint8_t *cmd, size_t
     in.total = in.count;
     in.envelope = 1;
     in.framed = true;
+    snprintf(in.user_id, sizeof in.user_id, "%s", s_user);
     collector_on_message(f->c, &in, now);
     frames_close(&in);
 }
@@ -1248,6 +1260,94 @@ static void test_hello_settled(void **state)
     assert_int_equal(metrics_value(f->metrics, dup), 1);
 }
 
+/* ---- sources bound to keys ----------------------------------------------- */
+
+static char s_key_edge1[41], s_key_other[41], s_key_relay[41], s_key_stranger[41];
+
+/* A key's Z85 text from 32 bytes of `b`. */
+static void s_key(char *out, uint8_t b)
+{
+    uint8_t bin[32];
+    memset(bin, b, sizeof bin);
+    assert_non_null(zmq_z85_encode(out, bin, sizeof bin));
+}
+
+static int s_setup_trust(void **state)
+{
+    s_key(s_key_edge1, 1);
+    s_key(s_key_other, 2);
+    s_key(s_key_relay, 3);
+    s_key(s_key_stranger, 4);
+    s_trust = trust_new();
+    char err[256];
+    assert_int_equal(trust_add(s_trust, s_key_edge1, "edge1", false, err, sizeof err), 0);
+    assert_int_equal(trust_add(s_trust, s_key_other, "mallory", false, err, sizeof err), 0);
+    assert_int_equal(trust_add(s_trust, s_key_relay, NULL, true, err, sizeof err), 0);
+    return s_setup(state);
+}
+
+/* The spoofing attack: a peer that knows edge1's source id and epoch sends
+ * HELLO (other interfaces), batches with seq 1 and 2 (junk timestamps,
+ * watermark 2^64-1), a HEARTBEAT and END, with an allowed key that belongs
+ * to another node, with a key not in the list, and with none. Nothing is
+ * answered and nothing of edge1 changes: its packet still waits for its
+ * watermark, its own batches 1 and 2 are taken (not duplicates), and the
+ * output holds exactly its packets. A relay's key speaks for anyone. */
+static void test_identity_spoof(void **state)
+{
+    fixture_t *f = *state;
+    const uint64_t epoch = 42;
+    s_user = s_key_edge1;
+    s_hello(f, "real", "edge1", epoch, 1);
+    assert_int_equal(s_count(WIRE_WELCOME), 1);
+    const uint64_t t0[] = {2000};
+    s_batch(f, "real", "edge1", epoch, 0, 1999, t0, 1, 0); /* not due: watermark below */
+
+    size_t replies = s_nreplies;
+    const char *spoofers[] = {s_key_other, s_key_stranger, ""};
+    const uint64_t junk[] = {1, 5000};
+    for (size_t i = 0; i < 3; i++) {
+        s_user = spoofers[i];
+        s_hello_at(f, "evil", "edge1", epoch, 147, 1);
+        s_batch(f, "evil", "edge1", epoch, 1, UINT64_MAX, junk, 2, 1);
+        s_batch(f, "evil", "edge1", epoch, 2, UINT64_MAX, junk, 2, 1);
+        s_progress(f, "evil", WIRE_HEARTBEAT, "edge1", epoch, UINT64_MAX, 3, 1);
+        s_progress(f, "evil", WIRE_END, "edge1", epoch, UINT64_MAX, 3, 1);
+    }
+    assert_int_equal(s_nreplies, replies); /* unanswered */
+    s_assert_metric(f, "tapmesh_collect_auth_failures_total{reason=\"identity\"} 15");
+    s_assert_metric(f, "tapmesh_collect_sources_refused_total{reason=\"conflict\"} 0");
+    /* no watermark moved: edge1's packet still waits */
+    assert_int_equal(s_pass(f, 10), 0);
+
+    s_user = s_key_edge1;
+    const uint64_t t1[] = {2001}, t2[] = {2002};
+    s_batch(f, "real", "edge1", epoch, 1, 2001, t1, 1, 20);
+    s_batch(f, "real", "edge1", epoch, 2, 2002, t2, 1, 20);
+    s_progress(f, "real", WIRE_END, "edge1", epoch, UINT64_MAX, 3, 20);
+    assert_int_equal(s_pass(f, 30), 3);
+    s_assert_metric(f, "tapmesh_collect_duplicate_batches_total 0");
+    uint64_t ts[8];
+    assert_int_equal(s_read_output(f, ts, 8), 3);
+    assert_int_equal(ts[0], 2000);
+    assert_int_equal(ts[1], 2001);
+    assert_int_equal(ts[2], 2002);
+    size_t acked = 0;
+    for (size_t i = replies; i < s_nreplies; i++) {
+        assert_string_equal(s_replies[i].peer, "real");
+        if (s_replies[i].msg.type == WIRE_ACK)
+            acked += s_replies[i].msg.ack.count;
+    }
+    assert_int_equal(acked, 3);
+
+    /* the other node's key, for its own node id; a relay's, for anyone */
+    s_user = s_key_other;
+    s_hello(f, "mallory-peer", "mallory", 7, 1);
+    s_user = s_key_relay;
+    s_hello(f, "relay-peer", "edge9", 8, 1);
+    assert_int_equal(s_count(WIRE_WELCOME), 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1275,6 +1375,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_expect_bounded_by_startup_wait, s_setup, s_teardown),
         cmocka_unit_test(test_full_output_cut_back),
         cmocka_unit_test(test_full_journal_output_agrees),
+        cmocka_unit_test_setup_teardown(test_identity_spoof, s_setup_trust, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

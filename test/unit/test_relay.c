@@ -6,7 +6,9 @@
  * capture). Covers each fan-out mode with a next hop down and back, a hop
  * that stops acknowledging, the acknowledgements owed (all hops, one hop,
  * every part), resends, a full pending table, sources without HELLO, the
- * hop limit, malformed input, and the timers in deadline order.
+ * hop limit, malformed input, the timers in deadline order, and sources
+ * bound to keys (a peer's key speaks only for its own node ids, a relay's
+ * for any).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +19,7 @@
 #include "metrics.h"
 #include "relay.h"
 #include "sample.h"
+#include "trust.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -104,6 +107,10 @@ static int s_on_send(void *ctx, int hop, const route_t *route, const uint8_t *cm
 }
 
 static relay_opts_t s_opts;
+
+/* The User-Id (CURVE key) of the connection upstream messages come by; ""
+ * for none. */
+static const char *s_user = "";
 static char s_endpoints[HOPS_MAX][256] = {"tcp://hop-a:5710", "tcp://hop-b:5710",
                                           "tcp://hop-c:5710"};
 
@@ -151,7 +158,10 @@ static int s_teardown(void **state)
     s_clear(f);
     free(f->sent);
     free(f);
+    trust_t *t = (trust_t *)s_opts.trust;
+    trust_destroy(&t);
     s_default_opts();
+    s_user = "";
     return 0;
 }
 
@@ -196,6 +206,7 @@ static void s_frames(frames_t *in, const char *peer, const wire_msg_t *m, const 
     in->total = in->count;
     in->envelope = 1;
     in->framed = true;
+    snprintf(in->user_id, sizeof in->user_id, "%s", s_user);
 }
 
 /* From a source, as the ROUTER receives it: [PEER] [""] [command] [payload]. */
@@ -649,6 +660,83 @@ static void test_bad_input(void **state)
     assert_int_equal(type, 2);
 }
 
+/* ---- sources bound to keys -------------------------------------------------- */
+
+static char s_key_edge1[41], s_key_other[41], s_key_relay[41], s_key_stranger[41];
+
+/* A key's Z85 text from 32 bytes of `b`. */
+static void s_key(char *out, uint8_t b)
+{
+    uint8_t bin[32];
+    memset(bin, b, sizeof bin);
+    assert_non_null(zmq_z85_encode(out, bin, sizeof bin));
+}
+
+static int s_setup_trust(void **state)
+{
+    s_key(s_key_edge1, 1);
+    s_key(s_key_other, 2);
+    s_key(s_key_relay, 3);
+    s_key(s_key_stranger, 4);
+    trust_t *t = trust_new();
+    char err[256];
+    assert_int_equal(trust_add(t, s_key_edge1, "edge1", false, err, sizeof err), 0);
+    assert_int_equal(trust_add(t, s_key_other, "edge2,site-*", false, err, sizeof err), 0);
+    assert_int_equal(trust_add(t, s_key_relay, NULL, true, err, sizeof err), 0);
+    s_opts.trust = t;
+    return s_setup(state);
+}
+
+/* A peer whose key belongs to another node speaks for edge1: its HELLO and
+ * batches go nowhere and leave no trace (the real source's batches then go
+ * on as if nothing had come); edge1's own key, and a relay's, pass. */
+static void test_identity(void **state)
+{
+    fixture_t *f = *state;
+    /* another node's key, a key not in the list, no key at all */
+    const char *spoofers[] = {s_key_other, s_key_stranger, ""};
+    for (size_t i = 0; i < 3; i++) {
+        s_user = spoofers[i];
+        s_hello(f, 0);
+        s_batch(f, 0, 0, 1, 0, 10, 1);
+        wire_msg_init(&s_m, WIRE_END, "edge1", EPOCH);
+        s_m.progress.watermark = UINT64_MAX;
+        s_m.progress.next_seq = 1;
+        s_up(f, &s_m, NULL, 0, 2);
+    }
+    assert_int_equal(f->nsent, 0);
+    assert_int_equal(s_metric(f, "tapmesh_relay_auth_failures_total", "reason=\"identity\""), 9);
+    assert_int_equal(s_metric(f, "tapmesh_relay_batches_in_total", NULL), 0);
+    assert_int_equal(s_metric(f, "tapmesh_relay_pending_batches", NULL), 0);
+    assert_int_equal(s_metric(f, "tapmesh_relay_malformed_messages_total", "reason=\"source\""), 0);
+    /* the other key for its own node ids: passed on */
+    s_user = s_key_other;
+    wire_msg_init(&s_m, WIRE_HEARTBEAT, "site-7", EPOCH);
+    s_up(f, &s_m, NULL, 0, 3);
+    assert_int_equal(s_only(f, 0, 0, WIRE_HEARTBEAT)->msg.epoch, EPOCH);
+
+    /* edge1's own key: its batch 0 goes on (not a resend of anything) and
+     * its acknowledgement comes back to it */
+    s_user = s_key_edge1;
+    size_t mark = f->nsent;
+    s_hello(f, 4);
+    s_batch(f, 0, 0, 1, 0, 10, 5);
+    s_only(f, mark, 0, WIRE_HELLO);
+    s_check_forwarded(s_only(f, mark, 0, WIRE_BATCH), 0, 0, 10);
+    assert_int_equal(s_metric(f, "tapmesh_relay_resends_observed_total", NULL), 0);
+    mark = f->nsent;
+    s_ack_from(f, 0, 0, 0, 6);
+    uint64_t want[] = {0};
+    s_check_acked(f, mark, want, 1);
+
+    /* a relay's key passes on any source */
+    s_user = s_key_relay;
+    mark = f->nsent;
+    s_batch(f, 1, 0, 1, 10, 10, 7);
+    s_check_forwarded(s_only(f, mark, 0, WIRE_BATCH), 1, 10, 10);
+    assert_int_equal(s_metric(f, "tapmesh_relay_auth_failures_total", "reason=\"identity\""), 9);
+}
+
 int main(void)
 {
     s_default_opts();
@@ -664,6 +752,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pending_full, s_setup_small_table, s_teardown),
         cmocka_unit_test_setup_teardown(test_expiry_in_deadline_order, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_identity, s_setup_trust, s_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     sample_free(&s_ref, s_nref);
