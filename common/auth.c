@@ -124,8 +124,11 @@ int auth_watch(auth_t *self, void *socket, const char *endpoint, char *err, size
     for (int i = 0; i < S_CONNS; i++)
         w->conn[i].fd = -1;
     snprintf(w->endpoint, sizeof w->endpoint, "%s", endpoint);
+    /* a name of its own: a monitor of a socket closed just before may
+     * still hold an earlier one (libzmq closes sockets in the background) */
+    static unsigned s_monitors;
     char inproc[64];
-    snprintf(inproc, sizeof inproc, "inproc://tapmesh-auth-%p", (void *)w);
+    snprintf(inproc, sizeof inproc, "inproc://tapmesh-auth-%u", s_monitors++);
     w->monitor = zsock_new(ZMQ_PAIR);
     if (!w->monitor ||
         zmq_socket_monitor(socket, inproc,

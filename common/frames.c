@@ -79,6 +79,33 @@ zmq_msg_t *frames_payload(frames_t *self)
     return &self->part[self->envelope + 2];
 }
 
+static uint64_t s_mix(uint64_t h, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return (h ^ 0x1ff) * 1099511628211ull; /* an item boundary */
+}
+
+uint64_t frames_peer(const frames_t *self, uint64_t seed)
+{
+    uint64_t h = 1469598103934665603ull ^ seed;
+    size_t n = self->framed ? self->envelope : (self->count > 0 ? 1 : 0);
+    size_t i = 0;
+    if (self->user_id[0]) {
+        h = s_mix(h ^ 0x4b, (const uint8_t *)self->user_id, strlen(self->user_id));
+        i = 1;
+    }
+    for (; i < n; i++) {
+        zmq_msg_t *m = (zmq_msg_t *)&self->part[i];
+        h = s_mix(h, zmq_msg_data(m), zmq_msg_size(m));
+    }
+    /* a final mix, so that nearby inputs land far apart */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return h;
+}
+
 void frames_route(const frames_t *self, route_t *route)
 {
     route->count = 0;

@@ -54,6 +54,12 @@ void frames_close(frames_t *self);
 const uint8_t *frames_command(const frames_t *self, size_t *len);
 zmq_msg_t *frames_payload(frames_t *self);
 
+/* Who sent the message, for per-peer accounting: a hash, keyed with `seed`
+ * (so that nobody can aim at another's value), of the direct peer's
+ * User-Id (its CURVE key) or, without one, its connection's routing id,
+ * and of the envelope frames after it (the connections behind a relay). */
+uint64_t frames_peer(const frames_t *self, uint64_t seed);
+
 /* Copies the envelope into a route. */
 void frames_route(const frames_t *self, route_t *route);
 

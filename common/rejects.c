@@ -95,8 +95,9 @@ void rejects_note(rejects_t *self, uint32_t peer, rejects_reason_t why, const ch
     char also[64] = "";
     if (self->suppressed)
         snprintf(also, sizeof also, "; %" PRIu64 " other drops not logged", self->suppressed);
+    static const char *const names[] = {"identity", "peer_limit", "hello_rate", "full"};
     log_warn("refused a message from peer %08x: %s (%s; further ones from this peer for this "
              "reason are only counted%s)",
-             peer, what, why == REJECTS_IDENTITY ? "identity" : "limit", also);
+             peer, what, names[why - REJECTS_IDENTITY], also);
     self->suppressed = 0;
 }

@@ -43,7 +43,12 @@ void rejects_drop(rejects_t *self, uint32_t peer, wire_err_t why, const char *de
                   int64_t now_ms);
 
 /* Reasons beyond the protocol's, for rejects_note. */
-typedef enum { REJECTS_IDENTITY = WIRE_ERR_COUNT_, REJECTS_LIMIT } rejects_reason_t;
+typedef enum {
+    REJECTS_IDENTITY = WIRE_ERR_COUNT_, /* a source its peer may not speak for */
+    REJECTS_PEER_LIMIT,                 /* MAX_SOURCES_PER_PEER */
+    REJECTS_HELLO_RATE,                 /* HELLO_RATE_PER_PEER */
+    REJECTS_FULL,                       /* MAX_SOURCES */
+} rejects_reason_t;
 
 /* Logs (warn) one refusal the caller counts itself, `what` saying what was
  * refused and why, under the same rule as rejects_drop: once per (peer,

@@ -16,6 +16,7 @@
 #include "auth.h"
 #include "log.h"
 #include "merge.h"
+#include "peers.h"
 #include "rejects.h"
 #include "seqset.h"
 #include "wire.h"
@@ -25,8 +26,16 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #define S_SEQSET_RANGES 65536
+
+/* A source that said HELLO holds the merge this long without a BATCH,
+ * HEARTBEAT or END; after, only from its first one on (agents send one at
+ * once, or a heartbeat within HEARTBEAT_MS). HELLOs alone, however often
+ * repeated, hold nothing: a peer announcing sources it never feeds must not
+ * hold everybody's packets for a merge window each. */
+#define S_HELLO_ONLY_HOLD_MS 1000
 
 typedef struct s_batch {
     struct s_batch *next;
@@ -46,6 +55,9 @@ typedef struct s_batch {
 typedef struct s_source {
     char id[WIRE_NAME_MAX + 1];
     uint64_t epoch;
+    uint64_t peer; /* who holds the state (frames_peer of its last HELLO) */
+    int64_t joined_ms;
+    bool progressed; /* a BATCH, HEARTBEAT or END came: it has a watermark */
     char description[WIRE_TEXT_MAX + 1];
     unsigned nifaces;
     wire_iface_t *ifaces; /* as in HELLO, to detect a conflicting HELLO */
@@ -94,8 +106,11 @@ struct collector_t {
     bool broken; /* the output or the journal failed: nothing is acknowledged any more */
     char error[600];
     rejects_t rejects;
-    uint32_t peer;  /* of the message being handled, for rejects */
-    int64_t now_ms; /* its arrival */
+    uint32_t peer;      /* of the message being handled, for rejects */
+    uint64_t peer_key;  /* the same, for the flood limits (frames_peer) */
+    uint64_t peer_seed; /* frames_peer's key: random, per collector */
+    peers_t *peers;     /* states held and allowance, per peer */
+    int64_t now_ms;     /* its arrival */
     /* the message being handled, and the reply being built: apart, since
      * handling one (a HELLO that needs a commit first) may send others */
     wire_msg_t in, out;
@@ -116,7 +131,7 @@ struct collector_t {
         metric_id_t packets, bytes, batches, duplicates, late, queued_bytes, queued_packets,
             sources_live, acks, acks_failed, forced, dedup_given_up, output_bytes, output_files,
             missing, restored_skipped, refused_linktype, refused_conflict, refused_full,
-            expected_missing, identity;
+            expected_missing, identity, refused_peer_limit, refused_hello_rate;
     } m;
 };
 
@@ -183,6 +198,10 @@ static void s_register(collector_t *self)
         metrics_counter(r, "tapmesh_collect_sources_refused_total", help, "reason=\"conflict\"");
     self->m.refused_full =
         metrics_counter(r, "tapmesh_collect_sources_refused_total", help, "reason=\"full\"");
+    self->m.refused_peer_limit =
+        metrics_counter(r, "tapmesh_collect_sources_refused_total", help, "reason=\"peer_limit\"");
+    self->m.refused_hello_rate =
+        metrics_counter(r, "tapmesh_collect_sources_refused_total", help, "reason=\"hello_rate\"");
 }
 
 /* ---- EXPECT_SOURCES ----------------------------------------------- */
@@ -388,6 +407,17 @@ collector_t *collector_new(output_t *output, const collector_opts_t *opts, metri
     self->opts = *opts;
     if (!self->opts.max_batch_bytes)
         self->opts.max_batch_bytes = WIRE_PAYLOAD_MAX;
+    if (!self->opts.max_sources_per_peer)
+        self->opts.max_sources_per_peer = self->opts.max_sources;
+    self->peers = peers_new(opts->max_sources, opts->hello_rate);
+    if (!self->peers) {
+        free(self->sources);
+        free(self);
+        return NULL;
+    }
+    if (getrandom(&self->peer_seed, sizeof self->peer_seed, GRND_NONBLOCK) !=
+        (ssize_t)sizeof self->peer_seed)
+        self->peer_seed = (uint64_t)(uintptr_t)self ^ (uint64_t)opts->start_ms;
     self->buffered_since_ms = -1;
     self->metrics = metrics;
     self->reply = reply;
@@ -430,6 +460,7 @@ void collector_destroy(collector_t **self_p)
     free(self->expect.ids);
     free(self->expect.joined);
     merge_free(&self->merge);
+    peers_destroy(&self->peers);
     free(self);
     *self_p = NULL;
 }
@@ -471,22 +502,86 @@ static s_source_t *s_find(const collector_t *self, const char *id, uint64_t epoc
     return NULL;
 }
 
-/* Frees the slot of the longest-ended, drained source; false when none. */
-static bool s_evict(collector_t *self)
+/* True when a state may make room: nothing of it is queued, no
+ * acknowledgement is owed, and nothing restored from before a restart
+ * waits for its resend. */
+static bool s_drained(const s_source_t *s)
 {
-    size_t victim = SIZE_MAX;
+    return !s->qhead && !s->nacks && !(s->restored && s->restored->npartials);
+}
+
+/* Frees a slot for a new state of `peer`. With `own`, among that peer's
+ * own states that ended or went idle; otherwise from the peer that holds
+ * the most: one that ended or went idle, or a live one when its peer holds
+ * more than `peer` will. Among equals, the longest silent. False when none
+ * may go. */
+static bool s_evict(collector_t *self, uint64_t peer, bool own)
+{
+    size_t asker = peers_held(self->peers, peer) + 1;
+    size_t victim = SIZE_MAX, vheld = 0;
+    bool vquiet = false;
     for (size_t i = 0; i < self->nsources; i++) {
         s_source_t *s = self->sources[i];
-        if ((s->ended || s->idle) && !s->qhead && !s->nacks &&
-            (victim == SIZE_MAX || s->last_heard_ms < self->sources[victim]->last_heard_ms))
+        bool quiet = s->ended || s->idle;
+        if (!s_drained(s) || (own && (s->peer != peer || !quiet)))
+            continue;
+        size_t held = peers_held(self->peers, s->peer);
+        if (!quiet && held <= asker)
+            continue;
+        const s_source_t *v = victim == SIZE_MAX ? NULL : self->sources[victim];
+        if (!v || held > vheld || (held == vheld && quiet && !vquiet) ||
+            (held == vheld && quiet == vquiet && s->last_heard_ms < v->last_heard_ms)) {
             victim = i;
+            vheld = held;
+            vquiet = quiet;
+        }
     }
     if (victim == SIZE_MAX)
         return false;
     s_source_t *s = self->sources[victim];
+    log_debug("source %s epoch %" PRIu64 " forgotten to make room (its peer held %zu)", s->id,
+              s->epoch, vheld);
+    peers_hold(self->peers, s->peer, -1);
     self->missing -= s->missing;
     s_source_free(s);
     self->sources[victim] = self->sources[--self->nsources];
+    return true;
+}
+
+/* The flood limits for a new state of the sender of `m` (HELLO): its
+ * allowance of new sources, its own limit, and room among all. True when it
+ * may be taken; otherwise counted and logged (once per peer). */
+static bool s_room(collector_t *self, const wire_msg_t *m, int64_t now)
+{
+    uint64_t peer = self->peer_key;
+    char what[WIRE_NAME_MAX + 160];
+    if (!peers_admit(self->peers, peer, now)) {
+        metrics_add(self->metrics, self->m.refused_hello_rate, 1);
+        snprintf(what, sizeof what,
+                 "HELLO of source %s: more than %u new sources a second (HELLO_RATE_PER_PEER)",
+                 m->source, self->opts.hello_rate);
+        rejects_note(&self->rejects, self->peer, REJECTS_HELLO_RATE, what, now);
+        return false;
+    }
+    size_t held = peers_held(self->peers, peer);
+    if (held >= self->opts.max_sources_per_peer && !s_evict(self, peer, true)) {
+        metrics_add(self->metrics, self->m.refused_peer_limit, 1);
+        snprintf(what, sizeof what,
+                 "HELLO of source %s: this peer holds %zu sources, none ended "
+                 "(MAX_SOURCES_PER_PEER)",
+                 m->source, held);
+        rejects_note(&self->rejects, self->peer, REJECTS_PEER_LIMIT, what, now);
+        return false;
+    }
+    if (self->nsources == self->opts.max_sources && !s_evict(self, peer, false)) {
+        metrics_add(self->metrics, self->m.refused_full, 1);
+        snprintf(what, sizeof what,
+                 "HELLO of source %s: %zu sources already, none that may make room "
+                 "(MAX_SOURCES)",
+                 m->source, self->nsources);
+        rejects_note(&self->rejects, self->peer, REJECTS_FULL, what, now);
+        return false; /* the agent retries its HELLO after its timeout */
+    }
     return true;
 }
 
@@ -565,12 +660,8 @@ static void s_on_hello(collector_t *self, const route_t *route, int64_t now)
             return;
         }
     } else {
-        if (self->nsources == self->opts.max_sources && !s_evict(self)) {
-            metrics_add(self->metrics, self->m.refused_full, 1);
-            log_warn("source %s: not taken, %zu sources already (MAX_SOURCES)", m->source,
-                     self->nsources);
-            return; /* the agent retries its HELLO after its timeout */
-        }
+        if (!s_room(self, m, now))
+            return; /* unanswered: nothing is written for it */
         uint32_t ifid[WIRE_IFACES_MAX];
         for (unsigned i = 0; i < m->hello.iface_count; i++) {
             char why[512];
@@ -597,10 +688,18 @@ static void s_on_hello(collector_t *self, const route_t *route, int64_t now)
             log_error("source %s: out of memory", m->source);
             return;
         }
+        s->peer = self->peer_key;
+        s->joined_ms = now;
+        peers_hold(self->peers, s->peer, 1);
         self->sources[self->nsources++] = s;
         log_info("source %s epoch %" PRIu64 " joined: %u interface(s), first %s link type %u",
                  s->id, s->epoch, s->nifaces, s->ifaces[0].name, s->ifaces[0].linktype);
         s_expect_join(self, s->id, now);
+    }
+    if (s->peer != self->peer_key) { /* the source came by another way */
+        peers_hold(self->peers, s->peer, -1);
+        s->peer = self->peer_key;
+        peers_hold(self->peers, s->peer, 1);
     }
     s->route = *route;
     s->last_heard_ms = now;
@@ -624,10 +723,19 @@ static s_source_t *s_known(collector_t *self, const route_t *route, int64_t now)
     }
     s->route = *route;
     s->last_heard_ms = now;
+    s->progressed = true;
     if (s->idle)
         log_info("source %s epoch %" PRIu64 " is back", s->id, s->epoch);
     s->idle = false;
     return s;
+}
+
+/* True while `s` holds the merge back: not ended, not idle, and fed (or
+ * just joined). */
+static bool s_waited_for(const collector_t *self, const s_source_t *s, int64_t now)
+{
+    (void)self;
+    return !s->ended && !s->idle && (s->progressed || now - s->joined_ms < S_HELLO_ONLY_HOLD_MS);
 }
 
 static bool s_in_queue(const s_source_t *s, uint64_t seq, uint16_t part)
@@ -929,6 +1037,7 @@ static void s_on_batch(collector_t *self, frames_t *in, const route_t *route, in
 void collector_on_message(collector_t *self, frames_t *in, int64_t now_ms)
 {
     self->peer = rejects_peer(in);
+    self->peer_key = frames_peer(in, self->peer_seed);
     self->now_ms = now_ms;
     route_t route;
     frames_route(in, &route);
@@ -1007,6 +1116,8 @@ static uint64_t s_min_watermark(collector_t *self, int64_t now)
                      s->id, s->epoch, now - s->last_heard_ms);
             continue;
         }
+        if (!s_waited_for(self, s, now))
+            continue; /* only HELLOs so far */
         live++;
         if (s->watermark < min)
             min = s->watermark;
@@ -1389,11 +1500,14 @@ int64_t collector_next_deadline(const collector_t *self, int64_t now_ms)
         if (self->opts.journal && journal_expected(self->opts.journal) && expected > now_ms &&
             expected < next)
             next = expected;
-        /* a waited-for source may go idle and so release the merge */
+        /* a waited-for source may go idle and so release the merge, or
+         * one that only said HELLO stop holding it */
         for (size_t i = 0; i < self->nsources; i++) {
             const s_source_t *s = self->sources[i];
             if (!s->ended && !s->idle) {
                 int64_t t = s->last_heard_ms + self->opts.source_idle_ms;
+                if (!s->progressed && s->joined_ms + S_HELLO_ONLY_HOLD_MS < t)
+                    t = s->joined_ms + S_HELLO_ONLY_HOLD_MS;
                 if (t < next)
                     next = t;
             }

@@ -45,6 +45,16 @@ typedef struct {
     /* CURVE_ALLOWED_KEYS_DIR: who may speak for which source; NULL without
      * CURVE (nothing checked). The caller's, reloaded in place. */
     const trust_t *trust;
+    /* No lock-out by a flood (a peer: frames_peer, its key or connection):
+     * a peer holds at most max_sources_per_peer states (0: max_sources);
+     * beyond, its new sources are refused unless one of its own has ended
+     * or gone idle and makes room. It announces at most hello_rate new
+     * sources a second (0: no limit). When max_sources is reached, a state
+     * is evicted from the peer holding the most; never one with batches
+     * queued or acknowledgements owed, and a live one only from a peer
+     * holding more than the one asking. Refused HELLOs write nothing. */
+    size_t max_sources_per_peer;
+    unsigned hello_rate;
 } collector_opts_t;
 
 /* Checks an EXPECT_SOURCES value: empty (no one in particular), a count

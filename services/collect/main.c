@@ -68,7 +68,17 @@ static const cfg_row_t s_rows[] = {
     {"MERGE_MAX_MB", CFG_INT, "256", 1, 65536, NULL, false,
      "Memory for packets waiting in the merge; when full, the oldest are written at once."},
     {"MAX_SOURCES", CFG_INT, "4096", 1, 1000000, NULL, false,
-     "Source states (source, epoch) kept for merging and duplicate detection."},
+     "Source states (source, epoch) kept for merging and duplicate detection. When full, a "
+     "state is forgotten from the peer holding the most (never one with batches not yet "
+     "acknowledged)."},
+    {"MAX_SOURCES_PER_PEER", CFG_INT, "256", 1, 1000000, NULL, false,
+     "Source states one peer may hold: a peer is a CURVE key (without CURVE, a connection), "
+     "and, behind a relay, each connection to that relay. Beyond, its new sources are refused "
+     "(counted) until one of its own ends or goes idle. A key shared by many agents is one "
+     "peer."},
+    {"HELLO_RATE_PER_PEER", CFG_INT, "100", 0, 1000000, NULL, false,
+     "New sources one peer may announce a second (a burst of as many); beyond, their HELLOs "
+     "are refused and counted (0: no limit)."},
     {"OUTPUT_BUFFER_KB", CFG_INT, "1024", 512, 1048576, NULL, false,
      "Output buffer; it is flushed after every pass of the loop that wrote."},
 };
@@ -164,6 +174,8 @@ static int s_setup(void *app, service_t *svc)
         .journal = c->journal,
         .annotate_hops = cfg_enum(cfg, "ANNOTATE") == 1,
         .trust = svc->trust,
+        .max_sources_per_peer = (size_t)cfg_int(cfg, "MAX_SOURCES_PER_PEER"),
+        .hello_rate = (unsigned)cfg_int(cfg, "HELLO_RATE_PER_PEER"),
     };
     c->collector = collector_new(c->output, &opts, svc->metrics, s_reply, c);
     if (!c->collector) {

@@ -48,7 +48,16 @@ static const cfg_row_t s_rows[] = {
     {"PENDING_MAX", CFG_INT, "65536", 16, 16777216, NULL, false,
      "Batches in flight tracked at once (beyond, batches are forwarded untracked)."},
     {"MAX_SOURCES", CFG_INT, "4096", 1, 1000000, NULL, false,
-     "Sources remembered (routes, link types)."},
+     "Sources remembered (routes, link types). When full, one is forgotten from the peer "
+     "holding the most (never one with batches in flight)."},
+    {"MAX_SOURCES_PER_PEER", CFG_INT, "256", 1, 1000000, NULL, false,
+     "Sources one peer may announce at once: a peer is a CURVE key (without CURVE, a "
+     "connection), and, behind another relay, each connection to that relay. Beyond, its own "
+     "least recently heard source without batches in flight is forgotten, or the new one "
+     "refused (counted)."},
+    {"HELLO_RATE_PER_PEER", CFG_INT, "100", 0, 1000000, NULL, false,
+     "New sources one peer may announce a second (a burst of as many); beyond, their messages "
+     "are dropped and counted (0: no limit)."},
 };
 
 /* Messages read from one socket per pass at most, so that none starves. */
@@ -98,7 +107,9 @@ static int s_setup(void *app, service_t *svc)
                       .retry_ms = cfg_int(c, "RETRY_TIMEOUT_S") * 1000,
                       .pending_max = (size_t)cfg_int(c, "PENDING_MAX"),
                       .max_sources = (size_t)cfg_int(c, "MAX_SOURCES"),
-                      .trust = svc->trust};
+                      .trust = svc->trust,
+                      .max_sources_per_peer = (size_t)cfg_int(c, "MAX_SOURCES_PER_PEER"),
+                      .hello_rate = (unsigned)cfg_int(c, "HELLO_RATE_PER_PEER")};
     a->relay = relay_new(&o, svc->metrics, s_send, a, err, sizeof err);
     if (!a->relay) {
         fprintf(stderr, "tapmesh-relay: %s\n", err);

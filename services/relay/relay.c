@@ -15,6 +15,7 @@
 #include "clock.h"
 #include "known.h"
 #include "log.h"
+#include "peers.h"
 #include "pending.h"
 #include "rejects.h"
 #include "split.h"
@@ -25,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 /* What one batch needs while it is forwarded. */
 typedef struct {
@@ -61,6 +63,8 @@ struct relay_t {
     const s_fanout_ops_t *ops;
     hops_t hops;
     known_table_t *known;
+    peers_t *peers;     /* entries held and allowance, per peer */
+    uint64_t peer_seed; /* frames_peer's key: random, per relay */
     pending_table_t *pending;
     split_t *split;  /* NULL unless FILTER or flowhash over several hops */
     unsigned active; /* failover: the hop in use */
@@ -71,7 +75,7 @@ struct relay_t {
     wire_ack_entry_t *done; /* acknowledgements settled by one ACK, WIRE_ACKS_MAX */
     struct {
         metric_id_t batches_in, packets_in, acks_routed, resends, filtered, pending, expired,
-            dropped, unroutable, loops, unknown_acks, unknown_sources, identity;
+            dropped, unroutable, loops, unknown_acks, unknown_sources, identity, refused[4];
     } m;
 };
 
@@ -120,6 +124,18 @@ static void s_register(relay_t *r)
     rejects_init(&r->rejects, m, "tapmesh_relay_malformed_messages_total");
     r->m.identity = metrics_counter(m, "tapmesh_relay_auth_failures_total", AUTH_FAILURES_HELP,
                                     "reason=\"identity\"");
+    static const char *const reasons[] = {NULL, "peer_limit", "full",
+                                          "hello_rate"}; /* S_REFUSED_* */
+    r->m.refused[0] = -1;
+    for (int i = 1; i < 4; i++) {
+        char labels[64];
+        snprintf(labels, sizeof labels, "reason=\"%s\"", reasons[i]);
+        r->m.refused[i] = metrics_counter(m, "tapmesh_relay_sources_refused_total",
+                                          "Sources not taken (their messages dropped): a peer's "
+                                          "limit or rate of new sources, or the table full "
+                                          "with batches in flight",
+                                          labels);
+    }
 }
 
 relay_t *relay_new(const relay_opts_t *opts, metrics_t *metrics, relay_send_fn send, void *ctx,
@@ -141,8 +157,14 @@ relay_t *relay_new(const relay_opts_t *opts, metrics_t *metrics, relay_send_fn s
     r->ops = opts->fanout == RELAY_DUPLICATE  ? &s_duplicate_ops
              : opts->fanout == RELAY_FLOWHASH ? &s_flowhash_ops
                                               : &s_failover_ops;
-    r->known = known_new(opts->max_sources);
+    if (!r->opts.max_sources_per_peer)
+        r->opts.max_sources_per_peer = opts->max_sources;
+    r->peers = peers_new(opts->max_sources, opts->hello_rate);
+    r->known = r->peers ? known_new(opts->max_sources, r->peers) : NULL;
     r->pending = pending_new(opts->pending_max);
+    if (getrandom(&r->peer_seed, sizeof r->peer_seed, GRND_NONBLOCK) !=
+        (ssize_t)sizeof r->peer_seed)
+        r->peer_seed = (uint64_t)(uintptr_t)r;
     r->in = malloc(sizeof *r->in);
     r->out = malloc(sizeof *r->out);
     r->cmd = malloc(WIRE_COMMAND_MAX);
@@ -173,6 +195,7 @@ void relay_destroy(relay_t **self_p)
     split_destroy(&r->split);
     pending_destroy(&r->pending);
     known_destroy(&r->known);
+    peers_destroy(&r->peers);
     free(r->in);
     free(r->out);
     free(r->cmd);
@@ -191,6 +214,16 @@ const hops_t *relay_hops(const relay_t *self)
 static void s_malformed(relay_t *r, const frames_t *in, wire_err_t why)
 {
     rejects_drop(&r->rejects, rejects_peer(in), why, NULL, clock_mono_ms());
+}
+
+/* Removes an entry of the pending table, and its count from its source
+ * (when that is still the same source). */
+static void s_pending_remove(relay_t *r, pending_t *p)
+{
+    known_t *k = known_at(r->known, p->source, p->generation);
+    if (k && k->pending)
+        k->pending--;
+    pending_remove(r->pending, p);
 }
 
 /* Encodes `out` into cmd; 0 on a programmer error. */
@@ -512,6 +545,7 @@ static void s_batch(relay_t *r, frames_t *in, known_t *k, int64_t now)
     if (!p) {
         p = pending_add(r->pending, kidx, k->generation, m->batch.seq, m->batch.part, now);
         if (p) {
+            k->pending++;
             p->packets = m->batch.packet_count;
             p->any =
                 r->opts.fanout == RELAY_FAILOVER || (r->opts.fanout == RELAY_FLOWHASH && !split);
@@ -531,11 +565,53 @@ static void s_batch(relay_t *r, frames_t *in, known_t *k, int64_t now)
     if (!r->ops->batch(r, &fw)) {
         metrics_add(r->metrics, r->m.dropped, 1);
         if (p && !p->acked && !p->needed)
-            pending_remove(r->pending, p);
+            s_pending_remove(r, p);
     } else if (p) {
         pending_sent(r->pending, p, now);
     }
     metrics_set(r->metrics, r->m.pending, (double)pending_count(r->pending));
+}
+
+/* Why a source was not taken: the index of its counter. */
+enum { S_REFUSED_PEER_LIMIT = 1, S_REFUSED_FULL, S_REFUSED_RATE };
+
+/* A new source from the sender of `in` (r->in): its allowance of new
+ * sources, its own limit, room in the table. The entry, or NULL after
+ * counting and logging (once per peer) why not. */
+static known_t *s_admit(relay_t *r, const frames_t *in, int64_t now)
+{
+    const wire_msg_t *m = r->in;
+    uint64_t peer = frames_peer(in, r->peer_seed);
+    int refused = S_REFUSED_RATE;
+    if (peers_admit(r->peers, peer, now)) {
+        known_refusal_t why;
+        known_t *k =
+            known_add(r->known, m->source, m->epoch, peer, r->opts.max_sources_per_peer, &why);
+        if (k)
+            return k;
+        refused = why == KNOWN_PEER_LIMIT ? S_REFUSED_PEER_LIMIT : S_REFUSED_FULL;
+    }
+    metrics_add(r->metrics, r->m.refused[refused], 1);
+    char what[WIRE_NAME_MAX + 160];
+    if (refused == S_REFUSED_PEER_LIMIT)
+        snprintf(what, sizeof what,
+                 "source %s: this peer announced %zu sources, all with batches in flight "
+                 "(MAX_SOURCES_PER_PEER)",
+                 m->source, r->opts.max_sources_per_peer);
+    else if (refused == S_REFUSED_FULL)
+        snprintf(what, sizeof what,
+                 "source %s: %zu sources known, all with batches in flight (MAX_SOURCES)",
+                 m->source, r->opts.max_sources);
+    else
+        snprintf(what, sizeof what,
+                 "source %s: more than %u new sources a second (HELLO_RATE_PER_PEER)", m->source,
+                 r->opts.hello_rate);
+    rejects_note(&r->rejects, rejects_peer(in),
+                 refused == S_REFUSED_PEER_LIMIT ? REJECTS_PEER_LIMIT
+                 : refused == S_REFUSED_FULL     ? REJECTS_FULL
+                                                 : REJECTS_HELLO_RATE,
+                 what, now);
+    return NULL;
 }
 
 void relay_on_upstream(relay_t *self, frames_t *in, int64_t now_ms)
@@ -572,8 +648,8 @@ void relay_on_upstream(relay_t *self, frames_t *in, int64_t now_ms)
         rejects_note(&r->rejects, rejects_peer(in), REJECTS_IDENTITY, what, clock_mono_ms());
         return;
     }
-    known_t *k = known_get(r->known, m->source, m->epoch, true);
-    if (!k)
+    known_t *k = known_get(r->known, m->source, m->epoch);
+    if (!k && !(k = s_admit(r, in, now_ms)))
         return;
     frames_route(in, &k->route);
     k->heard_ms = now_ms;
@@ -617,7 +693,7 @@ static pending_t *s_acked_entry(relay_t *r, const known_t *k, unsigned h, const 
 static void s_on_ack(relay_t *r, frames_t *in, unsigned h, int64_t now)
 {
     const wire_msg_t *m = r->in;
-    known_t *k = known_get(r->known, m->source, m->epoch, false);
+    known_t *k = known_get(r->known, m->source, m->epoch);
     if (hops_acknowledged(&r->hops, h))
         r->ops->hops_changed(r);
     unsigned ndone = 0;
@@ -636,7 +712,7 @@ static void s_on_ack(relay_t *r, frames_t *in, unsigned h, int64_t now)
         p->acked |= bit;
         if (pending_done(p)) {
             r->done[ndone++] = (wire_ack_entry_t){.seq = p->seq, .part = p->part};
-            pending_remove(r->pending, p);
+            s_pending_remove(r, p);
         }
     }
     metrics_set(r->metrics, r->m.pending, (double)pending_count(r->pending));
@@ -708,7 +784,7 @@ void relay_tick(relay_t *self, int64_t now_ms)
         r->ops->hops_changed(r);
     while ((p = pending_oldest(r->pending)) && now_ms - p->first_ms >= r->opts.retry_ms) {
         r->ops->expire(r, p, now_ms);
-        pending_remove(r->pending, p);
+        s_pending_remove(r, p);
     }
     metrics_set(r->metrics, r->m.pending, (double)pending_count(r->pending));
 }

@@ -57,6 +57,11 @@ typedef struct {
     /* CURVE_ALLOWED_KEYS_DIR: who may speak for which source; NULL without
      * CURVE (nothing checked). The caller's, reloaded in place. */
     const trust_t *trust;
+    /* No lock-out by a flood (known.h): sources one peer may announce at
+     * once (0: max_sources) and per second (0: no limit); messages of the
+     * sources refused are dropped, counted by reason. */
+    size_t max_sources_per_peer;
+    unsigned hello_rate;
 } relay_opts_t;
 
 /* Registers the relay's metrics. Returns NULL with `err` naming FILTER

@@ -8,8 +8,10 @@
  * while the output buffer is full, an idle rotation with STATE_DIR,
  * EXPECT_SOURCES (the hold, its release by count and by id, its bound), a
  * full disk under the output or under STATE_DIR (the output ends whole and
- * agrees with the journal across a restart), and sources bound to keys (a
- * peer with another node's key changes nothing of the real source).
+ * agrees with the journal across a restart), sources bound to keys (a
+ * peer with another node's key changes nothing of the real source), and
+ * the flood limits (a peer's sources and its rate of new ones; room made
+ * from the peer holding the most, never from a source with batches owed).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -70,6 +72,8 @@ typedef struct {
 static int64_t s_flush_ms; /* FLUSH_MS of the next fixture */
 static size_t s_bufsize;   /* its output buffer, when not 0 */
 static trust_t *s_trust;   /* its allow-list (taken over), when not NULL */
+static size_t s_per_peer;  /* its MAX_SOURCES_PER_PEER, when not 0 */
+static unsigned s_rate;    /* its HELLO_RATE_PER_PEER */
 /* The User-Id (CURVE key) of the connection messages come by; "" for none. */
 static const char *s_user = "";
 
@@ -94,8 +98,12 @@ static int s_setup_with(void **state, output_policy_t policy, int64_t window_ms)
                              .merge_max_bytes = 64 << 20,
                              .max_sources = 16,
                              .flush_ms = s_flush_ms,
-                             .trust = s_trust};
+                             .trust = s_trust,
+                             .max_sources_per_peer = s_per_peer,
+                             .hello_rate = s_rate};
     s_flush_ms = 0;
+    s_per_peer = 0;
+    s_rate = 0;
     f->trust = s_trust;
     s_trust = NULL;
     f->c = collector_new(f->out, &opts, f->metrics, s_on_reply, NULL);
@@ -415,6 +423,7 @@ static void test_end_and_window(void **state)
     fixture_t *f = *state;
     s_hello(f, "pa", "a", 1, 1);
     s_hello(f, "pb", "b", 1, 1);
+    s_progress(f, "pb", WIRE_HEARTBEAT, "b", 1, 0, 0, 0); /* b is fed: it holds the merge */
     uint64_t a0[] = {10, 20};
     s_batch(f, "pa", "a", 1, 0, 20, a0, 2, 0);
     assert_int_equal(s_pass(f, 999), 0);
@@ -556,6 +565,7 @@ static void test_idle_source_released(void **state)
     fixture_t *f = *state;
     s_hello(f, "pa", "a", 1, 1);
     s_hello(f, "pb", "b", 1, 1);
+    s_progress(f, "pb", WIRE_HEARTBEAT, "b", 1, 0, 0, 0); /* b is fed: it holds the merge */
     uint64_t a0[] = {10, 20};
     s_batch(f, "pa", "a", 1, 0, 20, a0, 2, 0);
     assert_int_equal(s_pass(f, 500), 0);
@@ -1348,6 +1358,174 @@ static void test_identity_spoof(void **state)
     assert_int_equal(s_count(WIRE_WELCOME), 3);
 }
 
+/* ---- no lock-out by a flood ---------------------------------------------- */
+
+static int s_setup_limits(void **state)
+{
+    s_per_peer = 4;
+    s_rate = 10;
+    return s_setup(state);
+}
+
+static int s_setup_per_peer_8(void **state)
+{
+    s_per_peer = 8;
+    return s_setup(state);
+}
+
+/* Welcomes sent to `peer` among the replies since `from`. */
+static size_t s_welcomed(const char *peer, size_t from)
+{
+    size_t n = 0;
+    for (size_t i = from; i < s_nreplies; i++)
+        n += s_replies[i].msg.type == WIRE_WELCOME && strcmp(s_replies[i].peer, peer) == 0;
+    return n;
+}
+
+/* One peer announces 100 made-up sources at once: it gets its 4
+ * (MAX_SOURCES_PER_PEER), the rest is refused, by its limit while its
+ * allowance of 10 a second lasts, then by the rate; refused HELLOs write no
+ * interface block. A real agent on another connection joins and is written.
+ * The flooder gets a new source only once one of its own has ended. */
+static void test_flood_one_peer(void **state)
+{
+    fixture_t *f = *state;
+    char name[32];
+    for (int i = 0; i < 100; i++) {
+        snprintf(name, sizeof name, "flood-%d", i);
+        s_hello_at(f, "flooder", name, 1000 + (uint64_t)i, 1, 0);
+    }
+    assert_int_equal(s_welcomed("flooder", 0), 4);
+    s_assert_metric(f, "tapmesh_collect_sources_refused_total{reason=\"peer_limit\"} 6\n");
+    s_assert_metric(f, "tapmesh_collect_sources_refused_total{reason=\"hello_rate\"} 90\n");
+
+    s_hello(f, "real", "edge1", 7, 1);
+    assert_int_equal(s_welcomed("real", 0), 1);
+    const uint64_t ts[] = {5000, 5001};
+    s_batch(f, "real", "edge1", 7, 0, 5001, ts, 2, 0);
+    s_progress(f, "real", WIRE_END, "edge1", 7, UINT64_MAX, 1, 0);
+    for (int i = 0; i < 4; i++) { /* the flooder's sources go quiet: no longer waited for */
+        snprintf(name, sizeof name, "flood-%d", i);
+        s_progress(f, "flooder", WIRE_HEARTBEAT, name, 1000 + (uint64_t)i, UINT64_MAX, 0, 0);
+    }
+    assert_int_equal(s_pass(f, 10), 2);
+    uint64_t got[4];
+    assert_int_equal(s_read_output(f, got, 4), 2);
+    char names[16][WIRE_NAME_MAX * 2 + 2];
+    size_t epbs;
+    assert_int_equal(s_idb_names(f->path, names, 16, &epbs), 5);
+    for (int i = 0; i < 4; i++) {
+        snprintf(name, sizeof name, "flood-%d/eth0", i);
+        assert_string_equal(names[i], name);
+    }
+    assert_string_equal(names[4], "edge1/eth0");
+
+    /* a second later the allowance is back; the limit still holds */
+    size_t mark = s_nreplies;
+    s_hello_at(f, "flooder", "flood-100", 2000, 1, 1000);
+    assert_int_equal(s_welcomed("flooder", mark), 0);
+    s_assert_metric(f, "tapmesh_collect_sources_refused_total{reason=\"peer_limit\"} 7\n");
+    /* one of its own ends: it makes room for the next */
+    s_progress(f, "flooder", WIRE_END, "flood-0", 1000, UINT64_MAX, 0, 1000);
+    s_hello_at(f, "flooder", "flood-101", 2001, 1, 1000);
+    assert_int_equal(s_welcomed("flooder", mark), 1);
+}
+
+/* MAX_SOURCES (16) reached by two flooders (8 each): a real agent's HELLO
+ * makes room from a peer holding the most. Its state, holding a batch not
+ * yet written, is never given up: a third flooder takes the others' room
+ * (until it holds as many as they do), not its, and its batches go on. When every state holds
+ * batches not yet acknowledged, a new source is refused, and taken once they are. */
+static void test_flood_eviction(void **state)
+{
+    fixture_t *f = *state;
+    char name[32];
+    for (int i = 0; i < 8; i++) {
+        snprintf(name, sizeof name, "a-%d", i);
+        s_hello_at(f, "flood-a", name, 100 + (uint64_t)i, 1, i);
+        snprintf(name, sizeof name, "b-%d", i);
+        s_hello_at(f, "flood-b", name, 200 + (uint64_t)i, 1, i);
+    }
+    assert_int_equal(s_count(WIRE_WELCOME), 16);
+    s_hello_at(f, "real", "edge1", 7, 1, 10);
+    assert_int_equal(s_welcomed("real", 0), 1);
+    s_assert_metric(f, "tapmesh_collect_sources_refused_total{reason=\"full\"} 0\n");
+    const uint64_t t0[] = {5000};
+    s_batch(f, "real", "edge1", 7, 0, 4999, t0, 1, 10); /* queued: its watermark is below */
+
+    size_t mark = s_nreplies;
+    for (int i = 0; i < 100; i++) {
+        snprintf(name, sizeof name, "c-%d", i);
+        s_hello_at(f, "flood-c", name, 300 + (uint64_t)i, 1, 20);
+    }
+    /* it takes room from the two others until all three hold as many (5):
+     * then it is refused too */
+    assert_int_equal(s_welcomed("flood-c", mark), 5);
+    s_assert_metric(f, "tapmesh_collect_sources_refused_total{reason=\"full\"} 95\n");
+    for (size_t i = mark; i < s_nreplies; i++)
+        assert_string_not_equal(s_replies[i].peer, "real");
+    /* edge1 is still known: its next batch is taken, not refused */
+    const uint64_t t1[] = {5001};
+    s_batch(f, "real", "edge1", 7, 1, 5001, t1, 1, 30);
+    s_progress(f, "real", WIRE_END, "edge1", 7, UINT64_MAX, 2, 30);
+    for (size_t i = mark; i < s_nreplies; i++)
+        assert_false(s_replies[i].msg.type == WIRE_REFUSE);
+    assert_int_equal(collector_emit(f->c, 2000, true), 2); /* the others hold nothing */
+    assert_int_equal(collector_commit(f->c, 2000, true), 0);
+    uint64_t got[4];
+    assert_int_equal(s_read_output(f, got, 4), 2);
+    assert_int_equal(got[0], 5000);
+    assert_int_equal(got[1], 5001);
+}
+
+static void test_flood_never_unacknowledged(void **state)
+{
+    fixture_t *f = *state;
+    char name[32];
+    for (int i = 0; i < 16; i++) {
+        const char *peer = i < 8 ? "peer-a" : "peer-b";
+        snprintf(name, sizeof name, "s-%d", i);
+        s_hello_at(f, peer, name, 100 + (uint64_t)i, 1, 0);
+        const uint64_t ts[] = {5000 + (uint64_t)i};
+        s_batch(f, peer, name, 100 + (uint64_t)i, 0, 0, ts, 1, 0); /* queued */
+    }
+    size_t mark = s_nreplies;
+    s_hello_at(f, "newcomer", "edge9", 9, 1, 0);
+    assert_int_equal(s_welcomed("newcomer", mark), 0);
+    s_assert_metric(f, "tapmesh_collect_sources_refused_total{reason=\"full\"} 1\n");
+    /* written and acknowledged: now one may go */
+    assert_int_equal(collector_emit(f->c, 0, true), 16);
+    assert_int_equal(collector_commit(f->c, 0, true), 0);
+    s_hello_at(f, "newcomer", "edge9", 9, 1, 0);
+    assert_int_equal(s_welcomed("newcomer", mark), 1);
+}
+
+/* A source that only says HELLO, however often, holds the merge for a
+ * moment after joining, not for a merge window at every batch: a flood of
+ * such sources cannot slow everybody else down. Once it sends a heartbeat
+ * it holds the merge like any source. */
+static void test_hello_only_holds_briefly(void **state)
+{
+    fixture_t *f = *state;
+    s_hello_at(f, "pa", "a", 1, 1, 0);
+    s_hello_at(f, "flooder", "f1", 1, 1, 0);
+    const uint64_t a0[] = {10};
+    s_batch(f, "pa", "a", 1, 0, 10, a0, 1, 400);
+    for (int64_t t = 100; t < 1000; t += 100) /* HELLO again and again */
+        s_hello_at(f, "flooder", "f1", 1, 1, t);
+    assert_int_equal(s_pass(f, 500), 0); /* f1 just joined: waited for */
+    assert_int_equal(collector_next_deadline(f->c, 950), 1000);
+    assert_int_equal(s_pass(f, 1000), 1); /* not for longer: a0 goes, before its window */
+    s_assert_metric(f, "tapmesh_collect_merge_forced_packets_total 0\n");
+    s_assert_metric(f, "tapmesh_collect_sources_live 1\n");
+    /* fed now: it holds the merge again */
+    s_progress(f, "flooder", WIRE_HEARTBEAT, "f1", 1, 5, 0, 1100);
+    const uint64_t a1[] = {20};
+    s_batch(f, "pa", "a", 1, 1, 20, a1, 1, 1100);
+    assert_int_equal(s_pass(f, 1200), 0);
+    s_assert_metric(f, "tapmesh_collect_sources_live 2\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1376,6 +1554,11 @@ int main(void)
         cmocka_unit_test(test_full_output_cut_back),
         cmocka_unit_test(test_full_journal_output_agrees),
         cmocka_unit_test_setup_teardown(test_identity_spoof, s_setup_trust, s_teardown),
+        cmocka_unit_test_setup_teardown(test_flood_one_peer, s_setup_limits, s_teardown),
+        cmocka_unit_test_setup_teardown(test_hello_only_holds_briefly, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_flood_eviction, s_setup_per_peer_8, s_teardown),
+        cmocka_unit_test_setup_teardown(test_flood_never_unacknowledged, s_setup_per_peer_8,
+                                        s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

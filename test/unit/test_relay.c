@@ -6,9 +6,10 @@
  * capture). Covers each fan-out mode with a next hop down and back, a hop
  * that stops acknowledging, the acknowledgements owed (all hops, one hop,
  * every part), resends, a full pending table, sources without HELLO, the
- * hop limit, malformed input, the timers in deadline order, and sources
- * bound to keys (a peer's key speaks only for its own node ids, a relay's
- * for any).
+ * hop limit, malformed input, the timers in deadline order, sources bound
+ * to keys (a peer's key speaks only for its own node ids, a relay's for
+ * any), and the flood limits (a peer's rate of new sources, its own limit,
+ * a full table; never a source with batches in flight).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -209,14 +210,20 @@ static void s_frames(frames_t *in, const char *peer, const wire_msg_t *m, const 
     snprintf(in->user_id, sizeof in->user_id, "%s", s_user);
 }
 
-/* From a source, as the ROUTER receives it: [PEER] [""] [command] [payload]. */
+/* From a source, as the ROUTER receives it: [peer] [""] [command] [payload]. */
+static void s_up_from(fixture_t *f, const char *peer, const wire_msg_t *m, const uint8_t *payload,
+                      size_t plen, int64_t now)
+{
+    frames_t in;
+    s_frames(&in, peer, m, payload, plen);
+    relay_on_upstream(f->r, &in, now);
+    frames_close(&in);
+}
+
 static void s_up(fixture_t *f, const wire_msg_t *m, const uint8_t *payload, size_t plen,
                  int64_t now)
 {
-    frames_t in;
-    s_frames(&in, PEER, m, payload, plen);
-    relay_on_upstream(f->r, &in, now);
-    frames_close(&in);
+    s_up_from(f, PEER, m, payload, plen, now);
 }
 
 /* From next hop `hop`, as its DEALER receives it: [PEER] [""] [command]. */
@@ -737,6 +744,112 @@ static void test_identity(void **state)
     assert_int_equal(s_metric(f, "tapmesh_relay_auth_failures_total", "reason=\"identity\""), 9);
 }
 
+/* ---- no lock-out by a flood ------------------------------------------------- */
+
+static int s_setup_limits(void **state)
+{
+    s_opts.max_sources_per_peer = 4;
+    s_opts.hello_rate = 10;
+    return s_setup(state);
+}
+
+/* HELLO of `source` from `peer`. */
+static void s_hello_of(fixture_t *f, const char *peer, const char *source, uint64_t epoch,
+                       int64_t now)
+{
+    wire_msg_init(&s_m, WIRE_HELLO, source, epoch);
+    s_m.hello.iface_count = 1;
+    s_m.hello.ifaces[0] = (wire_iface_t){.linktype = 1, .snaplen = 262144, .name = "eth0"};
+    s_up_from(f, peer, &s_m, NULL, 0, now);
+}
+
+/* BATCH seq 0 of `source` from `peer`, packets [from, from + 5). */
+static void s_batch_of(fixture_t *f, const char *peer, const char *source, uint64_t epoch,
+                       size_t from, int64_t now)
+{
+    size_t plen = s_make_payload(from, 5);
+    wire_msg_init(&s_m, WIRE_BATCH, source, epoch);
+    s_m.batch.parts = 1;
+    s_m.batch.watermark = s_ref[from + 4].ts;
+    s_m.batch.packet_count = 5;
+    s_m.batch.payload_len = (uint32_t)plen;
+    s_up_from(f, peer, &s_m, s_payload, plen, now);
+}
+
+/* 100 made-up sources at once from one peer: 10 go on (its allowance of
+ * HELLO_RATE_PER_PEER), the rest is dropped and counted; a second later, 10
+ * more. A real source of another peer goes on throughout. */
+static void test_flood_rate(void **state)
+{
+    fixture_t *f = *state;
+    char name[32];
+    for (int i = 0; i < 100; i++) {
+        snprintf(name, sizeof name, "flood-%d", i);
+        s_hello_of(f, "flooder", name, 1000 + (uint64_t)i, 0);
+    }
+    assert_int_equal(s_count(f, 0, 0, WIRE_HELLO), 10);
+    assert_int_equal(s_metric(f, "tapmesh_relay_sources_refused_total", "reason=\"hello_rate\""),
+                     90);
+    s_hello(f, 1);
+    s_batch(f, 0, 0, 1, 0, 10, 1);
+    assert_int_equal(s_count(f, 0, 0, WIRE_BATCH), 1);
+    size_t mark = f->nsent;
+    for (int i = 100; i < 200; i++) {
+        snprintf(name, sizeof name, "flood-%d", i);
+        s_hello_of(f, "flooder", name, 1000 + (uint64_t)i, 1000);
+    }
+    assert_int_equal(s_count(f, mark, 0, WIRE_HELLO), 10);
+    mark = f->nsent;
+    s_ack_from(f, 0, 0, 0, 1001);
+    uint64_t want[] = {0};
+    s_check_acked(f, mark, want, 1);
+    assert_int_equal(s_metric(f, "tapmesh_relay_acks_unknown_total", NULL), 0);
+}
+
+/* A peer at its limit (4) whose sources all have batches in flight gets no
+ * fifth: its messages are dropped and counted; once a batch is settled,
+ * that source makes room. MAX_SOURCES (16) full of sources with batches in
+ * flight: a new peer's source is refused; edge1, with a batch in flight
+ * among them, keeps its entry and its acknowledgement comes back. */
+static void test_flood_in_flight_kept(void **state)
+{
+    fixture_t *f = *state;
+    char name[32], peer[32];
+    s_hello(f, 0);
+    s_batch(f, 0, 0, 1, 0, 10, 0); /* edge1: a batch in flight */
+    for (int p = 0; p < 4; p++)
+        for (int i = 0; i < 4 - (p == 3); i++) {
+            snprintf(peer, sizeof peer, "peer-%d", p);
+            snprintf(name, sizeof name, "s-%d-%d", p, i);
+            s_hello_of(f, peer, name, 7, 0);
+            s_batch_of(f, peer, name, 7, (size_t)(p * 4 + i) * 5, 0);
+        }
+    assert_int_equal(s_count(f, 0, 0, WIRE_BATCH), 16);
+    /* peer-0 at its limit, all in flight */
+    size_t mark = f->nsent;
+    s_hello_of(f, "peer-0", "s-0-4", 7, 1000);
+    assert_int_equal(s_count(f, mark, 0, WIRE_HELLO), 0);
+    assert_int_equal(s_metric(f, "tapmesh_relay_sources_refused_total", "reason=\"peer_limit\""),
+                     1);
+    /* the table full, all in flight */
+    s_hello_of(f, "newcomer", "edge9", 7, 1000);
+    assert_int_equal(s_count(f, mark, 0, WIRE_HELLO), 0);
+    assert_int_equal(s_metric(f, "tapmesh_relay_sources_refused_total", "reason=\"full\""), 1);
+    /* edge1's batch settles and goes back to it */
+    s_ack_from(f, 0, 0, 0, 1001);
+    uint64_t want[] = {0};
+    s_check_acked(f, mark, want, 1);
+    /* s-0-0's batch settles: it makes room for peer-0's fifth */
+    wire_msg_init(&s_m, WIRE_ACK, "s-0-0", 7);
+    s_m.ack.count = 1;
+    s_m.ack.entries[0] = (wire_ack_entry_t){.seq = 0, .part = 0};
+    s_down(f, 0, &s_m, 1002);
+    mark = f->nsent;
+    s_hello_of(f, "peer-0", "s-0-4", 7, 1003);
+    assert_int_equal(s_count(f, mark, 0, WIRE_HELLO), 1);
+    assert_int_equal(s_metric(f, "tapmesh_relay_acks_unknown_total", NULL), 0);
+}
+
 int main(void)
 {
     s_default_opts();
@@ -753,6 +866,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_expiry_in_deadline_order, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_identity, s_setup_trust, s_teardown),
+        cmocka_unit_test_setup_teardown(test_flood_rate, s_setup_limits, s_teardown),
+        cmocka_unit_test_setup_teardown(test_flood_in_flight_kept, s_setup_limits, s_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     sample_free(&s_ref, s_nref);
