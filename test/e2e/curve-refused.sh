@@ -7,7 +7,8 @@
 # CURVE_ALLOWED_KEYS_DIR and a SIGHUP let it in; a directory that no longer
 # reads cleanly leaves the list as it was. Bad CURVE settings stop start-up
 # with status 2 and one line naming the variable; a relay bound without
-# CURVE beyond loopback warns and counts a plaintext endpoint.
+# CURVE beyond loopback warns and counts a plaintext endpoint. And
+# tapmesh-keygen writes what it is asked for, and nothing else.
 . "$(dirname "$0")/lib.sh"
 need curl ss
 KEYGEN=$BIN/keygen/tapmesh-keygen
@@ -18,6 +19,21 @@ for name in collect other-collect site-a stranger; do
 done
 cp "$k/site-a" "$WORK/allow/"
 "$TOOLS/gen-sample" "$WORK/in.pcap" 200 ether 5
+
+# tapmesh-keygen: the metadata asked for, the secret file 0600, the public
+# key printed; never an existing file overwritten; bad node ids refused
+pub=$("$KEYGEN" "$k/multi" --node-id edge1 --node-id 'site-*' 2>/dev/null) || fail "keygen --node-id twice"
+grep -q '^    node-id = "edge1,site-\*"$' "$k/multi" || fail "keygen metadata: $(cat "$k/multi")"
+grep -qF "public-key = \"$pub\"" "$k/multi" || fail "keygen printed another key than it wrote"
+[ "$(stat -c %a "$k/multi_secret")" = 600 ] || fail "the secret certificate is not 0600"
+"$KEYGEN" "$k/relayk" --relay >/dev/null 2>&1 && grep -q '^    role = "relay"$' "$k/relayk" ||
+    fail "keygen --relay"
+rc=0; "$KEYGEN" "$k/multi" >/dev/null 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "keygen over an existing certificate exited $rc"
+rc=0; "$KEYGEN" "$k/bad" --node-id 'edge 1' >/dev/null 2>&1 || rc=$?
+[ "$rc" = 2 ] && [ ! -e "$k/bad" ] || fail "keygen with a bad node id exited $rc"
+rc=0; "$KEYGEN" "$k/both" --node-id a --relay >/dev/null 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "keygen --node-id --relay exited $rc"
 
 # expect_bad NAME BINARY PATTERN VAR=VALUE...: status 2, one line matching PATTERN
 expect_bad() {
