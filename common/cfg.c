@@ -88,10 +88,58 @@ static const char *s_type_hint(const cfg_row_t *row)
     return "TEXT";
 }
 
+static const char *s_utf8(const unsigned char *p, uint32_t *cp, size_t *len);
+
+/* --help's text is wrapped to this many columns. */
+#define S_HELP_WIDTH 80
+
+/* Writes `text` without its backquotes, its words wrapped at S_HELP_WIDTH
+ * columns, every line `indent` spaces in; ends with a newline. */
+static void s_wrap(FILE *out, const char *text, int indent)
+{
+    int col = 0;
+    const char *p = text;
+    for (;;) {
+        while (*p == ' ' || *p == '\n')
+            p++;
+        if (!*p)
+            break;
+        const char *w = p;
+        int width = 0;
+        for (; *p && *p != ' ' && *p != '\n'; p++)
+            if (*p != '`' && ((unsigned char)*p & 0xc0) != 0x80)
+                width++; /* a character, not a byte: UTF-8 continuations do not count */
+        if (col > 0 && col + 1 + width > S_HELP_WIDTH) {
+            fputc('\n', out);
+            col = 0;
+        }
+        if (col == 0)
+            col = fprintf(out, "%*s", indent, "");
+        else
+            col += fprintf(out, " ");
+        for (const char *q = w; q < p; q++)
+            if (*q != '`')
+                fputc(*q, out);
+        col += width;
+    }
+    if (col > 0)
+        fputc('\n', out);
+}
+
+/* Writes `text` without its backquotes, as it is otherwise. */
+static void s_plain(FILE *out, const char *text)
+{
+    for (; *text; text++)
+        if (*text != '`')
+            fputc(*text, out);
+}
+
 void cfg_help(FILE *out, const char *program, const char *summary, const cfg_row_t *rows,
               size_t nrows)
 {
-    fprintf(out, "Usage: %s [--setting VALUE]...\n%s\n\n", program, summary);
+    fprintf(out, "Usage: %s [--setting VALUE]...\n", program);
+    s_plain(out, summary);
+    fprintf(out, "\n\n");
     fprintf(out, "Every setting is read from its environment variable NAME, or from\n"
                  "TAPMESH_NAME, which wins over NAME; the flag of the same name overrides\n"
                  "both. Variables that look like a mistyped setting (DEVCE) and TAPMESH_*\n"
@@ -101,7 +149,7 @@ void cfg_help(FILE *out, const char *program, const char *summary, const cfg_row
         char flag[64];
         s_flag_name(r->env, flag, sizeof flag);
         fprintf(out, "  %s, --%s %s\n", r->env, flag, s_type_hint(r));
-        fprintf(out, "      %s\n", r->help);
+        s_wrap(out, r->help, 6);
         if (r->def && *r->def)
             fprintf(out, "      default: %s", r->def);
         else if (r->required)
@@ -112,7 +160,381 @@ void cfg_help(FILE *out, const char *program, const char *summary, const cfg_row
             fprintf(out, "; range %" PRId64 "..%" PRId64, r->min, r->max);
         fprintf(out, "\n");
     }
-    fprintf(out, "\n  --help      this text\n  --version   print the version\n");
+    fprintf(out, "\n  --help      this text\n  --version   print the version\n"
+                 "  --man       print the manual page (man -l FILE reads it)\n"
+                 "  --markdown  print the settings as a Markdown table (--markdown-shared:\n"
+                 "              those every program of the family has)\n");
+}
+
+/* ---- the manual page and the README's table ------------------------------ */
+
+/* How a piece of text is written as roff. */
+typedef enum {
+    S_ROFF_PROSE,    /* filled: a newline is a space; `literal` in bold */
+    S_ROFF_VERBATIM, /* lines kept (inside .nf); backquotes are text */
+    S_ROFF_PLAIN,    /* filled, backquotes dropped (a term already in bold) */
+} s_roff_mode_t;
+
+/* Writes one character (or UTF-8 sequence) at `p` as roff; returns how many
+ * bytes it took. Backslashes and hyphens escaped, and any character beyond
+ * ASCII as its glyph name, so that groff needs no input encoding. */
+static size_t s_roff_char(FILE *out, const char *p)
+{
+    uint32_t cp;
+    size_t len;
+    if (s_utf8((const unsigned char *)p, &cp, &len)) {
+        fputc('?', out); /* our own text: not expected */
+        return 1;
+    }
+    if (cp == '\\')
+        fputs("\\e", out);
+    else if (cp == '-')
+        fputs("\\-", out);
+    else if (cp >= 0x80)
+        fprintf(out, "\\[u%04" PRIX32 "]", cp);
+    else
+        fputc((int)cp, out);
+    return len;
+}
+
+/* Writes `text` as roff text, from the start of a line or within one, with
+ * no newline at the end. Prose: paragraphs (a blank line between them) are separated by
+ * `para` (.PP at the top level, .IP inside a list entry). A line never
+ * starts with a control character (. or ') that groff would take for a
+ * request. */
+static void s_roff(FILE *out, const char *text, s_roff_mode_t mode, const char *para)
+{
+    bool bol = true, bold = false;
+    const char *p = text;
+    if (mode != S_ROFF_VERBATIM)
+        while (*p == ' ' || *p == '\n')
+            p++;
+    while (*p) {
+        if (mode != S_ROFF_VERBATIM && *p == '\n') {
+            const char *q = p;
+            while (*q == '\n' || *q == ' ')
+                q++;
+            bool blank = memchr(p + 1, '\n', (size_t)(q - p - 1)) != NULL;
+            if (!*q)
+                break;
+            if (blank) {
+                if (bold) {
+                    fputs("\\fR", out);
+                    bold = false;
+                }
+                fprintf(out, "\n%s\n", para);
+                bol = true;
+            } else {
+                fputc(' ', out);
+            }
+            p = q;
+            continue;
+        }
+        if (mode == S_ROFF_VERBATIM && *p == '\n') {
+            fputc('\n', out);
+            bol = true;
+            p++;
+            continue;
+        }
+        if (mode != S_ROFF_VERBATIM && *p == '`') {
+            if (mode == S_ROFF_PROSE) {
+                fputs(bold ? "\\fR" : "\\fB", out);
+                bold = !bold;
+            }
+            p++;
+            continue;
+        }
+        if (bol && (*p == '.' || *p == '\''))
+            fputs("\\&", out);
+        bol = false;
+        p += s_roff_char(out, p);
+    }
+    if (bold)
+        fputs("\\fR", out);
+}
+
+/* A list of entries, each a .TP with its term in bold. */
+static void s_roff_items(FILE *out, const char *heading, const cfg_item_t *items)
+{
+    if (!items || !items->term)
+        return;
+    fprintf(out, ".SH %s\n", heading);
+    for (const cfg_item_t *it = items; it->term; it++) {
+        fputs(".TP\n\\fB", out);
+        s_roff(out, it->term, S_ROFF_PLAIN, ".IP");
+        fputs("\\fR\n", out);
+        s_roff(out, it->text, S_ROFF_PROSE, ".IP");
+        fputc('\n', out);
+    }
+}
+
+/* A flag's .TP entry under OPTIONS: "--name ARG" and what it does. */
+static void s_roff_flag(FILE *out, const char *flag, const char *arg, const char *text)
+{
+    fputs(".TP\n\\fB", out);
+    s_roff(out, flag, S_ROFF_PLAIN, ".IP");
+    fputs("\\fR", out);
+    if (arg) {
+        fputs(" \\fI", out);
+        s_roff(out, arg, S_ROFF_PLAIN, ".IP");
+        fputs("\\fR", out);
+    }
+    fputc('\n', out);
+    s_roff(out, text, S_ROFF_PROSE, ".IP");
+    fputc('\n', out);
+}
+
+/* What a row's values look like, in words. */
+static void s_type_words(FILE *out, const cfg_row_t *r)
+{
+    switch (r->type) {
+    case CFG_INT: {
+        char range[64]; /* a minus sign is \- in roff, not a hyphen */
+        snprintf(range, sizeof range, "integer from %" PRId64 " to %" PRId64, r->min, r->max);
+        for (const char *c = range; *c;)
+            c += s_roff_char(out, c);
+        return;
+    }
+    case CFG_BOOL:
+        fputs("boolean: true or false (also yes/no, on/off, 1/0)", out);
+        return;
+    case CFG_ENUM:
+        fputs("one of ", out);
+        for (const char *c = r->choices; *c; c++) {
+            if (*c == '|')
+                fputs(", ", out);
+            else
+                s_roff_char(out, c);
+        }
+        return;
+    case CFG_NAME:
+        fputs("a name of 1 to 64 letters, digits, dots, underscores and hyphens", out);
+        return;
+    case CFG_ENDPOINT:
+        fputs("ZeroMQ endpoint: tcp://HOST:PORT, ipc://PATH or inproc://NAME", out);
+        return;
+    case CFG_ENDPOINTS:
+        fputs("ZeroMQ endpoints, comma\\-separated", out);
+        return;
+    case CFG_ADDRPORT:
+        fputs("HOST:PORT, :PORT or [V6]:PORT; empty turns it off", out);
+        return;
+    case CFG_FILE:
+        fputs("a readable file, or \\- for standard input", out);
+        return;
+    case CFG_DIR:
+        fputs("an existing writable directory", out);
+        return;
+    case CFG_PATH:
+        fputs("a path", out);
+        return;
+    case CFG_TEXT:
+        fprintf(out, "text: at most %d bytes of UTF\\-8 without control characters", WIRE_TEXT_MAX);
+        return;
+    case CFG_STR:
+        break;
+    }
+    fputs("text", out);
+}
+
+/* The first sentence of `text`, without its full stop: a NAME line for a
+ * page that gives no purpose. */
+static void s_first_sentence(FILE *out, const char *text)
+{
+    const char *end = text;
+    while (*end && !(end[0] == '.' && (end[1] == ' ' || end[1] == '\n' || !end[1])))
+        end++;
+    char *copy = strndup(text, (size_t)(end - text));
+    if (copy) {
+        for (char *c = copy; *c; c++)
+            if (*c == '\n')
+                *c = ' ';
+        s_roff(out, copy, S_ROFF_PLAIN, ".PP");
+        free(copy);
+    }
+}
+
+/* "tapmesh-relay(8), tcpdump(8)" as .BR lines. */
+static void s_roff_see_also(FILE *out, const char *list)
+{
+    fputs(".SH SEE ALSO\n", out);
+    const char *p = list;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        const char *end = comma ? comma : p + strlen(p);
+        const char *paren = memchr(p, '(', (size_t)(end - p));
+        const char *name_end = paren ? paren : end;
+        fputs(".BR ", out);
+        for (const char *c = p; c < name_end;)
+            c += s_roff_char(out, c);
+        fprintf(out, " \"%.*s%s\"\n", (int)(end - name_end), name_end, comma ? "," : "");
+        p = end;
+        while (*p == ',' || *p == ' ')
+            p++;
+    }
+}
+
+void cfg_man(FILE *out, const cfg_page_t *page, const cfg_row_t *rows, size_t nrows)
+{
+    int section = page->section > 0 ? page->section : 1;
+    fprintf(out,
+            ".\\\" %s(%d): made by `%s --man` from its table of settings and its page\n"
+            ".\\\" (cfg_page_t); change those, not this file.\n",
+            page->program, section, page->program);
+    fputs(".TH \"", out);
+    for (const char *c = page->program; *c; c++) {
+        char up[2] = {(char)toupper((unsigned char)*c), '\0'};
+        s_roff_char(out, up);
+    }
+    fprintf(out, "\" %d \"\" \"tapmesh %s\" \"tapmesh manual\"\n", section, TAPMESH_VERSION);
+    fputs(".ad l\n.nh\n.SH NAME\n", out);
+    for (const char *c = page->program; *c;)
+        c += s_roff_char(out, c);
+    fputs(" \\- ", out);
+    if (page->purpose)
+        s_roff(out, page->purpose, S_ROFF_PLAIN, ".PP");
+    else
+        s_first_sentence(out, page->summary ? page->summary : "");
+    fputc('\n', out);
+
+    fputs(".SH SYNOPSIS\n.B ", out);
+    for (const char *c = page->program; *c;)
+        c += s_roff_char(out, c);
+    fputc('\n', out);
+    s_roff(out, page->synopsis ? page->synopsis : "[--setting VALUE]...", S_ROFF_PLAIN, ".PP");
+    fputc('\n', out);
+
+    fputs(".SH DESCRIPTION\n", out);
+    if (page->summary) {
+        s_roff(out, page->summary, S_ROFF_PROSE, ".PP");
+        fputc('\n', out);
+    }
+    if (page->description) {
+        fputs(".PP\n", out);
+        s_roff(out, page->description, S_ROFF_PROSE, ".PP");
+        fputc('\n', out);
+    }
+
+    fputs(".SH OPTIONS\n", out);
+    if (nrows > 0)
+        s_roff_flag(out, "--setting", "VALUE",
+                    "Every setting under ENVIRONMENT is also a flag: its name in lower case "
+                    "with - for _ (`BATCH_MAX_BYTES`: `--batch-max-bytes`), as `--name VALUE` "
+                    "or `--name=VALUE`. A flag overrides the environment. A boolean flag "
+                    "without a value means true.");
+    for (const cfg_item_t *it = page->options; it && it->term; it++) {
+        const char *space = strchr(it->term, ' ');
+        char *flag = space ? strndup(it->term, (size_t)(space - it->term)) : NULL;
+        s_roff_flag(out, flag ? flag : it->term, flag ? space + 1 : NULL, it->text);
+        free(flag);
+    }
+    s_roff_flag(out, "--help", NULL,
+                nrows > 0 ? "Print the usage and every setting, and exit."
+                          : "Print the usage, and exit.");
+    s_roff_flag(out, "--version", NULL, "Print the version, and exit.");
+    s_roff_flag(out, "--man", NULL, "Print this manual page, and exit.");
+    if (nrows > 0) {
+        s_roff_flag(out, "--markdown", NULL,
+                    "Print the settings of this program as a Markdown table, as in the "
+                    "README, and exit.");
+        if (page->nshared > 0)
+            s_roff_flag(out, "--markdown-shared", NULL,
+                        "The same for the settings every tapmesh service has.");
+    }
+
+    if (nrows > 0) {
+        fputs(".SH ENVIRONMENT\n", out);
+        s_roff(out,
+               "Every setting is read from its environment variable `NAME`, or from "
+               "`TAPMESH_NAME`, which wins over `NAME` even when set empty; the flag of the "
+               "same name overrides both. A bad value stops start-up with one line on standard "
+               "error naming the variable and the value. At start-up, a variable within two "
+               "edits of a setting's name (one for names of 4 or 5 characters) and a "
+               "`TAPMESH_*` variable that is no setting are logged as warnings.",
+               S_ROFF_PROSE, ".PP");
+        fputc('\n', out);
+    }
+    for (size_t i = 0; i < nrows; i++) {
+        const cfg_row_t *r = &rows[i];
+        char flag[64];
+        s_flag_name(r->env, flag, sizeof flag);
+        fputs(".TP\n\\fB", out);
+        s_roff(out, r->env, S_ROFF_PLAIN, ".IP");
+        fputs("\\fR, \\fB\\-\\-", out);
+        s_roff(out, flag, S_ROFF_PLAIN, ".IP");
+        fputs("\\fR \\fI", out);
+        s_roff(out, s_type_hint(r), S_ROFF_PLAIN, ".IP");
+        fputs("\\fR\n", out);
+        s_roff(out, r->help, S_ROFF_PROSE, ".IP");
+        fputs("\n.br\n", out);
+        if (r->def && *r->def) {
+            fputs("Default: \\fB", out);
+            for (const char *c = r->def; *c;)
+                c += s_roff_char(out, c);
+            fputs("\\fR.\n", out);
+        } else {
+            fputs(r->required ? "Required.\n" : "Default: unset.\n", out);
+        }
+        fputs(".br\nType: ", out);
+        s_type_words(out, r);
+        fputs(".\n", out);
+    }
+
+    s_roff_items(out, "EXIT STATUS", page->exit_status);
+    s_roff_items(out, "SIGNALS", page->signals);
+    s_roff_items(out, "FILES", page->files);
+    if (page->examples && page->examples->term) {
+        fputs(".SH EXAMPLES\n", out);
+        for (const cfg_item_t *it = page->examples; it->term; it++) {
+            fputs(".PP\n", out);
+            s_roff(out, it->term, S_ROFF_PROSE, ".PP");
+            fputs("\n.RS 4\n.nf\n", out);
+            s_roff(out, it->text, S_ROFF_VERBATIM, "");
+            fputs("\n.fi\n.RE\n", out);
+        }
+    }
+    if (page->see_also && *page->see_also)
+        s_roff_see_also(out, page->see_also);
+}
+
+/* Writes `text` as one Markdown table cell: `literals` kept as code, and
+ * what Markdown or a table would take for syntax escaped (| even in code:
+ * it would end the cell). `code`: all of it is within a code span. */
+static void s_md_cell(FILE *out, const char *text, bool code)
+{
+    for (const char *p = text; *p; p++) {
+        if (*p == '`')
+            code = !code;
+        if (*p == '|')
+            fputs("\\|", out);
+        else if (*p == '\n')
+            fputc(' ', out);
+        else if (!code && (*p == '\\' || *p == '*'))
+            fprintf(out, "\\%c", *p);
+        else if (!code && *p == '<')
+            fputs("&lt;", out);
+        else
+            fputc(*p, out);
+    }
+}
+
+void cfg_markdown(FILE *out, const cfg_row_t *rows, size_t nrows)
+{
+    fputs("| variable | default | meaning |\n|---|---|---|\n", out);
+    for (size_t i = 0; i < nrows; i++) {
+        const cfg_row_t *r = &rows[i];
+        fprintf(out, "| `%s` | ", r->env);
+        if (r->def && *r->def) {
+            fputc('`', out);
+            s_md_cell(out, r->def, true);
+            fputs("` ", out);
+        } else if (r->required) {
+            fputs("(required) ", out);
+        }
+        fputs("| ", out);
+        s_md_cell(out, r->help, false);
+        fputs(" |\n", out);
+    }
 }
 
 /* A node id travels as a wire name: one rule, the protocol's (ASCII, not
@@ -726,6 +1148,35 @@ cfg_result_t cfg_load(cfg_t **self_p, const char *program, const char *summary,
                       const cfg_row_t *rows, size_t nrows, int argc, char **argv, FILE *out,
                       char *err, size_t errlen)
 {
+    const cfg_page_t page = {.program = program, .section = 1, .summary = summary};
+    return cfg_load_page(self_p, &page, rows, nrows, argc, argv, out, err, errlen);
+}
+
+/* Answers an argument that asks the program about itself (--help, --man...)
+ * on `out`; false when `arg` is none of them. */
+static bool s_about(const char *arg, const cfg_page_t *page, const cfg_row_t *rows, size_t nrows,
+                    FILE *out)
+{
+    size_t nshared = page->nshared < nrows ? page->nshared : nrows;
+    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
+        cfg_help(out, page->program, page->summary ? page->summary : "", rows, nrows);
+    else if (strcmp(arg, "--version") == 0)
+        fprintf(out, "%s %s\n", page->program, TAPMESH_VERSION);
+    else if (strcmp(arg, "--man") == 0)
+        cfg_man(out, page, rows, nrows);
+    else if (strcmp(arg, "--markdown") == 0)
+        cfg_markdown(out, rows + nshared, nrows - nshared);
+    else if (strcmp(arg, "--markdown-shared") == 0)
+        cfg_markdown(out, rows, nshared);
+    else
+        return false;
+    return true;
+}
+
+cfg_result_t cfg_load_page(cfg_t **self_p, const cfg_page_t *page, const cfg_row_t *rows,
+                           size_t nrows, int argc, char **argv, FILE *out, char *err, size_t errlen)
+{
+    const char *program = page->program;
     *self_p = NULL;
     cfg_t *self = calloc(1, sizeof *self);
     if (!self)
@@ -759,14 +1210,7 @@ cfg_result_t cfg_load(cfg_t **self_p, const char *program, const char *summary,
     }
     for (int a = 1; a < argc; a++) {
         const char *arg = argv[a];
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-            cfg_help(out, program, summary, rows, nrows);
-            free(from);
-            cfg_destroy(&self);
-            return CFG_EXIT_HELP;
-        }
-        if (strcmp(arg, "--version") == 0) {
-            fprintf(out, "%s %s\n", program, TAPMESH_VERSION);
+        if (s_about(arg, page, rows, nrows, out)) {
             free(from);
             cfg_destroy(&self);
             return CFG_EXIT_HELP;

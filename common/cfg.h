@@ -9,7 +9,9 @@
  * over the plain NAME even when empty: generic names such as OUTPUT, FILTER
  * or DEVICE may be set for something else in a container's or a shell's
  * environment, and the prefixed name says "for tapmesh" without doubt. A
- * flag wins over both. `--help` prints the same table. A bad value is
+ * flag wins over both. `--help`, the manual page (`--man`, made at build
+ * time) and the README's tables (`--markdown`) are printed from the same
+ * table, so that none of them can drift from what is parsed. A bad value is
  * reported in one line that names the variable (TAPMESH_NAME when the value
  * came from there) and the value, control characters and bytes that are not
  * UTF-8 escaped (\n, \x01) and a long value cut ("..."); the caller exits
@@ -61,6 +63,10 @@ typedef enum {
     CFG_PATH,      /* a path to create, or "-" for standard output */
 } cfg_type_t;
 
+/* Text in a row's help and in a page (below) is plain prose with one mark:
+ * `backquotes` around a literal (a value, a setting's name, a command).
+ * --help shows it without the quotes, the manual page in bold, the Markdown
+ * table as code. */
 typedef struct {
     const char *env;     /* environment variable */
     cfg_type_t type;     /* how the value is checked */
@@ -68,17 +74,55 @@ typedef struct {
     int64_t min, max;    /* CFG_INT only */
     const char *choices; /* CFG_ENUM only: "first|mixed" */
     bool required;       /* start-up fails when unset and no default */
-    const char *help;    /* one sentence or two */
+    const char *help;    /* what it does, for --help, the manual and the README */
 } cfg_row_t;
+
+/* One entry of a list on a manual page: a term (an exit status, a signal,
+ * a file) and what it means. A list ends with an entry whose term is NULL. */
+typedef struct {
+    const char *term;
+    const char *text;
+} cfg_item_t;
+
+/* What a program says about itself besides its settings: --help's summary
+ * and the rest of its manual page (cfg_man). In `description`, a blank line
+ * separates paragraphs. Lists may be NULL. */
+typedef struct {
+    const char *program;           /* "tapmesh-capture" */
+    int section;                   /* 8: a service; 1: a command */
+    const char *purpose;           /* NAME's line: "capture packets and ..." */
+    const char *synopsis;          /* after the name; NULL: "[--setting VALUE]..." */
+    const char *summary;           /* --help's lines after Usage; the manual's first paragraph */
+    const char *description;       /* DESCRIPTION after the summary, or NULL */
+    const cfg_item_t *options;     /* arguments that are no setting (a command's), or NULL */
+    const cfg_item_t *exit_status; /* term: the status */
+    const cfg_item_t *signals;     /* term: the signals */
+    const cfg_item_t *files;       /* term: the file */
+    const cfg_item_t *examples;    /* term: what it shows; text: commands, shown as they are */
+    const char *see_also;          /* "tapmesh-relay(8), tcpdump(8)" */
+    /* The first `nshared` rows are the settings every program of the family
+     * has (tapmesh's SERVICE_ROWS): --markdown-shared prints those,
+     * --markdown the others. */
+    size_t nshared;
+} cfg_page_t;
 
 typedef struct cfg_t cfg_t;
 
 typedef enum { CFG_OK = 0, CFG_EXIT_HELP = 1, CFG_EXIT_ERROR = 2 } cfg_result_t;
 
 /* Reads `rows` from the environment, then from argv. On CFG_OK *self_p is a
- * new cfg_t the caller owns. On CFG_EXIT_HELP, help or the version went to
- * `out`. On CFG_EXIT_ERROR, `err` holds one line naming the variable and the
- * value, and the caller should exit with status 2. */
+ * new cfg_t the caller owns. On CFG_EXIT_HELP, what an argument asked for
+ * went to `out`: --help (or -h), --version, --man (cfg_man), --markdown or
+ * --markdown-shared (cfg_markdown of the program's own or its shared rows);
+ * none of them needs valid settings. On CFG_EXIT_ERROR, `err` holds one line
+ * naming the variable and the value, and the caller should exit with status
+ * 2. `page` (not copied) says what the program is; rows and page outlive the
+ * call. */
+cfg_result_t cfg_load_page(cfg_t **self_p, const cfg_page_t *page, const cfg_row_t *rows,
+                           size_t nrows, int argc, char **argv, FILE *out, char *err,
+                           size_t errlen);
+
+/* cfg_load_page with a page of only a program's name and summary. */
 cfg_result_t cfg_load(cfg_t **self_p, const char *program, const char *summary,
                       const cfg_row_t *rows, size_t nrows, int argc, char **argv, FILE *out,
                       char *err, size_t errlen);
@@ -98,9 +142,22 @@ bool cfg_bool(const cfg_t *self, const char *env);
 int cfg_enum(const cfg_t *self, const char *env);
 bool cfg_is_set(const cfg_t *self, const char *env);
 
-/* Prints the usage text built from the table. */
+/* Prints the usage text built from the table: every row with its flag,
+ * type, help (wrapped to 80 columns) and default. */
 void cfg_help(FILE *out, const char *program, const char *summary, const cfg_row_t *rows,
               size_t nrows);
+
+/* Prints the program's manual page (man(7) roff): NAME, SYNOPSIS,
+ * DESCRIPTION (summary and description), OPTIONS, ENVIRONMENT (every row:
+ * variable, flag, help, default, type), EXIT STATUS, SIGNALS, FILES,
+ * EXAMPLES and SEE ALSO, each where the page or the table has something
+ * for it. What it prints depends on nothing but its arguments (no date), so
+ * that a build makes the same page every time. */
+void cfg_man(FILE *out, const cfg_page_t *page, const cfg_row_t *rows, size_t nrows);
+
+/* Prints `rows` as a Markdown table, | variable | default | meaning |, one
+ * row per setting in table order (the README's tables are made with it). */
+void cfg_markdown(FILE *out, const cfg_row_t *rows, size_t nrows);
 
 /* Checks one endpoint; returns 0 or -EINVAL with the reason in `why`. */
 int cfg_endpoint_check(const char *text, char *why, size_t whylen);

@@ -269,16 +269,21 @@ static void s_curve_finish(service_t *svc)
     }
 }
 
-bool service_start(service_t *svc, const char *program, const char *service, const char *summary,
+/* The shared rows are counted by hand in SERVICE_NROWS: checked here. */
+_Static_assert(sizeof((cfg_row_t[]){SERVICE_ROWS("")}) / sizeof(cfg_row_t) == SERVICE_NROWS,
+               "SERVICE_NROWS counts the rows of SERVICE_ROWS");
+
+bool service_start(service_t *svc, const char *service, const cfg_page_t *page,
                    const cfg_row_t *rows, size_t nrows, int argc, char **argv, int *status)
 {
+    const char *program = page->program;
     memset(svc, 0, sizeof *svc);
     svc->program = program;
     svc->service = service;
     svc->m_plaintext = -1;
     char err[1024];
     cfg_result_t r =
-        cfg_load(&svc->cfg, program, summary, rows, nrows, argc, argv, stdout, err, sizeof err);
+        cfg_load_page(&svc->cfg, page, rows, nrows, argc, argv, stdout, err, sizeof err);
     if (r == CFG_EXIT_HELP) {
         *status = 0;
         return false;
@@ -511,8 +516,7 @@ int service_main(const service_def_t *def, void *app, int argc, char **argv)
 {
     service_t svc; /* lives as long as the app runs: setup keeps a pointer */
     int status;
-    if (!service_start(&svc, def->program, def->service, def->summary, def->rows, def->nrows, argc,
-                       argv, &status))
+    if (!service_start(&svc, def->service, def->page, def->rows, def->nrows, argc, argv, &status))
         return status;
     status = def->setup(app, &svc);
     if (status == 0)

@@ -66,12 +66,20 @@ typedef struct {
 
 /* Rows every service has: LOG_LEVEL, METRICS_ADDRPORT (default given),
  * NODE_ID (default: the host name), and the CURVE settings (above). Expand
- * inside a service's table. */
+ * at the top of a service's table; its page's nshared is SERVICE_NROWS, so
+ * that --markdown-shared prints these and --markdown the service's own. */
+#define SERVICE_NROWS 6
 #define SERVICE_ROWS(metrics_default)                                                              \
-    {"NODE_ID", CFG_NAME,                                                                          \
-     NULL,      0,                                                                                 \
-     0,         NULL,                                                                              \
-     false,     "This node's id in HELLO, hop records and IDB names (default: the host name)."},   \
+    {"NODE_ID",                                                                                    \
+     CFG_NAME,                                                                                     \
+     NULL,                                                                                         \
+     0,                                                                                            \
+     0,                                                                                            \
+     NULL,                                                                                         \
+     false,                                                                                        \
+     "This node's id: a capture agent's source id (in HELLO and in the output's interface "        \
+     "names, `node/interface`), a relay's name in hop records (unset: the host name, up to its "   \
+     "first dot)."},                                                                               \
         {"METRICS_ADDRPORT",                                                                       \
          CFG_ADDRPORT,                                                                             \
          metrics_default,                                                                          \
@@ -79,12 +87,12 @@ typedef struct {
          0,                                                                                        \
          NULL,                                                                                     \
          false,                                                                                    \
-         "Where GET /metrics listens (HOST:PORT or :PORT; 127.0.0.1:PORT keeps it on this "        \
-         "host); empty turns it off."},                                                            \
+         "Where `GET /metrics` (Prometheus text format) and `GET /healthz` listen: `HOST:PORT` "   \
+         "or `:PORT`; `127.0.0.1:PORT` keeps them on this host; empty turns both off."},           \
         {"LOG_LEVEL", CFG_ENUM,                                                                    \
          "info",      0,                                                                           \
          0,           "error|warn|info|debug",                                                     \
-         false,       "Lowest level logged to stderr."},                                           \
+         false,       "Lowest level logged; logs go to standard error, one line per event."},      \
         {"CURVE_SECRET_KEY_FILE",                                                                  \
          CFG_STR,                                                                                  \
          "",                                                                                       \
@@ -92,9 +100,9 @@ typedef struct {
          0,                                                                                        \
          NULL,                                                                                     \
          false,                                                                                    \
-         "CurveZMQ: this service's own certificate, the secret file tapmesh-keygen writes "        \
-         "(PATH_secret). Setting any CURVE_* turns encryption and authentication on for every "    \
-         "connection of this service (unset: plaintext)."},                                        \
+         "CurveZMQ: this service's own certificate, the secret file `tapmesh-keygen` writes "      \
+         "(`PATH_secret`). Setting any `CURVE_*` turns encryption and authentication on for "      \
+         "every connection of this service (unset: plaintext)."},                                  \
         {"CURVE_SERVER_PUBLIC_KEY",                                                                \
          CFG_STR,                                                                                  \
          "",                                                                                       \
@@ -103,13 +111,13 @@ typedef struct {
          NULL,                                                                                     \
          false,                                                                                    \
          "CurveZMQ, capture and relay: the next hop's public key, 40 characters of Z85 or the "    \
-         "path of its public certificate; with several RELAY_ENDPOINTs one for all, or one per "   \
+         "path of its public certificate; with several `RELAY_ENDPOINT`s one for all, or one per " \
          "endpoint, comma-separated, in the same order."},                                         \
     {                                                                                              \
         "CURVE_ALLOWED_KEYS_DIR", CFG_STR, "", 0, 0, NULL, false,                                  \
             "CurveZMQ, relay and collect: a directory of the public certificates allowed to "      \
             "connect; each one's metadata names the node ids its holder may speak for "            \
-            "(node-id) or makes it a relay (role = relay). Read again on SIGHUP."                  \
+            "(`node-id`) or makes it a relay (`role = relay`). Read again on SIGHUP."              \
     }
 
 typedef struct service_curve_t service_curve_t;
@@ -132,10 +140,11 @@ typedef struct {
 } service_t;
 
 /* Parses the table, sets up logging, signals and czmq, and starts the
- * metrics server. Returns true with *svc filled when the service should
- * run; false with *status set to the exit status (0 after --help, 2 for a
- * bad setting, 1 for a run-time failure), having printed why. */
-bool service_start(service_t *svc, const char *program, const char *service, const char *summary,
+ * metrics server. `page` names the program and says what it does (--help,
+ * --man). Returns true with *svc filled when the service should run; false
+ * with *status set to the exit status (0 after --help or --man, 2 for a bad
+ * setting, 1 for a run-time failure), having printed why. */
+bool service_start(service_t *svc, const char *service, const cfg_page_t *page,
                    const cfg_row_t *rows, size_t nrows, int argc, char **argv, int *status);
 
 void service_finish(service_t *svc);
@@ -172,9 +181,8 @@ bool service_endpoint_local(const char *endpoint);
 
 /* What main() does in every service. */
 typedef struct {
-    const char *program; /* "tapmesh-capture" */
-    const char *service; /* "capture": the metrics' prefix */
-    const char *summary; /* --help's first lines */
+    const char *service;    /* "capture": the metrics' prefix */
+    const cfg_page_t *page; /* the program's name, --help's summary, the manual page */
     const cfg_row_t *rows;
     size_t nrows;
     /* Reads the settings into `app` and opens what it needs. Returns 0 to

@@ -34,35 +34,39 @@ static const char s_summary[] =
 static const cfg_row_t s_rows[] = {
     SERVICE_ROWS(":9710"),
     {"DEVICE", CFG_STR, "", 0, 0, NULL, false,
-     "Network interface to capture on (live capture), e.g. eth0."},
+     "Network interface to capture on (live capture), e.g. `eth0`."},
     {"READ_FILE", CFG_FILE, NULL, 0, 0, NULL, false,
-     "A pcap or pcapng capture file to send instead, any link type libpcap reads; - is "
-     "standard input."},
+     "A pcap or pcapng capture file to send instead, any link type libpcap reads; `-` is "
+     "standard input (`tcpdump -w - | READ_FILE=- tapmesh-capture`)."},
     {"FILTER", CFG_STR, "", 0, 0, NULL, false,
-     "BPF filter (tcpdump syntax), applied to the interface or the file."},
+     "BPF filter (tcpdump syntax), applied to the interface or the file; one that does not "
+     "compile stops start-up with libpcap's message."},
     {"SNAPLEN", CFG_INT, "262144", 1, 262144, NULL, false,
      "Bytes kept of each live packet (the default keeps jumbo frames whole)."},
     {"PROMISC", CFG_BOOL, "true", 0, 0, NULL, false, "Promiscuous mode on the interface."},
     {"IMMEDIATE_MODE", CFG_BOOL, "true", 0, 0, NULL, false,
      "Deliver each packet as it arrives instead of when the kernel's block fills."},
     {"PCAP_BUFFER_MB", CFG_INT, "32", 0, 4096, NULL, false,
-     "Kernel capture buffer in MiB (0: libpcap's default)."},
+     "Kernel capture buffer in MiB (`0`: libpcap's default)."},
     {"TSTAMP_TYPE", CFG_STR, "", 0, 0, NULL, false,
-     "Timestamp source: host, adapter, adapter_unsynced... where the NIC offers it "
-     "(default: host)."},
+     "Timestamp source: `host`, `adapter`, `adapter_unsynced`... where the NIC offers it; the "
+     "error names those it offers (unset: `host`)."},
     {"REPLAY_SPEED", CFG_INT, "0", 0, 1000, NULL, false,
-     "READ_FILE: 0 sends as fast as possible; N replays at N times the recorded pace."},
+     "`READ_FILE`: `0` sends as fast as possible; N replays at N times the recorded pace."},
     {"DLQ_REPLAY", CFG_BOOL, "true", 0, 0, NULL, false,
-     "READ_FILE is a tapmesh dead-letter file: send its batches again under their original "
-     "source, epoch and seq, so that a collector with its STATE_DIR writes each packet once "
-     "(false: read it as an ordinary capture)."},
+     "`READ_FILE` is a tapmesh dead-letter file: send its batches again under their original "
+     "source, epoch and seq, so that a collector with its `STATE_DIR` writes each packet once "
+     "(`false`: read it as an ordinary capture)."},
     {"RELAY_ENDPOINT", CFG_ENDPOINT, "tcp://127.0.0.1:5710", 0, 0, NULL, false,
      "ZeroMQ endpoint of the next hop (a relay or the collector) to connect to."},
     {"CAPTURE_OWN_TRAFFIC", CFG_BOOL, "false", 0, 0, NULL, false,
-     "DEVICE: also capture the agent's own connection to RELAY_ENDPOINT (by default the "
-     "filter leaves it out, so that the agent does not capture what it sends)."},
+     "`DEVICE`: also capture the agent's own connection to `RELAY_ENDPOINT` (by default the "
+     "filter leaves it out, as rpcapd does, so that the agent does not capture what it "
+     "sends). The filter in force is logged at start-up."},
     {"DESCRIPTION", CFG_TEXT, "", 0, 0, NULL, false,
-     "Free text about this source, carried into the output's interface description."},
+     "Free text about this source, carried into the output's interface description: up to "
+     "1024 bytes of UTF-8 without control characters (what the wire carries); anything else "
+     "stops start-up."},
     {"BATCH_MAX_BYTES", CFG_INT, "262144", 1024, 16777216, NULL, false,
      "A batch is sent once it holds this many bytes."},
     {"BATCH_MAX_DELAY_MS", CFG_INT, "100", 1, 60000, NULL, false,
@@ -76,20 +80,127 @@ static const cfg_row_t s_rows[] = {
      "A batch unacknowledged this long goes to the dead-letter file; also how long a "
      "stopping agent waits for acknowledgements."},
     {"STATE_DIR", CFG_PATH, "", 0, 0, NULL, false,
-     "READ_FILE: where the agent keeps its progress through the file, in step with the "
-     "acknowledgements, so that after a crash it continues its epoch where it stopped and "
-     "nothing is sent twice (created if missing; unset: a restart sends the file again)."},
+     "`READ_FILE` only: where the agent keeps its progress through the file "
+     "(`<node>.resume`), in step with what it sends and what is acknowledged. Killed and "
+     "started again with the same `NODE_ID`, `READ_FILE` and `STATE_DIR`, the agent continues "
+     "its epoch: what was in flight is built again from the file under its original seq (the "
+     "collector drops what it already has), nothing acknowledged is sent again, and a file "
+     "that went through is not sent again (remove the state file to send it again). The "
+     "state survives the agent being killed, not the host losing power. Created if missing; "
+     "unset, a restart is a new epoch that sends the file again from the start."},
     {"DLQ_DIR", CFG_PATH, "/var/lib/tapmesh/dlq", 0, 0, NULL, false,
-     "Directory for dead-letter pcapng files (created if missing)."},
+     "Directory for dead-letter pcapng files (created if missing): "
+     "`<node>-<UTC start time>-<8 random hex digits>.pcapng` (e.g. "
+     "`edge1-20250102T030405Z-3fa9c21b.pcapng`), mode 0600, never overwritten; the epoch is "
+     "not in the name, only inside the file."},
     {"RUN_AS_USER", CFG_STR, "", 0, 0, NULL, false,
-     "Once DEVICE or READ_FILE is open, run as this user (a name or a uid), in its primary "
-     "group alone; directories the agent creates are given to it. Every capability is "
-     "cleared after the open in any case (empty: stay the user that started the agent)."},
+     "Once `DEVICE` or `READ_FILE` is open, run as this user (a name or a uid): supplementary "
+     "groups cleared, its primary group, then its uid, checked (or exit 1). Directories the "
+     "agent creates (`DLQ_DIR`, `STATE_DIR` and missing parents) are given to that user; "
+     "existing ones must be writable by it (or exit 2, naming them). Every capability is "
+     "cleared after the open in any case, in every thread, and no_new_privs is set; reading "
+     "a file as root without `RUN_AS_USER` logs a warning (empty: stay the user that started "
+     "the agent)."},
     {"BUFFER_MAX_MB", CFG_INT, "64", 1, 65536, NULL, false,
      "Memory for batches not yet acknowledged; when full, reading pauses (a live interface's "
      "kernel buffer then fills and drops, counted)."},
     {"HEARTBEAT_MS", CFG_INT, "250", 50, 60000, NULL, false,
      "While idle, a heartbeat with the watermark is sent this often."},
+};
+
+static const cfg_item_t s_exit_status[] = {
+    {"0", "Every packet read was acknowledged (a file went through, or a stop found nothing "
+          "unacknowledged)."},
+    {"1", "Anything went to the dead-letter directory (unacknowledged for `RETRY_TIMEOUT_S`, "
+          "or refused by the collector, e.g. for its link type), or capture failed."},
+    {"2", "A bad setting, or an interface or file that cannot be opened: one line on standard "
+          "error names it."},
+    {NULL, NULL},
+};
+
+static const cfg_item_t s_signals[] = {
+    {"SIGTERM, SIGINT",
+     "Stop capturing, wait up to `RETRY_TIMEOUT_S` for the acknowledgements of what was sent, "
+     "dead-letter the rest and exit. A second one dead-letters the rest at once."},
+    {"SIGHUP", "Logged; the agent has nothing to read again."},
+    {"SIGPIPE", "Ignored."},
+    {NULL, NULL},
+};
+
+static const cfg_item_t s_files[] = {
+    {"DLQ_DIR/<node>-<UTC start time>-<8 hex digits>.pcapng",
+     "Dead letters: batches that stayed unacknowledged, as pcapng that tcpdump, tshark and "
+     "Wireshark read (one interface named `node/interface`, the packets with their original "
+     "timestamps, a comment on the first packet of each batch), mode 0600, never overwritten. "
+     "Each batch keeps its identity (source, epoch, seq, part) and whether the collector "
+     "refused it or only did not acknowledge it, in pcapng options other tools skip. Each "
+     "batch is synced to disk before the agent lets go of it."},
+    {"STATE_DIR/<node>.resume",
+     "With `READ_FILE`: the agent's progress through the file, mode 0600. Remove it to send "
+     "the file again."},
+    {NULL, NULL},
+};
+
+static const cfg_item_t s_examples[] = {
+    {"Capture on `eth0` and send to a site relay:",
+     "NODE_ID=edge1 DEVICE=eth0 FILTER='not port 22' \\\n"
+     "  RELAY_ENDPOINT=tcp://relay:5711 tapmesh-capture"},
+    {"Send a capture file at its recorded pace, with flags instead of variables:",
+     "tapmesh-capture --read-file trace.pcapng --replay-speed 1 \\\n"
+     "  --relay-endpoint tcp://collector:5710"},
+    {"Send what tcpdump captures, read from standard input:",
+     "tcpdump -i eth1 -U -w - | NODE_ID=edge1 READ_FILE=- \\\n"
+     "  RELAY_ENDPOINT=tcp://collector:5710 tapmesh-capture"},
+    {"Encrypted and authenticated (keys from `tapmesh-keygen`), as an unprivileged user:",
+     "NODE_ID=edge1 DEVICE=eth0 RUN_AS_USER=tapmesh \\\n"
+     "  CURVE_SECRET_KEY_FILE=/etc/tapmesh/edge1_secret \\\n"
+     "  CURVE_SERVER_PUBLIC_KEY=/etc/tapmesh/relay1 \\\n"
+     "  RELAY_ENDPOINT=tcp://relay:5711 tapmesh-capture"},
+    {"Replay dead letters into a collector that runs with its `STATE_DIR`:",
+     "cd /var/lib/tapmesh/dlq\n"
+     "READ_FILE=edge1-20250102T030405Z-3fa9c21b.pcapng \\\n"
+     "  RELAY_ENDPOINT=tcp://collector:5710 tapmesh-capture"},
+    {NULL, NULL},
+};
+
+static const cfg_page_t s_page = {
+    .program = "tapmesh-capture",
+    .section = 8,
+    .purpose = "capture packets and send them to a tapmesh relay or collector",
+    .summary = s_summary,
+    .description =
+        "tapmesh moves captured packets from many capture points to one analysis point over "
+        "ZeroMQ: whole, once, in timestamp order, with nanosecond timestamps. "
+        "`tapmesh-capture` is its capture agent: it reads packets with libpcap, from a live "
+        "interface (`DEVICE`, with a BPF `FILTER`) or from a pcap or pcapng file "
+        "(`READ_FILE`), batches them and sends them over a DEALER socket to the next hop, a "
+        "tapmesh-relay(8) or the tapmesh-collect(8) at the analysis host. The agent dials "
+        "out: receivers need no change when agents join.\n"
+        "\n"
+        "Every batch carries the agent's source id (`NODE_ID`), an epoch (64 random bits, new "
+        "whenever the agent starts afresh) and a sequence number. The agent keeps each batch "
+        "until the collector has written it and the acknowledgement has come back along the "
+        "same path; it sends it again after `ACK_TIMEOUT_MS` (then less and less often, and at "
+        "once when a broken connection comes back), and writes what stays unacknowledged for "
+        "`RETRY_TIMEOUT_S` to a dead-letter file in `DLQ_DIR`. Memory for unacknowledged "
+        "batches is bounded (`BUFFER_MAX_MB`): when it is full the agent stops reading, and "
+        "what the kernel then drops is counted. Started with `READ_FILE` set to a dead-letter "
+        "file, the agent sends those batches again under their original identity, so that a "
+        "collector with its `STATE_DIR` writes each packet exactly once.\n"
+        "\n"
+        "A live capture needs only the CAP_NET_RAW capability (CAP_NET_ADMIN for hardware "
+        "timestamps). Once its source is open, the agent clears every capability and, with "
+        "`RUN_AS_USER`, becomes that user.\n"
+        "\n"
+        "`GET /metrics` on `METRICS_ADDRPORT` answers in the Prometheus text format "
+        "(`tapmesh_capture_*`), `GET /healthz` is a liveness probe.",
+    .exit_status = s_exit_status,
+    .signals = s_signals,
+    .files = s_files,
+    .examples = s_examples,
+    .see_also = "tapmesh-relay(8), tapmesh-collect(8), tapmesh-keygen(1), tcpdump(8), "
+                "pcap-filter(7)",
+    .nshared = SERVICE_NROWS,
 };
 
 /* The loop passes at least this often (GET /healthz watches it). */
@@ -435,9 +546,8 @@ static void s_teardown(void *app)
 
 int main(int argc, char **argv)
 {
-    static const service_def_t def = {.program = "tapmesh-capture",
-                                      .service = "capture",
-                                      .summary = s_summary,
+    static const service_def_t def = {.service = "capture",
+                                      .page = &s_page,
                                       .rows = s_rows,
                                       .nrows = sizeof s_rows / sizeof *s_rows,
                                       .setup = s_setup,

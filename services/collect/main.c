@@ -29,42 +29,55 @@ static const cfg_row_t s_rows[] = {
     {"COLLECT_ENDPOINT", CFG_ENDPOINT, "tcp://*:5710", 0, 0, NULL, false,
      "ZeroMQ endpoint to bind; sources and relays connect to it."},
     {"OUTPUT", CFG_PATH, "-", 0, 0, NULL, false,
-     "Where the capture goes: - for standard output, or a file. With rotation or STATE_DIR "
-     "a pattern: strftime conversions and %i (the file's index) are expanded for each file, "
-     "and an index is added when the pattern has none; existing files are never overwritten."},
+     "Where the capture goes: `-` for standard output (refused when it is a terminal), or a "
+     "file. With rotation or `STATE_DIR` a pattern: strftime conversions and `%i` (the file's "
+     "index) are expanded for each file, and an index is added when the pattern has none; "
+     "existing files are never overwritten. A file appears only with its first interface "
+     "block in it: a collector that never had a source leaves no file. An existing FIFO or "
+     "device is written in place."},
     {"ROTATE_MB", CFG_INT, "0", 0, 1048576, NULL, false,
-     "Start a new output file once the current one holds this many MiB (0: never)."},
+     "Start a new output file once the current one holds this many MiB, like `tcpdump -C` "
+     "(`0`: never)."},
     {"ROTATE_S", CFG_INT, "0", 0, 31536000, NULL, false,
-     "Start a new output file this many seconds after the current one began (0: never)."},
+     "Start a new output file this many seconds after the current one began, like "
+     "`tcpdump -G`, also while idle: the new file starts with the header blocks and every "
+     "interface (`0`: never)."},
     {"STATE_DIR", CFG_PATH, "", 0, 0, NULL, false,
      "Directory for the delivery state, kept in step with the output, so that a collector "
-     "killed and started again writes no packet twice (created if missing; unset: none)."},
+     "killed and started again writes no packet twice and loses none: it starts a new file, "
+     "repairs the old one if the crash cut it, and removes it if no reader could open what is "
+     "left (created if missing; unset: none)."},
     {"FLUSH_MS", CFG_INT, "0", 0, 60000, NULL, false,
-     "Longest written packets wait in the output buffer (0: flushed after every pass)."},
+     "Longest written packets wait in the output buffer (`0`: flushed after every pass)."},
     {"ANNOTATE", CFG_ENUM, "none", 0, 0, "none|hops", false,
-     "hops: every packet's pcapng comment names the relays it came through, with their "
+     "`hops`: every packet's pcapng comment names the relays it came through, with their "
      "receive times."},
     {"MAX_BATCH_MB", CFG_INT, "64", 1, 64, NULL, false,
-     "Larger batches are dropped and counted (reason \"oversize\")."},
+     "Larger batches are dropped and counted (`reason=\"oversize\"`)."},
     {"OUTPUT_FORMAT", CFG_ENUM, "pcapng", 0, 0, "pcapng|pcap", false,
-     "pcapng, or classic pcap with nanosecond timestamps (one link type only)."},
+     "`pcapng`, or classic `pcap` with nanosecond timestamps (one link type only)."},
     {"LINKTYPE_POLICY", CFG_ENUM, "first", 0, 0, "first|mixed", false,
-     "first: the first link type is the output's, other sources are refused (tcpdump reads "
-     "the output); mixed: any link type (tshark, Wireshark)."},
+     "`first`: the first link type is the output's, and sources with another are refused "
+     "(counted; their agents dead-letter), so that tcpdump reads the output; `mixed`: any "
+     "link type in one pcapng (tshark, Wireshark; not tcpdump)."},
     {"MERGE_WINDOW_MS", CFG_INT, "5000", 0, 600000, NULL, false,
-     "Longest a packet waits for slower sources before it is written anyway (counted late)."},
+     "Longest a packet waits for slower sources before it is written anyway (counted late); "
+     "long enough for a relay restart (reconnect and resend); costs nothing while every "
+     "source flows."},
     {"SOURCE_IDLE_S", CFG_INT, "10", 1, 86400, NULL, false,
      "A source silent this long no longer holds the merge back."},
     {"STARTUP_WAIT_MS", CFG_INT, "1000", 0, 600000, NULL, false,
      "After start, nothing is written for this long, so that sources connecting meanwhile "
-     "(after a restart, all of them) are merged in timestamp order. With EXPECT_SOURCES: the "
-     "longest wait for the expected sources, counted from the first one's arrival."},
+     "(after a restart, all of them) are merged in timestamp order. With `EXPECT_SOURCES`: "
+     "the longest wait for the expected sources, counted from the first one's arrival."},
     {"EXPECT_SOURCES", CFG_STR, "", 0, 0, NULL, false,
-     "Sources to wait for before anything is written: a count (4: any four node ids) or a "
-     "comma-separated list of node ids (site1,site2; only these count). Writing starts the "
-     "moment they have all joined, or STARTUP_WAIT_MS after the first one did (unset: "
-     "STARTUP_WAIT_MS after the start). After a restart with STATE_DIR, the sources that were "
-     "sending are waited for as well, each up to SOURCE_IDLE_S."},
+     "Sources to wait for before anything is written: a count (`4`: any four node ids) or a "
+     "comma-separated list of node ids (`site1,site2`; only these count; one all-digit id is "
+     "written `17,`). Writing starts the moment they have all joined, or `STARTUP_WAIT_MS` "
+     "after the first one did (unset: `STARTUP_WAIT_MS` after the start); while it waits, "
+     "`MERGE_WINDOW_MS` forces nothing out (`MERGE_MAX_MB` still does). After a restart with "
+     "`STATE_DIR`, the sources that were sending are waited for as well, each up to "
+     "`SOURCE_IDLE_S`. Gauge `tapmesh_collect_expected_sources_missing`."},
     {"MERGE_MAX_MB", CFG_INT, "256", 1, 65536, NULL, false,
      "Memory for packets waiting in the merge; when full, the oldest are written at once."},
     {"MAX_SOURCES", CFG_INT, "4096", 1, 1000000, NULL, false,
@@ -78,9 +91,102 @@ static const cfg_row_t s_rows[] = {
      "peer."},
     {"HELLO_RATE_PER_PEER", CFG_INT, "100", 0, 1000000, NULL, false,
      "New sources one peer may announce a second (a burst of as many); beyond, their HELLOs "
-     "are refused and counted (0: no limit)."},
+     "are refused and counted (`0`: no limit)."},
     {"OUTPUT_BUFFER_KB", CFG_INT, "1024", 512, 1048576, NULL, false,
      "Output buffer; it is flushed after every pass of the loop that wrote."},
+};
+
+static const cfg_item_t s_exit_status[] = {
+    {"0", "Stopped by SIGTERM or SIGINT, having written and acknowledged what it held."},
+    {"1", "A write failed (the reader went away, the disk is full): one line names what "
+          "failed (`OUTPUT: <file>: No space left on device`, `STATE_DIR: <dir>/journal: ...`); "
+          "nothing more was acknowledged, so the agents still hold what was not written. Or "
+          "another failure while running (logged)."},
+    {"2", "A bad setting, standard output on a terminal, an output or `STATE_DIR` that cannot "
+          "be opened, or an endpoint that cannot be bound: one line on standard error names "
+          "it."},
+    {NULL, NULL},
+};
+
+static const cfg_item_t s_signals[] = {
+    {"SIGTERM, SIGINT", "Write what the merge holds, flush, acknowledge, and exit 0."},
+    {"SIGHUP",
+     "Read `CURVE_ALLOWED_KEYS_DIR` again (how many keys it allows is logged); a directory "
+     "that does not read cleanly leaves the list as it was (logged)."},
+    {"SIGPIPE", "Ignored: a reader that goes away (`tcpdump -c 100`) is an error of the next write "
+                "(EPIPE), which stops the collector with status 1."},
+    {NULL, NULL},
+};
+
+static const cfg_item_t s_files[] = {
+    {"OUTPUT",
+     "The capture, mode 0640 (the umask may take more away). A file appears whole: its first "
+     "blocks are written to an anonymous file that is then linked under its name. A write "
+     "that fails leaves the file cut back to its last whole block, so that `tcpdump -r` reads "
+     "it to the end."},
+    {"STATE_DIR/journal",
+     "The delivery state, mode 0600: what each output file holds, batch by batch. Leave the "
+     "output files where they are until the collector has been started again with its "
+     "`STATE_DIR`: the restart checks them."},
+    {"CURVE_ALLOWED_KEYS_DIR/*",
+     "Public certificates (tapmesh-keygen(1)) of the agents and relays allowed to connect."},
+    {NULL, NULL},
+};
+
+static const cfg_item_t s_examples[] = {
+    {"Collect on port 5710 and read the stream with tcpdump:",
+     "COLLECT_ENDPOINT='tcp://*:5710' tapmesh-collect | tcpdump -r - -nn"},
+    {"Watch it live in Wireshark:", "tapmesh-collect | wireshark -k -i -"},
+    {"Feed two tools at once:", "tapmesh-collect | tee >(tshark -r - -q -z conv,ip) \\\n"
+                                "  | tcpdump -r - -nn 'tcp port 443'"},
+    {"Files of at most an hour and 1 GiB each, kept in step across restarts, waiting for two "
+     "sites:",
+     "OUTPUT=/srv/capture/%Y%m%d-%H%M%S-%i.pcapng \\\n"
+     "  ROTATE_S=3600 ROTATE_MB=1024 STATE_DIR=/var/lib/tapmesh/collect \\\n"
+     "  EXPECT_SOURCES=site1,site2 tapmesh-collect"},
+    {"Encrypted: only the relay's key may connect:",
+     "mkdir allow && cp keys/relay1 allow/\n"
+     "CURVE_SECRET_KEY_FILE=keys/collect_secret \\\n"
+     "  CURVE_ALLOWED_KEYS_DIR=allow tapmesh-collect | tcpdump -r -"},
+    {NULL, NULL},
+};
+
+static const cfg_page_t s_page = {
+    .program = "tapmesh-collect",
+    .section = 8,
+    .purpose = "merge the packets of tapmesh sources into one pcapng stream",
+    .summary = s_summary,
+    .description =
+        "`tapmesh-collect` is the end of a tapmesh pipeline: a ROUTER socket bound at "
+        "`COLLECT_ENDPOINT`, to which capture agents (tapmesh-capture(8)) and relays "
+        "(tapmesh-relay(8)) connect. It acknowledges each batch once its packets are written "
+        "(handed to the operating system), drops duplicates by (source, epoch, sequence "
+        "number), reports gaps, and merges all sources into one stream ordered by capture "
+        "timestamp: a packet is written once every live source has said that nothing older "
+        "will follow (a watermark), or after `MERGE_WINDOW_MS` (then counted late). "
+        "Timestamps are never altered; their resolution is a nanosecond end to end.\n"
+        "\n"
+        "The output is pcapng (classic pcap on request) on standard output, or in files that "
+        "rotate by size or age. Each source's interface is an interface block named "
+        "`node/interface`. Every interface block of one output has the same snaplen and, "
+        "under `LINKTYPE_POLICY=first`, the same link type, so that tcpdump, tshark and "
+        "Wireshark all read it.\n"
+        "\n"
+        "With `STATE_DIR`, a journal kept in step with the output lets a collector killed at "
+        "any moment and started again write no packet twice and lose none. A write that fails "
+        "stops acknowledgements at once: what was not written stays with the agents, which "
+        "dead-letter it after their `RETRY_TIMEOUT_S`; replayed into the collector started "
+        "again with its `STATE_DIR`, every packet is written once.\n"
+        "\n"
+        "`GET /metrics` on `METRICS_ADDRPORT` answers in the Prometheus text format "
+        "(`tapmesh_collect_*`), `GET /healthz` is a liveness probe.",
+    .exit_status = s_exit_status,
+    .signals = s_signals,
+    .files = s_files,
+    .examples = s_examples,
+    .see_also = "tapmesh-capture(8), tapmesh-relay(8), tapmesh-keygen(1), tcpdump(8), "
+                "tshark(1), wireshark(1)",
+    .nshared = SERVICE_NROWS,
 };
 
 /* The loop passes at least this often (GET /healthz watches it). */
@@ -270,9 +376,8 @@ static void s_teardown(void *app)
 
 int main(int argc, char **argv)
 {
-    static const service_def_t def = {.program = "tapmesh-collect",
-                                      .service = "collect",
-                                      .summary = s_summary,
+    static const service_def_t def = {.service = "collect",
+                                      .page = &s_page,
                                       .rows = s_rows,
                                       .nrows = sizeof s_rows / sizeof *s_rows,
                                       .setup = s_setup,

@@ -9,6 +9,7 @@
  *
  * Existing files are never overwritten. The public key is printed.
  */
+#include "cfg.h"
 #include "trust.h"
 
 #include <czmq.h>
@@ -33,10 +34,74 @@ static void s_usage(FILE *out)
             "                        glob pattern (site1-*); repeat, or separate with commas\n"
             "  --relay               the holder is a relay: it may pass on any source that\n"
             "                        its own CURVE_ALLOWED_KEYS_DIR lets in\n"
-            "  --help, --version\n"
+            "  --help, --version, --man (the manual page)\n"
             "\n"
             "A collector's certificate needs neither. Existing files are not overwritten.\n");
 }
+
+static const cfg_item_t s_options[] = {
+    {"PATH", "Where the public certificate goes; the secret one goes to `PATH_secret`."},
+    {"--node-id ID|PATTERN",
+     "A node id the holder may send for (its `NODE_ID`), or a glob pattern (`site1-*`); "
+     "repeat it, or separate several with commas."},
+    {"--relay",
+     "The holder is a relay: it may pass on any source that its own `CURVE_ALLOWED_KEYS_DIR` "
+     "lets in."},
+    {NULL, NULL},
+};
+
+static const cfg_item_t s_exit_status[] = {
+    {"0", "Both files were written; the public key was printed."},
+    {"1", "`PATH` or `PATH_secret` exists (never overwritten), a file could not be written, or "
+          "this libzmq has no CURVE."},
+    {"2", "Bad arguments: no `PATH`, an invalid node id or pattern, or `--relay` with "
+          "`--node-id`."},
+    {NULL, NULL},
+};
+
+static const cfg_item_t s_files[] = {
+    {"PATH",
+     "The public certificate (czmq's zcert text format), with metadata `node-id` or `role = "
+     "relay`: goes into the `CURVE_ALLOWED_KEYS_DIR` of the services this one connects to, or "
+     "is the `CURVE_SERVER_PUBLIC_KEY` of those that connect to it."},
+    {"PATH_secret",
+     "The same with the secret key, mode 0600: this service's `CURVE_SECRET_KEY_FILE`. Keep it "
+     "on its host."},
+    {NULL, NULL},
+};
+
+static const cfg_item_t s_examples[] = {
+    {"Keys for an agent, a relay and a collector, and who allows whom:",
+     "tapmesh-keygen keys/edge1 --node-id edge1\n"
+     "tapmesh-keygen keys/relay1 --relay\n"
+     "tapmesh-keygen keys/collect\n"
+     "cp keys/edge1 allow-relay/\n"
+     "cp keys/relay1 allow-collect/"},
+    {"One certificate for every agent of a site:", "tapmesh-keygen keys/site1 --node-id 'site1-*'"},
+    {NULL, NULL},
+};
+
+static const cfg_page_t s_page = {
+    .program = "tapmesh-keygen",
+    .section = 1,
+    .purpose = "make a CurveZMQ certificate pair for a tapmesh service",
+    .synopsis = "PATH [--node-id ID|PATTERN]... [--relay]",
+    .summary = "Writes a CurveZMQ certificate pair in czmq's zcert format: `PATH`, the public "
+               "certificate, and `PATH_secret`, mode 0600, with the secret key. Prints the "
+               "public key.",
+    .description =
+        "Every tapmesh hop can be encrypted and authenticated with CurveZMQ: a service that "
+        "binds (tapmesh-relay(8), tapmesh-collect(8)) lets in only the keys in its "
+        "`CURVE_ALLOWED_KEYS_DIR`, and checks every message against its direct peer's "
+        "certificate. An agent's certificate names the node ids it may send for; a relay's "
+        "says it is a relay, which may pass on any source its own allow-list let in; a "
+        "collector's needs neither. Existing files are never overwritten.",
+    .options = s_options,
+    .exit_status = s_exit_status,
+    .files = s_files,
+    .examples = s_examples,
+    .see_also = "tapmesh-capture(8), tapmesh-relay(8), tapmesh-collect(8)",
+};
 
 int main(int argc, char **argv)
 {
@@ -47,6 +112,10 @@ int main(int argc, char **argv)
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0) {
             s_usage(stdout);
+            return 0;
+        }
+        if (strcmp(a, "--man") == 0) {
+            cfg_man(stdout, &s_page, NULL, 0);
             return 0;
         }
         if (strcmp(a, "--version") == 0) {

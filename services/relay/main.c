@@ -26,24 +26,26 @@ static const char s_summary[] =
 static const cfg_row_t s_rows[] = {
     SERVICE_ROWS(":9711"),
     {"COLLECT_ENDPOINT", CFG_ENDPOINT, "tcp://*:5711", 0, 0, NULL, false,
-     "ZeroMQ endpoint to bind; capture agents and relays connect to it."},
+     "ZeroMQ endpoint to bind; capture agents and other relays connect to it."},
     {"RELAY_ENDPOINT", CFG_ENDPOINTS, "tcp://127.0.0.1:5710", 0, 0, NULL, false,
      "Next hop(s) to connect to (relays or collectors), comma-separated, in order of "
      "preference."},
     {"FANOUT", CFG_ENUM, "failover", 0, 0, "failover|duplicate|flowhash", false,
-     "failover: one next hop at a time, the first that works; duplicate: every next hop "
-     "gets every batch; flowhash: packets split by a symmetric hash of their flow, so that "
-     "both directions of a conversation take the same next hop."},
+     "`failover`: one next hop at a time, the first that is connected and acknowledging (and "
+     "back to it when it returns); `duplicate`: every next hop gets every batch, acknowledged "
+     "upstream once all have it; `flowhash`: packets split by a symmetric hash of their flow "
+     "(addresses, protocol, ports), so that both directions of a conversation take the same "
+     "next hop; packets that are not IP take the first."},
     {"FILTER", CFG_STR, "", 0, 0, NULL, false,
      "BPF filter (tcpdump syntax): only matching packets are forwarded; the others count as "
      "delivered."},
     {"HOP_TIMEOUT_MS", CFG_INT, "10000", 100, 600000, NULL, false,
      "A next hop that has not acknowledged a batch for this long is passed over (failover) "
      "until it acknowledges again, reconnects, or 30 s have passed. Keep it above the "
-     "collector's MERGE_WINDOW_MS: a collector may hold acknowledgements that long while it "
+     "collector's `MERGE_WINDOW_MS`: a collector may hold acknowledgements that long while it "
      "waits for a slower source."},
     {"RETRY_TIMEOUT_S", CFG_INT, "10", 1, 86400, NULL, false,
-     "FANOUT=duplicate: a next hop that has not acknowledged a batch after this long is "
+     "`FANOUT=duplicate`: a next hop that has not acknowledged a batch after this long is "
      "counted as having lost it, and the batch is acknowledged upstream."},
     {"PENDING_MAX", CFG_INT, "65536", 16, 16777216, NULL, false,
      "Batches in flight tracked at once (beyond, batches are forwarded untracked)."},
@@ -57,7 +59,94 @@ static const cfg_row_t s_rows[] = {
      "refused (counted)."},
     {"HELLO_RATE_PER_PEER", CFG_INT, "100", 0, 1000000, NULL, false,
      "New sources one peer may announce a second (a burst of as many); beyond, their messages "
-     "are dropped and counted (0: no limit)."},
+     "are dropped and counted (`0`: no limit)."},
+};
+
+static const cfg_item_t s_exit_status[] = {
+    {"0", "Stopped by SIGTERM or SIGINT."},
+    {"1", "A failure while running (logged)."},
+    {"2", "A bad setting, a filter that does not compile, or an endpoint that cannot be bound "
+          "or connected: one line on standard error names it."},
+    {NULL, NULL},
+};
+
+static const cfg_item_t s_signals[] = {
+    {"SIGTERM, SIGINT",
+     "Stop at once. Nothing is lost: the agents keep every batch until it is acknowledged and "
+     "send what was in flight again, and the collector drops what it already has."},
+    {"SIGHUP",
+     "Read `CURVE_ALLOWED_KEYS_DIR` again (how many keys it allows is logged); a directory "
+     "that does not read cleanly leaves the list as it was (logged)."},
+    {"SIGPIPE", "Ignored."},
+    {NULL, NULL},
+};
+
+static const cfg_item_t s_files[] = {
+    {"CURVE_ALLOWED_KEYS_DIR/*",
+     "Public certificates (tapmesh-keygen(1)) of the agents and relays allowed to connect."},
+    {"CURVE_SECRET_KEY_FILE", "The relay's own certificate, with its secret key (mode 0600)."},
+    {NULL, NULL},
+};
+
+static const cfg_item_t s_examples[] = {
+    {"A site relay: agents connect to it on port 5711, it sends on to a core relay:",
+     "NODE_ID=site1 COLLECT_ENDPOINT='tcp://*:5711' \\\n"
+     "  RELAY_ENDPOINT=tcp://core:5711 tapmesh-relay"},
+    {"Cross a DMZ: agents inside connect to the relay in the DMZ, which alone reaches the "
+     "collector; encrypted on both sides, the agents' keys allowed in:",
+     "CURVE_SECRET_KEY_FILE=keys/dmz_secret CURVE_ALLOWED_KEYS_DIR=allow \\\n"
+     "  CURVE_SERVER_PUBLIC_KEY=keys/collect \\\n"
+     "  RELAY_ENDPOINT=tcp://analysis:5710 tapmesh-relay"},
+    {"Fail over to a second collector:",
+     "RELAY_ENDPOINT=tcp://collect-a:5710,tcp://collect-b:5710 \\\n"
+     "  tapmesh-relay"},
+    {"Feed two collectors (two tools) the same packets:",
+     "FANOUT=duplicate \\\n"
+     "  RELAY_ENDPOINT=tcp://ids:5710,tcp://archive:5710 tapmesh-relay"},
+    {"Scale out: three collectors, each writing its share of the flows:",
+     "FANOUT=flowhash \\\n"
+     "  RELAY_ENDPOINT=tcp://c0:5710,tcp://c1:5710,tcp://c2:5710 \\\n"
+     "  tapmesh-relay"},
+    {"Forward only DNS:", "FILTER='udp port 53' RELAY_ENDPOINT=tcp://dns:5710 tapmesh-relay"},
+    {"Read the allow-list again after adding a key:",
+     "cp keys/edge7 allow/ && kill -HUP $(pidof tapmesh-relay)"},
+    {NULL, NULL},
+};
+
+static const cfg_page_t s_page = {
+    .program = "tapmesh-relay",
+    .section = 8,
+    .purpose = "pass tapmesh batches on to the next hop and acknowledgements back",
+    .summary = s_summary,
+    .description =
+        "`tapmesh-relay` is a hop between capture agents (tapmesh-capture(8)) and the "
+        "collector (tapmesh-collect(8)): a ROUTER socket bound at `COLLECT_ENDPOINT` towards "
+        "its sources, which connect to it, and a DEALER socket per next hop in "
+        "`RELAY_ENDPOINT`. Relays chain: a site relay feeds a core relay, which feeds the "
+        "collector; any number of sources fan in. Each batch goes on with the relay's hop "
+        "record (its `NODE_ID` and the time it received the batch) appended, and each "
+        "acknowledgement goes back the way its batch came. One port carries data, "
+        "acknowledgements and heartbeats; the sources dial in, so that a firewall needs one "
+        "rule per hop.\n"
+        "\n"
+        "With several next hops, `FANOUT` chooses: failover (one at a time), duplicate (every "
+        "next hop gets every batch: two tools, or two sites) or flowhash (the flows split "
+        "among several collectors). A dead next hop is noticed within seconds (ZeroMQ "
+        "heartbeats) and passed over; the gauge `tapmesh_relay_next_hop_up` says which are "
+        "up. A `FILTER` passes on only the packets that match.\n"
+        "\n"
+        "A relay keeps no packets: it only remembers where to route acknowledgements. It may be "
+        "killed and restarted at any moment; the agents send again what was in flight and "
+        "the collector drops what it already has.\n"
+        "\n"
+        "`GET /metrics` on `METRICS_ADDRPORT` answers in the Prometheus text format "
+        "(`tapmesh_relay_*`), `GET /healthz` is a liveness probe.",
+    .exit_status = s_exit_status,
+    .signals = s_signals,
+    .files = s_files,
+    .examples = s_examples,
+    .see_also = "tapmesh-capture(8), tapmesh-collect(8), tapmesh-keygen(1), pcap-filter(7)",
+    .nshared = SERVICE_NROWS,
 };
 
 /* Messages read from one socket per pass at most, so that none starves. */
@@ -205,9 +294,8 @@ static void s_teardown(void *app)
 
 int main(int argc, char **argv)
 {
-    static const service_def_t def = {.program = "tapmesh-relay",
-                                      .service = "relay",
-                                      .summary = s_summary,
+    static const service_def_t def = {.service = "relay",
+                                      .page = &s_page,
                                       .rows = s_rows,
                                       .nrows = sizeof s_rows / sizeof *s_rows,
                                       .setup = s_setup,

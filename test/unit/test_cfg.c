@@ -1857,6 +1857,279 @@ static void test_version(void **state)
     s_run_free(&r);
 }
 
+/* ---- the manual page and the README's table --------------------------- */
+
+/* A table as a service's: two shared rows, then its own, with help that
+ * uses every mark and every character the writers must take care of. */
+static const cfg_row_t s_doc_rows[] = {
+    {"TT_NODE_ID", CFG_NAME, NULL, 0, 0, NULL, false, "This node's id (unset: the host name)."},
+    {"TT_LEVEL", CFG_ENUM, "info", 0, 0, "error|info", false, "Lowest level logged."},
+    {"TT_COUNT", CFG_INT, "42", -10, 1000, NULL, false,
+     "How many things; `0` means none, `-1` is refused."},
+    {"TT_PIPE", CFG_STR, "", 0, 0, NULL, false,
+     "Read with `tcpdump -w - | prog`; a*b <node> \\ back.\n.dot and 'quote at a line start; "
+     "caf\xc3\xa9 \xe2\x80\x94 done."},
+    {"TT_OUT", CFG_PATH, "-", 0, 0, NULL, false, "Where it goes."},
+    {"TT_BIND", CFG_ENDPOINT, "tcp://*:5710", 0, 0, NULL, false, "Bound."},
+};
+
+static const cfg_item_t s_doc_exit[] = {
+    {"0", "All went well."},
+    {"2", "A bad setting.\n\nA second paragraph."},
+    {NULL, NULL},
+};
+
+static const cfg_item_t s_doc_examples[] = {
+    {"Run it with `TT_COUNT`:", "TT_COUNT=3 prog \\\n  --tt-out file\n.hidden"},
+    {NULL, NULL},
+};
+
+static const cfg_page_t s_doc_page = {
+    .program = PROG,
+    .section = 8,
+    .purpose = "test the manual page",
+    .summary = "A test program.\nIt does `nothing`.",
+    .description = "First paragraph.\n\nSecond paragraph,\nover two lines.",
+    .exit_status = s_doc_exit,
+    .signals = (const cfg_item_t[]){{"SIGHUP", "Reads `TT_OUT` again."}, {NULL, NULL}},
+    .files = (const cfg_item_t[]){{"TT_OUT/state", "Kept."}, {NULL, NULL}},
+    .examples = s_doc_examples,
+    .see_also = "tapmesh-relay(8), tcpdump(8)",
+    .nshared = 2,
+};
+
+/* A stream into memory, for what a writer prints. */
+typedef struct {
+    char *text;
+    size_t len;
+    FILE *f;
+} s_mem_t;
+
+static FILE *s_mem_open(s_mem_t *m)
+{
+    memset(m, 0, sizeof *m);
+    m->f = open_memstream(&m->text, &m->len);
+    assert_non_null(m->f);
+    return m->f;
+}
+
+/* What was printed; the caller frees it. */
+static char *s_mem_close(s_mem_t *m)
+{
+    assert_int_equal(fclose(m->f), 0);
+    return m->text;
+}
+
+static void test_markdown(void **state)
+{
+    (void)state;
+    s_mem_t m;
+    cfg_markdown(s_mem_open(&m), s_doc_rows, NROWS(s_doc_rows));
+    char *md = s_mem_close(&m);
+    assert_string_equal(
+        md,
+        "| variable | default | meaning |\n"
+        "|---|---|---|\n"
+        "| `TT_NODE_ID` | | This node's id (unset: the host name). |\n"
+        "| `TT_LEVEL` | `info` | Lowest level logged. |\n"
+        "| `TT_COUNT` | `42` | How many things; `0` means none, `-1` is refused. |\n"
+        "| `TT_PIPE` | | Read with `tcpdump -w - \\| prog`; a\\*b &lt;node> \\\\ back. .dot and "
+        "'quote at a line start; caf\xc3\xa9 \xe2\x80\x94 done. |\n"
+        "| `TT_OUT` | `-` | Where it goes. |\n"
+        "| `TT_BIND` | `tcp://*:5710` | Bound. |\n");
+    free(md);
+}
+
+/* --markdown prints the program's own rows, --markdown-shared the first
+ * nshared; neither needs valid settings; both as cfg_markdown. */
+static void test_markdown_flags(void **state)
+{
+    (void)state;
+    s_setenv("TT_COUNT", "not-a-number");
+    static const char *const flags[] = {"--markdown", "--markdown-shared"};
+    for (size_t i = 0; i < NROWS(flags); i++) {
+        char *argv[] = {(char *)PROG, (char *)flags[i], NULL};
+        char err[256] = "";
+        cfg_t *cfg = (cfg_t *)(uintptr_t)0x1;
+        s_mem_t m;
+        cfg_result_t rc = cfg_load_page(&cfg, &s_doc_page, s_doc_rows, NROWS(s_doc_rows), 2, argv,
+                                        s_mem_open(&m), err, sizeof err);
+        char *out = s_mem_close(&m);
+        assert_int_equal(rc, CFG_EXIT_HELP);
+        assert_null(cfg);
+        if (i == 0)
+            cfg_markdown(s_mem_open(&m), s_doc_rows + 2, NROWS(s_doc_rows) - 2);
+        else
+            cfg_markdown(s_mem_open(&m), s_doc_rows, 2);
+        char *want = s_mem_close(&m);
+        assert_string_equal(out, want);
+        if (i == 0)
+            s_assert_lacks(out, "TT_NODE_ID");
+        else
+            s_assert_lacks(out, "TT_COUNT");
+        free(want);
+        free(out);
+    }
+}
+
+static void test_man(void **state)
+{
+    (void)state;
+    s_mem_t m;
+    cfg_man(s_mem_open(&m), &s_doc_page, s_doc_rows, NROWS(s_doc_rows));
+    char *man = s_mem_close(&m);
+    /* every line a request, a comment or text that groff takes as text */
+    s_assert_contains(man, ".TH \"TAPMESH\\-TEST\" 8 \"\" \"tapmesh " TAPMESH_VERSION
+                           "\" \"tapmesh manual\"\n");
+    s_assert_contains(man, "\n.SH NAME\ntapmesh\\-test \\- test the manual page\n");
+    s_assert_contains(man, "\n.SH SYNOPSIS\n.B tapmesh\\-test\n[\\-\\-setting VALUE]...\n");
+    /* the summary and the description, paragraphs kept, lines joined */
+    s_assert_contains(man, "\n.SH DESCRIPTION\nA test program. It does \\fBnothing\\fR.\n.PP\n"
+                           "First paragraph.\n.PP\nSecond paragraph, over two lines.\n");
+    /* every row: variable, flag, type; help; default; type in words */
+    s_assert_contains(man, "\n.TP\n\\fBTT_NODE_ID\\fR, \\fB\\-\\-tt\\-node\\-id\\fR \\fINAME\\fR\n"
+                           "This node's id (unset: the host name).\n.br\nDefault: unset.\n");
+    s_assert_contains(man, "\\fBTT_LEVEL\\fR, \\fB\\-\\-tt\\-level\\fR \\fIerror|info\\fR\n"
+                           "Lowest level logged.\n.br\nDefault: \\fBinfo\\fR.\n.br\n"
+                           "Type: one of error, info.\n");
+    s_assert_contains(man, "\\fBTT_COUNT\\fR, \\fB\\-\\-tt\\-count\\fR \\fIN\\fR\n"
+                           "How many things; \\fB0\\fR means none, \\fB\\-1\\fR is refused.\n"
+                           ".br\nDefault: \\fB42\\fR.\n.br\nType: integer from \\-10 to 1000.\n");
+    /* backslashes, hyphens and what is not ASCII escaped; a line never
+     * starts with . or ' (groff would take it for a request) */
+    s_assert_contains(man, "Read with \\fBtcpdump \\-w \\- | prog\\fR; a*b <node> \\e back. "
+                           ".dot and 'quote at a line start; caf\\[u00E9] \\[u2014] done.\n");
+    s_assert_contains(man, "\\fBTT_OUT\\fR, \\fB\\-\\-tt\\-out\\fR \\fIPATH\\fR\n");
+    s_assert_contains(man, "\n.SH OPTIONS\n.TP\n\\fB\\-\\-setting\\fR \\fIVALUE\\fR\n");
+    s_assert_contains(man, "\n.TP\n\\fB\\-\\-markdown\\-shared\\fR\n");
+    s_assert_contains(man, "\n.SH ENVIRONMENT\n");
+    /* lists: the term in bold, paragraphs within an entry as .IP */
+    s_assert_contains(man, "\n.SH EXIT STATUS\n.TP\n\\fB0\\fR\nAll went well.\n"
+                           ".TP\n\\fB2\\fR\nA bad setting.\n.IP\nA second paragraph.\n");
+    s_assert_contains(man, "\n.SH SIGNALS\n.TP\n\\fBSIGHUP\\fR\nReads \\fBTT_OUT\\fR again.\n");
+    s_assert_contains(man, "\n.SH FILES\n.TP\n\\fBTT_OUT/state\\fR\nKept.\n");
+    /* examples as they are, but for escapes */
+    s_assert_contains(man, "\n.SH EXAMPLES\n.PP\nRun it with \\fBTT_COUNT\\fR:\n.RS 4\n.nf\n"
+                           "TT_COUNT=3 prog \\e\n  \\-\\-tt\\-out file\n\\&.hidden\n.fi\n.RE\n");
+    s_assert_contains(man, "\n.SH SEE ALSO\n.BR tapmesh\\-relay \"(8),\"\n.BR tcpdump \"(8)\"\n");
+    /* no text line starts with a dot or a quote that is no request */
+    for (const char *line = man; *line; line = strchr(line, '\n') + 1) {
+        if (*line == '\'')
+            fail_msg("a line starts with a quote: %.40s", line);
+        if (*line == '.' && !strchr("\\TSPBRIabnfr", line[1]))
+            fail_msg("a text line starts with a dot: %.40s", line);
+        if (!strchr(line, '\n'))
+            fail_msg("the page does not end with a newline");
+    }
+    /* nothing outside ASCII: groff reads it whatever the locale */
+    for (const unsigned char *c = (const unsigned char *)man; *c; c++)
+        if (*c >= 0x80)
+            fail_msg("byte 0x%02x in the page at %.20s", *c, (const char *)c);
+    free(man);
+
+    /* the same from --man, whatever the environment holds */
+    s_setenv("TT_COUNT", "not-a-number");
+    char *argv[] = {(char *)PROG, (char *)"--man", NULL};
+    char err[256] = "";
+    cfg_t *cfg = (cfg_t *)(uintptr_t)0x1;
+    cfg_result_t rc = cfg_load_page(&cfg, &s_doc_page, s_doc_rows, NROWS(s_doc_rows), 2, argv,
+                                    s_mem_open(&m), err, sizeof err);
+    char *out = s_mem_close(&m);
+    assert_int_equal(rc, CFG_EXIT_HELP);
+    assert_null(cfg);
+    cfg_man(s_mem_open(&m), &s_doc_page, s_doc_rows, NROWS(s_doc_rows));
+    man = s_mem_close(&m);
+    assert_string_equal(out, man);
+    free(out);
+    free(man);
+}
+
+/* A page with no settings (a command such as tapmesh-keygen) and only what
+ * cfg_load knows: no ENVIRONMENT, no --markdown; NAME from the summary. */
+static void test_man_minimal(void **state)
+{
+    (void)state;
+    static const cfg_item_t options[] = {{"--relay", "A relay."}, {"PATH", "Where."}, {NULL, NULL}};
+    const cfg_page_t page = {.program = "tt-keygen",
+                             .section = 1,
+                             .purpose = "make keys",
+                             .synopsis = "PATH [--relay]",
+                             .summary = "Makes keys.",
+                             .options = options};
+    s_mem_t m;
+    cfg_man(s_mem_open(&m), &page, NULL, 0);
+    char *man = s_mem_close(&m);
+    s_assert_contains(man, ".TH \"TT\\-KEYGEN\" 1 ");
+    s_assert_contains(man, "\n.B tt\\-keygen\nPATH [\\-\\-relay]\n");
+    s_assert_contains(man, "\n.SH OPTIONS\n.TP\n\\fB\\-\\-relay\\fR\nA relay.\n"
+                           ".TP\n\\fBPATH\\fR\nWhere.\n");
+    s_assert_lacks(man, "ENVIRONMENT");
+    s_assert_lacks(man, "markdown");
+    s_assert_lacks(man, "\\-\\-setting");
+    s_assert_lacks(man, "EXIT STATUS");
+    free(man);
+
+    /* cfg_load's page: the NAME line is the summary's first sentence */
+    s_run_t r;
+    s_load(&r, s_rows, NROWS(s_rows), ARGV("--man"));
+    assert_int_equal(r.rc, CFG_EXIT_HELP);
+    s_assert_contains(r.out, "\n.SH NAME\ntapmesh\\-test \\- A test program\n");
+    s_assert_contains(r.out, "\\fBTT_COUNT\\fR, \\fB\\-\\-tt\\-count\\fR \\fIN\\fR\n");
+    s_run_free(&r);
+}
+
+/* --help: a long help wrapped within 80 columns, 6 spaces in, no word cut,
+ * backquotes gone; a word longer than a line stands alone. */
+static void test_help_wraps(void **state)
+{
+    (void)state;
+    static const char long_help[] =
+        "The `first` sentence is long enough to need wrapping, and the second one adds "
+        "several more words so that the help runs over three lines of the terminal, with a "
+        "caf\xc3\xa9 in it and "
+        "a_word_of_ninety_characters_that_fits_no_line_at_all_whatever_the_width_of_the_"
+        "terminal_is at the end.";
+    static const cfg_row_t rows[] = {{"TT_LONG", CFG_STR, "", 0, 0, NULL, false, long_help}};
+    s_mem_t m;
+    cfg_help(s_mem_open(&m), PROG, "Sum `mary`.", rows, 1);
+    char *help = s_mem_close(&m);
+    s_assert_contains(help, "\nSum mary.\n");
+    const char *at = strstr(help, "  TT_LONG, --tt-long TEXT\n");
+    assert_non_null(at);
+    at = strchr(at, '\n') + 1;
+    char joined[1024] = "";
+    int lines = 0;
+    while (strncmp(at, "      default:", 14) != 0) {
+        const char *end = strchr(at, '\n');
+        assert_non_null(end);
+        assert_memory_equal(at, "      ", 6);
+        assert_true(at[6] != ' ');
+        size_t chars = 0;
+        for (const char *c = at; c < end; c++)
+            chars += ((unsigned char)*c & 0xc0) != 0x80;
+        if (chars > 80 && strncmp(at + 6, "a_word_of", 9) != 0)
+            fail_msg("line of %zu characters: %.*s", chars, (int)(end - at), at);
+        if (*joined)
+            strcat(joined, " ");
+        strncat(joined, at + 6, (size_t)(end - at - 6));
+        lines++;
+        at = end + 1;
+    }
+    assert_true(lines >= 4);
+    char want[1024];
+    size_t n = 0;
+    for (const char *c = long_help; *c; c++)
+        if (*c != '`')
+            want[n++] = *c;
+    want[n] = '\0';
+    assert_string_equal(joined, want);
+    s_assert_contains(help, "\n      a_word_of_ninety_characters_that_fits_no_line_at_all_"
+                            "whatever_the_width_of_the_terminal_is\n");
+    s_assert_contains(help, "  --man ");
+    s_assert_contains(help, "  --markdown ");
+    free(help);
+}
+
 static void test_destroy_null(void **state)
 {
     (void)state;
@@ -1917,6 +2190,11 @@ int main(void)
         T(test_help_required_row),
         T(test_version),
         T(test_destroy_null),
+        T(test_markdown),
+        T(test_markdown_flags),
+        T(test_man),
+        T(test_man_minimal),
+        T(test_help_wraps),
 #undef T
     };
     return cmocka_run_group_tests_name("cfg", tests, s_group_setup, NULL);
