@@ -16,7 +16,11 @@
 # certificate, each next hop's public key is the one its secret
 # certificate holds, and each receiver's allow-list lets its senders in;
 # the relays' RELAY_ENDPOINT names every collector replica once, by its
-# stable name, and splits by flow when there are several.
+# stable name, and splits by flow when there are several. Then each
+# variant's pods run here as processes (collectors, a relay, an agent
+# reading a sample instead of DEVICE) with the rendered settings and
+# files, endpoints moved to loopback: every packet arrives once, and each
+# of the scale-out collectors writes a share.
 . "$(dirname "$0")/lib.sh"
 need python3
 python3 -c 'import yaml' 2>/dev/null || skip "python3-yaml is not installed"
@@ -41,6 +45,14 @@ for p in capture relay collect; do
     "$BIN/$p/tapmesh-$p" --help >"$WORK/help-$p.txt" || fail "tapmesh-$p --help"
 done
 log "rendering with $renderer"
+# loopback ports for the pods run below: 2 per pod, at most 5 pods a variant
+K8S_PORTS=
+for _ in $(seq 1 20); do
+    pick_port
+    K8S_PORTS="$K8S_PORTS $PORT"
+done
+"$TOOLS/gen-sample" "$WORK/in.pcap" 2000 ether 77
+K8S_PORTS=$K8S_PORTS K8S_SAMPLE=$WORK/in.pcap \
 python3 - "$WORK/k8s" "$WORK" "$renderer" <<'EOF' || fail "the manifests do not hold together (above)"
 import base64, fnmatch, glob, os, re, subprocess, sys
 import yaml
@@ -457,17 +469,167 @@ def check(name, docs):
     if reps > 1 and fanout != "flowhash":
         err(f"{name}: relay", f"{reps} collectors, FANOUT={fanout}: flowhash wanted (each collector its share)")
     print(f"{name}: {len(objs)} objects; {reps} collector(s), FANOUT={fanout}")
+    return {"objs": objs, "by_program": by_program, "resolve": resolve}
+
+
+# ---- a run plan: the pods' programs on this host ---------------------------
+# Each pod instance gets a directory per volume (Secrets written out, the
+# init containers' `install` steps done), its environment with the mount
+# paths moved there, endpoints and metrics on loopback ports, and the
+# capture agent reading SAMPLE (not DEVICE): the plan the shell starts.
+ports = iter(int(p) for p in os.environ["K8S_PORTS"].split())
+sample = os.environ["K8S_SAMPLE"]
+
+
+def plan(name, ctx):
+    out = os.path.join(work, "run", name.replace("/", "-"))
+    os.makedirs(out)
+    by_program, objs = ctx["by_program"], ctx["objs"]
+    insts = []  # (instance, workload, container)
+    for prog in ("tapmesh-collect", "tapmesh-relay", "tapmesh-capture"):
+        w, c = by_program[prog]
+        n = w["spec"].get("replicas", 1) if w["kind"] == "StatefulSet" else 1
+        insts += [(f"{w['metadata']['name']}-{i}", w, c) for i in range(n)]
+    data_port = {inst: next(ports) for inst, _, _ in insts}
+
+    def target(host):
+        """The instance a DNS name reaches: a Service's first pod, or a
+        StatefulSet pod by its stable name."""
+        svc = objs.get(("Service", host))
+        if svc:
+            sel = svc["spec"]["selector"]
+            for inst, w, _ in insts:
+                if all(w["spec"]["template"]["metadata"]["labels"].get(k) == v for k, v in sel.items()):
+                    return inst
+        m = re.fullmatch(r"([a-z0-9-]+-\d+)\.([a-z0-9-]+)", host)
+        if m and m.group(1) in data_port:
+            return m.group(1)
+        err(name, f"{host}: no pod of this plan answers to that name")
+        return insts[0][0]
+
+    with open(os.path.join(out, "plan"), "w") as planf:
+        for inst, w, c in insts:
+            pod = w["spec"]["template"]["spec"]
+            root = os.path.join(out, inst)
+            vols = {v["name"]: v for v in pod.get("volumes", [])}
+            for v in list(vols) + [t["metadata"]["name"] for t in w["spec"].get("volumeClaimTemplates", [])]:
+                os.makedirs(os.path.join(root, v))
+                if "secret" in vols.get(v, {}):
+                    data = objs[("Secret", vols[v]["secret"]["secretName"])]["data"]
+                    items = {i["path"]: i["key"] for i in vols[v]["secret"].get("items", [])} or {k: k for k in data}
+                    for path, key in items.items():
+                        with open(os.path.join(root, v, path), "w") as f:
+                            f.write(data[key])
+
+            def host(cont, path):
+                for m in sorted(cont.get("volumeMounts", []), key=lambda m: -len(m["mountPath"])):
+                    mp = m["mountPath"].rstrip("/")
+                    if path == mp or path.startswith(mp + "/"):
+                        return os.path.join(root, m["name"]) + path[len(mp):]
+                return None
+
+            for ic in pod.get("initContainers", []):
+                for step in " ".join(ic.get("command", []) + ic.get("args", [])).split("&&"):
+                    words = step.split()
+                    if words[:2] in (["sh", "-c"], ["bash", "-c"]):
+                        words = words[2:]
+                    if not words or words[0] != "install":
+                        continue
+                    mode = int(words[words.index("-m") + 1], 8) if "-m" in words else 0o755
+                    if "-d" in words:
+                        os.makedirs(host(ic, words[-1]), mode, exist_ok=True)
+                    else:
+                        with open(host(ic, words[-2])) as f:
+                            text = f.read()
+                        dst = host(ic, words[-1])
+                        with open(dst, "w") as f:
+                            f.write(text)
+                        os.chmod(dst, mode)
+            env = {}
+            for k, v in c["_env"].items():
+                h = host(c, v) if v.startswith("/") else None
+                env[k] = h if h else v
+            prog = os.path.basename(c["command"][0])
+            fp = c.get("_fieldref", {})
+            for k, path in fp.items():
+                env[k] = SAMPLE_NODE if path == "spec.nodeName" else inst
+            if "COLLECT_ENDPOINT" in env:
+                env["COLLECT_ENDPOINT"] = f"tcp://127.0.0.1:{data_port[inst]}"
+            if "RELAY_ENDPOINT" in env:
+                eps = []
+                for ep in env["RELAY_ENDPOINT"].split(","):
+                    h, _, _ = ep[len("tcp://"):].rpartition(":")
+                    eps.append(f"tcp://127.0.0.1:{data_port[target(h)]}")
+                env["RELAY_ENDPOINT"] = ",".join(eps)
+            metrics = next(ports)
+            env["METRICS_ADDRPORT"] = f"127.0.0.1:{metrics}"
+            if prog == "tapmesh-capture":
+                env.pop("DEVICE", None)
+                env["READ_FILE"] = sample
+            with open(os.path.join(out, inst + ".env"), "w") as f:
+                for k, v in sorted(env.items()):
+                    if "\n" in v:
+                        err(name, f"{inst}: {k} holds a newline")
+                    f.write(f"{k}={v}\n")
+            planf.write(f"{inst} {prog.split('-')[1]} {metrics}\n")
 
 
 for overlay in ("base", "overlays/scale-out"):
     docs = render(os.path.join(tree, overlay))
-    check(overlay, docs)
+    ctx = check(overlay, docs)
     sts = [x for x in docs if isinstance(x, dict) and x.get("kind") == "StatefulSet"]
     if overlay != "base" and sts and sts[0]["spec"].get("replicas", 1) < 2:
         err(overlay, "the scale-out overlay has fewer than two collectors")
+    if ctx and not errors:
+        plan(overlay, ctx)
 
 for e in errors:
     print(e)
 sys.exit(1 if errors else 0)
 EOF
+
+# The pods' programs for real, with the rendered settings and files:
+# collector(s), one relay, one capture agent reading the sample file. Every
+# packet that FILTER lets through arrives once, over CurveZMQ on both hops;
+# with several collectors, each writes a share and together they hold all.
+need tcpdump curl ss
+filter=$(grep '^FILTER=' "$WORK/run/base/capture-0.env" | cut -d= -f2-)
+tcpdump --time-stamp-precision=nano -r "$WORK/in.pcap" -w "$WORK/expected.pcap" "$filter" 2>/dev/null || fail "tcpdump -r with FILTER=$filter"
+for variant in base overlays-scale-out; do
+    dir=$WORK/run/$variant
+    outputs=()
+    while read -r inst prog mport; do
+        mapfile -t envs <"$dir/$inst.env"
+        start "$variant-$inst" "${envs[@]}" -- "$BIN/$prog/tapmesh-$prog"
+        if [ "$prog" = capture ]; then
+            expect_exit "$variant-$inst" 90 0
+        else
+            wait_listening "$mport" 15
+        fi
+        [ "$prog" = collect ] && outputs+=("$variant-$inst:$mport")
+    done <"$dir/plan"
+    files=()
+    for o in "${outputs[@]}"; do
+        name=${o%%:*}
+        stop "$name"
+        [ "$RC" = 0 ] || fail "$name exited $RC"
+        mine=("$dir/${name#"$variant"-}/data/pcap/"*.pcapng)
+        [ -e "${mine[0]}" ] || fail "$name wrote no file in its volume"
+        n=$(cat "${mine[@]}" | tcpdump -nn -r - 2>/dev/null | wc -l)
+        [ "$n" -gt 0 ] || fail "$name wrote no packet: no share of its own"
+        files+=("${mine[@]}")
+    done
+    for name in "${!PIDS[@]}"; do
+        stop "$name"
+    done
+    if [ "${#files[@]}" = 1 ]; then
+        same_packets "$WORK/expected.pcap" "${files[0]}"
+    else
+        need mergecap
+        mergecap -F nsecpcap -w "$WORK/$variant-merged.pcap" "${files[@]}" 2>/dev/null ||
+            fail "mergecap ${files[*]}"
+        same_packets "$WORK/expected.pcap" "$WORK/$variant-merged.pcap"
+    fi
+    log "$variant: ${#outputs[@]} collector(s) ran from the manifests; every packet once"
+done
 log "ok"
