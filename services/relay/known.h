@@ -24,6 +24,7 @@ typedef struct {
     unsigned nifaces;
     uint16_t linktype[WIRE_IFACES_MAX];
     int64_t heard_ms;
+    uint64_t asked;      /* the resend request it last got (relay.c), 0: none */
     uint32_t generation; /* changes when the slot is reused */
     uint64_t peer;       /* who announced it (frames_peer) */
     uint32_t pending;    /* its batches forwarded and not yet settled */

@@ -177,6 +177,11 @@ pending_t *pending_oldest(pending_table_t *self)
     return self->first.head >= 0 ? &self->e[self->first.head] : NULL;
 }
 
+pending_t *pending_after(pending_table_t *self, const pending_t *entry)
+{
+    return entry->first_next >= 0 ? &self->e[entry->first_next] : NULL;
+}
+
 pending_t *pending_oldest_sent(pending_table_t *self)
 {
     return self->sent.head >= 0 ? &self->e[self->sent.head] : NULL;

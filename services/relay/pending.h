@@ -70,6 +70,9 @@ void pending_remove(pending_table_t *self, pending_t *entry);
 pending_t *pending_oldest(pending_table_t *self);
 pending_t *pending_oldest_sent(pending_table_t *self);
 
+/* The entry forwarded first after `entry` (walks every entry), or NULL. */
+pending_t *pending_after(pending_table_t *self, const pending_t *entry);
+
 size_t pending_count(const pending_table_t *self);
 
 /* True when the entry is settled: every needed bit acknowledged (or one,

@@ -66,8 +66,10 @@ struct relay_t {
     peers_t *peers;     /* entries held and allowance, per peer */
     uint64_t peer_seed; /* frames_peer's key: random, per relay */
     pending_table_t *pending;
-    split_t *split;  /* NULL unless FILTER or flowhash over several hops */
-    unsigned active; /* failover: the hop in use */
+    split_t *split;     /* NULL unless FILTER or flowhash over several hops */
+    unsigned active;    /* failover: the hop in use */
+    uint32_t lost_hops; /* hops whose connection broke, not yet asked about */
+    uint64_t asks;      /* resend requests made (known_t.asked) */
     uint64_t relay_seq;
     rejects_t rejects;
     wire_msg_t *in, *out;
@@ -75,7 +77,8 @@ struct relay_t {
     wire_ack_entry_t *done; /* acknowledgements settled by one ACK, WIRE_ACKS_MAX */
     struct {
         metric_id_t batches_in, packets_in, acks_routed, resends, filtered, pending, expired,
-            dropped, unroutable, loops, unknown_acks, unknown_sources, identity, refused[4];
+            dropped, unroutable, loops, unknown_acks, unknown_sources, identity, refused[4],
+            resend_requests;
     } m;
 };
 
@@ -121,6 +124,9 @@ static void s_register(relay_t *r)
         "Batches from sources whose HELLO this relay has not seen (FILTER and flowhash need its "
         "link types): answered with REFUSE code 1, so that the source says HELLO again",
         NULL);
+    r->m.resend_requests = metrics_counter(
+        m, "tapmesh_relay_resend_requests_total",
+        "Sources asked to send again at once what a broken connection to a next hop carried", NULL);
     rejects_init(&r->rejects, m, "tapmesh_relay_malformed_messages_total");
     r->m.identity = metrics_counter(m, "tapmesh_relay_auth_failures_total", AUTH_FAILURES_HELP,
                                     "reason=\"identity\"");
@@ -760,11 +766,51 @@ void relay_on_downstream(relay_t *self, unsigned hop, frames_t *in, int64_t now_
 
 /* ---- time and links --------------------------------------------------------- */
 
+/* A connection to a next hop broke and took what it carried: every source
+ * with a batch forwarded on it and not acknowledged is asked to say HELLO
+ * and send what is unacknowledged again now (REFUSE code 1, proto §3.2),
+ * rather than after its ACK_TIMEOUT_MS with backoff — by then the merge
+ * window may have passed it. Once per source. */
+static void s_ask_resend(relay_t *r, uint32_t lost)
+{
+    uint64_t ask = ++r->asks;
+    unsigned sources = 0;
+    for (pending_t *p = pending_oldest(r->pending); p; p = pending_after(r->pending, p)) {
+        /* a split entry's bits are parts, not hops: any part not acknowledged */
+        uint32_t owed = p->needed & ~p->acked;
+        if (!(p->split ? owed : owed & lost))
+            continue;
+        known_t *k = known_at(r->known, p->source, p->generation);
+        if (!k || k->asked == ask)
+            continue;
+        k->asked = ask;
+        wire_msg_init(r->out, WIRE_REFUSE, k->id, k->epoch);
+        r->out->refuse.code = WIRE_REFUSE_UNKNOWN_SOURCE;
+        snprintf(r->out->refuse.reason, sizeof r->out->refuse.reason,
+                 "relay %s lost its connection to a next hop: send again", r->node_id);
+        s_send_down(r, &k->route, s_encode(r));
+        metrics_add(r->metrics, r->m.resend_requests, 1);
+        sources++;
+    }
+    if (sources)
+        log_info("asked %u source(s) to send again what a broken connection carried", sources);
+}
+
 void relay_on_link(relay_t *self, unsigned hop, bool up, int64_t now_ms)
 {
     (void)now_ms;
-    if (hop < self->hops.n && hops_set_connected(&self->hops, hop, up))
+    if (hop >= self->hops.n)
+        return;
+    bool was = self->hops.hop[hop].connected;
+    if (hops_set_connected(&self->hops, hop, up))
         self->ops->hops_changed(self);
+    if (was && !up)
+        self->lost_hops |= 1u << hop;
+    /* the resends need a way on: another hop now, or this one once it is back */
+    if (self->lost_hops && hops_any_healthy(&self->hops)) {
+        s_ask_resend(self, self->lost_hops);
+        self->lost_hops = 0;
+    }
 }
 
 void relay_tick(relay_t *self, int64_t now_ms)

@@ -178,6 +178,12 @@ static int s_setup_flowhash(void **state)
     return s_setup(state);
 }
 
+static int s_setup_one_hop(void **state)
+{
+    s_opts.nhops = 1;
+    return s_setup(state);
+}
+
 static int s_setup_small_table(void **state)
 {
     s_opts.pending_max = 16;
@@ -850,6 +856,51 @@ static void test_flood_in_flight_kept(void **state)
     assert_int_equal(s_metric(f, "tapmesh_relay_acks_unknown_total", NULL), 0);
 }
 
+/* A connection to a next hop breaks with batches on it: each source that
+ * had one is asked once (REFUSE "unknown source": say HELLO, send again)
+ * as soon as there is a way on — at once when another hop is healthy,
+ * when the hop is back otherwise; a source with nothing on it is not. */
+static void test_resend_asked_when_hop_lost(void **state)
+{
+    fixture_t *f = *state;
+    s_hello(f, 0);
+    s_batch(f, 0, 0, 1, 0, 5, 1);
+    s_batch(f, 1, 0, 1, 5, 5, 2);
+    size_t mark = f->nsent;
+    relay_on_link(f->r, 0, false, 3);
+    const sent_t *r = s_only(f, mark, RELAY_DOWN, WIRE_REFUSE);
+    assert_int_equal(r->msg.refuse.code, WIRE_REFUSE_UNKNOWN_SOURCE);
+    assert_string_equal(r->route, PEER);
+    assert_string_equal(r->msg.source, "edge1");
+    assert_int_equal(r->msg.epoch, EPOCH);
+    assert_int_equal(s_metric(f, "tapmesh_relay_resend_requests_total", NULL), 1);
+    /* the resends take the healthy hop */
+    mark = f->nsent;
+    s_batch(f, 0, 0, 1, 0, 5, 4);
+    s_check_forwarded(s_only(f, mark, 1, WIRE_BATCH), 0, 0, 5);
+    /* settled: a later break of the other hop asks nobody */
+    s_ack_from(f, 1, 0, 0, 5);
+    s_batch(f, 1, 0, 1, 5, 5, 6);
+    s_ack_from(f, 1, 1, 0, 7);
+    mark = f->nsent;
+    relay_on_link(f->r, 1, false, 8);
+    relay_on_link(f->r, 0, true, 9);
+    assert_int_equal(s_count(f, mark, RELAY_DOWN, WIRE_REFUSE), 0);
+}
+
+/* With one next hop, the request waits until it is back. */
+static void test_resend_asked_when_hop_back(void **state)
+{
+    fixture_t *f = *state;
+    s_hello(f, 0);
+    s_batch(f, 0, 0, 1, 0, 5, 1);
+    size_t mark = f->nsent;
+    relay_on_link(f->r, 0, false, 2);
+    assert_int_equal(s_count(f, mark, RELAY_DOWN, WIRE_REFUSE), 0);
+    relay_on_link(f->r, 0, true, 3);
+    s_only(f, mark, RELAY_DOWN, WIRE_REFUSE);
+}
+
 int main(void)
 {
     s_default_opts();
@@ -865,6 +916,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pending_full, s_setup_small_table, s_teardown),
         cmocka_unit_test_setup_teardown(test_expiry_in_deadline_order, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_resend_asked_when_hop_lost, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_resend_asked_when_hop_back, s_setup_one_hop,
+                                        s_teardown),
         cmocka_unit_test_setup_teardown(test_identity, s_setup_trust, s_teardown),
         cmocka_unit_test_setup_teardown(test_flood_rate, s_setup_limits, s_teardown),
         cmocka_unit_test_setup_teardown(test_flood_in_flight_kept, s_setup_limits, s_teardown),
