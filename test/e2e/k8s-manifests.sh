@@ -36,10 +36,16 @@ rc=0
 KEYGEN=$BIN/keygen/tapmesh-keygen "$WORK/k8s/make-keys.sh" >"$WORK/make-keys-again.log" 2>&1 || rc=$?
 [ "$rc" != 0 ] || fail "make-keys.sh made certificates over existing ones"
 
-# K8S_RENDERER=builtin tries the renderer here where kubectl is installed
+# kubectl with kustomize 4 or later (the fields used: labels, replicas,
+# envs); K8S_RENDERER=builtin tries the renderer here where it is installed
 renderer=${K8S_RENDERER:-builtin}
-if [ -z "${K8S_RENDERER:-}" ] && command -v kubectl >/dev/null && kubectl kustomize --help >/dev/null 2>&1; then
-    renderer=kubectl
+if [ -z "${K8S_RENDERER:-}" ] && command -v kubectl >/dev/null; then
+    kustomize=$(kubectl version --client 2>/dev/null | sed -n 's/^Kustomize Version: v\([0-9]*\)\..*/\1/p')
+    if [ "${kustomize:-0}" -ge 4 ]; then
+        renderer=kubectl
+    else
+        log "kubectl's kustomize is older than v4: the renderer here is used"
+    fi
 fi
 for p in capture relay collect; do
     "$BIN/$p/tapmesh-$p" --help >"$WORK/help-$p.txt" || fail "tapmesh-$p --help"
