@@ -429,7 +429,7 @@ static void s_common(zsock_t *s, const service_sock_opts_t *o)
 }
 
 zsock_t *service_dealer(const char *setting, const char *endpoint, const service_sock_opts_t *o,
-                        char *err, size_t errlen)
+                        link_t **link, char *err, size_t errlen)
 {
     zsock_t *s = zsock_new(ZMQ_DEALER);
     if (!s) {
@@ -454,9 +454,16 @@ zsock_t *service_dealer(const char *setting, const char *endpoint, const service
         zcert_apply(c->cert, s);
         zsock_set_curve_serverkey(s, key);
     }
+    /* the monitor first: a handshake done before it was watched is never told */
+    if (link && !(*link = link_new(zsock_resolve(s), endpoint, err, errlen))) {
+        zsock_destroy(&s);
+        return NULL;
+    }
     if (zsock_connect(s, "%s", endpoint) < 0) {
         snprintf(err, errlen, "%s=%s: cannot connect: %s", setting, endpoint,
                  zmq_strerror(zmq_errno()));
+        if (link)
+            link_destroy(link);
         zsock_destroy(&s);
     }
     return s;

@@ -37,6 +37,7 @@
 
 #include "auth.h"
 #include "cfg.h"
+#include "link.h"
 #include "metrics.h"
 #include "trust.h"
 
@@ -151,10 +152,11 @@ void service_finish(service_t *svc);
 
 /* A DEALER connected to `endpoint`, with heartbeats and quick reconnects;
  * a CURVE client with the next hop's key for `endpoint` when the running
- * service has CURVE. Returns NULL with `err` naming `setting` and the
- * endpoint. */
+ * service has CURVE. With `link` (may be NULL), *link watches the
+ * connection from before it is made, so that no change is missed. Returns
+ * NULL with `err` naming `setting` and the endpoint. */
 zsock_t *service_dealer(const char *setting, const char *endpoint, const service_sock_opts_t *o,
-                        char *err, size_t errlen);
+                        link_t **link, char *err, size_t errlen);
 
 /* A ROUTER bound to `endpoint`, with heartbeats, ZMQ_ROUTER_MANDATORY (an
  * unroutable reply is an error to count, not silence) and messages larger

@@ -467,7 +467,7 @@ static int s_setup(void *app, service_t *svc)
     /* a copy of every batch goes into its own zmq_msg: at most `sndhwm`
      * messages wait in libzmq's queue before sends report back-pressure */
     service_sock_opts_t so = {.sndhwm = 1000, .rcvhwm = 0, .linger_ms = 2000 /* END leaves */};
-    c->dealer = service_dealer("RELAY_ENDPOINT", o.endpoint, &so, err, sizeof err);
+    c->dealer = service_dealer("RELAY_ENDPOINT", o.endpoint, &so, &c->link, err, sizeof err);
     if (!c->dealer) {
         source_close(&source);
         resume_close(&o.resume);
@@ -476,10 +476,9 @@ static int s_setup(void *app, service_t *svc)
         return 2;
     }
     c->sock = zsock_resolve(c->dealer);
-    c->link = link_new(c->sock, o.endpoint, err, sizeof err);
     c->agent = agent_new(&source, &o, svc->metrics, s_send, c);
-    if (!c->link || !c->agent) {
-        log_error("%s", c->link ? "out of memory" : err);
+    if (!c->agent) {
+        log_error("out of memory");
         return 1;
     }
     log_info("source %s epoch %" PRIu64 ": %s towards %s", o.node_id, o.epoch, what, o.endpoint);

@@ -209,12 +209,11 @@ static int s_setup(void *app, service_t *svc)
     service_sock_opts_t so = {.sndhwm = 100, .rcvhwm = SERVICE_DEFAULT, .linger_ms = 500};
     for (a->nhops = 0; a->nhops < (unsigned)n; a->nhops++) {
         unsigned i = a->nhops;
-        a->dealer[i] = service_dealer("RELAY_ENDPOINT", endpoints[i], &so, err, sizeof err);
-        if (a->dealer[i]) {
+        a->dealer[i] =
+            service_dealer("RELAY_ENDPOINT", endpoints[i], &so, &a->link[i], err, sizeof err);
+        if (a->dealer[i])
             a->up[i] = zsock_resolve(a->dealer[i]);
-            a->link[i] = link_new(a->up[i], endpoints[i], err, sizeof err);
-        }
-        if (!a->dealer[i] || !a->link[i]) {
+        if (!a->dealer[i]) {
             fprintf(stderr, "tapmesh-relay: %s\n", err);
             a->nhops++; /* teardown closes what was opened */
             return 2;
