@@ -22,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define S_STDIO_BUFFER (1u << 20)
@@ -41,6 +43,7 @@ typedef struct {
 
 typedef struct {
     s_stream_t stream;
+    bool pipe; /* standard input is a pipe or socket: read only what is there */
     char *stdio_buf;
     unsigned speed;
     bool started;
@@ -95,9 +98,28 @@ static source_ts_t s_ts_kind(const s_stream_t *st)
     return SOURCE_TS_NATIVE; /* pcapng: 64-bit timestamps, read right by libpcap */
 }
 
+/* A pipe with nothing to read now: libpcap would block in read(2) and
+ * stop the agent's loop (no heartbeats, no acknowledgements handled), so
+ * the source says IDLE and the loop polls the descriptor. What the stream
+ * has buffered is read first (glibc's FILE: _IO_read_ptr/_IO_read_end).
+ * A writer that stops in the middle of a record still blocks until it
+ * goes on: `tcpdump -U -w -` writes whole records. */
+static bool s_pipe_dry(const source_t *self, const s_file_t *f)
+{
+    if (!f->pipe)
+        return false;
+    FILE *fp = pcap_file(self->pcap);
+    if (fp && fp->_IO_read_ptr < fp->_IO_read_end)
+        return false;
+    struct pollfd p = {.fd = f->stream.fd, .events = POLLIN};
+    return poll(&p, 1, 0) == 0;
+}
+
 static source_result_t s_next(source_t *self, source_packet_t *pkt)
 {
     s_file_t *f = self->impl;
+    if (!f->held && s_pipe_dry(self, f))
+        return SOURCE_IDLE;
     if (f->speed == 0)
         return source_read_pcap(self, pkt);
     if (!f->held) {
@@ -187,6 +209,11 @@ source_t *source_file_open(const char *path, unsigned speed, const char *filter,
         goto err;
     }
     self->ts = s_ts_kind(&f->stream);
+    struct stat st;
+    if (is_stdin && fstat(STDIN_FILENO, &st) == 0 && !S_ISREG(st.st_mode)) {
+        f->pipe = true;
+        self->fd = STDIN_FILENO; /* polled by the agent's loop */
+    }
     char copy[256];
     snprintf(copy, sizeof copy, "%s", is_stdin ? "stdin" : path);
     snprintf(self->name, sizeof self->name, "%s", basename(copy));
