@@ -37,7 +37,8 @@ static const cfg_row_t s_rows[] = {
      "Network interface to capture on (live capture), e.g. `eth0`."},
     {"READ_FILE", CFG_FILE, NULL, 0, 0, NULL, false,
      "A pcap or pcapng capture file to send instead, any link type libpcap reads; `-` is "
-     "standard input (`tcpdump -w - | READ_FILE=- tapmesh-capture`)."},
+     "standard input, read as it comes (`tcpdump -U -w - | READ_FILE=- tapmesh-capture`: -U "
+     "writes whole packets at once)."},
     {"FILTER", CFG_STR, "", 0, 0, NULL, false,
      "BPF filter (tcpdump syntax), applied to the interface or the file; one that does not "
      "compile stops start-up with libpcap's message."},
