@@ -218,8 +218,10 @@ round() {
     rounds+=("$r")
     for x in a b; do
         "$TOOLS/gen-sample" "$WORK/in-$r-$x.pcap" "$count" ether $((seed + ${net[$x]}))
+        # a kernel buffer as large as the agent's (PCAP_BUFFER_MB=32): on a busy
+        # machine tcpdump's default 2 MiB drops, and the reference would be short
         start "ref-$r-$x" -- ip netns exec "$(ns "capture-$x")" tcpdump -i eth0 -U -nn --immediate-mode \
-            --time-stamp-precision=nano -w "$WORK/ref-$r-$x.pcap" "${filter[$x]}"
+            -B 32768 --time-stamp-precision=nano -w "$WORK/ref-$r-$x.pcap" "${filter[$x]}"
     done
     for x in a b; do wait_log "ref-$r-$x" "listening on eth0" 10; done
     local t0=$SECONDS
