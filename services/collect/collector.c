@@ -123,8 +123,9 @@ struct collector_t {
         char (*ids)[WIRE_NAME_MAX + 1]; /* the list; for a count, the ids joined so far */
         bool *joined;                   /* per listed id */
         size_t njoined;
-        int64_t first_ms; /* the first source's HELLO, or -1 */
-        bool released;    /* all have joined, or the wait's bound has passed */
+        int64_t first_ms;    /* the first source's HELLO, or -1 */
+        bool released;       /* all have joined, or the wait's bound has passed */
+        int64_t released_ms; /* when: the merge window counts from then */
     } expect;
     bool wrote_any;
     struct {
@@ -350,6 +351,7 @@ static void s_expect_join(collector_t *self, const char *id, int64_t now)
                 (double)(self->expect.want - self->expect.njoined));
     if (self->expect.njoined == self->expect.want && !self->expect.released) {
         self->expect.released = true;
+        self->expect.released_ms = now;
         log_info("EXPECT_SOURCES: all %zu expected sources have joined, %" PRId64
                  " ms after the first: writing starts",
                  self->expect.want, now - self->expect.first_ms);
@@ -368,6 +370,7 @@ static bool s_holding(collector_t *self, int64_t now)
     if (self->expect.first_ms < 0 || now - self->expect.first_ms < self->opts.start_grace_ms)
         return true;
     self->expect.released = true;
+    self->expect.released_ms = now;
     char missing[512] = "";
     size_t o = 0;
     for (size_t k = 0; self->expect.by_id && k < self->expect.want && o < sizeof missing; k++)
@@ -1139,6 +1142,15 @@ static s_source_t *s_of_lane(const merge_lane_t *lane)
     return (s_source_t *)((char *)lane - offsetof(s_source_t, lane));
 }
 
+/* When `b`'s merge window starts: at its arrival, or, for a batch that
+ * EXPECT_SOURCES held, when the wait ended (the source that ended it may
+ * bring its older packets only a round trip after its HELLO). */
+static int64_t s_window_start(const collector_t *self, const s_batch_t *b)
+{
+    return self->expect.want && b->arrived_ms < self->expect.released_ms ? self->expect.released_ms
+                                                                         : b->arrived_ms;
+}
+
 /* Largest head timestamp among lanes whose head batch has waited a whole
  * merge window: everything up to it must go now, from any lane, so that the
  * overdue packets leave in timestamp order. 0 when none. */
@@ -1147,7 +1159,7 @@ static uint64_t s_overdue_bound(const collector_t *self, int64_t now)
     uint64_t bound = 0;
     for (size_t i = 0; i < self->merge.n; i++) {
         const merge_lane_t *lane = self->merge.heap[i];
-        if (now - s_of_lane(lane)->qhead->arrived_ms >= self->opts.merge_window_ms &&
+        if (now - s_window_start(self, s_of_lane(lane)->qhead) >= self->opts.merge_window_ms &&
             lane->ts >= bound)
             bound = lane->ts;
     }
@@ -1195,10 +1207,11 @@ int collector_emit(collector_t *self, int64_t now_ms, bool drain)
         s_batch_t *b = s->qhead;
         bool due = lane->ts <= min_wm;
         bool forced =
-            !due && (drain ||
-                     (!expecting && (now_ms - b->arrived_ms >= self->opts.merge_window_ms ||
-                                     (overdue && lane->ts <= overdue))) ||
-                     self->queued_bytes > self->opts.merge_max_bytes);
+            !due &&
+            (drain ||
+             (!expecting && (now_ms - s_window_start(self, b) >= self->opts.merge_window_ms ||
+                             (overdue && lane->ts <= overdue))) ||
+             self->queued_bytes > self->opts.merge_max_bytes);
         if (!due && !forced)
             break;
         if (!output_room(self->output, b->head.caplen, b->comment) || output_full(self->output)) {
@@ -1486,7 +1499,8 @@ int64_t collector_next_deadline(const collector_t *self, int64_t now_ms)
      * anything: no merge window runs out, no idle source releases */
     bool expecting = self->expect.want && !self->expect.released && self->expect.first_ms >= 0;
     for (size_t i = 0; !expecting && i < self->merge.n; i++) {
-        int64_t t = s_of_lane(self->merge.heap[i])->qhead->arrived_ms + self->opts.merge_window_ms;
+        int64_t t = s_window_start(self, s_of_lane(self->merge.heap[i])->qhead) +
+                    self->opts.merge_window_ms;
         if (t < next)
             next = t;
     }

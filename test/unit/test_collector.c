@@ -986,6 +986,38 @@ static void test_expect_holds_past_merge_window(void **state)
     s_assert_metric(f, "tapmesh_collect_merge_forced_packets_total 0\n");
 }
 
+/* The last expected source joins with a HELLO, and its first packets come
+ * a round trip later (the agent waits for WELCOME): the packets that waited
+ * for it past MERGE_WINDOW_MS are not forced out at its HELLO, before its
+ * older packets. The merge window counts from the release. */
+static void test_expect_release_restarts_merge_window(void **state)
+{
+    fixture_t *f = *state;
+    collector_destroy(&f->c);
+    collector_opts_t opts = {.merge_window_ms = 1000,
+                             .source_idle_ms = 60000,
+                             .merge_max_bytes = 64 << 20,
+                             .max_sources = 16,
+                             .start_grace_ms = 100000,
+                             .expect_sources = "a,b"};
+    f->c = collector_new(f->out, &opts, f->metrics, s_on_reply, NULL);
+    assert_non_null(f->c);
+    s_one_and_end(f, "a", 20, 0);
+    assert_int_equal(s_pass(f, 8000), 0);
+    s_hello_at(f, "b", "b", 1, 1, 8000);
+    assert_int_equal(s_pass(f, 8000), 0);
+    assert_int_equal(s_pass(f, 8005), 0);
+    uint64_t one[] = {10};
+    s_batch(f, "b", "b", 1, 0, 10, one, 1, 8010);
+    s_progress(f, "b", WIRE_END, "b", 1, 10, 1, 8010);
+    assert_int_equal(s_pass(f, 8010), 2);
+    uint64_t out[4];
+    assert_int_equal(s_read_output(f, out, 4), 2);
+    assert_int_equal(out[0], 10);
+    assert_int_equal(out[1], 20);
+    s_assert_metric(f, "tapmesh_collect_late_packets_total 0\n");
+}
+
 /* STARTUP_WAIT_MS bounds the wait for expected sources that do not come,
  * counted from the first one's HELLO (a collector that has run for long
  * before its sources start still waits for them), and the merge wakes for
@@ -1551,6 +1583,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_expect_ids_release, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_expect_holds_past_merge_window, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_expect_bounded_by_startup_wait, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_expect_release_restarts_merge_window, s_setup,
+                                        s_teardown),
         cmocka_unit_test(test_full_output_cut_back),
         cmocka_unit_test(test_full_journal_output_agrees),
         cmocka_unit_test_setup_teardown(test_identity_spoof, s_setup_trust, s_teardown),
