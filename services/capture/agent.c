@@ -32,6 +32,13 @@
 #define S_REPLAY_GAP_MAX 65536
 /* How often a live source's kernel counters are read. */
 #define S_STATS_MS 1000
+/* Reading a file runs this many closed batches ahead of the window at
+ * most (they wait while the window is full): enough to refill the window
+ * at once, little enough to stay in cache. */
+#define S_READ_AHEAD 4
+/* The size histogram by family takes one packet in this many (the family
+ * is decoded only for those): a sample, said so in its help text. */
+#define S_SIZE_SAMPLE 16
 
 typedef struct {
     metric_id_t packets, bytes, truncated, size[3], batches_sent, batches_acked, batches_resent,
@@ -65,6 +72,8 @@ struct agent_t {
     bool rehello;       /* batches were refused as unknown: resend all on WELCOME */
     bool eof, failed, refused, finished, end_sent;
     bool more;                /* the source may have packets right now */
+    bool room_blocked;        /* reading paused for room (memory, read-ahead) */
+    unsigned sample_in;       /* packets until the next one the size histogram takes */
     bool send_failing;        /* the last send failed (logged once) */
     int64_t stop_deadline_ms; /* 0: not stopping */
     bool link_up, link_warned, link_ever_up;
@@ -96,9 +105,11 @@ static void s_metrics_register(agent_t *a)
     static const char *const families[] = {"family=\"other\"", "family=\"ipv4\"",
                                            "family=\"ipv6\""};
     for (int f = 0; f < 3; f++)
-        m->size[f] = metrics_histogram(r, "tapmesh_capture_packet_size_bytes",
-                                       "Packet length on the wire, by address family", families[f],
-                                       size_bounds, sizeof size_bounds / sizeof *size_bounds);
+        m->size[f] = metrics_histogram(
+            r, "tapmesh_capture_packet_size_bytes",
+            "Packet length on the wire, by address family, of a sample: the first packet "
+            "captured and every 16th after it (tapmesh_capture_packets_total counts them all)",
+            families[f], size_bounds, sizeof size_bounds / sizeof *size_bounds);
     m->batches_sent =
         metrics_counter(r, "tapmesh_capture_batches_sent_total", "Batches sent (first send)", NULL);
     m->batches_acked = metrics_counter(r, "tapmesh_capture_batches_acked_total",
@@ -174,6 +185,7 @@ agent_t *agent_new(source_t **source_p, const agent_opts_t *opts, metrics_t *met
     self->send = send;
     self->ctx = ctx;
     self->dead_low = UINT64_MAX;
+    self->sample_in = 1; /* the first packet */
     wire_iface_t *f = &self->iface;
     if (self->replay) {
         const dlq_info_t *info = opts->replay_info;
@@ -197,6 +209,11 @@ agent_t *agent_new(source_t **source_p, const agent_opts_t *opts, metrics_t *met
     self->cmd = malloc(WIRE_COMMAND_MAX);
     self->outbox = outbox_new(opts->batch_bytes, opts->buffer_bytes, opts->window,
                               opts->ack_timeout_ms, opts->backoff_max_ms);
+    /* a file waits for us: read it only as far ahead as the window can
+     * send. A live interface does not wait: it is read into memory up to
+     * BUFFER_MAX, lest the kernel's buffer overflow. */
+    if (self->outbox && !opts->live)
+        outbox_set_read_ahead(self->outbox, S_READ_AHEAD);
     /* what s_hello says, so that a replay of the dead letters says it again */
     dlq_identity_t id = {.source = self->node_id,
                          .epoch = opts->epoch,
@@ -291,8 +308,21 @@ static bool s_rebuild_skips(agent_t *a, uint64_t index)
         uint32_t count;
         bool released;
         if (!resume_batch_of(a->resume, a->rebuild_seq, &count, &released)) {
-            a->rebuild_end = a->rebuild_seq; /* cannot happen: resume.c checks */
-            return false;
+            uint64_t first = resume_first_seq(a->resume);
+            if (a->rebuild_seq >= first) {
+                a->rebuild_end = a->rebuild_seq; /* cannot happen: resume.c checks */
+                return false;
+            }
+            /* acknowledged since the restart while reading paused, and
+             * forgotten: the state keeps batches from its first unreleased
+             * one on. Everything before that one is released. */
+            while (a->rebuild_seq < first) {
+                outbox_skip(a->outbox);
+                a->rebuild_seq++;
+            }
+            a->skip_to = resume_first_packet(a->resume);
+            outbox_set_index(a->outbox, a->skip_to);
+            return s_rebuild_skips(a, index);
         }
         a->seg_left = count;
         a->seg_released = released;
@@ -339,13 +369,13 @@ static void s_header(agent_t *a, wire_type_t type)
     wire_msg_init(a->out, type, a->node_id, a->opts.epoch);
 }
 
-/* Encodes `out` and sends it with `payload`. */
-static int s_send(agent_t *a, const uint8_t *payload, size_t plen)
+/* Encodes `out` and sends it with `batch`'s payload (NULL: none). */
+static int s_send(agent_t *a, batch_t *batch)
 {
     size_t len = wire_encode(a->out, a->cmd, WIRE_COMMAND_MAX);
     if (len == 0)
         return -EINVAL; /* a field breaks its rule: a programmer error */
-    return a->send(a->ctx, a->cmd, len, payload, plen);
+    return a->send(a->ctx, a->cmd, len, batch);
 }
 
 static void s_hello(agent_t *a, int64_t now)
@@ -363,7 +393,7 @@ static void s_hello(agent_t *a, int64_t now)
     m->hello.settled = settled < a->dead_low ? settled : a->dead_low;
     a->hello_pending = true;
     a->hello_sent_ms = now;
-    int rc = s_send(a, NULL, 0);
+    int rc = s_send(a, NULL);
     if (rc < 0)
         log_warn("HELLO not sent (%s); will retry", rc == -EAGAIN ? "queue full" : strerror(-rc));
     else
@@ -380,7 +410,7 @@ static void s_progress(agent_t *a, wire_type_t type)
     bool pending = outbox_open_batch(a->outbox) || outbox_unsent(a->outbox);
     a->out->progress.watermark = pending ? a->sent_watermark : a->watermark;
     a->out->progress.next_seq = outbox_next_unsent(a->outbox);
-    s_send(a, NULL, 0);
+    s_send(a, NULL);
 }
 
 /* Puts due batches on the wire, resends first, within the window. */
@@ -395,7 +425,7 @@ static void s_send_batches(agent_t *a, int64_t now)
         a->out->batch.packet_count = b->packets;
         a->out->batch.payload_len = (uint32_t)b->len;
         s_resume_batch(a, b);
-        int rc = s_send(a, b->buf, b->len);
+        int rc = s_send(a, b);
         if (rc == -EAGAIN) {
             metrics_add(a->metrics, a->m.backpressure, 1);
             return; /* the next hop's queue is full: keep it, try on the next pass */
@@ -627,8 +657,10 @@ static bool s_replay_read(agent_t *a, int64_t now)
             a->replay_have = true;
         }
         const dlq_batch_t *b = &a->rb;
-        if (!outbox_has_room_for(a->outbox, b->len))
+        if (!outbox_has_room_for(a->outbox, b->len)) {
+            a->room_blocked = true;
             return false;
+        }
         uint64_t next = outbox_next_seq(a->outbox);
         if (b->seq < next || b->parts != 1) {
             log_warn("dead letter batch %" PRIu64 " (part %u of %u) out of order: not sent", b->seq,
@@ -658,15 +690,25 @@ static bool s_replay_read(agent_t *a, int64_t now)
     return true;
 }
 
-/* Reads what the outbox has room for, a bounded amount per pass. Returns
- * true when the source may have more right now. */
-static bool s_read(agent_t *a, int64_t now)
+/* The size histogram's sample: the packet's family, decoded for it alone. */
+static void s_sample_size(agent_t *a, const source_packet_t *p)
 {
-    if (a->replay)
-        return s_replay_read(a, now);
+    a->sample_in = S_SIZE_SAMPLE;
+    metrics_observe(a->metrics, a->m.size[decode_family(a->linktype, p->data, p->caplen)],
+                    (double)p->origlen);
+}
+
+/* Reads up to S_READ_MAX packets into the outbox, as far as there is room,
+ * counting into *packets and *bytes. Returns true when the source may have
+ * more right now. */
+static bool s_read_packets(agent_t *a, int64_t now, uint64_t *packets, uint64_t *bytes)
+{
+    outbox_t *o = a->outbox;
     for (int i = 0; i < S_READ_MAX; i++) {
-        if (!outbox_has_room(a->outbox, WIRE_SNAPLEN_MAX))
+        if (!outbox_has_room(o, WIRE_SNAPLEN_MAX)) {
+            a->room_blocked = true;
             return false;
+        }
         source_packet_t p;
         source_result_t r = source_next(a->source, &p);
         if (r == SOURCE_IDLE) {
@@ -711,7 +753,7 @@ static bool s_read(agent_t *a, int64_t now)
             w.origlen = w.caplen; /* a malformed record: the wire needs caplen <= origlen */
         if (p.ts_ns > a->watermark)
             a->watermark = p.ts_ns;
-        if (outbox_add(a->outbox, &w, a->watermark, now) < 0) {
+        if (outbox_add(o, &w, a->watermark, now) < 0) {
             log_error("out of memory for batches");
             a->failed = true;
             s_end_of_input(a);
@@ -719,13 +761,29 @@ static bool s_read(agent_t *a, int64_t now)
         }
         if (a->resume)
             s_rebuilt(a);
-        a->packets++;
-        metrics_add(a->metrics, a->m.packets, 1);
-        metrics_add(a->metrics, a->m.bytes, w.caplen);
-        metrics_observe(a->metrics, a->m.size[decode_family(a->linktype, p.data, p.caplen)],
-                        (double)p.origlen);
+        ++*packets;
+        *bytes += w.caplen;
+        if (--a->sample_in == 0)
+            s_sample_size(a, &p);
     }
     return true;
+}
+
+/* Reads what the outbox has room for, a bounded amount per pass. The
+ * packet and byte counters move once per pass, so that they are exact
+ * whenever the loop is not in the middle of one. Returns true when the
+ * source may have more right now. */
+static bool s_read(agent_t *a, int64_t now)
+{
+    a->room_blocked = false;
+    if (a->replay)
+        return s_replay_read(a, now);
+    uint64_t packets = 0, bytes = 0;
+    bool more = s_read_packets(a, now, &packets, &bytes);
+    a->packets += packets;
+    metrics_add(a->metrics, a->m.packets, packets);
+    metrics_add(a->metrics, a->m.bytes, bytes);
+    return more;
 }
 
 /* The kernel's counters, as deltas into monotonic counters. */
@@ -800,6 +858,11 @@ void agent_step(agent_t *self, int64_t now_ms)
            now_ms - oldest->opened_ms >= a->opts.retry_timeout_ms)
         s_dead_letter_oldest(a);
     s_send_batches(a, now_ms);
+    /* sending made room the reading waited for: read on at once */
+    if (a->room_blocked && !a->eof &&
+        (a->replay ? !a->replay_have || outbox_has_room_for(a->outbox, a->rb.len)
+                   : outbox_has_room(a->outbox, WIRE_SNAPLEN_MAX)))
+        a->more = true;
     if (a->eof && !a->end_sent && !outbox_open_batch(a->outbox) && outbox_unsent(a->outbox) == 0) {
         s_progress(a, WIRE_END);
         a->end_sent = true;
@@ -856,6 +919,10 @@ int64_t agent_next_wake(const agent_t *self, int64_t now_ms)
         s_earlier(&wake, now_ms + (int64_t)(ns / 1000000u));
     if (a->opts.live)
         s_earlier(&wake, a->last_stats_ms + S_STATS_MS);
+    /* what blocks reading may be buffers ZeroMQ is about to give back,
+     * which says nothing to the loop: look again shortly */
+    if (!a->eof && a->room_blocked && outbox_lent_bytes(a->outbox))
+        s_earlier(&wake, now_ms + 1);
     if (!a->link_up && !a->link_warned) {
         int64_t since = s_waiting_since(a);
         if (since != INT64_MAX)

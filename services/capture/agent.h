@@ -20,17 +20,22 @@
 #include "dlq-read.h"
 #include "frames.h"
 #include "metrics.h"
+#include "outbox.h"
 #include "resume.h"
 #include "source.h"
 
 typedef struct agent_t agent_t;
 
-/* Sends one message upstream: a command frame, and for a BATCH its payload
- * (`payload` NULL otherwise). The callee copies what it keeps. Returns 0,
- * -EAGAIN when the next hop's queue is full (back-pressure: the agent tries
- * again on a later pass), or another negative errno. */
-typedef int (*agent_send_fn)(void *ctx, const uint8_t *cmd, size_t len, const uint8_t *payload,
-                             size_t plen);
+/* Sends one message upstream: a command frame, and for a BATCH the batch
+ * whose payload frame follows (batch->buf, batch->len; `batch` NULL
+ * otherwise). The command is the callee's only during the call; the
+ * payload may be kept without a copy by taking a loan (outbox_lend, once
+ * per send) and giving it back (outbox_give_back, from any thread) when
+ * done: the buffer stays intact until then, even once acknowledged.
+ * Returns 0, -EAGAIN when the next hop's queue is full (back-pressure: the
+ * agent tries again on a later pass), or another negative errno; a loan
+ * taken for a send that failed is given back before returning. */
+typedef int (*agent_send_fn)(void *ctx, const uint8_t *cmd, size_t len, batch_t *batch);
 
 typedef struct {
     const char *node_id;     /* the source id */

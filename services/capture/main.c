@@ -221,19 +221,32 @@ typedef struct {
     bool input_known;
 } capture_t;
 
-/* The agent's send callback: the command frame, and a copy of the payload. */
-static int s_send(void *ctx, const uint8_t *cmd, size_t len, const uint8_t *payload, size_t plen)
+/* ZeroMQ is done with a payload (its I/O thread, or this one when the send
+ * failed): the loan goes back to the outbox. */
+static void s_give_back(void *data, void *hint)
+{
+    (void)data;
+    outbox_give_back(hint);
+}
+
+/* The agent's send callback: the command frame, and the batch's payload
+ * without a copy: ZeroMQ sends it from the batch's own buffer, on a loan
+ * (outbox.h) given back once it is written out. */
+static int s_send(void *ctx, const uint8_t *cmd, size_t len, batch_t *batch)
 {
     capture_t *c = ctx;
     zmq_msg_t body;
-    if (payload) {
-        if (zmq_msg_init_size(&body, plen) < 0)
-            return -errno;
-        memcpy(zmq_msg_data(&body), payload, plen);
+    if (batch) {
+        outbox_buf_t *loan = outbox_lend(batch);
+        if (zmq_msg_init_data(&body, batch->buf, batch->len, s_give_back, loan) < 0) {
+            int rc = -errno;
+            outbox_give_back(loan);
+            return rc;
+        }
     }
-    int rc = frames_send(c->sock, NULL, cmd, len, payload ? &body : NULL, ZMQ_DONTWAIT);
-    if (payload)
-        zmq_msg_close(&body);
+    int rc = frames_send(c->sock, NULL, cmd, len, batch ? &body : NULL, ZMQ_DONTWAIT);
+    if (batch)
+        zmq_msg_close(&body); /* not sent: the loan comes back now */
     return rc;
 }
 
@@ -465,7 +478,7 @@ static int s_setup(void *app, service_t *svc)
         snprintf(what, sizeof what, "%s (link type %d)", source_description(source),
                  source_linktype(source));
     }
-    /* a copy of every batch goes into its own zmq_msg: at most `sndhwm`
+    /* every batch goes out as a zmq_msg lent its buffer: at most `sndhwm`
      * messages wait in libzmq's queue before sends report back-pressure */
     service_sock_opts_t so = {.sndhwm = 1000, .rcvhwm = 0, .linger_ms = 2000 /* END leaves */};
     c->dealer = service_dealer("RELAY_ENDPOINT", o.endpoint, &so, &c->link, err, sizeof err);

@@ -4,8 +4,16 @@
  * leaves only when it is acknowledged (or handed to the dead-letter file).
  *
  * Memory is bounded: outbox_has_room() says whether one more batch fits in
- * BUFFER_MAX; when it does not, the agent stops reading. Batch buffers are
- * recycled, never freed and allocated per batch in the steady state.
+ * BUFFER_MAX; when it does not, the agent stops reading. Reading a file can
+ * also be held to a few batches ahead of sending (outbox_set_read_ahead).
+ * Batch buffers are recycled, never freed and allocated per batch in the
+ * steady state.
+ *
+ * Batches go out without a copy: a sender that keeps a batch's payload
+ * after the call (ZeroMQ's zmq_msg_init_data) takes a loan on its buffer,
+ * and the buffer is neither reused nor freed until every loan is given
+ * back, whatever happens to the batch meanwhile (acknowledged,
+ * dead-lettered, the outbox destroyed).
  *
  * Sending is windowed: at most `window` batches are in flight (sent,
  * unacknowledged); each has a resend deadline that backs off.
@@ -35,6 +43,7 @@ typedef struct {
 } batch_t;
 
 typedef struct outbox_t outbox_t;
+typedef struct outbox_buf_t outbox_buf_t; /* a batch's buffer, as lent */
 
 /* `batch_bytes`: a batch is closed once it holds this many bytes;
  * `buffer_bytes`: the bound on everything held; `window`: batches in
@@ -45,8 +54,15 @@ outbox_t *outbox_new(size_t batch_bytes, size_t buffer_bytes, unsigned window,
 void outbox_destroy(outbox_t **self_p);
 
 /* True when a packet of `caplen` bytes can be added without passing the
- * memory bound (it may first close the open batch). */
-bool outbox_has_room(const outbox_t *self, uint32_t caplen);
+ * memory bound (it may first close the open batch), nor the read-ahead
+ * bound when it needs a new batch. Recycles buffers whose loans came back. */
+bool outbox_has_room(outbox_t *self, uint32_t caplen);
+
+/* Reading a file: has_room and has_room_for say no while `batches` closed
+ * batches wait unsent (the window is full), so that the reader runs only
+ * that far ahead of sending; 0 (the default) bounds only memory, as a live
+ * interface needs (a pause there moves the loss into the kernel). */
+void outbox_set_read_ahead(outbox_t *self, unsigned batches);
 
 /* Adds a packet to the open batch, opening one if needed; closes the batch
  * first when the packet would not fit, and after, when it reached
@@ -72,8 +88,9 @@ int outbox_skip(outbox_t *self);
 int outbox_put(outbox_t *self, uint64_t seq, const uint8_t *payload, size_t len, uint32_t packets,
                uint64_t watermark, int64_t now_ms);
 
-/* True when a batch of `len` bytes can be put without passing the bound. */
-bool outbox_has_room_for(const outbox_t *self, size_t len);
+/* True when a batch of `len` bytes can be put without passing the bounds
+ * (always when nothing is held). */
+bool outbox_has_room_for(outbox_t *self, size_t len);
 
 /* Forgets the open batch and its packets (they are read again later). */
 void outbox_drop_open(outbox_t *self);
@@ -120,6 +137,21 @@ uint64_t outbox_next_seq(const outbox_t *self);
 
 /* The lowest seq never sent: everything below has been sent at least once. */
 uint64_t outbox_next_unsent(const outbox_t *self);
+
+/* Lends the payload of closed batch `b` (b->buf, b->len) to a sender that
+ * keeps it after the call: one more reference to its buffer, which stays
+ * as it is until outbox_give_back. One loan per send (a resend takes
+ * another). The agent's thread. */
+outbox_buf_t *outbox_lend(batch_t *b);
+
+/* Gives a loan back: any thread, lock-free (ZeroMQ's free callback runs on
+ * its I/O thread). The last reference frees the buffer, so a loan may
+ * outlive the outbox. */
+void outbox_give_back(outbox_buf_t *loan);
+
+/* Bytes of buffers whose batches are released but which are still lent:
+ * counted against the bound until given back. */
+size_t outbox_lent_bytes(const outbox_t *self);
 
 /* Counts: batches held (closed, unacknowledged), in flight, and bytes held
  * (including the open batch). */

@@ -53,6 +53,8 @@ typedef struct {
     wire_msg_t msg;
     uint8_t *payload;
     size_t plen;
+    const uint8_t *lent; /* the agent's own buffer, when lent */
+    outbox_buf_t *loan;
 } sent_t;
 
 typedef struct {
@@ -62,11 +64,14 @@ typedef struct {
     sent_t *sent;
     size_t nsent;
     int fail_with; /* the next sends return this (0: succeed) */
+    bool lend;     /* keep each payload where the agent handed it over */
 } fixture_t;
 
-static int s_on_send(void *ctx, const uint8_t *cmd, size_t len, const uint8_t *payload, size_t plen)
+static int s_on_send(void *ctx, const uint8_t *cmd, size_t len, batch_t *batch)
 {
     fixture_t *f = ctx;
+    const uint8_t *payload = batch ? batch->buf : NULL;
+    size_t plen = batch ? batch->len : 0;
     if (f->fail_with)
         return f->fail_with;
     assert_true(f->nsent < MAX_SENT);
@@ -75,19 +80,26 @@ static int s_on_send(void *ctx, const uint8_t *cmd, size_t len, const uint8_t *p
     assert_string_equal(s->msg.source, "edge1");
     assert_int_equal(s->msg.epoch, EPOCH);
     s->payload = NULL;
+    s->lent = NULL;
+    s->loan = NULL;
     s->plen = plen;
     if (payload) {
         s->payload = malloc(plen);
         memcpy(s->payload, payload, plen);
+        if (f->lend) {
+            s->loan = outbox_lend(batch);
+            s->lent = payload;
+        }
     }
     return 0;
 }
 
 /* The same, for an agent speaking for another source (a replay). */
-static int s_on_send_any(void *ctx, const uint8_t *cmd, size_t len, const uint8_t *payload,
-                         size_t plen)
+static int s_on_send_any(void *ctx, const uint8_t *cmd, size_t len, batch_t *batch)
 {
     fixture_t *f = ctx;
+    const uint8_t *payload = batch ? batch->buf : NULL;
+    size_t plen = batch ? batch->len : 0;
     assert_true(f->nsent < MAX_SENT);
     sent_t *s = &f->sent[f->nsent++];
     assert_int_equal(wire_decode(cmd, len, &s->msg), WIRE_OK);
@@ -143,8 +155,12 @@ static int s_teardown(void **state)
     agent_destroy(&f->a);
     assert_null(f->a);
     metrics_destroy(&f->metrics);
-    for (size_t i = 0; i < f->nsent; i++)
+    for (size_t i = 0; i < f->nsent; i++) {
+        if (f->sent[i].loan) /* a loan outlives the agent: freed with its return */
+            assert_memory_equal(f->sent[i].lent, f->sent[i].payload, f->sent[i].plen);
+        outbox_give_back(f->sent[i].loan);
         free(f->sent[i].payload);
+    }
     free(f->sent);
     tmpdir_remove(f->dir);
     free(f);
@@ -611,6 +627,120 @@ static void test_resend_on_reconnect(void **state)
     assert_int_equal(seqs[0], 6);
 }
 
+/* A payload lent to the sender (ZeroMQ sends it from the batch's own
+ * buffer) stays as it was after its acknowledgement, while later batches
+ * are read and sent, until the sender gives it back. */
+static void test_lent_payload_outlives_ack(void **state)
+{
+    fixture_t *f = *state;
+    f->lend = true;
+    agent_start(f->a, 0);
+    agent_on_link(f->a, true, 0);
+    s_reply(f, WIRE_WELCOME, 0);
+    agent_step(f->a, 0);
+    size_t first = f->nsent;
+    uint64_t seqs[64];
+    assert_int_equal(s_batch_seqs(f, 0, seqs, 64), 4);
+    /* every batch acknowledged as soon as it is sent: buffers come free */
+    int64_t now = 1;
+    for (int round = 0; round < 1000 && !agent_finished(f->a); round++, now++) {
+        for (size_t i = 0; i < f->nsent; i++)
+            if (f->sent[i].msg.type == WIRE_BATCH)
+                s_ack(f, f->sent[i].msg.batch.seq, now);
+        agent_step(f->a, now);
+    }
+    assert_true(agent_finished(f->a));
+    assert_true(f->nsent > first + 8); /* later batches came and went */
+    size_t checked = 0;
+    for (size_t i = 0; i < f->nsent; i++) {
+        const sent_t *s = &f->sent[i];
+        if (s->msg.type != WIRE_BATCH)
+            continue;
+        assert_non_null(s->lent);
+        assert_memory_equal(s->lent, s->payload, s->plen);
+        checked++;
+    }
+    assert_true(checked > 8);
+    /* the oldest loans come back (ZeroMQ wrote those out): their buffers
+     * are used again, the others stay as they are */
+    size_t back = 0;
+    for (size_t i = 0; i < f->nsent && back < 4; i++) {
+        if (f->sent[i].loan) {
+            outbox_give_back(f->sent[i].loan);
+            f->sent[i].loan = NULL;
+            back++;
+        }
+    }
+    for (size_t i = 0; i < f->nsent; i++)
+        if (f->sent[i].loan)
+            assert_memory_equal(f->sent[i].lent, f->sent[i].payload, f->sent[i].plen);
+}
+
+/* Reading a file runs only a few batches ahead of what the window can
+ * send, not until BUFFER_MAX: nothing acknowledged, the agent holds the
+ * window plus a few, and reads on as acknowledgements come. */
+static void test_file_read_ahead_is_bounded(void **state)
+{
+    fixture_t *f = *state;
+    agent_start(f->a, 0);
+    agent_on_link(f->a, true, 0);
+    s_reply(f, WIRE_WELCOME, 0);
+    for (int64_t now = 0; now < 10; now++)
+        agent_step(f->a, now);
+    metric_id_t held = metrics_gauge(f->metrics, "tapmesh_capture_unacked_batches", "", NULL);
+    assert_true(metrics_value(f->metrics, held) >= s_opts.window);
+    assert_true(metrics_value(f->metrics, held) <= s_opts.window + 8);
+    assert_true(agent_packets(f->a) < s_nref / 2);
+    /* acknowledged as sent: everything goes, in order, once */
+    int64_t now = 10;
+    for (int round = 0; round < 10000 && !agent_finished(f->a); round++, now++) {
+        size_t from = f->nsent;
+        agent_step(f->a, now);
+        for (size_t i = 0; i < from; i++)
+            if (f->sent[i].msg.type == WIRE_BATCH)
+                s_ack(f, f->sent[i].msg.batch.seq, now);
+        assert_true(metrics_value(f->metrics, held) <= s_opts.window + 8);
+    }
+    assert_true(agent_finished(f->a));
+    size_t next = 0;
+    uint64_t batches = 0; /* first sends, in seq order */
+    for (size_t i = 0; i < f->nsent; i++)
+        if (f->sent[i].msg.type == WIRE_BATCH && f->sent[i].msg.batch.seq == batches) {
+            s_check_batch(&f->sent[i], &next);
+            batches++;
+        }
+    assert_int_equal(next, s_nref);
+}
+
+/* A live interface is read into memory up to BUFFER_MAX as before (a
+ * pause would only move the loss into the kernel's buffer), and the
+ * packet and byte counters are exact after every pass. */
+static void test_live_reads_up_to_buffer_max(void **state)
+{
+    fixture_t *f = *state;
+    agent_destroy(&f->a);
+    char err[512];
+    source_t *src = source_file_open(SAMPLE, 0, "", err, sizeof err);
+    assert_non_null(src);
+    agent_opts_t o = s_opts;
+    o.live = true; /* wall_clock false: the file's own timestamps */
+    f->a = agent_new(&src, &o, f->metrics, s_on_send, f);
+    assert_non_null(f->a);
+    agent_start(f->a, 0);
+    agent_on_link(f->a, true, 0);
+    s_reply(f, WIRE_WELCOME, 0);
+    for (int64_t now = 0; now < 10; now++)
+        agent_step(f->a, now);
+    assert_int_equal(agent_packets(f->a), s_nref);
+    metric_id_t packets = metrics_counter(f->metrics, "tapmesh_capture_packets_total", "", NULL);
+    metric_id_t bytes = metrics_counter(f->metrics, "tapmesh_capture_bytes_total", "", NULL);
+    uint64_t sum = 0;
+    for (size_t i = 0; i < s_nref; i++)
+        sum += s_ref[i].caplen;
+    assert_int_equal(metrics_value(f->metrics, packets), s_nref);
+    assert_int_equal(metrics_value(f->metrics, bytes), sum);
+}
+
 /* ---- a continued epoch (STATE_DIR) -------------------------------------- */
 
 static resume_t *s_resume_open(fixture_t *f, resume_mode_t want)
@@ -908,6 +1038,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_resume_after_crash, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_replay_dead_letters, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_no_connection_warning, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_lent_payload_outlives_ack, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_file_read_ahead_is_bounded, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_live_reads_up_to_buffer_max, s_setup, s_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     sample_free(&s_ref, s_nref);

@@ -1,7 +1,9 @@
 /*
  * test_outbox — the capture agent's custody of batches: closing by size,
  * sequence numbers, the send window, resends with backoff, release on
- * acknowledgement, and the memory bound that stops reading.
+ * acknowledgement, the memory bound that stops reading, the read-ahead
+ * bound, and payloads lent to ZeroMQ (zero-copy sends) that stay intact
+ * until given back, whatever happens to their batch meanwhile.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +14,8 @@
 #include "outbox.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 static uint8_t s_data[WIRE_SNAPLEN_MAX];
@@ -175,6 +179,150 @@ static void test_small_batches_are_compact(void **state)
     outbox_destroy(&o);
 }
 
+/* Fills and closes one batch of `n` packets of `caplen` bytes. */
+static void s_fill(outbox_t *o, uint64_t ts, int n, uint32_t caplen)
+{
+    for (int i = 0; i < n; i++) {
+        wire_packet_t p = s_pkt(ts + (uint64_t)i, caplen);
+        assert_int_equal(outbox_add(o, &p, ts, 0), 0);
+    }
+    outbox_close(o);
+}
+
+static void *s_give_back_thread(void *loan)
+{
+    outbox_give_back(loan);
+    return NULL;
+}
+
+/* A batch sent without a copy and acknowledged before ZeroMQ let go of its
+ * buffer (the free callback runs later, on the I/O thread): the buffer is
+ * not reused for the next batches, its bytes stay as sent, it counts
+ * against the bound, and it is recycled once the loan comes back from
+ * another thread. */
+static void test_lent_buffer_waits_for_give_back(void **state)
+{
+    (void)state;
+    size_t cap = WIRE_FRAME_HDR + WIRE_PKT_HDR + WIRE_SNAPLEN_MAX;
+    outbox_t *o = outbox_new(cap, 3 * cap, 8, 100, 1000);
+    s_fill(o, 1000, 200, 1000); /* more than half full: keeps its full-size buffer */
+    batch_t *b = outbox_next_send(o, 0);
+    assert_non_null(b);
+    outbox_buf_t *loan = outbox_lend(b);
+    const uint8_t *lent = b->buf;
+    size_t len = b->len;
+    uint8_t *copy = malloc(len);
+    memcpy(copy, lent, len);
+    outbox_sent(o, b, 0);
+    assert_int_equal(outbox_ack(o, 0, 1, NULL), 1); /* the ack beats the callback */
+    assert_int_equal(outbox_held(o), 0);
+    assert_int_equal(outbox_lent_bytes(o), cap);
+    /* two more full batches fit the bound with the lent buffer, not three */
+    for (int k = 0; k < 2; k++) {
+        assert_true(outbox_has_room(o, 1000));
+        s_fill(o, 5000 + 1000 * (uint64_t)k, 200, 1000);
+        b = outbox_next_send(o, 0);
+        assert_ptr_not_equal(b->buf, lent);
+        outbox_sent(o, b, 0);
+    }
+    assert_false(outbox_has_room(o, 1000));
+    assert_memory_equal(lent, copy, len);
+    /* given back: recycled, and there is room again */
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, s_give_back_thread, loan), 0);
+    pthread_join(t, NULL);
+    assert_true(outbox_has_room(o, 1000));
+    assert_int_equal(outbox_lent_bytes(o), 0);
+    s_fill(o, 9000, 200, 1000);
+    b = outbox_next_send(o, 0);
+    assert_ptr_equal(b->buf, lent); /* the same buffer, warm */
+    free(copy);
+    outbox_destroy(&o);
+}
+
+/* A resend is a second loan: the buffer waits for both. */
+static void test_resend_is_another_loan(void **state)
+{
+    (void)state;
+    outbox_t *o = outbox_new(262144, 1 << 24, 8, 100, 1000);
+    s_fill(o, 1, 200, 1000);
+    batch_t *b = outbox_next_send(o, 0);
+    outbox_buf_t *first = outbox_lend(b);
+    outbox_sent(o, b, 0);
+    assert_ptr_equal(outbox_next_send(o, 100), b); /* due again */
+    outbox_buf_t *second = outbox_lend(b);
+    outbox_sent(o, b, 100);
+    assert_ptr_equal(first, second);
+    assert_int_equal(outbox_ack(o, 0, 150, NULL), 1);
+    outbox_give_back(first);
+    assert_true(outbox_has_room(o, 100));
+    assert_int_equal(outbox_lent_bytes(o), WIRE_FRAME_HDR + WIRE_PKT_HDR + WIRE_SNAPLEN_MAX);
+    outbox_give_back(second);
+    assert_true(outbox_has_room(o, 100));
+    assert_int_equal(outbox_lent_bytes(o), 0);
+    outbox_destroy(&o);
+}
+
+/* The outbox goes (the agent exits) while ZeroMQ still holds a payload
+ * (linger): the buffer stays until the loan comes back, which frees it. */
+static void test_loan_outlives_outbox(void **state)
+{
+    (void)state;
+    outbox_t *o = outbox_new(262144, 1 << 24, 8, 100, 1000);
+    s_fill(o, 7, 200, 1000);
+    s_fill(o, 9, 3, 100); /* a small one, in an exact-size buffer */
+    batch_t *b = outbox_next_send(o, 0);
+    outbox_buf_t *big = outbox_lend(b);
+    const uint8_t *big_data = b->buf;
+    size_t big_len = b->len;
+    uint8_t *copy = malloc(big_len);
+    memcpy(copy, big_data, big_len);
+    outbox_sent(o, b, 0);
+    b = outbox_next_send(o, 0);
+    outbox_buf_t *small = outbox_lend(b);
+    const uint8_t *small_data = b->buf;
+    size_t small_len = b->len;
+    outbox_sent(o, b, 0);
+    outbox_ack(o, 0, 1, NULL); /* one retired, one still held */
+    outbox_destroy(&o);
+    assert_memory_equal(big_data, copy, big_len);
+    assert_int_equal(wire_packets_check(small_data, small_len, 3, 1, NULL, NULL), WIRE_OK);
+    free(copy);
+    outbox_give_back(big);
+    outbox_give_back(small); /* the last references: freed here */
+}
+
+/* Reading a file: no new batch while `ahead` closed batches wait unsent;
+ * a send makes room. Without the bound, only memory limits. */
+static void test_read_ahead(void **state)
+{
+    (void)state;
+    outbox_t *o = outbox_new(4096, 1 << 24, 2, 100, 1000);
+    outbox_set_read_ahead(o, 3);
+    int closed = 0;
+    while (outbox_has_room(o, WIRE_SNAPLEN_MAX) && closed < 100) {
+        s_fill(o, (uint64_t)closed, 1, 3000);
+        closed++;
+    }
+    assert_int_equal(closed, 3);
+    batch_t *b = outbox_next_send(o, 0);
+    outbox_sent(o, b, 0);
+    assert_true(outbox_has_room(o, WIRE_SNAPLEN_MAX));
+    s_fill(o, 50, 1, 3000);
+    assert_false(outbox_has_room(o, WIRE_SNAPLEN_MAX));
+    assert_false(outbox_has_room_for(o, 100));
+    /* the window (2) is full after one more send: reading stays paused
+     * until an acknowledgement lets another go */
+    outbox_sent(o, outbox_next_send(o, 0), 0);
+    assert_null(outbox_next_send(o, 0));
+    assert_true(outbox_has_room(o, WIRE_SNAPLEN_MAX));
+    s_fill(o, 60, 1, 3000);
+    assert_false(outbox_has_room(o, WIRE_SNAPLEN_MAX));
+    outbox_set_read_ahead(o, 0);
+    assert_true(outbox_has_room(o, WIRE_SNAPLEN_MAX));
+    outbox_destroy(&o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -183,6 +331,10 @@ int main(void)
         cmocka_unit_test(test_resend_backoff),
         cmocka_unit_test(test_memory_bound),
         cmocka_unit_test(test_small_batches_are_compact),
+        cmocka_unit_test(test_lent_buffer_waits_for_give_back),
+        cmocka_unit_test(test_resend_is_another_loan),
+        cmocka_unit_test(test_loan_outlives_outbox),
+        cmocka_unit_test(test_read_ahead),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
