@@ -354,10 +354,75 @@ size_t pcapng_packet_size_custom(uint32_t caplen, const char *comment,
     return pcapng_packet_size(PCAPNG_FORMAT_PCAPNG, caplen) + (opts ? opts + s_opt_size(0) : 0);
 }
 
+static inline void s_put32(uint8_t *p, uint32_t v)
+{
+    memcpy(p, &v, 4);
+}
+
+/* One packet without options, built in place: the header's fixed fields,
+ * the data, the padding and the trailing length, with no branch on the
+ * packet's size. The caller has checked the interface and made room for
+ * pcapng_packet_size() bytes. */
+static inline void s_plain(pcapng_writer_t *self, uint32_t ifid, uint64_t ts_ns, uint32_t caplen,
+                           uint32_t origlen, const uint8_t *data)
+{
+    uint8_t *p = self->buf + self->len;
+    if (self->format == PCAPNG_FORMAT_PCAP) {
+        s_put32(p, (uint32_t)(ts_ns / 1000000000u));
+        s_put32(p + 4, (uint32_t)(ts_ns % 1000000000u));
+        s_put32(p + 8, caplen);
+        s_put32(p + 12, origlen);
+        if (caplen) /* data may be NULL then */
+            memcpy(p + 16, data, caplen);
+        self->len += 16 + (size_t)caplen;
+        return;
+    }
+    size_t padded = s_pad4(caplen);
+    uint32_t total = (uint32_t)(32 + padded);
+    /* the last data word zeroed first (the padding), then overwritten by
+     * the data; with no data it lands on the header, written next; the
+     * copy last, so that nothing is live across it */
+    s_put32(p + 24 + padded, 0);
+    s_put32(p, S_EPB);
+    s_put32(p + 4, total);
+    s_put32(p + 8, ifid);
+    s_put32(p + 12, (uint32_t)(ts_ns >> 32));
+    s_put32(p + 16, (uint32_t)ts_ns);
+    s_put32(p + 20, caplen);
+    s_put32(p + 24, origlen);
+    s_put32(p + 28 + padded, total);
+    self->len += total;
+    if (caplen)
+        memcpy(p + 28, data, caplen);
+}
+
 int pcapng_writer_packet(pcapng_writer_t *self, uint32_t ifid, uint64_t ts_ns, uint32_t caplen,
                          uint32_t origlen, const uint8_t *data, const char *comment)
 {
-    return pcapng_writer_packet_custom(self, ifid, ts_ns, caplen, origlen, data, comment, NULL);
+    if (comment && *comment)
+        return pcapng_writer_packet_custom(self, ifid, ts_ns, caplen, origlen, data, comment, NULL);
+    if (self->error)
+        return self->error;
+    if (ifid >= self->nifaces || caplen > self->snaplen)
+        return -EINVAL;
+    int rc = s_room(self, pcapng_packet_size(self->format, caplen));
+    if (rc < 0)
+        return rc;
+    s_plain(self, ifid, ts_ns, caplen, origlen, data);
+    return 0;
+}
+
+int pcapng_writer_append(pcapng_writer_t *self, uint32_t ifid, uint64_t ts_ns, uint32_t caplen,
+                         uint32_t origlen, const uint8_t *data)
+{
+    if (self->error)
+        return self->error;
+    if (ifid >= self->nifaces || caplen > self->snaplen)
+        return -EINVAL;
+    if (self->cap - self->len < pcapng_packet_size(self->format, caplen))
+        return -ENOBUFS;
+    s_plain(self, ifid, ts_ns, caplen, origlen, data);
+    return 0;
 }
 
 int pcapng_writer_packet_custom(pcapng_writer_t *self, uint32_t ifid, uint64_t ts_ns,

@@ -79,6 +79,13 @@ int pcapng_writer_add_interface_custom(pcapng_writer_t *self, uint16_t linktype,
 int pcapng_writer_packet(pcapng_writer_t *self, uint32_t ifid, uint64_t ts_ns, uint32_t caplen,
                          uint32_t origlen, const uint8_t *data, const char *comment);
 
+/* The same without a comment, for a writer whose caller decides when to
+ * flush: never hands anything to the sink, and returns -ENOBUFS (writing
+ * nothing) when the packet does not fit the room left; -EINVAL and a
+ * latched error as above. Byte for byte what pcapng_writer_packet writes. */
+int pcapng_writer_append(pcapng_writer_t *self, uint32_t ifid, uint64_t ts_ns, uint32_t caplen,
+                         uint32_t origlen, const uint8_t *data);
+
 /* The same, with a custom option after the comment (`custom` may be NULL:
  * then exactly as above). pcapng only; -EINVAL as for
  * pcapng_writer_add_interface_custom. The EPB takes

@@ -424,6 +424,9 @@ size_t wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
 
 /* ---- §4 payload ------------------------------------------------------ */
 
+/* The walk of a payload frame reads each record's fixed header once, with
+ * one bounds check per record (not one per field): this runs for every
+ * packet on receipt, so its cost is the receiver's per-packet floor. */
 wire_err_t wire_packets_check(const uint8_t *buf, size_t len, uint32_t packet_count,
                               unsigned iface_count, uint64_t *min_ts, uint64_t *max_ts)
 {
@@ -436,26 +439,28 @@ wire_err_t wire_packets_check(const uint8_t *buf, size_t len, uint32_t packet_co
         return WIRE_ERR_TYPE;
     if (iface_count > WIRE_IFACES_MAX)
         iface_count = WIRE_IFACES_MAX;
+    const uint8_t *p = buf + WIRE_FRAME_HDR, *end = buf + len;
     uint64_t lo = UINT64_MAX, hi = 0;
     for (uint32_t i = 0; i < packet_count; i++) {
-        uint64_t ts = s_u64(&r);
-        uint16_t ifindex = s_u16(&r);
-        uint16_t flags = s_u16(&r);
-        uint32_t caplen = s_u32(&r);
-        uint32_t origlen = s_u32(&r);
-        if (r.err)
-            return r.err;
+        if ((size_t)(end - p) < WIRE_PKT_HDR)
+            return WIRE_ERR_TRUNCATED;
+        uint64_t ts = wire_be64(p);
+        uint16_t ifindex = wire_be16(p + 8);
+        uint16_t flags = wire_be16(p + 10);
+        uint32_t caplen = wire_be32(p + 12);
+        uint32_t origlen = wire_be32(p + 16);
         if (flags != 0)
             return WIRE_ERR_RANGE;
         if (ifindex >= iface_count || caplen > origlen || caplen > WIRE_SNAPLEN_MAX)
             return WIRE_ERR_CAPLEN;
-        if (!s_need(&r, caplen))
-            return r.err;
-        r.b.pos += caplen;
+        p += WIRE_PKT_HDR;
+        if ((size_t)(end - p) < caplen)
+            return WIRE_ERR_TRUNCATED;
+        p += caplen;
         lo = ts < lo ? ts : lo;
         hi = ts > hi ? ts : hi;
     }
-    if (r.b.pos != r.b.end)
+    if (p != end)
         return WIRE_ERR_TRAILING;
     if (min_ts)
         *min_ts = lo;
@@ -468,18 +473,12 @@ bool wire_packets_next(const uint8_t *buf, size_t len, size_t *off, wire_packet_
 {
     if (*off == 0)
         *off = WIRE_FRAME_HDR;
-    if (*off > len)
+    if (*off > len || len - *off < WIRE_PKT_HDR)
         return false;
-    s_rd_t r = s_reader(buf + *off, len - *off);
-    pkt->ts_ns = s_u64(&r);
-    pkt->ifindex = s_u16(&r);
-    (void)s_u16(&r);
-    pkt->caplen = s_u32(&r);
-    pkt->origlen = s_u32(&r);
-    if (r.err || !s_need(&r, pkt->caplen))
+    size_t next = wire_packet_at(buf, *off, pkt);
+    if (len - *off - WIRE_PKT_HDR < pkt->caplen)
         return false;
-    pkt->data = r.b.pos;
-    *off = (size_t)(r.b.pos + pkt->caplen - buf);
+    *off = next;
     return true;
 }
 

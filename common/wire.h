@@ -155,6 +155,38 @@ wire_err_t wire_packets_check(const uint8_t *buf, size_t len, uint32_t packet_co
 /* Walks a checked payload frame: *off starts at 0; returns false at the end. */
 bool wire_packets_next(const uint8_t *buf, size_t len, size_t *off, wire_packet_t *pkt);
 
+/* Big-endian loads from a buffer the caller has bounds-checked. */
+static inline uint16_t wire_be16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static inline uint32_t wire_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+static inline uint64_t wire_be64(const uint8_t *p)
+{
+    return (uint64_t)wire_be32(p) << 32 | wire_be32(p + 4);
+}
+
+/* Reads the record at `off` of a payload frame that wire_packets_check
+ * accepted, `off` being a record's start (WIRE_FRAME_HDR for the first);
+ * returns the next record's offset (the frame's length after the last).
+ * No bounds checks: the check did them once, so a receiver walks its
+ * packets without a second parse. Never on a frame it did not accept. */
+static inline size_t wire_packet_at(const uint8_t *buf, size_t off, wire_packet_t *pkt)
+{
+    const uint8_t *p = buf + off;
+    pkt->ts_ns = wire_be64(p);
+    pkt->ifindex = wire_be16(p + 8);
+    pkt->caplen = wire_be32(p + 12);
+    pkt->origlen = wire_be32(p + 16);
+    pkt->data = p + WIRE_PKT_HDR;
+    return off + WIRE_PKT_HDR + pkt->caplen;
+}
+
 /* Payload building: the header, then records appended at *off. Both return
  * false (and write nothing) when `cap` is too small. */
 bool wire_packets_begin(uint8_t *buf, size_t cap, size_t *off);

@@ -40,11 +40,13 @@
 typedef struct s_batch {
     struct s_batch *next;
     zmq_msg_t payload;
-    size_t off;     /* offset of the next record */
-    uint32_t total; /* records in the batch */
-    uint32_t left;  /* records not yet written */
-    bool touched;   /* written to since the last commit */
-    bool main_lane; /* of the source's first lane (journaled) */
+    const uint8_t *data; /* the payload's bytes and length, checked on receipt: */
+    size_t len;          /* walked with wire_packet_at, no second parse */
+    size_t off;          /* offset of the record after `head` */
+    uint32_t total;      /* records in the batch */
+    uint32_t left;       /* records not yet written */
+    bool touched;        /* written to since the last commit */
+    bool main_lane;      /* of the source's first lane (journaled) */
     uint64_t seq;
     uint16_t part;
     char *comment; /* ANNOTATE=hops: the EPB comment of its packets, or NULL */
@@ -85,6 +87,7 @@ typedef struct s_source {
     journal_state_t *restored; /* partly written batches from before a restart */
     uint64_t missing;          /* batches not received below the newest one */
     metric_id_t m_packets;
+    uint64_t unpublished; /* packets written, not yet in m_packets (s_publish) */
 } s_source_t;
 
 struct collector_t {
@@ -128,6 +131,12 @@ struct collector_t {
         int64_t released_ms; /* when: the merge window counts from then */
     } expect;
     bool wrote_any;
+    /* what collector_emit wrote and has not yet added to the metrics: one
+     * update per pass (and before a commit within it), not per packet, so
+     * every scrape between passes sees exact values */
+    struct {
+        uint64_t packets, bytes, late, forced;
+    } tally;
     struct {
         metric_id_t packets, bytes, batches, duplicates, late, queued_bytes, queued_packets,
             sources_live, acks, acks_failed, forced, dedup_given_up, output_bytes, output_files,
@@ -1015,14 +1024,16 @@ static void s_on_batch(collector_t *self, frames_t *in, const route_t *route, in
     b->part = m->batch.part;
     b->total = b->left = m->batch.packet_count;
     b->arrived_ms = now;
-    const uint8_t *data = zmq_msg_data(&b->payload);
-    wire_packets_next(data, plen, &b->off, &b->head);
+    /* after the move: a small message's bytes live in the zmq_msg_t itself */
+    b->data = zmq_msg_data(&b->payload);
+    b->len = plen;
+    b->off = wire_packet_at(b->data, WIRE_FRAME_HDR, &b->head);
     uint32_t skip = s_restored_written(s, b->seq, b->part);
     if (skip >= b->left) {
         skip = b->left - 1; /* cannot happen: a complete batch is in `seen` */
     }
     for (uint32_t i = 0; i < skip; i++) {
-        wire_packets_next(data, plen, &b->off, &b->head);
+        b->off = wire_packet_at(b->data, b->off, &b->head);
         b->left--;
     }
     metrics_add(self->metrics, self->m.restored_skipped, skip);
@@ -1190,74 +1201,186 @@ static void s_done_seq(collector_t *self, s_source_t *s, uint64_t seq, uint16_t 
                                                   .complete = true};
 }
 
+/* Adds what the pass wrote so far to the metrics. */
+static void s_publish(collector_t *self)
+{
+    if (!self->tally.packets)
+        return;
+    metrics_add(self->metrics, self->m.packets, self->tally.packets);
+    metrics_add(self->metrics, self->m.bytes, self->tally.bytes);
+    metrics_add(self->metrics, self->m.late, self->tally.late);
+    metrics_add(self->metrics, self->m.forced, self->tally.forced);
+    self->tally.packets = self->tally.bytes = self->tally.late = self->tally.forced = 0;
+    for (size_t i = 0; i < self->nsources; i++) {
+        s_source_t *s = self->sources[i];
+        if (s->unpublished) {
+            metrics_add(self->metrics, s->m_packets, s->unpublished);
+            s->unpublished = 0;
+        }
+    }
+}
+
+/* Publishes the tally, then commits (the buffer or the file is full), so
+ * that the counters are exact when the acknowledgements leave. */
+static int s_commit_within(collector_t *self, int64_t now)
+{
+    s_publish(self);
+    return s_commit(self, now);
+}
+
+/* A batch is wholly written: its acknowledgement waits for the flush. */
+static void s_batch_done(collector_t *self, s_source_t *s, s_batch_t *b)
+{
+    s->queued_bytes -= b->len;
+    self->queued_bytes -= b->len;
+    s->qhead = b->next;
+    if (!s->qtail || s->qtail == b)
+        s->qtail = NULL;
+    s_queue_ack(s, b->seq, b->part);
+    if (b->main_lane)
+        s_done_seq(self, s, b->seq, b->part, b->total);
+    zmq_msg_close(&b->payload);
+    free(b->comment);
+    free(b);
+}
+
+typedef struct {
+    int64_t now;
+    bool drain;
+    uint64_t min_wm;  /* s_min_watermark */
+    uint64_t overdue; /* s_overdue_bound */
+    bool expecting;   /* EXPECT_SOURCES holds: the merge window forces nothing */
+} s_pass_t;
+
+/* A run's counts, kept in registers and moved into the pass's tally when
+ * the run ends or commits. */
+typedef struct {
+    uint64_t packets, bytes, late, forced;
+    uint64_t last_ts; /* newest timestamp written */
+} s_run_tally_t;
+
+static void s_run_spill(collector_t *self, s_source_t *s, s_run_tally_t *t)
+{
+    self->last_ts = t->last_ts;
+    self->tally.packets += t->packets;
+    self->tally.bytes += t->bytes;
+    self->tally.late += t->late;
+    self->tally.forced += t->forced;
+    self->queued_packets -= t->packets;
+    s->unpublished += t->packets;
+    t->packets = t->bytes = t->late = t->forced = 0;
+}
+
+static int s_write(output_t *out, uint32_t ifid, const wire_packet_t *h, const char *comment)
+{
+    if (!comment)
+        return output_append(out, ifid, h);
+    if (!output_room(out, h->caplen, comment) || output_full(out))
+        return -ENOBUFS;
+    return output_packet(out, ifid, h, comment);
+}
+
+/* Writes a run: the packets of `s` (the top lane) while it would stay on
+ * top, i.e. before the rival lane's key (by ts, then lane order: the tie
+ * rule of merge.h), and while the merge lets each go (due under the
+ * watermark, or forced). Each packet is judged exactly as if the heap
+ * were consulted for it; the heap moves once, at the end of the run.
+ * Returns packets written (0: the top lane's head must wait), or a
+ * negative errno. */
+static int s_run(collector_t *self, s_source_t *s, const s_pass_t *p)
+{
+    const merge_lane_t *rival = merge_rival(&self->merge);
+    uint64_t rival_ts = rival ? rival->ts : UINT64_MAX;
+    bool rival_wins_tie = rival && rival->order < s->lane.order;
+    s_run_tally_t t = {.last_ts = self->last_ts};
+    uint64_t written = 0;
+    int rc = 0;
+    s_batch_t *b;
+    while ((b = s->qhead)) {
+        /* what forces this batch's packets out does not change within it */
+        bool force =
+            p->drain || self->queued_bytes > self->opts.merge_max_bytes ||
+            (!p->expecting && p->now - s_window_start(self, b) >= self->opts.merge_window_ms);
+        uint64_t overdue = p->expecting ? 0 : p->overdue;
+        uint32_t before = b->left;
+        for (;;) {
+            const wire_packet_t *h = &b->head;
+            uint64_t ts = h->ts_ns;
+            if (ts > rival_ts || (ts == rival_ts && rival_wins_tie))
+                break;
+            bool due = ts <= p->min_wm;
+            bool forced = !due && (force || (overdue && ts <= overdue));
+            if (!due && !forced)
+                break;
+            uint32_t ifid = s->ifid[h->ifindex];
+            rc = s_write(self->output, ifid, h, b->comment);
+            if (rc == -ENOBUFS) { /* buffer or file full: commit (rotate), go on */
+                b->touched |= b->left != before;
+                s_run_spill(self, s, &t);
+                if ((rc = s_commit_within(self, p->now)) < 0)
+                    break;
+                before = b->left;
+                rc = b->comment ? output_packet(self->output, ifid, h, b->comment)
+                                : output_append(self->output, ifid, h);
+            }
+            if (rc < 0) {
+                char what[600];
+                snprintf(what, sizeof what, "OUTPUT: %s: %s", output_name(self->output),
+                         strerror(-rc));
+                rc = s_fail(self, rc, what);
+                break;
+            }
+            written++;
+            t.packets++;
+            t.bytes += h->caplen;
+            if (ts < t.last_ts)
+                t.late++;
+            else
+                t.last_ts = ts;
+            t.forced += forced && !p->drain;
+            if (--b->left == 0)
+                break;
+            b->off = wire_packet_at(b->data, b->off, &b->head);
+        }
+        if (b->left == before)
+            break; /* nothing of it written: the run ends here */
+        b->touched = true;
+        if (b->left || rc < 0)
+            break;
+        s_batch_done(self, s, b);
+    }
+    if (written && self->buffered_since_ms < 0)
+        self->buffered_since_ms = p->now;
+    s_run_spill(self, s, &t);
+    s_lane_refresh(self, s);
+    return rc < 0 ? rc : (int)written;
+}
+
 int collector_emit(collector_t *self, int64_t now_ms, bool drain)
 {
     if (self->broken)
         return -EIO;
-    uint64_t min_wm = s_min_watermark(self, now_ms);
-    uint64_t overdue = s_overdue_bound(self, now_ms);
     /* while EXPECT_SOURCES holds, the merge window forces nothing out
      * either: the sources it waits for may bring older packets (memory
      * still bounds the wait) */
-    bool expecting = self->expect.want && s_holding(self, now_ms);
+    s_pass_t p = {.now = now_ms,
+                  .drain = drain,
+                  .min_wm = s_min_watermark(self, now_ms),
+                  .overdue = s_overdue_bound(self, now_ms),
+                  .expecting = self->expect.want && s_holding(self, now_ms)};
     int written = 0;
     merge_lane_t *lane;
     while ((lane = merge_top(&self->merge))) {
-        s_source_t *s = s_of_lane(lane);
-        s_batch_t *b = s->qhead;
-        bool due = lane->ts <= min_wm;
-        bool forced =
-            !due &&
-            (drain ||
-             (!expecting && (now_ms - s_window_start(self, b) >= self->opts.merge_window_ms ||
-                             (overdue && lane->ts <= overdue))) ||
-             self->queued_bytes > self->opts.merge_max_bytes);
-        if (!due && !forced)
-            break;
-        if (!output_room(self->output, b->head.caplen, b->comment) || output_full(self->output)) {
-            int rc = s_commit(self, now_ms); /* buffer or file full: commit (rotate), go on */
-            if (rc < 0)
-                return rc;
-        }
-        int rc = output_packet(self->output, s->ifid[b->head.ifindex], &b->head, b->comment);
+        int rc = s_run(self, s_of_lane(lane), &p);
         if (rc < 0) {
-            char what[600];
-            snprintf(what, sizeof what, "OUTPUT: %s: %s", output_name(self->output), strerror(-rc));
-            return s_fail(self, rc, what);
+            s_publish(self);
+            return rc;
         }
-        if (self->buffered_since_ms < 0)
-            self->buffered_since_ms = now_ms;
-        written++;
-        b->touched = true;
-        if (b->head.ts_ns < self->last_ts)
-            metrics_add(self->metrics, self->m.late, 1);
-        else
-            self->last_ts = b->head.ts_ns;
-        if (forced && !drain)
-            metrics_add(self->metrics, self->m.forced, 1);
-        metrics_add(self->metrics, self->m.packets, 1);
-        metrics_add(self->metrics, self->m.bytes, b->head.caplen);
-        metrics_add(self->metrics, s->m_packets, 1);
-        self->queued_packets--;
-        if (--b->left > 0) {
-            wire_packets_next(zmq_msg_data(&b->payload), zmq_msg_size(&b->payload), &b->off,
-                              &b->head);
-        } else {
-            size_t plen = zmq_msg_size(&b->payload);
-            s->queued_bytes -= plen;
-            self->queued_bytes -= plen;
-            s->qhead = b->next;
-            if (!s->qtail || s->qtail == b)
-                s->qtail = NULL;
-            s_queue_ack(s, b->seq, b->part);
-            if (b->main_lane)
-                s_done_seq(self, s, b->seq, b->part, b->total);
-            zmq_msg_close(&b->payload);
-            free(b->comment);
-            free(b);
-        }
-        s_lane_refresh(self, s);
+        if (rc == 0)
+            break;
+        written += rc;
     }
+    s_publish(self);
     metrics_set(self->metrics, self->m.queued_bytes, (double)self->queued_bytes);
     metrics_set(self->metrics, self->m.queued_packets, (double)self->queued_packets);
     if (written && !self->wrote_any) {

@@ -99,6 +99,13 @@ void merge_remove(merge_t *self, merge_lane_t *lane)
     s_down(self, last->pos);
 }
 
+merge_lane_t *merge_rival(const merge_t *self)
+{
+    if (self->n < 3)
+        return self->n == 2 ? self->heap[1] : NULL;
+    return s_less(self->heap[2], self->heap[1]) ? self->heap[2] : self->heap[1];
+}
+
 merge_lane_t *merge_top(const merge_t *self)
 {
     return self->n ? self->heap[0] : NULL;

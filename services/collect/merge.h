@@ -6,7 +6,8 @@
  * goes next.
  *
  * When to take the top lane (watermarks, the merge window) is the caller's
- * decision: this module only orders.
+ * decision: this module only orders. A caller takes runs: the top lane's
+ * packets while they come before merge_rival's key, then one update.
  */
 #ifndef TAPMESH_MERGE_H
 #define TAPMESH_MERGE_H
@@ -40,6 +41,12 @@ void merge_remove(merge_t *self, merge_lane_t *lane);
 
 /* The lane with the smallest (ts, order), or NULL. */
 merge_lane_t *merge_top(const merge_t *self);
+
+/* The lane that would be on top without the top one: the smaller of the
+ * top's children, or NULL when the top is alone. While the top lane's key
+ * stays below it (by ts, then order) the top lane stays on top, so a
+ * caller can take a run of packets from it with one update at the end. */
+merge_lane_t *merge_rival(const merge_t *self);
 
 size_t merge_size(const merge_t *self);
 

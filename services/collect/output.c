@@ -57,10 +57,11 @@ struct output_t {
     unsigned index;        /* of the next file */
     unsigned files;        /* created so far */
     int64_t opened_ms;
-    uint64_t offset; /* bytes in the current file */
-    bool cuttable;   /* a stream that is a regular file: cut back from `base` */
-    uint64_t base;   /* where this output's bytes begin in it */
-    bool aborted;    /* output_abort: nothing more reaches the operating system */
+    uint64_t offset;  /* bytes in the current file */
+    bool cuttable;    /* a stream that is a regular file: cut back from `base` */
+    uint64_t base;    /* where this output's bytes begin in it */
+    bool aborted;     /* output_abort: nothing more reaches the operating system */
+    uint64_t full_at; /* output_full from this many bytes in the file on; UINT64_MAX: never */
     uint64_t bytes;
     pcapng_writer_t *writer;
     s_iface_t *ifaces;
@@ -323,6 +324,7 @@ output_t *output_open(const output_opts_t *opts, char *err, size_t errlen)
         snprintf(self->pattern, sizeof self->pattern, "%s", opts->path);
     if (opts->format == PCAPNG_FORMAT_PCAP)
         self->opts.policy = OUTPUT_LINKTYPE_FIRST;
+    self->full_at = self->is_pattern && opts->rotate_bytes ? opts->rotate_bytes : UINT64_MAX;
     if (s_begin_file(self, clock_mono_ms(), err, errlen) < 0) {
         free(self);
         return NULL;
@@ -409,6 +411,25 @@ bool output_room(const output_t *self, uint32_t caplen, const char *comment)
     if (comment)
         need += 8 + strlen(comment) + 8;
     return need <= pcapng_writer_room(self->writer);
+}
+
+/* output_append for a rotating output: output_full first. Apart, so that
+ * the common case is a plain jump to the writer. */
+static __attribute__((noinline)) int s_append_rotating(output_t *self, uint32_t ifid,
+                                                       const wire_packet_t *pkt)
+{
+    if (self->offset + pcapng_writer_buffered(self->writer) >= self->full_at)
+        return -ENOBUFS; /* the commit rotates first */
+    return pcapng_writer_append(self->writer, ifid, pkt->ts_ns, pkt->caplen, pkt->origlen,
+                                pkt->data);
+}
+
+int output_append(output_t *self, uint32_t ifid, const wire_packet_t *pkt)
+{
+    if (self->full_at != UINT64_MAX)
+        return s_append_rotating(self, ifid, pkt);
+    return pcapng_writer_append(self->writer, ifid, pkt->ts_ns, pkt->caplen, pkt->origlen,
+                                pkt->data);
 }
 
 int output_packet(output_t *self, uint32_t ifid, const wire_packet_t *pkt, const char *comment)

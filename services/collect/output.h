@@ -78,6 +78,13 @@ bool output_room(const output_t *self, uint32_t caplen, const char *comment);
  * for good). */
 int output_packet(output_t *self, uint32_t ifid, const wire_packet_t *pkt, const char *comment);
 
+/* The same for a packet without a comment, with the room check in it:
+ * appends when the packet fits the buffer and the file is not full
+ * (output_room and !output_full), otherwise writes nothing and returns
+ * -ENOBUFS, so that the caller commits (and rotates) first and tries
+ * again. Other errors as output_packet. */
+int output_append(output_t *self, uint32_t ifid, const wire_packet_t *pkt);
+
 /* Bytes buffered that the next flush hands to the operating system (0
  * until the first interface). */
 size_t output_buffered(const output_t *self);

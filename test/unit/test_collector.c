@@ -22,6 +22,7 @@
 #include "clock.h"
 #include "collector.h"
 #include "journal.h"
+#include "merge.h"
 #include "metrics.h"
 #include "output.h"
 #include "tmpdir.h"
@@ -37,6 +38,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_REPLIES 256
@@ -74,6 +76,7 @@ static size_t s_bufsize;   /* its output buffer, when not 0 */
 static trust_t *s_trust;   /* its allow-list (taken over), when not NULL */
 static size_t s_per_peer;  /* its MAX_SOURCES_PER_PEER, when not 0 */
 static unsigned s_rate;    /* its HELLO_RATE_PER_PEER */
+static size_t s_max_src;   /* its MAX_SOURCES, when not 0 */
 /* The User-Id (CURVE key) of the connection messages come by; "" for none. */
 static const char *s_user = "";
 
@@ -96,12 +99,13 @@ static int s_setup_with(void **state, output_policy_t policy, int64_t window_ms)
     collector_opts_t opts = {.merge_window_ms = window_ms,
                              .source_idle_ms = 10000,
                              .merge_max_bytes = 64 << 20,
-                             .max_sources = 16,
+                             .max_sources = s_max_src ? s_max_src : 16,
                              .flush_ms = s_flush_ms,
                              .trust = s_trust,
                              .max_sources_per_peer = s_per_peer,
                              .hello_rate = s_rate};
     s_flush_ms = 0;
+    s_max_src = 0;
     s_per_peer = 0;
     s_rate = 0;
     f->trust = s_trust;
@@ -1558,6 +1562,279 @@ static void test_hello_only_holds_briefly(void **state)
     s_assert_metric(f, "tapmesh_collect_sources_live 2\n");
 }
 
+/* ---- runs -------------------------------------------------------- */
+
+/* Every heap update the collector makes, counted through the linker
+ * (-Wl,--wrap=merge_update). */
+static size_t s_merge_updates;
+int __real_merge_update(merge_t *self, merge_lane_t *lane);
+int __wrap_merge_update(merge_t *self, merge_lane_t *lane);
+int __wrap_merge_update(merge_t *self, merge_lane_t *lane)
+{
+    s_merge_updates++;
+    return __real_merge_update(self, lane);
+}
+
+/* The EPBs of the output, in order: interface id and timestamp. */
+static size_t s_read_epbs(fixture_t *f, uint32_t *ifid, uint64_t *ts, size_t max)
+{
+    assert_int_equal(output_flush(f->out), 0);
+    FILE *fp = fopen(f->path, "rb");
+    assert_non_null(fp);
+    static uint8_t buf[8 << 20];
+    size_t n = fread(buf, 1, sizeof buf, fp);
+    fclose(fp);
+    assert_true(n < sizeof buf);
+    size_t k = 0;
+    for (size_t off = 0; off < n;) {
+        uint32_t type, len, hi, lo;
+        assert_true(n - off >= 12);
+        memcpy(&type, buf + off, 4);
+        memcpy(&len, buf + off + 4, 4);
+        assert_true(len >= 12 && len % 4 == 0 && len <= n - off);
+        if (type == 6) {
+            assert_true(k < max);
+            memcpy(&ifid[k], buf + off + 8, 4);
+            memcpy(&hi, buf + off + 12, 4);
+            memcpy(&lo, buf + off + 16, 4);
+            ts[k++] = (uint64_t)hi << 32 | lo;
+        }
+        off += len;
+    }
+    return k;
+}
+
+static uint64_t s_rand_state;
+static uint64_t s_rand(void)
+{
+    s_rand_state ^= s_rand_state << 13;
+    s_rand_state ^= s_rand_state >> 7;
+    s_rand_state ^= s_rand_state << 17;
+    return s_rand_state;
+}
+
+#define S_RUN_SOURCES 4
+#define S_RUN_BATCHES 6
+#define S_RUN_MAX 300 /* packets per batch at most */
+
+/* The merge packet by packet, as the collector must behave: the queue
+ * whose next packet has the smallest (timestamp, join order) goes first,
+ * while that timestamp is at or below the smallest watermark. */
+typedef struct {
+    uint64_t ts[S_RUN_BATCHES * S_RUN_MAX];
+    size_t n, next;
+    uint64_t wm;
+    bool ended;
+} s_ref_lane_t;
+
+static void s_ref_pass(s_ref_lane_t *l, size_t nl, uint32_t *ifid, uint64_t *ts, size_t *out)
+{
+    uint64_t min_wm = UINT64_MAX;
+    for (size_t i = 0; i < nl; i++)
+        if (!l[i].ended && l[i].wm < min_wm)
+            min_wm = l[i].wm;
+    for (;;) {
+        size_t best = nl;
+        for (size_t i = 0; i < nl; i++)
+            if (l[i].next < l[i].n && (best == nl || l[i].ts[l[i].next] < l[best].ts[l[best].next]))
+                best = i;
+        if (best == nl || l[best].ts[l[best].next] > min_wm)
+            return;
+        ifid[*out] = (uint32_t)best;
+        ts[(*out)++] = l[best].ts[l[best].next++];
+    }
+}
+
+/* Runs from four sources: batches of different lengths arriving in a
+ * random order, timestamps that tie across sources and within one, and
+ * now and then one that goes back in time (written late); watermarks cut
+ * runs part-way. The output is, packet for packet, the merge taken one
+ * packet at a time, ties going to the source that joined first, and the
+ * counters agree with it. */
+static void test_runs_match_packet_by_packet(void **state)
+{
+    fixture_t *f = *state;
+    static s_ref_lane_t lanes[S_RUN_SOURCES];
+    static uint64_t batch_ts[S_RUN_SOURCES][S_RUN_BATCHES][S_RUN_MAX];
+    size_t batch_n[S_RUN_SOURCES][S_RUN_BATCHES];
+    static uint32_t want_if[S_RUN_SOURCES * S_RUN_BATCHES * S_RUN_MAX];
+    static uint64_t want_ts[S_RUN_SOURCES * S_RUN_BATCHES * S_RUN_MAX];
+    static uint32_t got_if[S_RUN_SOURCES * S_RUN_BATCHES * S_RUN_MAX];
+    static uint64_t got_ts[S_RUN_SOURCES * S_RUN_BATCHES * S_RUN_MAX];
+    const char *names[S_RUN_SOURCES] = {"a", "b", "c", "d"};
+    s_rand_state = 0x9e3779b97f4a7c15u;
+    memset(lanes, 0, sizeof lanes);
+    for (size_t i = 0; i < S_RUN_SOURCES; i++) {
+        s_hello(f, names[i], names[i], 1, 1);
+        uint64_t t = 1000;
+        for (size_t k = 0; k < S_RUN_BATCHES; k++) {
+            /* runs of very different lengths: 1 packet up to S_RUN_MAX */
+            size_t n = k == 0 ? 1 : 1 + s_rand() % (i == 0 ? S_RUN_MAX : S_RUN_MAX / (i * 8));
+            for (size_t j = 0; j < n; j++) {
+                uint64_t r = s_rand() % 16;
+                /* steps of 0 (ties) to a few; a step back now and then */
+                t = r == 0 && t > 1010 ? t - 10 : t + (i == 0 ? r % 3 : r % 5) * (1 + i % 2);
+                batch_ts[i][k][j] = t;
+            }
+            batch_n[i][k] = n;
+        }
+    }
+    size_t sent[S_RUN_SOURCES] = {0}, left = S_RUN_SOURCES * S_RUN_BATCHES, want = 0;
+    while (left) {
+        size_t i = s_rand() % S_RUN_SOURCES;
+        if (sent[i] == S_RUN_BATCHES)
+            continue;
+        size_t k = sent[i]++;
+        left--;
+        uint64_t wm = 0;
+        for (size_t j = 0; j < batch_n[i][k]; j++) {
+            lanes[i].ts[lanes[i].n++] = batch_ts[i][k][j];
+            wm = batch_ts[i][k][j] > wm ? batch_ts[i][k][j] : wm;
+        }
+        if (wm > lanes[i].wm)
+            lanes[i].wm = wm;
+        s_batch(f, names[i], names[i], 1, k, wm, batch_ts[i][k], batch_n[i][k], 0);
+        s_pass(f, 0);
+        s_ref_pass(lanes, S_RUN_SOURCES, want_if, want_ts, &want);
+    }
+    for (size_t i = 0; i < S_RUN_SOURCES; i++) {
+        s_progress(f, names[i], WIRE_END, names[i], 1, lanes[i].wm, S_RUN_BATCHES, 0);
+        lanes[i].ended = true;
+    }
+    s_pass(f, 0);
+    s_ref_pass(lanes, S_RUN_SOURCES, want_if, want_ts, &want);
+    size_t total = 0;
+    for (size_t i = 0; i < S_RUN_SOURCES; i++)
+        total += lanes[i].n;
+    assert_int_equal(want, total);
+    assert_int_equal(collector_queued_packets(f->c), 0);
+    size_t got = s_read_epbs(f, got_if, got_ts, total);
+    assert_int_equal(got, total);
+    uint64_t late = 0, newest = 0, bytes = 0, per[S_RUN_SOURCES] = {0};
+    for (size_t k = 0; k < total; k++) {
+        if (got_if[k] != want_if[k] || got_ts[k] != want_ts[k])
+            fail_msg("packet %zu: source %u ts %llu, want source %u ts %llu", k, got_if[k],
+                     (unsigned long long)got_ts[k], want_if[k], (unsigned long long)want_ts[k]);
+        if (want_ts[k] < newest)
+            late++;
+        else
+            newest = want_ts[k];
+        bytes += 60 + want_ts[k] % 40;
+        per[want_if[k]]++;
+    }
+    assert_true(late > 0); /* the steps back were written late, and counted */
+    char sample[128];
+    snprintf(sample, sizeof sample, "tapmesh_collect_late_packets_total %llu\n",
+             (unsigned long long)late);
+    s_assert_metric(f, sample);
+    snprintf(sample, sizeof sample, "tapmesh_collect_packets_total %zu\n", total);
+    s_assert_metric(f, sample);
+    snprintf(sample, sizeof sample, "tapmesh_collect_bytes_total %llu\n",
+             (unsigned long long)bytes);
+    s_assert_metric(f, sample);
+    for (size_t i = 0; i < S_RUN_SOURCES; i++) {
+        snprintf(sample, sizeof sample,
+                 "tapmesh_collect_source_packets_total{source=\"%s\"} %llu\n", names[i],
+                 (unsigned long long)per[i]);
+        s_assert_metric(f, sample);
+    }
+    s_assert_metric(f, "tapmesh_collect_merge_queued_packets 0\n");
+}
+
+/* One heap update per run, not per packet: a source alone is written
+ * without any while its packets are due; two sources taking turns in runs
+ * of 100 cost one update per run. */
+static void test_one_heap_update_per_run(void **state)
+{
+    fixture_t *f = *state;
+    static uint64_t ts[400];
+    s_hello(f, "pa", "a", 1, 1);
+    for (uint64_t k = 0; k < 3; k++) {
+        for (size_t j = 0; j < 400; j++)
+            ts[j] = 1000 + k * 400 + j;
+        s_batch(f, "pa", "a", 1, k, ts[399], ts, 400, 0);
+    }
+    s_merge_updates = 0;
+    assert_int_equal(s_pass(f, 0), 1200);
+    assert_true(s_merge_updates <= 1);
+    s_assert_metric(f, "tapmesh_collect_packets_total 1200\n");
+
+    s_hello(f, "pb", "b", 1, 1);
+    for (uint64_t k = 0; k < 2; k++) { /* a: 10000.., b: 10100.., a: 10200.. */
+        for (size_t j = 0; j < 400; j++)
+            ts[j] = 10000 + (j / 100) * 200 + k * 100 + j % 100;
+        s_batch(f, k ? "pb" : "pa", k ? "b" : "a", 1, k ? 0 : 3, UINT64_MAX - 1, ts, 400, 0);
+    }
+    s_merge_updates = 0;
+    s_progress(f, "pa", WIRE_END, "a", 1, UINT64_MAX - 1, 4, 0);
+    s_progress(f, "pb", WIRE_END, "b", 1, UINT64_MAX - 1, 1, 0);
+    assert_int_equal(s_pass(f, 0), 800);
+    assert_true(s_merge_updates <= 8); /* 8 runs */
+    static uint32_t ifid[2000];
+    static uint64_t out[2000];
+    assert_int_equal(s_read_epbs(f, ifid, out, 2000), 2000);
+    for (size_t k = 1; k < 2000; k++)
+        assert_true(out[k] > out[k - 1]);
+}
+
+static int s_setup_many(void **state)
+{
+    s_max_src = 300;
+    return s_setup_with(state, OUTPUT_LINKTYPE_FIRST, 1000);
+}
+
+static double s_cpu_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Fan-in: 256 sources whose packets interleave one by one (every run one
+ * packet long, the heap's worst case) cost about log N per packet, not
+ * N: per packet, no more than a few times what one source's packets cost.
+ * Something scanning every source per packet would cost 256 times. */
+static void test_fan_in_cost(void **state)
+{
+    fixture_t *f = *state;
+    enum { N = 256, PER = 200 };
+    static uint64_t ts[PER];
+    char name[16];
+    double best[2] = {1e9, 1e9};
+    for (int round = 0; round < 3; round++) {
+        for (int many = 0; many < 2; many++) {
+            /* one source: N batches of PER; many: N sources, one batch each */
+            for (int i = 0; i < N; i++) {
+                s_nreplies = 0; /* WELCOMEs and ACKs: not looked at here */
+                snprintf(name, sizeof name, "s%d", many ? i : 0);
+                if (i == 0 || many)
+                    s_hello(f, name, name, 10 + (uint64_t)round * 2 + (uint64_t)many, 1);
+                for (int j = 0; j < PER; j++)
+                    ts[j] = many ? 1000000 + (uint64_t)j * N + (uint64_t)i
+                                 : 1000000 + (uint64_t)i * PER + (uint64_t)j;
+                s_batch(f, name, name, 10 + (uint64_t)round * 2 + (uint64_t)many,
+                        many ? 0 : (uint64_t)i, UINT64_MAX - 1, ts, PER, 0);
+            }
+            for (int i = 0; i < (many ? N : 1); i++) {
+                snprintf(name, sizeof name, "s%d", i);
+                s_progress(f, name, WIRE_END, name, 10 + (uint64_t)round * 2 + (uint64_t)many,
+                           UINT64_MAX - 1, many ? 1 : N, 0);
+            }
+            double t0 = s_cpu_s();
+            int n = collector_emit(f->c, 0, false);
+            double t = s_cpu_s() - t0;
+            assert_int_equal(n, N * PER);
+            s_nreplies = 0;
+            assert_int_equal(collector_commit(f->c, 0, true), 0);
+            if (t < best[many])
+                best[many] = t;
+        }
+    }
+    print_message("fan-in: %.1f ns per packet from 1 source, %.1f ns from %d interleaved\n",
+                  best[0] * 1e9 / (N * PER), best[1] * 1e9 / (N * PER), N);
+    assert_true(best[1] < 12 * best[0]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1593,6 +1870,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_flood_eviction, s_setup_per_peer_8, s_teardown),
         cmocka_unit_test_setup_teardown(test_flood_never_unacknowledged, s_setup_per_peer_8,
                                         s_teardown),
+        cmocka_unit_test_setup_teardown(test_runs_match_packet_by_packet, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_one_heap_update_per_run, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_fan_in_cost, s_setup_many, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -480,6 +480,77 @@ static void test_pcapng_bad_arguments(void **state)
     s_file_close(&f);
 }
 
+/* A sink into memory. */
+typedef struct {
+    uint8_t buf[1 << 16];
+    size_t len;
+    int calls;
+} s_mem_t;
+
+static int s_mem_sink(void *ctx, const void *buf, size_t len)
+{
+    s_mem_t *m = ctx;
+    assert_true(m->len + len <= sizeof m->buf);
+    memcpy(m->buf + m->len, buf, len);
+    m->len += len;
+    m->calls++;
+    return 0;
+}
+
+/* pcapng_writer_append writes, byte for byte, what pcapng_writer_packet
+ * writes without a comment (in both formats, every padding class, caplen
+ * 0 with no data); when the packet does not fit it writes nothing and
+ * hands nothing to the sink (-ENOBUFS), and a flush makes room. */
+static void test_append_same_bytes(void **state)
+{
+    (void)state;
+    static s_mem_t a, b;
+    for (int format = 0; format < 2; format++) {
+        memset(&a, 0, sizeof a);
+        memset(&b, 0, sizeof b);
+        pcapng_writer_t *wa =
+            pcapng_writer_new((pcapng_format_t)format, 2000, "t", 1 << 14, s_mem_sink, &a);
+        pcapng_writer_t *wb =
+            pcapng_writer_new((pcapng_format_t)format, 2000, "t", 1 << 14, s_mem_sink, &b);
+        assert_int_equal(pcapng_writer_add_interface(wa, 1, "a", "d"), 0);
+        assert_int_equal(pcapng_writer_add_interface(wb, 1, "a", "d"), 0);
+        uint8_t data[2000];
+        for (uint32_t caplen = 0; caplen < 9; caplen++) {
+            s_fill(data, caplen, caplen);
+            uint64_t ts = 1700000000123456789ull + caplen;
+            assert_int_equal(
+                pcapng_writer_packet(wa, 0, ts, caplen, caplen + 3, caplen ? data : NULL, NULL), 0);
+            assert_int_equal(
+                pcapng_writer_append(wb, 0, ts, caplen, caplen + 3, caplen ? data : NULL), 0);
+        }
+        assert_int_equal(pcapng_writer_buffered(wa), pcapng_writer_buffered(wb));
+        assert_int_equal(pcapng_writer_append(wb, 1, 1, 4, 4, data), -EINVAL);
+        assert_int_equal(pcapng_writer_append(wb, 0, 1, 2001, 2001, data), -EINVAL);
+        /* fill up: the writer refuses, flushes nothing, and keeps its bytes */
+        int rc;
+        size_t n = 0;
+        s_fill(data, 1999, 5);
+        while ((rc = pcapng_writer_append(wb, 0, 42, 1999, 1999, data)) == 0) {
+            assert_int_equal(pcapng_writer_packet(wa, 0, 42, 1999, 1999, data, NULL), 0);
+            n++;
+        }
+        assert_int_equal(rc, -ENOBUFS);
+        assert_true(n > 0);
+        assert_true(pcapng_writer_room(wb) < pcapng_packet_size((pcapng_format_t)format, 1999));
+        assert_int_equal(b.calls, 0);
+        assert_int_equal(pcapng_writer_flush(wa), 0);
+        assert_int_equal(pcapng_writer_flush(wb), 0);
+        assert_int_equal(pcapng_writer_append(wb, 0, 43, 1999, 1999, data), 0);
+        assert_int_equal(pcapng_writer_packet(wa, 0, 43, 1999, 1999, data, NULL), 0);
+        assert_int_equal(pcapng_writer_flush(wa), 0);
+        assert_int_equal(pcapng_writer_flush(wb), 0);
+        assert_int_equal(a.len, b.len);
+        assert_memory_equal(a.buf, b.buf, a.len);
+        pcapng_writer_destroy(&wa);
+        pcapng_writer_destroy(&wb);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -492,6 +563,7 @@ int main(void)
         cmocka_unit_test(test_pcapng_custom_options),
         cmocka_unit_test(test_pcapng_custom_option_restart),
         cmocka_unit_test(test_pcapng_custom_option_refused),
+        cmocka_unit_test(test_append_same_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

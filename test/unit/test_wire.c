@@ -1316,6 +1316,54 @@ static void test_payload_round_trip(void **state)
     free(buf);
 }
 
+/* wire_packet_at, the receiver's walk of a checked frame, reads every
+ * record as wire_packets_next does and ends exactly at the frame's end. */
+static void test_payload_walk_checked(void **state)
+{
+    (void)state;
+    uint8_t *buf = malloc(S_BW_CAP);
+    assert_non_null(buf);
+    size_t off;
+    assert_true(wire_packets_begin(buf, S_BW_CAP, &off));
+    for (size_t i = 0; i < S_NPKTS; i++) {
+        wire_packet_t p = {.ts_ns = s_pkts[i].ts,
+                           .ifindex = s_pkts[i].ifindex,
+                           .caplen = s_pkts[i].caplen,
+                           .origlen = s_pkts[i].origlen,
+                           .data = s_pkt_data(i)};
+        assert_true(wire_packets_put(buf, S_BW_CAP, &off, &p));
+    }
+    assert_int_equal(wire_packets_check(buf, off, S_NPKTS, WIRE_IFACES_MAX, NULL, NULL), WIRE_OK);
+    size_t at = WIRE_FRAME_HDR, walk = 0;
+    for (size_t n = 0; n < S_NPKTS; n++) {
+        wire_packet_t a, b;
+        memset(&a, 0xa5, sizeof a);
+        memset(&b, 0x5a, sizeof b);
+        at = wire_packet_at(buf, at, &a);
+        assert_true(wire_packets_next(buf, off, &walk, &b));
+        assert_int_equal(at, walk);
+        assert_int_equal(a.ts_ns, s_pkts[n].ts);
+        assert_int_equal(a.ifindex, s_pkts[n].ifindex);
+        assert_int_equal(a.caplen, s_pkts[n].caplen);
+        assert_int_equal(a.origlen, s_pkts[n].origlen);
+        assert_ptr_equal(a.data, b.data);
+        assert_int_equal(b.ts_ns, a.ts_ns);
+        assert_int_equal(b.caplen, a.caplen);
+        assert_int_equal(b.origlen, a.origlen);
+        assert_memory_equal(a.data, s_pkt_data(n), a.caplen);
+    }
+    assert_int_equal(at, off);
+    /* wire_packets_next stops on a record whose data runs past the end */
+    for (size_t cut = 1; cut < 24; cut++) {
+        size_t w = 0, k = 0;
+        wire_packet_t p;
+        while (wire_packets_next(buf, off - cut, &w, &p))
+            k++;
+        assert_int_equal(k, S_NPKTS - 1);
+    }
+    free(buf);
+}
+
 static void test_payload_single(void **state)
 {
     (void)state;
@@ -1669,6 +1717,7 @@ int main(void)
         cmocka_unit_test(test_encode_refuses_invalid),
         cmocka_unit_test(test_encode_small_buffer),
         cmocka_unit_test(test_payload_round_trip),
+        cmocka_unit_test(test_payload_walk_checked),
         cmocka_unit_test(test_payload_single),
         cmocka_unit_test(test_payload_builder_capacity),
         cmocka_unit_test(test_payload_valid_by_hand),
