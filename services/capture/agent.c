@@ -209,11 +209,7 @@ agent_t *agent_new(source_t **source_p, const agent_opts_t *opts, metrics_t *met
     self->cmd = malloc(WIRE_COMMAND_MAX);
     self->outbox = outbox_new(opts->batch_bytes, opts->buffer_bytes, opts->window,
                               opts->ack_timeout_ms, opts->backoff_max_ms);
-    /* a file waits for us: read it only as far ahead as the window can
-     * send. A live interface does not wait: it is read into memory up to
-     * BUFFER_MAX, lest the kernel's buffer overflow. */
-    if (self->outbox && !opts->live)
-        outbox_set_read_ahead(self->outbox, S_READ_AHEAD);
+
     /* what s_hello says, so that a replay of the dead letters says it again */
     dlq_identity_t id = {.source = self->node_id,
                          .epoch = opts->epoch,
@@ -615,6 +611,18 @@ void agent_on_link(agent_t *self, bool up, int64_t now_ms)
     self->link_ever_up = true;
 }
 
+/* Batches are not getting through: no connection for ACK_TIMEOUT_MS
+ * while something waits, or a batch overdue for its acknowledgement. */
+static bool s_undelivered(const agent_t *a, int64_t now)
+{
+    if (outbox_overdue(a->outbox, now))
+        return true;
+    if (a->link_up)
+        return false;
+    int64_t since = s_waiting_since(a);
+    return since != INT64_MAX && now - since >= a->opts.ack_timeout_ms;
+}
+
 /* A batch has waited ACK_TIMEOUT_MS with no connection: say so, once. */
 static void s_check_link(agent_t *a, int64_t now)
 {
@@ -849,6 +857,13 @@ void agent_step(agent_t *self, int64_t now_ms)
     }
     if (a->hello_pending && now_ms - a->hello_sent_ms >= a->opts.ack_timeout_ms)
         s_hello(a, now_ms); /* no WELCOME yet: ask again */
+    /* a file waits for us: while batches flow it is read only as far
+     * ahead as the window can send. While they do not, it is read up to
+     * BUFFER_MAX as a live interface always is (a pause there moves the
+     * loss into the kernel's buffer), so that what cannot be delivered
+     * reaches the dead-letter file together. */
+    if (!a->opts.live)
+        outbox_set_read_ahead(a->outbox, s_undelivered(a, now_ms) ? 0 : S_READ_AHEAD);
     a->more = !a->eof && s_read(a, now_ms);
     const batch_t *open = outbox_open_batch(a->outbox);
     if (open && now_ms - open->opened_ms >= a->opts.batch_delay_ms && !s_rebuilding_batch(a))

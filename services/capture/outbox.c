@@ -533,6 +533,14 @@ batch_t *outbox_oldest(const outbox_t *self)
     return self->held ? &(*s_slot(self, self->head_seq))->pub : NULL;
 }
 
+bool outbox_overdue(const outbox_t *self, int64_t now_ms)
+{
+    for (size_t i = 0; i < self->ninflight; i++)
+        if (self->inflight[i]->pub.sends > 1 || self->inflight[i]->pub.deadline_ms <= now_ms)
+            return true;
+    return false;
+}
+
 int64_t outbox_next_deadline(const outbox_t *self)
 {
     int64_t d = INT64_MAX;

@@ -129,6 +129,10 @@ batch_t *outbox_oldest(const outbox_t *self);
  * dead-letter file). Returns 1 when it was held, 0 otherwise. */
 int outbox_release(outbox_t *self, uint64_t seq);
 
+/* True when an in-flight batch went unacknowledged past its deadline (it
+ * was, or is about to be, sent again). */
+bool outbox_overdue(const outbox_t *self, int64_t now_ms);
+
 /* Earliest time something needs doing (resend deadline), or INT64_MAX. */
 int64_t outbox_next_deadline(const outbox_t *self);
 

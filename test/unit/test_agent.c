@@ -712,6 +712,37 @@ static void test_file_read_ahead_is_bounded(void **state)
     assert_int_equal(next, s_nref);
 }
 
+/* While the next hop is away (for ACK_TIMEOUT_MS), or batches go
+ * unacknowledged past their deadline, a file is read up to BUFFER_MAX as
+ * before: what cannot be
+ * delivered is dead-lettered after RETRY_TIMEOUT_S all together, not a
+ * window's worth per RETRY_TIMEOUT_S. Once batches flow again the bound
+ * is back. */
+static void test_file_read_ahead_lifted_while_undelivered(void **state)
+{
+    fixture_t *f = *state;
+    agent_start(f->a, 0);
+    s_reply(f, WIRE_WELCOME, 0);
+    for (int64_t now = 0; now < 10; now++)
+        agent_step(f->a, now); /* no connection yet: as if it were coming */
+    assert_true(agent_packets(f->a) < s_nref / 2);
+    agent_step(f->a, 1000); /* none for ACK_TIMEOUT_MS */
+    assert_int_equal(agent_packets(f->a), s_nref);
+    agent_destroy(&f->a);
+    char err[512];
+    source_t *src = source_file_open(SAMPLE, 0, "", err, sizeof err);
+    assert_non_null(src);
+    f->a = agent_new(&src, &s_opts, f->metrics, s_on_send, f);
+    agent_start(f->a, 0);
+    agent_on_link(f->a, true, 0);
+    s_reply(f, WIRE_WELCOME, 0);
+    agent_step(f->a, 0);
+    uint64_t bounded = agent_packets(f->a);
+    assert_true(bounded < s_nref / 2);
+    agent_step(f->a, 1500); /* past ACK_TIMEOUT_MS: resent, and read on */
+    assert_int_equal(agent_packets(f->a), s_nref);
+}
+
 /* A live interface is read into memory up to BUFFER_MAX as before (a
  * pause would only move the loss into the kernel's buffer), and the
  * packet and byte counters are exact after every pass. */
@@ -1041,6 +1072,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lent_payload_outlives_ack, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_file_read_ahead_is_bounded, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_live_reads_up_to_buffer_max, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_file_read_ahead_lifted_while_undelivered, s_setup,
+                                        s_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     sample_free(&s_ref, s_nref);

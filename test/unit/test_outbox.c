@@ -111,6 +111,8 @@ static void test_resend_backoff(void **state)
     outbox_sent(o, b, 0);
     assert_int_equal(outbox_next_deadline(o), 100);
     assert_null(outbox_next_send(o, 99));
+    assert_false(outbox_overdue(o, 99));
+    assert_true(outbox_overdue(o, 100));
     p = s_pkt(2, 100);
     outbox_add(o, &p, 0, 0);
     outbox_close(o);
@@ -118,6 +120,7 @@ static void test_resend_backoff(void **state)
     outbox_sent(o, b, 100);
     assert_int_equal(b->sends, 2);
     assert_int_equal(b->deadline_ms, 100 + 200);
+    assert_true(outbox_overdue(o, 101)); /* sent again: not getting through */
     outbox_sent(o, b, 300);
     assert_int_equal(b->deadline_ms, 300 + 350); /* 400 capped at 350 */
     outbox_resend_all(o);
@@ -128,6 +131,7 @@ static void test_resend_backoff(void **state)
     assert_int_equal(outbox_ack(o, 0, 401, &rtt), 0);
     assert_int_equal(outbox_ack(o, 77, 401, &rtt), 0);
     assert_int_equal(outbox_next_deadline(o), INT64_MAX);
+    assert_false(outbox_overdue(o, 100000));
     outbox_destroy(&o);
 }
 
