@@ -22,10 +22,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <poll.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define NS 1000000000ull
@@ -442,197 +439,12 @@ static void test_filter_matches(void **state)
     pcap_close(dead);
 }
 
-/* ---- records read as libpcap reads them ---- */
-
-/* Record i's byte j. */
-static uint8_t s_byte(size_t i, size_t j)
-{
-    return (uint8_t)(i * 7 + j);
-}
-
-/* A classic pcap file: `snaplen` and `linktype` in its header, record i
- * caplen caplens[i] (origlen caplen + i), timestamps i s + 1000 i units. */
-static size_t s_pcap_var(uint8_t *buf, uint32_t magic, bool big, uint32_t snaplen,
-                         uint32_t linktype, const uint32_t *caplens, size_t n)
-{
-    size_t o = 0;
-    o += s_put32(buf + o, magic, big);
-    o += s_put16(buf + o, 2, big);
-    o += s_put16(buf + o, 4, big);
-    o += s_put32(buf + o, 0, big);
-    o += s_put32(buf + o, 0, big);
-    o += s_put32(buf + o, snaplen, big);
-    o += s_put32(buf + o, linktype, big);
-    for (size_t i = 0; i < n; i++) {
-        o += s_put32(buf + o, 1000 + (uint32_t)i, big);
-        o += s_put32(buf + o, 1000 * (uint32_t)i, big);
-        o += s_put32(buf + o, caplens[i], big);
-        o += s_put32(buf + o, caplens[i] + (uint32_t)i, big);
-        for (uint32_t j = 0; j < caplens[i] && caplens[i] <= 262144; j++)
-            buf[o + j] = s_byte(i, j);
-        o += caplens[i] <= 262144 ? caplens[i] : 0;
-    }
-    return o;
-}
-
-/* The file read through libpcap and through the source: the same records
- * (timestamp, lengths, bytes) and the same end: EOF, or an error with
- * libpcap's message after the file's name. */
-static void s_same_as_libpcap(const char *path, const char *filter)
-{
-    char errbuf[PCAP_ERRBUF_SIZE], err[512] = "";
-    pcap_t *p = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, errbuf);
-    assert_non_null(p);
-    if (*filter) {
-        struct bpf_program prog;
-        assert_int_equal(pcap_compile(p, &prog, filter, 1, PCAP_NETMASK_UNKNOWN), 0);
-        assert_int_equal(pcap_setfilter(p, &prog), 0);
-        pcap_freecode(&prog);
-    }
-    source_t *s = source_file_open(path, 0, filter, err, sizeof err);
-    if (!s)
-        fail_msg("%s", err);
-    for (size_t n = 0;; n++) {
-        struct pcap_pkthdr *h;
-        const u_char *data;
-        int rc = pcap_next_ex(p, &h, &data);
-        source_packet_t pk;
-        source_result_t r = source_next(s, &pk);
-        if (rc == 1) {
-            if (r != SOURCE_PACKET)
-                fail_msg("record %zu: %d (%s), libpcap has it", n, r, source_error(s));
-            assert_int_equal(pk.ts_ns, (uint64_t)h->ts.tv_sec * NS + (uint64_t)h->ts.tv_usec);
-            assert_int_equal(pk.caplen, h->caplen);
-            assert_int_equal(pk.origlen, h->len);
-            assert_memory_equal(pk.data, data, h->caplen);
-            continue;
-        }
-        if (rc == PCAP_ERROR_BREAK) {
-            assert_int_equal(r, SOURCE_EOF);
-            break;
-        }
-        assert_int_equal(r, SOURCE_ERROR);
-        char want[PCAP_ERRBUF_SIZE + 64];
-        snprintf(want, sizeof want, "in.pcap: %s", pcap_geterr(p));
-        assert_string_equal(source_error(s), want);
-        break;
-    }
-    source_close(&s);
-    pcap_close(p);
-}
-
-/* Classic pcap read record by record as libpcap reads it: both byte
- * orders, µs and ns, records longer than the file's snaplen (cut to it),
- * empty ones, jumbo ones, a filter; link types whose records libpcap
- * rewrites (Linux USB) too; and every file cut short at any byte: the
- * same records, then the same EOF or the same error. */
-static void test_records_as_libpcap(void **state)
-{
-    fixture_t *fx = *state;
-    static uint8_t buf[1 << 20];
-    const uint32_t caplens[] = {60, 1, 0, 1514, 9018, 150, 64, 262144, 99};
-    const uint32_t magics[] = {MAGIC_US, MAGIC_NS};
-    for (int big = 0; big <= 1; big++) {
-        for (size_t m = 0; m < N(magics); m++) {
-            for (uint32_t snaplen = 100; snaplen != 0; snaplen = snaplen == 100 ? 262144 : 0) {
-                size_t len = s_pcap_var(buf, magics[m], big, snaplen, 1, caplens, N(caplens));
-                s_write(fx->path, buf, len);
-                s_same_as_libpcap(fx->path, "");
-                s_same_as_libpcap(fx->path, "len > 100");
-                s_same_as_libpcap(fx->path, "ether[0] = 0x07");
-                s_write(fx->path, buf, s_pcap_var(buf, magics[m], big, snaplen, 189, caplens, 4));
-                s_same_as_libpcap(fx->path, "");
-            }
-        }
-    }
-    /* cut anywhere: mid-header, mid-record, past snaplen */
-    const uint32_t few[] = {60, 3, 150};
-    for (int big = 0; big <= 1; big++) {
-        size_t len = s_pcap_var(buf, MAGIC_NS, big, 100, 1, few, N(few));
-        for (size_t cut = 24; cut <= len; cut++) {
-            s_write(fx->path, buf, cut);
-            s_same_as_libpcap(fx->path, "");
-        }
-    }
-    /* a record longer than any snaplen: an error, as libpcap says it */
-    const uint32_t huge[] = {60, 300000};
-    for (uint32_t snaplen = 65535; snaplen != 0; snaplen = snaplen == 65535 ? 262144 : 0) {
-        s_write(fx->path, buf, s_pcap_var(buf, MAGIC_US, false, snaplen, 1, huge, N(huge)));
-        s_same_as_libpcap(fx->path, "");
-    }
-}
-
-static int64_t s_mono_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-/* Standard input, a pipe whose writer stops in the middle of a record:
- * the source says IDLE at once instead of blocking in a read until the
- * writer goes on (the agent's loop must keep handling acknowledgements
- * and heartbeats), then gives the record once it has all arrived. */
-static void test_pipe_half_record_does_not_block(void **state)
-{
-    (void)state;
-    static uint8_t buf[4096];
-    const uint32_t caplens[] = {60, 200};
-    size_t len = s_pcap_var(buf, MAGIC_NS, false, 65535, 1, caplens, N(caplens));
-    size_t half = len - 100;
-    int saved = dup(0);
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    assert_int_equal(write(fds[1], buf, half), (ssize_t)half);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(fds[0]);
-        struct timespec t = {.tv_sec = 1};
-        nanosleep(&t, NULL);
-        _exit(write(fds[1], buf + half, len - half) == (ssize_t)(len - half) ? 0 : 1);
-    }
-    close(fds[1]);
-    assert_int_equal(dup2(fds[0], 0), 0);
-    close(fds[0]);
-    char err[512];
-    source_t *s = source_file_open("-", 0, "", err, sizeof err);
-    assert_non_null(s);
-    source_packet_t p;
-    assert_int_equal(source_next(s, &p), SOURCE_PACKET);
-    assert_int_equal(p.caplen, 60);
-    int64_t t0 = s_mono_ms();
-    assert_int_equal(source_next(s, &p), SOURCE_IDLE);
-    assert_true(s_mono_ms() - t0 < 500); /* did not wait for the writer */
-    source_result_t r;
-    for (int i = 0; i < 500 && (r = source_next(s, &p)) == SOURCE_IDLE; i++) {
-        struct pollfd pf = {.fd = source_fd(s), .events = POLLIN};
-        poll(&pf, 1, 20);
-    }
-    assert_int_equal(r, SOURCE_PACKET);
-    assert_int_equal(p.caplen, 200);
-    for (uint32_t j = 0; j < 200; j++)
-        assert_int_equal(p.data[j], s_byte(1, j));
-    for (int i = 0; i < 500 && (r = source_next(s, &p)) == SOURCE_IDLE; i++) {
-        struct pollfd pf = {.fd = source_fd(s), .events = POLLIN};
-        poll(&pf, 1, 20); /* until the writer has closed its end */
-    }
-    assert_int_equal(r, SOURCE_EOF);
-    source_close(&s);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_int_equal(dup2(saved, 0), 0);
-    close(saved);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_pcap_fractions, s_setup, s_teardown),
         cmocka_unit_test(test_pcap_fractions_stdin),
         cmocka_unit_test_setup_teardown(test_pcapng_timestamps, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_records_as_libpcap, s_setup, s_teardown),
-        cmocka_unit_test(test_pipe_half_record_does_not_block),
         cmocka_unit_test(test_filter_text),
         cmocka_unit_test(test_filter_names),
         cmocka_unit_test(test_filter_errors),
