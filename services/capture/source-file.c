@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdio_ext.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,6 +202,9 @@ source_t *source_file_open(const char *path, unsigned speed, const char *filter,
     f->stdio_buf = malloc(S_STDIO_BUFFER);
     if (f->stdio_buf)
         setvbuf(file, f->stdio_buf, _IOFBF, S_STDIO_BUFFER);
+    /* only the agent's loop reads it: libpcap's two freads per record then
+     * take no lock each (a third of their cost) */
+    __fsetlocking(file, FSETLOCKING_BYCALLER);
     char perr[PCAP_ERRBUF_SIZE] = "";
     self->pcap = pcap_fopen_offline_with_tstamp_precision(file, PCAP_TSTAMP_PRECISION_NANO, perr);
     if (!self->pcap) {
