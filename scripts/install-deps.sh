@@ -1,6 +1,8 @@
 #!/bin/sh
 # Installs what tapmesh needs to build and test on Debian 12, and nothing
 # that is already there. Safe to run again. Uses sudo when not root.
+# With --bench, also what bench/run uses beyond the tests (its chart and its
+# instruction counts).
 set -eu
 
 packages="
@@ -9,6 +11,7 @@ packages="
   tcpdump tshark wireshark-common tcpreplay prometheus curl iproute2 procps nftables
   man-db groff-base systemd python3-yaml jq docker-compose libcap2-bin
 "
+[ "${1:-}" = --bench ] && packages="$packages gnuplot-nox valgrind"
 
 missing=""
 for p in $packages; do

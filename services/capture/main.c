@@ -70,8 +70,10 @@ static const cfg_row_t s_rows[] = {
      "stops start-up."},
     {"BATCH_MAX_BYTES", CFG_INT, "262144", 1024, 16777216, NULL, false,
      "A batch is sent once it holds this many bytes."},
-    {"BATCH_MAX_DELAY_MS", CFG_INT, "100", 1, 60000, NULL, false,
-     "A batch is sent at the latest this long after its first packet."},
+    {"BATCH_MAX_DELAY_MS", CFG_INT, "10", 1, 60000, NULL, false,
+     "A batch is sent at the latest this long after its first packet: at a low rate, how "
+     "long a packet may wait at the agent (the output's delay is this plus the other "
+     "sources' delay, for the merge)."},
     {"INFLIGHT_BATCHES", CFG_INT, "8", 1, 4096, NULL, false,
      "Batches sent and not yet acknowledged, at most."},
     {"ACK_TIMEOUT_MS", CFG_INT, "2000", 10, 600000, NULL, false,
@@ -105,8 +107,9 @@ static const cfg_row_t s_rows[] = {
     {"BUFFER_MAX_MB", CFG_INT, "64", 1, 65536, NULL, false,
      "Memory for batches not yet acknowledged; when full, reading pauses (a live interface's "
      "kernel buffer then fills and drops, counted)."},
-    {"HEARTBEAT_MS", CFG_INT, "250", 50, 60000, NULL, false,
-     "While idle, a heartbeat with the watermark is sent this often."},
+    {"HEARTBEAT_MS", CFG_INT, "50", 10, 60000, NULL, false,
+     "While idle, a heartbeat with the watermark is sent this often: a quiet source holds "
+     "the merge of the others' packets this long at most."},
 };
 
 static const cfg_item_t s_exit_status[] = {
