@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""tunnel-pcap — wraps every frame of an Ethernet pcap in a tunnel, as a
+switch's mirror session or a cloud's traffic mirror would send it, for the
+decapsulation tests (this kernel has no GRE, GRETAP or ERSPAN devices).
+
+  tunnel-pcap.py KIND IN.pcap OUT.pcap [options]
+
+KIND: vxlan, gretap, gre (the inner frame's IP packet, its Ethernet header
+removed), erspan1, erspan2, erspan3. The outer frame is Ethernet / IPv4 (or
+IPv6 with --ipv6) from 192.0.2.1 to 192.0.2.2; each record keeps the input's
+timestamp, plus --shift-ns.
+
+  --id N         VNI, GRE key (gretap/gre; none without --id) or session id
+  --gra G        erspan3: timestamp granularity (default 2, IEEE 1588); the
+                 header's timestamp is the input record's time (1588: its
+                 nanoseconds, with the seconds in a platform id 3 sub-header)
+  --shift-ns N   add N ns to each record's capture time (so that a switch
+                 timestamp and the capture time differ)
+  --noise        after every 10th frame, add one that passes the capture's
+                 BPF filter but carries no tunnel of KIND (GRE version 1,
+                 or VXLAN without the I flag)
+  --corpus DIR   also write fuzz_decap inputs (kind byte, link type byte,
+                 frame) for the first 8 frames into DIR
+"""
+import argparse
+import hashlib
+import os
+import struct
+import sys
+
+KIND_BYTE = {"vxlan": 0, "gretap": 1, "gre": 2, "erspan1": 3, "erspan2": 3, "erspan3": 3}
+
+
+def read_pcap(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    magic = struct.unpack("<I", data[:4])[0]
+    if magic == 0xA1B2C3D4:
+        endian, nano = "<", False
+    elif magic == 0xA1B23C4D:
+        endian, nano = "<", True
+    elif magic == 0xD4C3B2A1:
+        endian, nano = ">", False
+    elif magic == 0x4D3CB2A1:
+        endian, nano = ">", True
+    else:
+        sys.exit(f"{path}: not a classic pcap file")
+    linktype = struct.unpack(endian + "I", data[20:24])[0]
+    if linktype != 1:
+        sys.exit(f"{path}: link type {linktype}, expected Ethernet (1)")
+    off, out = 24, []
+    while off + 16 <= len(data):
+        sec, frac, caplen, _ = struct.unpack(endian + "IIII", data[off:off + 16])
+        off += 16
+        ns = sec * 10**9 + (frac if nano else frac * 1000)
+        out.append((ns, data[off:off + caplen]))
+        off += caplen
+    return out
+
+
+def write_pcap(path, records):
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, 1))
+        for ns, frame in records:
+            f.write(struct.pack("<IIII", ns // 10**9, ns % 10**9, len(frame), len(frame)))
+            f.write(frame)
+
+
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def outer(proto, payload, ipv6):
+    eth = bytes.fromhex("020000000002" "020000000001")
+    if ipv6:
+        ip = struct.pack("!IHBB", 0x60000000, len(payload), proto, 64)
+        ip += bytes.fromhex("20010db8000000000000000000000001")
+        ip += bytes.fromhex("20010db8000000000000000000000002")
+        return eth + b"\x86\xdd" + ip + payload
+    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0x4000, 64, proto, 0,
+                      bytes([192, 0, 2, 1]), bytes([192, 0, 2, 2]))
+    hdr = hdr[:10] + struct.pack("!H", csum(hdr)) + hdr[12:]
+    return eth + b"\x08\x00" + hdr + payload
+
+
+def vxlan(inner, vni, flags=0x08):
+    udp_len = 8 + 8 + len(inner)
+    return struct.pack("!HHHH", 49152, 4789, udp_len, 0) + struct.pack("!BxxxI", flags,
+                                                                       vni << 8) + inner
+
+
+def gre(proto, inner, key=None, seq=None, version=0):
+    flags = (0x2000 if key is not None else 0) | (0x1000 if seq is not None else 0) | version
+    h = struct.pack("!HH", flags, proto)
+    if key is not None:
+        h += struct.pack("!I", key)
+    if seq is not None:
+        h += struct.pack("!I", seq)
+    return h + inner
+
+
+def wrap(kind, ns, frame, seq, args):
+    sid = args.id if args.id is not None else 0
+    if kind == "vxlan":
+        return 17, vxlan(frame, sid)
+    if kind == "gretap":
+        return 47, gre(0x6558, frame, key=args.id)
+    if kind == "gre":
+        etype = struct.unpack("!H", frame[12:14])[0]
+        if etype not in (0x0800, 0x86DD):
+            return None
+        return 47, gre(etype, frame[14:], key=args.id)
+    if kind == "erspan1":
+        return 47, gre(0x88BE, frame)
+    if kind == "erspan2":
+        hdr = struct.pack("!HHI", 1 << 12 | 10, sid & 0x3FF, 7)
+        return 47, gre(0x88BE, hdr + frame, seq=seq)
+    if kind == "erspan3":
+        gra = args.gra
+        if gra == 2:
+            low, upper = ns % 10**9, ns // 10**9
+        elif gra == 1:
+            units = ns // 100
+            low, upper = units & 0xFFFFFFFF, units >> 32
+        else:
+            units = ns // 100000
+            low, upper = units & 0xFFFFFFFF, units >> 32
+        hdr = struct.pack("!HHIHH", 2 << 12 | 10, sid & 0x3FF, low, 0, gra << 1 | 1)
+        hdr += struct.pack("!II", 3 << 26 | 5, upper)
+        return 47, gre(0x22EB, hdr + frame, seq=seq)
+    sys.exit(f"unknown kind {kind}")
+
+
+def noise(kind, frame, ipv6):
+    if kind == "vxlan":
+        return outer(17, vxlan(frame, 1, flags=0), ipv6)
+    return outer(47, gre(0x880B, frame, key=1, version=1), ipv6)  # PPTP's enhanced GRE
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("kind")
+    p.add_argument("input")
+    p.add_argument("output")
+    p.add_argument("--id", type=int)
+    p.add_argument("--gra", type=int, default=2)
+    p.add_argument("--shift-ns", type=int, default=0)
+    p.add_argument("--ipv6", action="store_true")
+    p.add_argument("--noise", action="store_true")
+    p.add_argument("--corpus")
+    args = p.parse_args()
+    records = []
+    n = 0
+    for ns, frame in read_pcap(args.input):
+        w = wrap(args.kind, ns, frame, n, args)
+        if w is None:
+            continue
+        out = outer(w[0], w[1], args.ipv6)
+        records.append((ns + args.shift_ns, out))
+        if args.corpus and n < 8:
+            blob = bytes([KIND_BYTE[args.kind], 0]) + out
+            name = hashlib.sha1(blob).hexdigest()
+            with open(os.path.join(args.corpus, name), "wb") as f:
+                f.write(blob)
+        n += 1
+        if args.noise and n % 10 == 0:
+            records.append((ns + args.shift_ns, noise(args.kind, frame, args.ipv6)))
+    write_pcap(args.output, records)
+
+
+if __name__ == "__main__":
+    main()
