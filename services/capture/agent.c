@@ -43,7 +43,8 @@
 typedef struct {
     metric_id_t packets, bytes, truncated, size[3], batches_sent, batches_acked, batches_resent,
         batches_dlq, packets_dlq, dlq_failed, backpressure, unacked_bytes, unacked_batches, rtt,
-        malformed, refused, acks_unknown, kernel_drops, if_drops, received, connected;
+        malformed, refused, acks_unknown, kernel_drops, if_drops, received, connected,
+        decap_dropped[DECAP_NREASONS], no_switch_ts;
 } s_metrics_t;
 
 struct agent_t {
@@ -64,6 +65,8 @@ struct agent_t {
     wire_msg_t *in, *out; /* decoded replies; messages being encoded */
     uint8_t *cmd;         /* out's encoding, WIRE_COMMAND_MAX */
     uint16_t linktype;
+    int outer_linktype;      /* the source's own, under DECAP */
+    uint8_t *inner;          /* DECAP: an inner IP packet given an Ethernet header */
     uint64_t watermark;      /* nothing older will be read */
     uint64_t sent_watermark; /* the newest watermark of a batch sent */
     int64_t last_send_ms, last_stats_ms, hello_sent_ms;
@@ -156,6 +159,55 @@ static void s_metrics_register(agent_t *a)
     } else {
         m->received = m->kernel_drops = m->if_drops = -1;
     }
+    if (a->opts.decap != DECAP_OFF) {
+        for (int k = DECAP_OK + 1; k < DECAP_NREASONS; k++) {
+            char label[64];
+            snprintf(label, sizeof label, "reason=\"%s\"", decap_reason_name((decap_reason_t)k));
+            m->decap_dropped[k] = metrics_counter(
+                r, "tapmesh_capture_decap_dropped_packets_total",
+                "Packets with no inner frame to send (DECAP), by reason: outer, fragment, other "
+                "(not the tunnel asked for), header (cut short or bad), id (not DECAP_ID)",
+                label);
+        }
+    }
+    if (a->opts.tstamp_erspan)
+        m->no_switch_ts = metrics_counter(
+            r, "tapmesh_capture_switch_timestamp_missing_total",
+            "Packets sent with the capture time because they carried no usable ERSPAN III "
+            "timestamp (TSTAMP_SOURCE=erspan)",
+            NULL);
+}
+
+/* DECAP: the interface announced carries the inner frames; its
+ * description says which tunnel and, when DECAP_ID fixes it, which VNI, key
+ * or session (the wire has no per-packet comment to carry one that
+ * varies). */
+static int s_decap_iface(agent_t *a, wire_iface_t *f)
+{
+    a->outer_linktype = f->linktype;
+    f->linktype = (uint16_t)decap_linktype(a->opts.decap);
+    char tail[96];
+    const char *kind = decap_kind_name(a->opts.decap);
+    if (a->opts.decap_id_set) {
+        const char *id = a->opts.decap == DECAP_VXLAN    ? "vni"
+                         : a->opts.decap == DECAP_ERSPAN ? "session"
+                         : a->opts.decap == DECAP_AUTO   ? "id"
+                                                         : "key";
+        snprintf(tail, sizeof tail, "; decap %s %s %" PRIu32, kind, id, a->opts.decap_id);
+    } else {
+        snprintf(tail, sizeof tail, "; decap %s", kind);
+    }
+    size_t used = strlen(f->description), room = sizeof f->description - 1;
+    size_t tlen = strlen(tail);
+    if (used + tlen > room)
+        used = room > tlen ? room - tlen : 0;
+    snprintf(f->description + used, sizeof f->description - used, "%s", tail);
+    if (f->linktype == 1) {
+        a->inner = malloc(WIRE_SNAPLEN_MAX);
+        if (!a->inner)
+            return -ENOMEM;
+    }
+    return 0;
 }
 
 agent_t *agent_new(source_t **source_p, const agent_opts_t *opts, metrics_t *metrics,
@@ -202,6 +254,8 @@ agent_t *agent_new(source_t **source_p, const agent_opts_t *opts, metrics_t *met
         f->snaplen = snaplen > WIRE_SNAPLEN_MAX ? WIRE_SNAPLEN_MAX : snaplen;
         wire_ifname_sanitize(source_name(self->source), f->name);
         snprintf(f->description, sizeof f->description, "%s", source_description(self->source));
+        if (opts->decap != DECAP_OFF && s_decap_iface(self, f) < 0)
+            goto err;
     }
     self->linktype = f->linktype;
     self->in = malloc(sizeof *self->in);
@@ -260,6 +314,7 @@ void agent_destroy(agent_t **self_p)
     free(self->in);
     free(self->out);
     free(self->cmd);
+    free(self->inner);
     free(self);
     *self_p = NULL;
 }
@@ -706,6 +761,43 @@ static void s_sample_size(agent_t *a, const source_packet_t *p)
                     (double)p->origlen);
 }
 
+/* DECAP: turns *p into its inner frame (with the switch's timestamp under
+ * TSTAMP_SOURCE=erspan). Returns false, counted by reason, when it has
+ * none to send. */
+static bool s_decap(agent_t *a, source_packet_t *p)
+{
+    decap_t d;
+    decap_reason_t r =
+        decap_frame(a->opts.decap, a->outer_linktype, p->data, p->caplen, p->origlen, &d);
+    if (r == DECAP_OK && a->opts.decap_id_set && (!d.has_id || d.id != a->opts.decap_id))
+        r = DECAP_ID;
+    if (r != DECAP_OK) {
+        metrics_add(a->metrics, a->m.decap_dropped[r], 1);
+        return false;
+    }
+    if (a->opts.tstamp_erspan) {
+        uint64_t ts;
+        if (decap_erspan_ts(&d, p->ts_ns, &ts))
+            p->ts_ns = ts;
+        else
+            metrics_add(a->metrics, a->m.no_switch_ts, 1);
+    }
+    if (d.inner_ip && a->inner) {
+        /* an Ethernet output: the IP packet gets a header of its own */
+        uint32_t n = d.caplen < WIRE_SNAPLEN_MAX - 14 ? d.caplen : WIRE_SNAPLEN_MAX - 14;
+        decap_ethernet_header(d.ethertype, a->inner);
+        memcpy(a->inner + 14, d.data, n);
+        p->data = a->inner;
+        p->caplen = n + 14;
+        p->origlen = d.origlen > UINT32_MAX - 14 ? UINT32_MAX : d.origlen + 14;
+        return true;
+    }
+    p->data = d.data;
+    p->caplen = d.caplen;
+    p->origlen = d.origlen;
+    return true;
+}
+
 /* Reads up to S_READ_MAX packets into the outbox, as far as there is room,
  * counting into *packets and *bytes. Returns true when the source may have
  * more right now. */
@@ -742,6 +834,8 @@ static bool s_read_packets(agent_t *a, int64_t now, uint64_t *packets, uint64_t 
             s_end_of_input(a);
             return false;
         }
+        if (a->opts.decap != DECAP_OFF && !s_decap(a, &p))
+            continue;
         uint64_t index = a->index++;
         if (a->resume && s_rebuild_skips(a, index)) {
             if (p.ts_ns > a->watermark)

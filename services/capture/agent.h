@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "decap.h"
 #include "dlq-read.h"
 #include "frames.h"
 #include "metrics.h"
@@ -60,6 +61,14 @@ typedef struct {
                                     * under their identity (then there is no source, and
                                     * node_id, epoch and description are the file's); taken */
     const dlq_info_t *replay_info; /* with `replay`: the interface HELLO names */
+    /* DECAP: the source's packets are tunnelled mirror traffic; what is sent
+     * is the inner frames (decap.h), the interface's link type and
+     * description say so, what has no inner frame is counted and dropped.
+     * DECAP_OFF: packets as captured. */
+    decap_kind_t decap;
+    bool decap_id_set; /* DECAP_ID: only the VNI, GRE key or ERSPAN session decap_id */
+    uint32_t decap_id;
+    bool tstamp_erspan; /* TSTAMP_SOURCE=erspan: an ERSPAN III frame's switch timestamp */
 } agent_opts_t;
 
 /* Takes the source (*source_p is set to NULL; NULL when replaying),

@@ -52,6 +52,25 @@ static const cfg_row_t s_rows[] = {
     {"TSTAMP_TYPE", CFG_STR, "", 0, 0, NULL, false,
      "Timestamp source: `host`, `adapter`, `adapter_unsynced`... where the NIC offers it; the "
      "error names those it offers (unset: `host`)."},
+    {"DECAP", CFG_ENUM, "off", 0, 0, "off|vxlan|gretap|gre|erspan|auto", false,
+     "The interface receives mirrored traffic in a tunnel; send the frames inside it: `vxlan` "
+     "(UDP 4789, as AWS VPC Traffic Mirroring sends it), `gretap` (GRE 0x6558), `gre` (GRE "
+     "carrying IP: sent as raw IP, link type 101), `erspan` (types I, II and III), `auto` "
+     "(any of them; an IP packet from GRE gets an Ethernet header with zero addresses). The "
+     "capture filter passes only the tunnel (`udp dst port 4789`, `ip proto 47 or ip6 proto "
+     "47`, and `FILTER` after it, which sees the outer frames); what still has no inner frame is "
+     "counted (tapmesh_capture_decap_dropped_packets_total) and not sent. The interface's "
+     "description says `decap KIND` and `DECAP_ID`."},
+    {"DECAP_ID", CFG_INT, NULL, 0, 4294967295LL, NULL, false,
+     "With `DECAP`: send only the tunnel with this VNI (vxlan), GRE key (gretap, gre) or ERSPAN "
+     "session id, named in the interface's description; others are counted (reason `id`). "
+     "Unset: every one, mixed in one interface."},
+    {"TSTAMP_SOURCE", CFG_ENUM, "capture", 0, 0, "capture|erspan", false,
+     "`erspan` (with `DECAP=erspan` or `auto`): each packet's time is the switch's ERSPAN type "
+     "III timestamp (100 us, 100 ns or IEEE 1588 granularity; the upper 32 bits from a "
+     "platform sub-header when there is one, else the wrap nearest the capture time); a "
+     "packet without one keeps its capture time and is counted "
+     "(tapmesh_capture_switch_timestamp_missing_total)."},
     {"REPLAY_SPEED", CFG_INT, "0", 0, 1000, NULL, false,
      "`READ_FILE`: `0` sends as fast as possible; N replays at N times the recorded pace."},
     {"DLQ_REPLAY", CFG_BOOL, "true", 0, 0, NULL, false,
@@ -253,6 +272,20 @@ static int s_send(void *ctx, const uint8_t *cmd, size_t len, batch_t *batch)
     return rc;
 }
 
+/* The capture filter: with DECAP, only the tunnel's frames, then FILTER
+ * (which sees the outer frames). */
+static void s_filter(cfg_t *c, char *out, size_t len)
+{
+    const char *filter = cfg_str(c, "FILTER");
+    const char *tunnel = decap_filter((decap_kind_t)cfg_enum(c, "DECAP"));
+    if (!*tunnel)
+        snprintf(out, len, "%s", filter);
+    else if (!*filter)
+        snprintf(out, len, "(%s)", tunnel);
+    else
+        snprintf(out, len, "(%s) and (%s)", tunnel, filter);
+}
+
 static source_t *s_open_source(cfg_t *c, bool *live, bool *wall_clock)
 {
     char err[1024];
@@ -263,7 +296,13 @@ static source_t *s_open_source(cfg_t *c, bool *live, bool *wall_clock)
                         : "nothing to capture: set DEVICE (an interface) or READ_FILE (a file)");
         return NULL;
     }
-    const char *filter = cfg_str(c, "FILTER");
+    size_t flen = strlen(cfg_str(c, "FILTER")) + 128;
+    char *filter = malloc(flen);
+    if (!filter) {
+        fprintf(stderr, "tapmesh-capture: out of memory\n");
+        return NULL;
+    }
+    s_filter(c, filter, flen);
     source_t *source;
     if (*device) {
         source_live_opts_t o = {
@@ -282,9 +321,37 @@ static source_t *s_open_source(cfg_t *c, bool *live, bool *wall_clock)
         source =
             source_file_open(file, (unsigned)cfg_int(c, "REPLAY_SPEED"), filter, err, sizeof err);
     }
+    free(filter);
     if (!source)
         fprintf(stderr, "tapmesh-capture: %s\n", err);
     return source;
+}
+
+/* DECAP, DECAP_ID and TSTAMP_SOURCE into the agent's options; 0, or 2
+ * after saying why. */
+static int s_decap(cfg_t *c, agent_opts_t *o)
+{
+    o->decap = (decap_kind_t)cfg_enum(c, "DECAP");
+    o->decap_id_set = cfg_is_set(c, "DECAP_ID");
+    o->decap_id = o->decap_id_set ? (uint32_t)cfg_int(c, "DECAP_ID") : 0;
+    o->tstamp_erspan = cfg_enum(c, "TSTAMP_SOURCE") == 1;
+    if (o->decap_id_set && o->decap == DECAP_OFF) {
+        fprintf(stderr,
+                "tapmesh-capture: DECAP_ID=%" PRIu32 ": needs DECAP (a tunnel to pick "
+                "the id of)\n",
+                o->decap_id);
+        return 2;
+    }
+    if (o->tstamp_erspan && o->decap != DECAP_ERSPAN && o->decap != DECAP_AUTO) {
+        fprintf(stderr,
+                "tapmesh-capture: TSTAMP_SOURCE=erspan: needs DECAP=erspan or "
+                "DECAP=auto (DECAP=%s)\n",
+                decap_kind_name(o->decap));
+        return 2;
+    }
+    if (o->tstamp_erspan)
+        o->wall_clock = false; /* the switch's clock, not this host's */
+    return 0;
 }
 
 /* Creates `dir` when missing, for the user the agent runs as after the
@@ -357,12 +424,20 @@ static int s_resume(capture_t *c, agent_opts_t *o)
     int rc = s_writable_dir(c, "STATE_DIR", dir);
     if (rc)
         return rc;
+    size_t flen = strlen(cfg_str(cfg, "FILTER")) + 128;
+    char *filter = malloc(flen);
+    if (!filter) {
+        fprintf(stderr, "tapmesh-capture: out of memory\n");
+        return 2;
+    }
+    s_filter(cfg, filter, flen);
     resume_key_t key = {.path = file,
-                        .filter = cfg_str(cfg, "FILTER"),
+                        .filter = filter,
                         .batch_bytes = (uint64_t)cfg_int(cfg, "BATCH_MAX_BYTES"),
                         .input = c->input_known ? &c->input : NULL};
     char why[5000], err[5000];
     o->resume = resume_open(dir, c->svc->node_id, &key, why, sizeof why, err, sizeof err);
+    free(filter);
     if (!o->resume) {
         fprintf(stderr, "tapmesh-capture: %s\n", err);
         return 2;
@@ -463,6 +538,10 @@ static int s_setup(void *app, service_t *svc)
         return rc;
     if (!o.replay && !(source = s_open_source(cfg, &o.live, &o.wall_clock)))
         return 2;
+    if (!o.replay && s_decap(cfg, &o) != 0) {
+        source_close(&source);
+        return 2;
+    }
     c->input_known = *file && strcmp(file, "-") != 0 && stat(file, &c->input) == 0;
     if ((rc = s_drop(c)) != 0 || (rc = s_writable_dir(c, "DLQ_DIR", dir)) != 0) {
         source_close(&source);

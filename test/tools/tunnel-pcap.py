@@ -6,7 +6,9 @@ decapsulation tests (this kernel has no GRE, GRETAP or ERSPAN devices).
   tunnel-pcap.py KIND IN.pcap OUT.pcap [options]
 
 KIND: vxlan, gretap, gre (the inner frame's IP packet, its Ethernet header
-removed), erspan1, erspan2, erspan3. The outer frame is Ethernet / IPv4 (or
+removed), erspan1, erspan2, erspan3; or raw: no tunnel, the input's IPv4 and
+IPv6 packets without their Ethernet header as LINKTYPE_RAW (what gre
+carries, for comparison). The outer frame is Ethernet / IPv4 (or
 IPv6 with --ipv6) from 192.0.2.1 to 192.0.2.2; each record keeps the input's
 timestamp, plus --shift-ns.
 
@@ -58,9 +60,9 @@ def read_pcap(path):
     return out
 
 
-def write_pcap(path, records):
+def write_pcap(path, records, linktype=1):
     with open(path, "wb") as f:
-        f.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, 1))
+        f.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, linktype))
         for ns, frame in records:
             f.write(struct.pack("<IIII", ns // 10**9, ns % 10**9, len(frame), len(frame)))
             f.write(frame)
@@ -156,6 +158,12 @@ def main():
     args = p.parse_args()
     records = []
     n = 0
+    if args.kind == "raw":
+        for ns, frame in read_pcap(args.input):
+            if struct.unpack("!H", frame[12:14])[0] in (0x0800, 0x86DD):
+                records.append((ns + args.shift_ns, frame[14:]))
+        write_pcap(args.output, records, 101)
+        return
     for ns, frame in read_pcap(args.input):
         w = wrap(args.kind, ns, frame, n, args)
         if w is None:
