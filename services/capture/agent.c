@@ -14,6 +14,7 @@
 #include "dlq.h"
 #include "log.h"
 #include "outbox.h"
+#include "trailer.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -170,11 +171,11 @@ static void s_metrics_register(agent_t *a)
                 label);
         }
     }
-    if (a->opts.tstamp_erspan)
+    if (a->opts.tstamp_erspan || a->opts.tstamp_trailer)
         m->no_switch_ts = metrics_counter(
             r, "tapmesh_capture_switch_timestamp_missing_total",
-            "Packets sent with the capture time because they carried no usable ERSPAN III "
-            "timestamp (TSTAMP_SOURCE=erspan)",
+            "Packets sent with the capture time because they carried no usable switch "
+            "timestamp (TSTAMP_SOURCE): no ERSPAN III timestamp, no trailer, or cut by the snaplen",
             NULL);
 }
 
@@ -798,6 +799,25 @@ static bool s_decap(agent_t *a, source_packet_t *p)
     return true;
 }
 
+/* TSTAMP_SOURCE=trailer:arista7130: the packet's time from the first
+ * switch's trailer (the innermost of those stacked), and with TRAILER=strip
+ * the frame as that switch received it. A frame cut by the snaplen has lost
+ * its trailers: it keeps its capture time, counted. */
+static void s_trailer(agent_t *a, source_packet_t *p)
+{
+    trailer_t t[8];
+    unsigned n = p->caplen == p->origlen
+                     ? trailer_metamako_all(p->data, p->caplen, p->ts_ns, t, sizeof t / sizeof *t)
+                     : 0;
+    if (n == 0) {
+        metrics_add(a->metrics, a->m.no_switch_ts, 1);
+        return;
+    }
+    p->ts_ns = t[n - 1].ts_ns;
+    if (a->opts.trailer_strip)
+        p->caplen = p->origlen = t[n - 1].start;
+}
+
 /* Reads up to S_READ_MAX packets into the outbox, as far as there is room,
  * counting into *packets and *bytes. Returns true when the source may have
  * more right now. */
@@ -836,6 +856,8 @@ static bool s_read_packets(agent_t *a, int64_t now, uint64_t *packets, uint64_t 
         }
         if (a->opts.decap != DECAP_OFF && !s_decap(a, &p))
             continue;
+        if (a->opts.tstamp_trailer)
+            s_trailer(a, &p);
         uint64_t index = a->index++;
         if (a->resume && s_rebuild_skips(a, index)) {
             if (p.ts_ns > a->watermark)

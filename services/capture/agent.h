@@ -69,6 +69,12 @@ typedef struct {
     bool decap_id_set; /* DECAP_ID: only the VNI, GRE key or ERSPAN session decap_id */
     uint32_t decap_id;
     bool tstamp_erspan; /* TSTAMP_SOURCE=erspan: an ERSPAN III frame's switch timestamp */
+    /* TSTAMP_SOURCE=trailer:arista7130: the first switch's time from the
+     * Metamako trailers (trailer.h) at the end of each frame (after DECAP);
+     * trailer_strip (TRAILER=strip) cuts the frame back to what the first
+     * switch received, without its FCS */
+    bool tstamp_trailer;
+    bool trailer_strip;
 } agent_opts_t;
 
 /* Takes the source (*source_p is set to NULL; NULL when replaying),

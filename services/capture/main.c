@@ -65,12 +65,18 @@ static const cfg_row_t s_rows[] = {
      "With `DECAP`: send only the tunnel with this VNI (vxlan), GRE key (gretap, gre) or ERSPAN "
      "session id, named in the interface's description; others are counted (reason `id`). "
      "Unset: every one, mixed in one interface."},
-    {"TSTAMP_SOURCE", CFG_ENUM, "capture", 0, 0, "capture|erspan", false,
-     "`erspan` (with `DECAP=erspan` or `auto`): each packet's time is the switch's ERSPAN type "
-     "III timestamp (100 us, 100 ns or IEEE 1588 granularity; the upper 32 bits from a "
-     "platform sub-header when there is one, else the wrap nearest the capture time); a "
-     "packet without one keeps its capture time and is counted "
-     "(tapmesh_capture_switch_timestamp_missing_total)."},
+    {"TSTAMP_SOURCE", CFG_ENUM, "capture", 0, 0, "capture|erspan|trailer:arista7130", false,
+     "Where each packet's time comes from: `capture` (libpcap); `erspan` (with `DECAP=erspan` "
+     "or `auto`): the switch's ERSPAN type III timestamp (100 us, 100 ns or IEEE 1588 "
+     "granularity; the upper 32 bits from a platform sub-header when there is one, else the "
+     "wrap nearest the capture time); `trailer:arista7130`: the Arista 7130 (Metamako) trailer "
+     "at the end of the frame (after `DECAP`), the first switch's when several are stacked, "
+     "recognised as Wireshark does (a time within 30 days of the capture's). A packet without "
+     "one keeps its capture time and is counted (tapmesh_capture_switch_timestamp_missing_total)."},
+    {"TRAILER", CFG_ENUM, "keep", 0, 0, "keep|strip", false,
+     "With `TSTAMP_SOURCE=trailer:...`: `keep` sends frames whole, every trailer and FCS "
+     "included; `strip` sends each as the first switch received it (without its trailers and "
+     "FCS)."},
     {"REPLAY_SPEED", CFG_INT, "0", 0, 1000, NULL, false,
      "`READ_FILE`: `0` sends as fast as possible; N replays at N times the recorded pace."},
     {"DLQ_REPLAY", CFG_BOOL, "true", 0, 0, NULL, false,
@@ -327,7 +333,7 @@ static source_t *s_open_source(cfg_t *c, bool *live, bool *wall_clock)
     return source;
 }
 
-/* DECAP, DECAP_ID and TSTAMP_SOURCE into the agent's options; 0, or 2
+/* DECAP, DECAP_ID, TSTAMP_SOURCE and TRAILER into the agent's options; 0, or 2
  * after saying why. */
 static int s_decap(cfg_t *c, agent_opts_t *o)
 {
@@ -335,6 +341,13 @@ static int s_decap(cfg_t *c, agent_opts_t *o)
     o->decap_id_set = cfg_is_set(c, "DECAP_ID");
     o->decap_id = o->decap_id_set ? (uint32_t)cfg_int(c, "DECAP_ID") : 0;
     o->tstamp_erspan = cfg_enum(c, "TSTAMP_SOURCE") == 1;
+    o->tstamp_trailer = cfg_enum(c, "TSTAMP_SOURCE") == 2;
+    o->trailer_strip = cfg_enum(c, "TRAILER") == 1;
+    if (o->trailer_strip && !o->tstamp_trailer) {
+        fprintf(stderr, "tapmesh-capture: TRAILER=strip: needs TSTAMP_SOURCE=trailer:arista7130 "
+                        "(the trailer to strip)\n");
+        return 2;
+    }
     if (o->decap_id_set && o->decap == DECAP_OFF) {
         fprintf(stderr,
                 "tapmesh-capture: DECAP_ID=%" PRIu32 ": needs DECAP (a tunnel to pick "
@@ -349,7 +362,7 @@ static int s_decap(cfg_t *c, agent_opts_t *o)
                 decap_kind_name(o->decap));
         return 2;
     }
-    if (o->tstamp_erspan)
+    if (o->tstamp_erspan || o->tstamp_trailer)
         o->wall_clock = false; /* the switch's clock, not this host's */
     return 0;
 }

@@ -8,7 +8,10 @@ decapsulation tests (this kernel has no GRE, GRETAP or ERSPAN devices).
 KIND: vxlan, gretap, gre (the inner frame's IP packet, its Ethernet header
 removed), erspan1, erspan2, erspan3; or raw: no tunnel, the input's IPv4 and
 IPv6 packets without their Ethernet header as LINKTYPE_RAW (what gre
-carries, for comparison). The outer frame is Ethernet / IPv4 (or
+carries, for comparison); or metamako: no tunnel, an Arista 7130 (Metamako)
+timestamp trailer after each frame, its time the record's own (the next
+switch's, with --stack, 1 us later each), flags "original FCS valid",
+device 258, port 7. The outer frame is Ethernet / IPv4 (or
 IPv6 with --ipv6) from 192.0.2.1 to 192.0.2.2; each record keeps the input's
 timestamp, plus --shift-ns.
 
@@ -21,6 +24,8 @@ timestamp, plus --shift-ns.
   --noise        after every 10th frame, add one that passes the capture's
                  BPF filter but carries no tunnel of KIND (GRE version 1,
                  or VXLAN without the I flag)
+  --stack N      metamako: N trailers, one per switch (default 1)
+  --fcs          metamako: a new FCS after each trailer
   --corpus DIR   also write fuzz_decap inputs (kind byte, link type byte,
                  frame) for the first 8 frames into DIR
 """
@@ -29,6 +34,7 @@ import hashlib
 import os
 import struct
 import sys
+import zlib
 
 KIND_BYTE = {"vxlan": 0, "gretap": 1, "gre": 2, "erspan1": 3, "erspan2": 3, "erspan3": 3}
 
@@ -138,6 +144,14 @@ def wrap(kind, ns, frame, seq, args):
     sys.exit(f"unknown kind {kind}")
 
 
+def metamako(frame, ns, fcs):
+    b = frame + struct.pack("!I", zlib.crc32(frame))
+    b += struct.pack("!III", ns // 10**9, ns % 10**9, 1 << 24 | 258 << 8 | 7)
+    if fcs:
+        b += struct.pack("!I", zlib.crc32(b))
+    return b
+
+
 def noise(kind, frame, ipv6):
     if kind == "vxlan":
         return outer(17, vxlan(frame, 1, flags=0), ipv6)
@@ -154,6 +168,8 @@ def main():
     p.add_argument("--shift-ns", type=int, default=0)
     p.add_argument("--ipv6", action="store_true")
     p.add_argument("--noise", action="store_true")
+    p.add_argument("--stack", type=int, default=1)
+    p.add_argument("--fcs", action="store_true")
     p.add_argument("--corpus")
     args = p.parse_args()
     records = []
@@ -163,6 +179,16 @@ def main():
             if struct.unpack("!H", frame[12:14])[0] in (0x0800, 0x86DD):
                 records.append((ns + args.shift_ns, frame[14:]))
         write_pcap(args.output, records, 101)
+        return
+    if args.kind == "metamako":
+        for ns, frame in read_pcap(args.input):
+            out = frame
+            for i in range(args.stack):
+                if i and args.fcs:
+                    out = out[:-4]  # the switch before's FCS is this one's original FCS
+                out = metamako(out, ns + i * 1000, args.fcs)
+            records.append((ns + args.shift_ns, out))
+        write_pcap(args.output, records)
         return
     for ns, frame in read_pcap(args.input):
         w = wrap(args.kind, ns, frame, n, args)
