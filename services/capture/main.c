@@ -437,13 +437,22 @@ static int s_resume(capture_t *c, agent_opts_t *o)
     int rc = s_writable_dir(c, "STATE_DIR", dir);
     if (rc)
         return rc;
-    size_t flen = strlen(cfg_str(cfg, "FILTER")) + 128;
+    size_t flen = strlen(cfg_str(cfg, "FILTER")) + 256;
     char *filter = malloc(flen);
     if (!filter) {
         fprintf(stderr, "tapmesh-capture: out of memory\n");
         return 2;
     }
     s_filter(cfg, filter, flen);
+    /* what else decides which packets and bytes make the batches: a run
+     * with other values starts afresh */
+    size_t used = strlen(filter);
+    if (cfg_is_set(cfg, "DECAP_ID"))
+        used +=
+            (size_t)snprintf(filter + used, flen - used, " DECAP_ID=%s", cfg_str(cfg, "DECAP_ID"));
+    if (cfg_enum(cfg, "TSTAMP_SOURCE") != 0 && used < flen)
+        snprintf(filter + used, flen - used, " TSTAMP_SOURCE=%s TRAILER=%s",
+                 cfg_str(cfg, "TSTAMP_SOURCE"), cfg_str(cfg, "TRAILER"));
     resume_key_t key = {.path = file,
                         .filter = filter,
                         .batch_bytes = (uint64_t)cfg_int(cfg, "BATCH_MAX_BYTES"),
