@@ -1330,6 +1330,8 @@ static int s_run(collector_t *self, s_source_t *s, const s_pass_t *p)
                 rc = s_fail(self, rc, what);
                 break;
             }
+            if (self->opts.tap)
+                self->opts.tap(self->opts.tap_ctx, s->id, s->ifaces[h->ifindex].linktype, h);
             written++;
             t.packets++;
             t.bytes += h->caplen;

@@ -55,6 +55,11 @@ typedef struct {
      * holding more than the one asking. Refused HELLOs write nothing. */
     size_t max_sources_per_peer;
     unsigned hello_rate;
+    /* Called with every packet as it is written to the output, in the
+     * output's order, before the commit that acknowledges it (OUTPUT_DEVICE,
+     * TUNNEL: inject.h); `linktype` is its interface's. NULL: none. */
+    void (*tap)(void *tap_ctx, const char *source, uint16_t linktype, const wire_packet_t *pkt);
+    void *tap_ctx;
 } collector_opts_t;
 
 /* Checks an EXPECT_SOURCES value: empty (no one in particular), a count

@@ -9,7 +9,9 @@
  */
 #include "clock.h"
 #include "collector.h"
+#include "encap.h"
 #include "frames.h"
+#include "inject.h"
 #include "journal.h"
 #include "log.h"
 #include "output.h"
@@ -94,6 +96,32 @@ static const cfg_row_t s_rows[] = {
      "are refused and counted (`0`: no limit)."},
     {"OUTPUT_BUFFER_KB", CFG_INT, "1024", 512, 1048576, NULL, false,
      "Output buffer; it is flushed after every pass of the loop that wrote."},
+    {"OUTPUT_DEVICE", CFG_STR, "", 0, 0, NULL, false,
+     "An Ethernet interface out of which every packet written is also sent, in the same merged "
+     "order (libpcap `pcap_inject`; needs `CAP_NET_RAW`), beside `OUTPUT`: to send only, set "
+     "`OUTPUT=/dev/null`. A batch is acknowledged once it is written and sent. A failed send "
+     "is counted (`tapmesh_collect_output_device_errors_total{reason}`) and logged at most "
+     "every 10 s, and never stops the collector or the file output; packets of a source "
+     "whose link type is not Ethernet are not sent (`reason=\"linktype\"`)."},
+    {"VLAN_TAGS", CFG_STR, "", 0, 0, NULL, false,
+     "An 802.1Q tag per source inserted after the MAC addresses of what `OUTPUT_DEVICE` and "
+     "`TUNNEL` (gretap, vxlan) send, so that merged taps stay apart: `node:vid,...` "
+     "(`edge-a:100,edge-b:200`; vid 1 to 4094). Sources not listed are sent untagged, as "
+     "captured. The file output is never tagged."},
+    {"OUTPUT_SNAPLEN", CFG_INT, "0", 0, 262144, NULL, false,
+     "Longest frame `OUTPUT_DEVICE` and `TUNNEL` send, tag included: longer ones are cut "
+     "(counted in `*_truncated_total`; `0`: no limit). The file output keeps whole packets."},
+    {"TUNNEL", CFG_STR, "", 0, 0, NULL, false,
+     "A remote host to which every packet written is also sent, over IPv4, in the same merged "
+     "order: `gretap://HOST[?key=N]` (the Ethernet frame in GRE, protocol 0x6558, with a key "
+     "when given; a raw socket: `CAP_NET_RAW`), `gre://HOST[?key=N]` (the IP packet alone, "
+     "the Ethernet header removed; frames that carry no IP are counted, not sent) or "
+     "`vxlan://HOST[:PORT][?vni=N]` (UDP, port 4789 and VNI 0 unless given). Frames are cut so "
+     "that the outer packet fits `TUNNEL_MTU`, never fragmented (counted in "
+     "`tapmesh_collect_tunnel_truncated_total`). Failures as for `OUTPUT_DEVICE`."},
+    {"TUNNEL_MTU", CFG_INT, "1500", 68, 65535, NULL, false,
+     "Largest outer IPv4 packet `TUNNEL` sends (headers included: 28 bytes for GRE with a key, "
+     "24 without, 36 for VXLAN): each frame is cut to fit."},
 };
 
 static const cfg_item_t s_exit_status[] = {
@@ -198,6 +226,8 @@ static const cfg_page_t s_page = {
 
 typedef struct {
     service_t *svc;
+    inject_t *device; /* OUTPUT_DEVICE, or NULL */
+    inject_t *tunnel; /* TUNNEL, or NULL */
     journal_t *journal;
     output_t *output;
     collector_t *collector;
@@ -211,6 +241,63 @@ static int s_reply(void *ctx, const route_t *route, const uint8_t *cmd, size_t l
     return frames_send(c->sock, route, cmd, len, NULL, ZMQ_DONTWAIT);
 }
 
+/* The collector's tap: every packet written goes out of OUTPUT_DEVICE and
+ * into TUNNEL too (inject.h counts and logs what fails). */
+static void s_tap(void *ctx, const char *source, uint16_t linktype, const wire_packet_t *pkt)
+{
+    collect_t *c = ctx;
+    if (c->device)
+        inject_packet(c->device, source, linktype, pkt);
+    if (c->tunnel)
+        inject_packet(c->tunnel, source, linktype, pkt);
+}
+
+/* OUTPUT_DEVICE, VLAN_TAGS, OUTPUT_SNAPLEN, TUNNEL, TUNNEL_MTU. Returns 0, or 2
+ * after a line on standard error names the setting. */
+static int s_setup_inject(collect_t *c, cfg_t *cfg)
+{
+    char err[1024];
+    encap_vlan_tag_t tags[256];
+    int ntags = encap_vlan_tags_parse(cfg_str(cfg, "VLAN_TAGS"), tags, sizeof tags / sizeof *tags,
+                                      err, sizeof err);
+    if (ntags < 0) {
+        fprintf(stderr, "tapmesh-collect: VLAN_TAGS: %s\n", err);
+        return 2;
+    }
+    inject_opts_t io = {
+        .tags = tags, .ntags = (size_t)ntags, .snaplen = (uint32_t)cfg_int(cfg, "OUTPUT_SNAPLEN")};
+    if (cfg_is_set(cfg, "TUNNEL")) {
+        encap_tunnel_t t;
+        if (encap_tunnel_parse(cfg_str(cfg, "TUNNEL"), &t, err, sizeof err) < 0) {
+            fprintf(stderr, "tapmesh-collect: TUNNEL=%s: %s\n", cfg_str(cfg, "TUNNEL"), err);
+            return 2;
+        }
+        c->tunnel = inject_tunnel_new(&t, (unsigned)cfg_int(cfg, "TUNNEL_MTU"), &io,
+                                      c->svc->metrics, err, sizeof err);
+        if (!c->tunnel) {
+            fprintf(stderr, "tapmesh-collect: %s\n", err);
+            return 2;
+        }
+        log_info("sending every packet written into %s (outer packets of at most %lld bytes)",
+                 inject_name(c->tunnel), (long long)cfg_int(cfg, "TUNNEL_MTU"));
+    }
+    if (cfg_is_set(cfg, "OUTPUT_DEVICE")) {
+        c->device =
+            inject_device_new(cfg_str(cfg, "OUTPUT_DEVICE"), &io, c->svc->metrics, err, sizeof err);
+        if (!c->device) {
+            fprintf(stderr, "tapmesh-collect: %s\n", err);
+            return 2;
+        }
+        log_info("sending every packet written out of %s", inject_name(c->device));
+    }
+    if (ntags && !c->device && !c->tunnel) {
+        fprintf(stderr, "tapmesh-collect: VLAN_TAGS: tags only what OUTPUT_DEVICE or TUNNEL "
+                        "send; neither is set\n");
+        return 2;
+    }
+    return 0;
+}
+
 static int s_setup(void *app, service_t *svc)
 {
     collect_t *c = app;
@@ -222,7 +309,7 @@ static int s_setup(void *app, service_t *svc)
         /* pcapng is binary: on a terminal it is noise, and it can upset the terminal */
         fprintf(stderr, "tapmesh-collect: OUTPUT=-: standard output is a terminal; pipe it "
                         "into a reader (tapmesh-collect | tcpdump -r -) or set OUTPUT to a "
-                        "file\n");
+                        "file (OUTPUT=/dev/null to only send with OUTPUT_DEVICE or TUNNEL)\n");
         return 2;
     }
     bool rotating = cfg_int(cfg, "ROTATE_MB") || cfg_int(cfg, "ROTATE_S");
@@ -231,6 +318,9 @@ static int s_setup(void *app, service_t *svc)
                         "(pattern), not standard output\n");
         return 2;
     }
+    int rc = s_setup_inject(c, cfg);
+    if (rc)
+        return rc;
     if (cfg_is_set(cfg, "STATE_DIR")) {
         c->journal = journal_open(cfg_str(cfg, "STATE_DIR"), err, sizeof err);
         if (!c->journal) {
@@ -282,6 +372,8 @@ static int s_setup(void *app, service_t *svc)
         .trust = svc->trust,
         .max_sources_per_peer = (size_t)cfg_int(cfg, "MAX_SOURCES_PER_PEER"),
         .hello_rate = (unsigned)cfg_int(cfg, "HELLO_RATE_PER_PEER"),
+        .tap = c->device || c->tunnel ? s_tap : NULL,
+        .tap_ctx = c,
     };
     c->collector = collector_new(c->output, &opts, svc->metrics, s_reply, c);
     if (!c->collector) {
@@ -372,6 +464,8 @@ static void s_teardown(void *app)
     collector_destroy(&c->collector);
     output_close(&c->output);
     journal_close(&c->journal);
+    inject_destroy(&c->device);
+    inject_destroy(&c->tunnel);
 }
 
 int main(int argc, char **argv)
