@@ -93,28 +93,32 @@ static inject_t *s_new(const inject_opts_t *opts)
     return self;
 }
 
-static void s_metrics(inject_t *self, metrics_t *metrics, const char *prefix, const char *what)
+/* Registers the sender's counters; `label` (device="eth1", or NULL) tells
+ * apart the devices of one OUTPUT_DEVICE list. */
+static void s_metrics(inject_t *self, metrics_t *metrics, const char *prefix, const char *what,
+                      const char *label)
 {
     char name[128], help[256];
     snprintf(name, sizeof name, "%s_packets_total", prefix);
     snprintf(help, sizeof help, "Packets sent %s.", what);
-    self->m.packets = metrics_counter(metrics, name, help, NULL);
+    self->m.packets = metrics_counter(metrics, name, help, label);
     snprintf(name, sizeof name, "%s_bytes_total", prefix);
     snprintf(help, sizeof help,
              "Bytes of the frames sent %s (as sent: tags in, tunnel headers out).", what);
-    self->m.bytes = metrics_counter(metrics, name, help, NULL);
+    self->m.bytes = metrics_counter(metrics, name, help, label);
     snprintf(name, sizeof name, "%s_truncated_total", prefix);
     snprintf(help, sizeof help,
              "Packets sent %s cut short (OUTPUT_SNAPLEN, or TUNNEL_MTU for a tunnel).", what);
-    self->m.truncated = metrics_counter(metrics, name, help, NULL);
+    self->m.truncated = metrics_counter(metrics, name, help, label);
     snprintf(name, sizeof name, "%s_errors_total", prefix);
     snprintf(help, sizeof help,
              "Packets not sent %s, by reason: linktype (not Ethernet), short, notip (GRE: not "
              "IP), msgsize (longer than the MTU), send (another send failure).",
              what);
     for (int r = 0; r < S_NREASONS; r++) {
-        char labels[64];
-        snprintf(labels, sizeof labels, "reason=\"%s\"", s_reason_names[r]);
+        char labels[128];
+        snprintf(labels, sizeof labels, "%s%sreason=\"%s\"", label ? label : "", label ? "," : "",
+                 s_reason_names[r]);
         self->m.errors[r] = metrics_counter(metrics, name, help, labels);
     }
 }
@@ -203,6 +207,11 @@ inject_t *inject_device_new(const char *device, const inject_opts_t *opts, metri
     }
     self->ops = &s_device_ops;
     snprintf(self->name, sizeof self->name, "OUTPUT_DEVICE=%s", device);
+    size_t dlen = strlen(device);
+    if (dlen == 0 || dlen >= IF_NAMESIZE || strpbrk(device, "\"\\,/ \t\n")) {
+        snprintf(err, errlen, "%s: not an interface name", self->name);
+        goto err;
+    }
     snprintf(self->device, sizeof self->device, "%s", device);
     char perr[PCAP_ERRBUF_SIZE] = "";
     self->pcap = pcap_create(device, perr);
@@ -231,7 +240,9 @@ inject_t *inject_device_new(const char *device, const inject_opts_t *opts, metri
     if (pcap_setfilter(self->pcap, &nothing) < 0)
         log_debug("%s: no filter for the receive side: %s", self->name, pcap_geterr(self->pcap));
     self->metrics = metrics;
-    s_metrics(self, metrics, "tapmesh_collect_output_device", "out of OUTPUT_DEVICE");
+    char label[64];
+    snprintf(label, sizeof label, "device=\"%s\"", self->device);
+    s_metrics(self, metrics, "tapmesh_collect_output_device", "out of an OUTPUT_DEVICE", label);
     return self;
 err:
     inject_destroy(&self);
@@ -319,7 +330,7 @@ inject_t *inject_tunnel_new(const encap_tunnel_t *tunnel, unsigned mtu, const in
         goto err;
     }
     self->metrics = metrics;
-    s_metrics(self, metrics, "tapmesh_collect_tunnel", "into TUNNEL");
+    s_metrics(self, metrics, "tapmesh_collect_tunnel", "into TUNNEL", NULL);
     return self;
 err:
     inject_destroy(&self);

@@ -35,8 +35,8 @@ typedef struct {
 
 /* Opens `device` for sending (pcap_create, pcap_activate; its receive
  * side gets a filter that takes nothing) and refuses one whose link type is
- * not Ethernet. Registers tapmesh_collect_output_device_* metrics. Returns
- * NULL with `err` naming the device. */
+ * not Ethernet. Registers tapmesh_collect_output_device_* metrics, with a
+ * label device="NAME". Returns NULL with `err` naming the device. */
 inject_t *inject_device_new(const char *device, const inject_opts_t *opts, metrics_t *metrics,
                             char *err, size_t errlen);
 

@@ -19,6 +19,7 @@
 
 #include <czmq.h>
 #include <errno.h>
+#include <net/if.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -97,12 +98,14 @@ static const cfg_row_t s_rows[] = {
     {"OUTPUT_BUFFER_KB", CFG_INT, "1024", 512, 1048576, NULL, false,
      "Output buffer; it is flushed after every pass of the loop that wrote."},
     {"OUTPUT_DEVICE", CFG_STR, "", 0, 0, NULL, false,
-     "An Ethernet interface out of which every packet written is also sent, in the same merged "
-     "order (libpcap `pcap_inject`; needs `CAP_NET_RAW`), beside `OUTPUT`: to send only, set "
-     "`OUTPUT=/dev/null`. A batch is acknowledged once it is written and sent. A failed send "
-     "is counted (`tapmesh_collect_output_device_errors_total{reason}`) and logged at most "
-     "every 10 s, and never stops the collector or the file output; packets of a source "
-     "whose link type is not Ethernet are not sent (`reason=\"linktype\"`)."},
+     "Ethernet interfaces out of which every packet written is also sent, in the same merged "
+     "order (libpcap `pcap_inject`; needs `CAP_NET_RAW`), beside `OUTPUT`: one (`eth1`), or "
+     "several, each sent every packet (`eth1,eth2`: a tap replicated; at most 8). To send "
+     "only, set `OUTPUT=/dev/null`. A batch is acknowledged once it is written and sent. A "
+     "failed send is counted (`tapmesh_collect_output_device_errors_total{device,reason}`) "
+     "and logged at most every 10 s per device, and never stops the collector, the other "
+     "devices or the file output; packets of a source whose link type is not Ethernet are "
+     "not sent (`reason=\"linktype\"`)."},
     {"VLAN_TAGS", CFG_STR, "", 0, 0, NULL, false,
      "An 802.1Q tag per source inserted after the MAC addresses of what `OUTPUT_DEVICE` and "
      "`TUNNEL` (gretap, vxlan) send, so that merged taps stay apart: `node:vid,...` "
@@ -224,9 +227,12 @@ static const cfg_page_t s_page = {
 /* Sockets of the authenticator polled with the router (service_pollitems). */
 #define S_AUTH_ITEMS 4
 
+#define S_DEVICES_MAX 8
+
 typedef struct {
     service_t *svc;
-    inject_t *device; /* OUTPUT_DEVICE, or NULL */
+    inject_t *devices[S_DEVICES_MAX]; /* OUTPUT_DEVICE, in the order given */
+    int ndevices;
     inject_t *tunnel; /* TUNNEL, or NULL */
     journal_t *journal;
     output_t *output;
@@ -246,8 +252,8 @@ static int s_reply(void *ctx, const route_t *route, const uint8_t *cmd, size_t l
 static void s_tap(void *ctx, const char *source, uint16_t linktype, const wire_packet_t *pkt)
 {
     collect_t *c = ctx;
-    if (c->device)
-        inject_packet(c->device, source, linktype, pkt);
+    for (int i = 0; i < c->ndevices; i++)
+        inject_packet(c->devices[i], source, linktype, pkt);
     if (c->tunnel)
         inject_packet(c->tunnel, source, linktype, pkt);
 }
@@ -282,15 +288,40 @@ static int s_setup_inject(collect_t *c, cfg_t *cfg)
                  inject_name(c->tunnel), (long long)cfg_int(cfg, "TUNNEL_MTU"));
     }
     if (cfg_is_set(cfg, "OUTPUT_DEVICE")) {
-        c->device =
-            inject_device_new(cfg_str(cfg, "OUTPUT_DEVICE"), &io, c->svc->metrics, err, sizeof err);
-        if (!c->device) {
-            fprintf(stderr, "tapmesh-collect: %s\n", err);
-            return 2;
+        const char *list = cfg_str(cfg, "OUTPUT_DEVICE");
+        for (const char *at = list; *at;) {
+            size_t n = strcspn(at, ",");
+            if (n == 0) {
+                fprintf(stderr, "tapmesh-collect: OUTPUT_DEVICE=%s: an empty name\n", list);
+                return 2;
+            }
+            char name[IF_NAMESIZE + 8];
+            snprintf(name, sizeof name, "%.*s", (int)(n < sizeof name - 1 ? n : sizeof name - 1),
+                     at);
+            if (c->ndevices == S_DEVICES_MAX) {
+                fprintf(stderr, "tapmesh-collect: OUTPUT_DEVICE=%s: at most %d devices\n", list,
+                        S_DEVICES_MAX);
+                return 2;
+            }
+            for (int i = 0; i < c->ndevices; i++)
+                if (strcmp(inject_name(c->devices[i]) + strlen("OUTPUT_DEVICE="), name) == 0) {
+                    fprintf(stderr, "tapmesh-collect: OUTPUT_DEVICE=%s: %s is named twice\n", list,
+                            name);
+                    return 2;
+                }
+            inject_t *d = inject_device_new(name, &io, c->svc->metrics, err, sizeof err);
+            if (!d) {
+                fprintf(stderr, "tapmesh-collect: %s\n", err);
+                return 2;
+            }
+            c->devices[c->ndevices++] = d;
+            log_info("sending every packet written out of %s", inject_name(d));
+            at += n;
+            if (*at == ',')
+                at++;
         }
-        log_info("sending every packet written out of %s", inject_name(c->device));
     }
-    if (ntags && !c->device && !c->tunnel) {
+    if (ntags && !c->ndevices && !c->tunnel) {
         fprintf(stderr, "tapmesh-collect: VLAN_TAGS: tags only what OUTPUT_DEVICE or TUNNEL "
                         "send; neither is set\n");
         return 2;
@@ -372,7 +403,7 @@ static int s_setup(void *app, service_t *svc)
         .trust = svc->trust,
         .max_sources_per_peer = (size_t)cfg_int(cfg, "MAX_SOURCES_PER_PEER"),
         .hello_rate = (unsigned)cfg_int(cfg, "HELLO_RATE_PER_PEER"),
-        .tap = c->device || c->tunnel ? s_tap : NULL,
+        .tap = c->ndevices || c->tunnel ? s_tap : NULL,
         .tap_ctx = c,
     };
     c->collector = collector_new(c->output, &opts, svc->metrics, s_reply, c);
@@ -464,7 +495,8 @@ static void s_teardown(void *app)
     collector_destroy(&c->collector);
     output_close(&c->output);
     journal_close(&c->journal);
-    inject_destroy(&c->device);
+    for (int i = 0; i < c->ndevices; i++)
+        inject_destroy(&c->devices[i]);
     inject_destroy(&c->tunnel);
 }
 

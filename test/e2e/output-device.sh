@@ -5,7 +5,8 @@
 # included; edge-b: generated packets) feed it. tcpdump on the other end
 # sees exactly the collector's own file output, in the same order, byte for
 # byte once the tag is taken out, each frame with its source's tag (tshark
-# reads the VLAN ids). Then OUTPUT_SNAPLEN cuts what is sent, and a frame
+# reads the VLAN ids); with OUTPUT_DEVICE naming two interfaces (a tap
+# replicated), each peer sees all of it. Then OUTPUT_SNAPLEN cuts what is sent, and a frame
 # longer than the device's MTU is counted with a message that names the MTU
 # and the offloads. Needs root; skipped otherwise.
 . "$(dirname "$0")/lib.sh"
@@ -18,7 +19,8 @@ at_exit "ip netns del $ns"
 inns() { ip netns exec "$ns" "$@"; }
 inns sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
 ip -n "$ns" link add tmx-out type veth peer name tmx-peer
-for dev in tmx-out tmx-peer; do
+ip -n "$ns" link add tmx-out2 type veth peer name tmx-peer2
+for dev in tmx-out tmx-peer tmx-out2 tmx-peer2; do
     ip -n "$ns" link set "$dev" mtu 9100
     ip -n "$ns" link set "$dev" up
 done
@@ -38,15 +40,20 @@ wait_nmetric() { # NAME VALUE TIMEOUT_S
     fail "metric $1 is '$v', expected '$2' within $3 s"
 }
 
-# run PREFIX [SETTINGS...]: a collector sending out of tmx-out and both agents;
-# tcpdump on tmx-peer writes $WORK/PREFIX.peer.pcap, the collector $WORK/PREFIX.pcapng
+# run PREFIX [SETTINGS...]: a collector sending out of tmx-out (unless the
+# settings say otherwise) and both agents; tcpdump on tmx-peer writes
+# $WORK/PREFIX.peer.pcap (on tmx-peer2: PREFIX.peer2.pcap), the collector
+# $WORK/PREFIX.pcapng
 run() {
     local p=$1
     shift
     start "$p-tcpdump" -- ip netns exec "$ns" tcpdump -i tmx-peer -Q in -s 0 -U -nn \
         --time-stamp-precision=nano -w "$WORK/$p.peer.pcap"
+    start "$p-tcpdump2" -- ip netns exec "$ns" tcpdump -i tmx-peer2 -Q in -s 0 -U -nn \
+        --time-stamp-precision=nano -w "$WORK/$p.peer2.pcap"
     local end=$((SECONDS + 10))
-    until grep -q "listening on tmx-peer" "$WORK/$p-tcpdump.log"; do
+    until grep -q "listening on tmx-peer" "$WORK/$p-tcpdump.log" &&
+        grep -q "listening on tmx-peer2" "$WORK/$p-tcpdump2.log"; do
         [ $SECONDS -lt $end ] || fail "tcpdump did not start: $(cat "$WORK/$p-tcpdump.log")"
         sleep 0.05
     done
@@ -76,20 +83,22 @@ stop_run() {
     local n=-1 m same=0 end=$((SECONDS + 20))
     while [ "$same" -lt 3 ] && [ $SECONDS -lt $end ]; do
         sleep 0.3
-        m=$(tcpdump -nn -r "$WORK/$1.peer.pcap" 2>/dev/null | wc -l)
+        m=$(cat "$WORK/$1.peer.pcap" "$WORK/$1.peer2.pcap" 2>/dev/null | wc -c)
         if [ "$m" = "$n" ]; then same=$((same + 1)); else same=0; fi
         n=$m
     done
     stop "$1-tcpdump" INT
+    stop "$1-tcpdump2" INT
 }
 
-# check PREFIX SNAPLEN: the peer's frames are the collector's file output,
-# in order, each with its source's tag, cut at SNAPLEN (0: whole)
+# check PREFIX SNAPLEN [PEER]: the frames PEER (peer: tmx-peer, peer2:
+# tmx-peer2) saw are the collector's file output, in order, each with its
+# source's tag, cut at SNAPLEN (0: whole)
 check() {
-    local p=$1 snaplen=$2
+    local p=$1 snaplen=$2 peer=${3:-peer}
     tcpdump -r "$WORK/$p.pcapng" -w "$WORK/$p.written.pcap" 2>/dev/null
     tshark -r "$WORK/$p.pcapng" -T fields -e frame.interface_name >"$WORK/$p.sources.txt"
-    python3 - "$WORK/$p.written.pcap" "$WORK/$p.sources.txt" "$WORK/$p.peer.pcap" "$snaplen" <<'PY' || fail "$p: the frames sent are not the frames written"
+    python3 - "$WORK/$p.written.pcap" "$WORK/$p.sources.txt" "$WORK/$p.$peer.pcap" "$snaplen" <<'PY' || fail "$p: the frames sent out to $peer are not the frames written"
 import struct, sys
 def frames(path):
     with open(path, "rb") as f:
@@ -119,20 +128,23 @@ for i, (w, s, got) in enumerate(zip(written, sources, peer)):
 PY
     # tshark's own reading of the tags, packet for packet
     awk -F/ '{print ($1 == "edge-a") ? 100 : 200}' "$WORK/$p.sources.txt" >"$WORK/$p.vids.want"
-    tshark -r "$WORK/$p.peer.pcap" -T fields -e vlan.id >"$WORK/$p.vids.got"
+    tshark -r "$WORK/$p.$peer.pcap" -T fields -e vlan.id >"$WORK/$p.vids.got"
     cmp -s "$WORK/$p.vids.want" "$WORK/$p.vids.got" ||
         fail "$p: VLAN ids per packet differ: $(diff "$WORK/$p.vids.want" "$WORK/$p.vids.got" | head -5)"
     grep -qx 100 "$WORK/$p.vids.got" && grep -qx 200 "$WORK/$p.vids.got" || fail "$p: both tags expected"
 }
 
-run whole VLAN_TAGS=edge-a:100,edge-b:200
+run whole VLAN_TAGS=edge-a:100,edge-b:200 OUTPUT_DEVICE=tmx-out,tmx-out2
 stop_run whole
-check whole 0
-grep -q '^tapmesh_collect_output_device_packets_total 1300$' "$WORK/whole.metrics.txt" ||
-    fail "sent: $(grep output_device "$WORK/whole.metrics.txt")"
-grep -q '^tapmesh_collect_output_device_errors_total{reason="msgsize"} 0$' "$WORK/whole.metrics.txt" ||
-    fail "errors: $(grep output_device_errors "$WORK/whole.metrics.txt")"
-log "ok: 1300 packets sent in merged order, each with its source's tag"
+check whole 0 peer
+check whole 0 peer2
+for dev in tmx-out tmx-out2; do
+    grep -q "^tapmesh_collect_output_device_packets_total{device=\"$dev\"} 1300\$" "$WORK/whole.metrics.txt" ||
+        fail "sent out of $dev: $(grep output_device "$WORK/whole.metrics.txt")"
+    grep -q "^tapmesh_collect_output_device_errors_total{device=\"$dev\",reason=\"msgsize\"} 0\$" "$WORK/whole.metrics.txt" ||
+        fail "errors: $(grep output_device_errors "$WORK/whole.metrics.txt")"
+done
+log "ok: 1300 packets sent out of two devices in merged order, each with its source's tag"
 
 # OUTPUT_SNAPLEN cuts what is sent (not what is written)
 run cut VLAN_TAGS=edge-a:100,edge-b:200 OUTPUT_SNAPLEN=100
@@ -140,7 +152,7 @@ stop_run cut
 check cut 100
 cut=$(tshark -r "$WORK/cut.pcapng" -T fields -e frame.len | awk '$1 + 4 > 100' | wc -l)
 [ "$cut" -gt 0 ] || fail "no packet was long enough to be cut"
-grep -q "^tapmesh_collect_output_device_truncated_total $cut\$" "$WORK/cut.metrics.txt" ||
+grep -q "^tapmesh_collect_output_device_truncated_total{device=\"tmx-out\"} $cut\$" "$WORK/cut.metrics.txt" ||
     fail "truncated: $(grep truncated "$WORK/cut.metrics.txt"), expected $cut"
 log "ok: OUTPUT_SNAPLEN=100 cuts $cut frames sent, the file keeps them whole"
 
@@ -150,7 +162,7 @@ run mtu VLAN_TAGS=edge-a:100,edge-b:200
 stop_run mtu
 big=$(tshark -r "$WORK/mtu.pcapng" -T fields -e frame.len | awk '$1 + 4 > 1518' | wc -l)
 [ "$big" -gt 0 ] || fail "no frame above the MTU"
-grep -q "^tapmesh_collect_output_device_errors_total{reason=\"msgsize\"} $big\$" "$WORK/mtu.metrics.txt" ||
+grep -q "^tapmesh_collect_output_device_errors_total{device=\"tmx-out\",reason=\"msgsize\"} $big\$" "$WORK/mtu.metrics.txt" ||
     fail "msgsize errors: $(grep output_device_errors "$WORK/mtu.metrics.txt"), expected $big"
 grep -q "exceeds tmx-out's MTU 1500: raise the MTU (ip link set tmx-out mtu 9216) or set OUTPUT_SNAPLEN.*gro off" \
     "$WORK/mtu-collect.log" || fail "no message naming the MTU: $(grep -i mtu "$WORK/mtu-collect.log")"
@@ -172,5 +184,8 @@ expect_bad() { # NAME SETTINGS...: exit status 2, one line naming NAME
 expect_bad VLAN_TAGS VLAN_TAGS=edge-a:5000 OUTPUT_DEVICE=tmx-out
 grep -q "VLAN_TAGS: 'edge-a:5000': a VLAN id is 1..4094" "$WORK/bad.log" || fail "$(cat "$WORK/bad.log")"
 expect_bad OUTPUT_DEVICE=tmx-nosuch OUTPUT_DEVICE=tmx-nosuch
+expect_bad "OUTPUT_DEVICE=tmx-out,tmx-out: tmx-out is named twice" OUTPUT_DEVICE=tmx-out,tmx-out
+expect_bad "OUTPUT_DEVICE=tmx-out,,tmx-out2: an empty name" OUTPUT_DEVICE=tmx-out,,tmx-out2
+expect_bad "OUTPUT_DEVICE=a\"b: not an interface name" 'OUTPUT_DEVICE=tmx-out,a"b'
 expect_bad VLAN_TAGS VLAN_TAGS=edge-a:5
 log "ok: bad settings refused with a message naming them"
