@@ -63,6 +63,36 @@ static int s_on_reply(void *ctx, const route_t *route, const uint8_t *cmd, size_
     return 0;
 }
 
+/* What the tap was given, and how many ACKs had gone out when it was */
+#define MAX_TAPPED 64
+typedef struct {
+    char source[16];
+    uint16_t linktype;
+    uint64_t ts;
+    uint32_t caplen, origlen;
+    uint8_t byte0, last;
+    size_t acks_before;
+} tapped_t;
+static tapped_t s_tapped[MAX_TAPPED];
+static size_t s_ntapped;
+
+static void s_on_tap(void *ctx, const char *source, uint16_t linktype, const wire_packet_t *pkt)
+{
+    (void)ctx;
+    assert_true(s_ntapped < MAX_TAPPED);
+    tapped_t *t = &s_tapped[s_ntapped++];
+    snprintf(t->source, sizeof t->source, "%s", source);
+    t->linktype = linktype;
+    t->ts = pkt->ts_ns;
+    t->caplen = pkt->caplen;
+    t->origlen = pkt->origlen;
+    t->byte0 = pkt->data[0];
+    t->last = pkt->data[pkt->caplen - 1];
+    t->acks_before = 0;
+    for (size_t i = 0; i < s_nreplies; i++)
+        t->acks_before += s_replies[i].msg.type == WIRE_ACK;
+}
+
 typedef struct {
     char path[64];
     output_t *out;
@@ -77,6 +107,7 @@ static trust_t *s_trust;   /* its allow-list (taken over), when not NULL */
 static size_t s_per_peer;  /* its MAX_SOURCES_PER_PEER, when not 0 */
 static unsigned s_rate;    /* its HELLO_RATE_PER_PEER */
 static size_t s_max_src;   /* its MAX_SOURCES, when not 0 */
+static bool s_with_tap;    /* its tap is s_on_tap */
 /* The User-Id (CURVE key) of the connection messages come by; "" for none. */
 static const char *s_user = "";
 
@@ -104,6 +135,9 @@ static int s_setup_with(void **state, output_policy_t policy, int64_t window_ms)
                              .trust = s_trust,
                              .max_sources_per_peer = s_per_peer,
                              .hello_rate = s_rate};
+    if (s_with_tap)
+        opts.tap = s_on_tap;
+    s_with_tap = false;
     s_flush_ms = 0;
     s_max_src = 0;
     s_per_peer = 0;
@@ -394,6 +428,55 @@ static void test_ack_after_write(void **state)
     assert_int_equal(s_read_output(f, out, 10), 3);
     assert_int_equal(out[0], 100);
     assert_int_equal(out[2], 300);
+}
+
+/* The tap (OUTPUT_DEVICE, TUNNEL) is given every packet written, in the
+ * output's merged order, with its source, link type and bytes, and before
+ * the commit that acknowledges its batch; a duplicate batch is not given
+ * to it again. */
+static void test_tap_in_output_order_before_ack(void **state)
+{
+    (void)state;
+    fixture_t *f;
+    s_ntapped = 0;
+    s_with_tap = true;
+    s_setup(state);
+    f = *state;
+    s_hello(f, "pa", "a", 1, 1);
+    s_hello(f, "pb", "b", 1, 1);
+    uint64_t a0[] = {10, 30, 50};
+    uint64_t b0[] = {20, 40, 60};
+    s_batch(f, "pa", "a", 1, 0, 50, a0, 3, 0);
+    s_batch(f, "pb", "b", 1, 0, 60, b0, 3, 0);
+    assert_int_equal(s_ntapped, 0); /* nothing written yet */
+    assert_int_equal(s_pass(f, 0), 5);
+    s_progress(f, "pa", WIRE_END, "a", 1, 50, 1, 0);
+    assert_int_equal(s_pass(f, 0), 1);
+    s_batch(f, "pa", "a", 1, 0, 50, a0, 3, 0); /* a resend: dropped, acknowledged */
+    s_pass(f, 0);
+    uint64_t out[16];
+    assert_int_equal(s_read_output(f, out, 16), 6);
+    assert_int_equal(s_ntapped, 6);
+    for (size_t i = 0; i < 6; i++) {
+        tapped_t *t = &s_tapped[i];
+        assert_int_equal(t->ts, out[i]); /* the file's order */
+        assert_string_equal(t->source, t->ts % 20 ? "a" : "b");
+        assert_int_equal(t->linktype, 1);
+        assert_int_equal(t->caplen, 60 + t->ts % 40);
+        assert_int_equal(t->origlen, t->caplen + 4);
+        assert_int_equal(t->byte0, (uint8_t)t->ts);
+        assert_int_equal(t->last, (uint8_t)(t->ts + t->caplen - 1));
+    }
+    /* the first five went out in the pass before any ACK; the sixth (60)
+     * before the ACK of b's batch */
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(s_tapped[i].acks_before, 0);
+    size_t acks_b = 0;
+    for (size_t i = 0; i < s_nreplies; i++)
+        if (s_replies[i].msg.type == WIRE_ACK && strcmp(s_replies[i].msg.source, "b") == 0)
+            acks_b++;
+    assert_int_equal(acks_b, 1);
+    assert_true(s_tapped[5].acks_before < s_count(WIRE_ACK));
 }
 
 /* Two sources: packets are held until every live source's watermark
@@ -1840,6 +1923,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_hello_settled, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_ack_after_write, s_setup, s_teardown),
+        cmocka_unit_test_teardown(test_tap_in_output_order_before_ack, s_teardown),
         cmocka_unit_test_setup_teardown(test_merge_by_watermark, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_end_and_window, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_duplicates, s_setup, s_teardown),
