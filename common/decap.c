@@ -8,6 +8,7 @@
 #include "decap.h"
 
 #include "bytes.h"
+#include "clock.h"
 
 #include <string.h>
 
@@ -313,21 +314,6 @@ decap_reason_t decap_frame(decap_kind_t kind, int linktype, const uint8_t *pkt, 
     return r;
 }
 
-/* The value with low bits `low` (modulo `mod`) nearest to `near`. */
-static uint64_t s_nearest(uint64_t low, uint64_t mod, uint64_t near)
-{
-    uint64_t base = near - near % mod + low;
-    uint64_t best = base;
-    uint64_t dist = base > near ? base - near : near - base;
-    if (base >= mod && near - (base - mod) < dist) {
-        best = base - mod;
-        dist = near - best;
-    }
-    if (base + mod > base && base + mod - near < dist)
-        best = base + mod;
-    return best;
-}
-
 bool decap_erspan_ts(const decap_t *d, uint64_t capture_ns, uint64_t *ts_ns)
 {
     if (d->erspan_type != 3)
@@ -346,7 +332,7 @@ bool decap_erspan_ts(const decap_t *d, uint64_t capture_ns, uint64_t *ts_ns)
         if (d->erspan_has_upper)
             *ts_ns = (uint64_t)d->erspan_upper * S_NS + d->erspan_ts;
         else
-            *ts_ns = s_nearest(d->erspan_ts, S_NS, capture_ns);
+            *ts_ns = clock_nearest(d->erspan_ts, S_NS, capture_ns);
         return true;
     default:
         return false;
@@ -359,7 +345,7 @@ bool decap_erspan_ts(const decap_t *d, uint64_t capture_ns, uint64_t *ts_ns)
         return true;
     }
     /* (capture_ns / unit) keeps the result a whole number of units */
-    *ts_ns = s_nearest(d->erspan_ts, 1ull << 32, capture_ns / unit) * unit;
+    *ts_ns = clock_nearest(d->erspan_ts, 1ull << 32, capture_ns / unit) * unit;
     return true;
 }
 
