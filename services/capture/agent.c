@@ -68,6 +68,7 @@ struct agent_t {
     uint16_t linktype;
     int outer_linktype;      /* the source's own, under DECAP */
     uint8_t *inner;          /* DECAP: an inner IP packet given an Ethernet header */
+    uint8_t *unheadered;     /* header:arista7280 with TRAILER=strip: the frame without it */
     uint64_t watermark;      /* nothing older will be read */
     uint64_t sent_watermark; /* the newest watermark of a batch sent */
     int64_t last_send_ms, last_stats_ms, hello_sent_ms;
@@ -171,11 +172,12 @@ static void s_metrics_register(agent_t *a)
                 label);
         }
     }
-    if (a->opts.tstamp_erspan || a->opts.tstamp_trailer)
+    if (a->opts.tstamp_erspan || a->opts.tstamp_trailer || a->opts.tstamp_header)
         m->no_switch_ts = metrics_counter(
             r, "tapmesh_capture_switch_timestamp_missing_total",
             "Packets sent with the capture time because they carried no usable switch "
-            "timestamp (TSTAMP_SOURCE): no ERSPAN III timestamp, no trailer, or cut by the snaplen",
+            "timestamp (TSTAMP_SOURCE): no ERSPAN III timestamp, no trailer or Arista 7280 "
+            "header, or cut by the snaplen",
             NULL);
 }
 
@@ -259,6 +261,11 @@ agent_t *agent_new(source_t **source_p, const agent_opts_t *opts, metrics_t *met
             goto err;
     }
     self->linktype = f->linktype;
+    if (opts->tstamp_header && opts->trailer_strip) {
+        self->unheadered = malloc(WIRE_SNAPLEN_MAX);
+        if (!self->unheadered)
+            goto err;
+    }
     self->in = malloc(sizeof *self->in);
     self->out = malloc(sizeof *self->out);
     self->cmd = malloc(WIRE_COMMAND_MAX);
@@ -316,6 +323,7 @@ void agent_destroy(agent_t **self_p)
     free(self->out);
     free(self->cmd);
     free(self->inner);
+    free(self->unheadered);
     free(self);
     *self_p = NULL;
 }
@@ -818,6 +826,34 @@ static void s_trailer(agent_t *a, source_packet_t *p)
         p->caplen = p->origlen = t[n - 1].start;
 }
 
+/* TSTAMP_SOURCE=header:arista7280: the packet's time from the Arista 7280
+ * timestamp header after the frame's addresses, and with TRAILER=strip the
+ * frame without it, as the switch received it. A frame without one (or
+ * not Ethernet) keeps its capture time, counted. */
+static void s_arista7280(agent_t *a, source_packet_t *p)
+{
+    trailer_avsp_t h;
+    if (a->linktype != 1 || !trailer_arista7280(p->data, p->caplen, p->ts_ns, &h)) {
+        metrics_add(a->metrics, a->m.no_switch_ts, 1);
+        return;
+    }
+    p->ts_ns = h.ts_ns;
+    if (!a->opts.trailer_strip)
+        return;
+    /* the addresses (and tag) before it, the original EtherType on after it */
+    uint32_t after = h.start + h.len;
+    uint32_t rest = p->caplen - after;
+    if (rest > WIRE_SNAPLEN_MAX - h.start) {
+        rest = WIRE_SNAPLEN_MAX - h.start; /* as the wire would cut it */
+        metrics_add(a->metrics, a->m.truncated, 1);
+    }
+    memcpy(a->unheadered, p->data, h.start);
+    memcpy(a->unheadered + h.start, p->data + after, rest);
+    p->data = a->unheadered;
+    p->caplen = h.start + rest;
+    p->origlen = p->origlen > h.len ? p->origlen - h.len : 0;
+}
+
 /* Reads up to S_READ_MAX packets into the outbox, as far as there is room,
  * counting into *packets and *bytes. Returns true when the source may have
  * more right now. */
@@ -858,6 +894,8 @@ static bool s_read_packets(agent_t *a, int64_t now, uint64_t *packets, uint64_t 
             continue;
         if (a->opts.tstamp_trailer)
             s_trailer(a, &p);
+        else if (a->opts.tstamp_header)
+            s_arista7280(a, &p);
         uint64_t index = a->index++;
         if (a->resume && s_rebuild_skips(a, index)) {
             if (p.ts_ns > a->watermark)

@@ -74,6 +74,10 @@ typedef struct {
      * trailer_strip (TRAILER=strip) cuts the frame back to what the first
      * switch received, without its FCS */
     bool tstamp_trailer;
+    /* TSTAMP_SOURCE=header:arista7280: the switch's time from the Arista
+     * 7280 timestamp header (trailer.h) after each Ethernet frame's
+     * addresses (after DECAP); trailer_strip takes the header out */
+    bool tstamp_header;
     bool trailer_strip;
 } agent_opts_t;
 

@@ -65,18 +65,26 @@ static const cfg_row_t s_rows[] = {
      "With `DECAP`: send only the tunnel with this VNI (vxlan), GRE key (gretap, gre) or ERSPAN "
      "session id, named in the interface's description; others are counted (reason `id`). "
      "Unset: every one, mixed in one interface."},
-    {"TSTAMP_SOURCE", CFG_ENUM, "capture", 0, 0, "capture|erspan|trailer:arista7130", false,
+    {"TSTAMP_SOURCE", CFG_ENUM, "capture", 0, 0,
+     "capture|erspan|trailer:arista7130|header:arista7280", false,
      "Where each packet's time comes from: `capture` (libpcap); `erspan` (with `DECAP=erspan` "
      "or `auto`): the switch's ERSPAN type III timestamp (100 us, 100 ns or IEEE 1588 "
      "granularity; the upper 32 bits from a platform sub-header when there is one, else the "
      "wrap nearest the capture time); `trailer:arista7130`: the Arista 7130 (Metamako) trailer "
      "at the end of the frame (after `DECAP`), the first switch's when several are stacked, "
-     "recognised as Wireshark does (a time within 30 days of the capture's). A packet without "
-     "one keeps its capture time and is counted (tapmesh_capture_switch_timestamp_missing_total)."},
+     "recognised as Wireshark does (a time within 30 days of the capture's); "
+     "`header:arista7280`: the Arista 7280 timestamp header (EtherType 0xD28B after the "
+     "source address or one 802.1Q tag; after `DECAP`), 64-bit (a time within 30 days of the "
+     "capture's) or 48-bit (seconds modulo 65536: the full seconds nearest the capture time), "
+     "TAI or UTC; TAI is taken back to UTC by subtracting 37 s, the TAI-UTC offset since "
+     "2017-01-01 (a new leap second would change it). A packet without one keeps its capture "
+     "time and is counted (tapmesh_capture_switch_timestamp_missing_total)."},
     {"TRAILER", CFG_ENUM, "keep", 0, 0, "keep|strip", false,
-     "With `TSTAMP_SOURCE=trailer:...`: `keep` sends frames whole, every trailer and FCS "
-     "included; `strip` sends each as the first switch received it (without its trailers and "
-     "FCS)."},
+     "What becomes of the switch's timestamp, trailers (`TSTAMP_SOURCE=trailer:...`) or the "
+     "Arista 7280 header (`TSTAMP_SOURCE=header:arista7280`): `keep` sends frames whole, "
+     "every trailer, FCS and header included; `strip` sends each as the switch received it, "
+     "without its trailers and their FCS (as the first of stacked switches received it) or "
+     "without the header."},
     {"REPLAY_SPEED", CFG_INT, "0", 0, 1000, NULL, false,
      "`READ_FILE`: `0` sends as fast as possible; N replays at N times the recorded pace."},
     {"DLQ_REPLAY", CFG_BOOL, "true", 0, 0, NULL, false,
@@ -342,10 +350,11 @@ static int s_decap(cfg_t *c, agent_opts_t *o)
     o->decap_id = o->decap_id_set ? (uint32_t)cfg_int(c, "DECAP_ID") : 0;
     o->tstamp_erspan = cfg_enum(c, "TSTAMP_SOURCE") == 1;
     o->tstamp_trailer = cfg_enum(c, "TSTAMP_SOURCE") == 2;
+    o->tstamp_header = cfg_enum(c, "TSTAMP_SOURCE") == 3;
     o->trailer_strip = cfg_enum(c, "TRAILER") == 1;
-    if (o->trailer_strip && !o->tstamp_trailer) {
+    if (o->trailer_strip && !o->tstamp_trailer && !o->tstamp_header) {
         fprintf(stderr, "tapmesh-capture: TRAILER=strip: needs TSTAMP_SOURCE=trailer:arista7130 "
-                        "(the trailer to strip)\n");
+                        "or header:arista7280 (the trailer or header to strip)\n");
         return 2;
     }
     if (o->decap_id_set && o->decap == DECAP_OFF) {
@@ -362,7 +371,7 @@ static int s_decap(cfg_t *c, agent_opts_t *o)
                 decap_kind_name(o->decap));
         return 2;
     }
-    if (o->tstamp_erspan || o->tstamp_trailer)
+    if (o->tstamp_erspan || o->tstamp_trailer || o->tstamp_header)
         o->wall_clock = false; /* the switch's clock, not this host's */
     return 0;
 }

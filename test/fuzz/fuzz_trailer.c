@@ -8,9 +8,15 @@
  *   - its time is plausible: nanoseconds below 10^9, within 30 days of the
  *     capture time;
  *   - stacked trailers each begin before the one after them.
+ * The same frame goes through the Arista 7280 header's reader:
+ *   - a header found is a timestamp header (0xD28B, subtype 1) after the
+ *     addresses or one 802.1Q tag, of one of the four versions, its length
+ *     the version's, with the original EtherType after it in the frame;
+ *   - its time lies within 30 days of the capture time.
  */
 #include "trailer.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +46,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             skew > 30ull * 86400 || s <= 3600)
             abort();
         end = t[i].start + 4;
+    }
+    trailer_avsp_t h;
+    if (trailer_arista7280(frame, len, capture_ns, &h)) {
+        uint64_t s = h.ts_ns / 1000000000ull, cs = capture_ns / 1000000000ull;
+        uint64_t skew = s > cs ? s - cs : cs - s;
+        bool wide = h.version == 0x0010 || h.version == 0x0110;
+        bool narrow = h.version == 0x0020 || h.version == 0x0120;
+        if ((h.start != 12 && h.start != 16) || (!wide && !narrow) || h.len != (wide ? 14u : 12u) ||
+            (uint64_t)h.start + h.len + 2 > len || frame[h.start] != 0xd2 ||
+            frame[h.start + 1] != 0x8b || frame[h.start + 2] != 0 || frame[h.start + 3] != 1 ||
+            (h.start == 16 && (frame[12] != 0x81 || frame[13] != 0)) || skew > 30ull * 86400)
+            abort();
     }
     free(frame);
     return 0;

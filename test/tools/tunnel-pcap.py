@@ -11,7 +11,10 @@ IPv6 packets without their Ethernet header as LINKTYPE_RAW (what gre
 carries, for comparison); or metamako: no tunnel, an Arista 7130 (Metamako)
 timestamp trailer after each frame, its time the record's own (the next
 switch's, with --stack, 1 us later each), flags "original FCS valid",
-device 258, port 7. The outer frame is Ethernet / IPv4 (or
+device 258, port 7; or arista7280: no tunnel, an Arista 7280 timestamp
+header (EtherType 0xD28B) after each frame's addresses, its time the
+record's own (see --versions, --tag-every, --move-to, --expect). The outer
+frame of a tunnel is Ethernet / IPv4 (or
 IPv6 with --ipv6) from 192.0.2.1 to 192.0.2.2; each record keeps the input's
 timestamp, plus --shift-ns.
 
@@ -27,7 +30,23 @@ timestamp, plus --shift-ns.
   --stack N      metamako: N trailers, one per switch (default 1)
   --fcs          metamako: a new FCS after each trailer
   --corpus DIR   also write fuzz_decap inputs (kind byte, link type byte,
-                 frame) for the first 8 frames into DIR
+                 frame) for the first 8 frames into DIR (arista7280:
+                 fuzz_trailer inputs, the capture time's seconds in 8 bytes
+                 and the frame, for the first 12)
+  --versions L   arista7280: the header versions given to the frames in
+                 turn, comma-separated: 0010 (64-bit TAI), 0110 (64-bit
+                 UTC), 0020 (48-bit TAI), 0120 (48-bit UTC), another hex
+                 version (a header Wireshark reads no time from), or none
+                 (no header); TAI is UTC + 37 s (default:
+                 0010,0110,0020,0120,none,0030)
+  --tag-every N  arista7280: every Nth frame first gets an 802.1Q tag (VLAN
+                 100) after its addresses, the header after the tag
+  --move-to NS   arista7280: the switch's times moved so that the first
+                 frame's is NS (ns since the epoch), the gaps kept
+  --expect FILE  arista7280: also write the frames as the switch received
+                 them (tagged, without the header), each at the time the
+                 capture agent should give it: the header's, or its capture
+                 time for a frame without a readable one
 """
 import argparse
 import hashlib
@@ -152,6 +171,25 @@ def metamako(frame, ns, fcs):
     return b
 
 
+TAI_UTC_S = 37
+
+
+def arista7280(frame, ns, version):
+    """The frame with a timestamp header of `version` (None: none) after its
+    addresses and tag, the switch's time being `ns` (UTC); and whether the
+    header carries a time the capture agent reads."""
+    if version is None:
+        return frame, False
+    at = 16 if frame[12:14] == b"\x81\x00" else 12
+    sec = ns // 10**9 + (TAI_UTC_S if version & 0xFF00 == 0 else 0)
+    if version & 0x00F0 == 0x0010:
+        ts = struct.pack("!II", sec & 0xFFFFFFFF, ns % 10**9)
+    else:
+        ts = struct.pack("!HI", sec & 0xFFFF, ns % 10**9)
+    known = version in (0x0010, 0x0110, 0x0020, 0x0120)
+    return frame[:at] + struct.pack("!HHH", 0xD28B, 1, version) + ts + frame[at:], known
+
+
 def noise(kind, frame, ipv6):
     if kind == "vxlan":
         return outer(17, vxlan(frame, 1, flags=0), ipv6)
@@ -171,6 +209,10 @@ def main():
     p.add_argument("--stack", type=int, default=1)
     p.add_argument("--fcs", action="store_true")
     p.add_argument("--corpus")
+    p.add_argument("--versions", default="0010,0110,0020,0120,none,0030")
+    p.add_argument("--tag-every", type=int, default=0)
+    p.add_argument("--move-to", type=int)
+    p.add_argument("--expect")
     args = p.parse_args()
     records = []
     n = 0
@@ -189,6 +231,29 @@ def main():
                 out = metamako(out, ns + i * 1000, args.fcs)
             records.append((ns + args.shift_ns, out))
         write_pcap(args.output, records)
+        return
+    if args.kind == "arista7280":
+        versions = [None if v == "none" else int(v, 16) for v in args.versions.split(",")]
+        expect = []
+        first = None
+        for i, (ns, frame) in enumerate(read_pcap(args.input)):
+            first = ns if first is None else first
+            if args.move_to is not None:
+                ns = ns - first + args.move_to
+            if args.tag_every and i % args.tag_every == args.tag_every - 1:
+                frame = frame[:12] + struct.pack("!HH", 0x8100, 100) + frame[12:]
+            out, known = arista7280(frame, ns, versions[i % len(versions)])
+            cap = ns + args.shift_ns
+            records.append((cap, out))
+            expect.append((ns if known else cap, frame if known else out))
+            if args.corpus and i < 12:
+                blob = struct.pack("!Q", cap // 10**9) + out
+                name = hashlib.sha1(blob).hexdigest()
+                with open(os.path.join(args.corpus, name), "wb") as f:
+                    f.write(blob)
+        write_pcap(args.output, records)
+        if args.expect:
+            write_pcap(args.expect, expect)
         return
     for ns, frame in read_pcap(args.input):
         w = wrap(args.kind, ns, frame, n, args)

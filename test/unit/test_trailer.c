@@ -4,7 +4,10 @@
  * FCS and TLV extensions, their timestamps, device, port and where each
  * trailer begins; every frame cut short (in a buffer of exactly its
  * length, so that a read past the end shows under ASan); implausible
- * timestamps and frames without a trailer refused.
+ * timestamps and frames without a trailer refused. The Arista 7280 header:
+ * each of its four versions, with and without an 802.1Q tag before it,
+ * TAI taken back to UTC, the 48-bit form's seconds unwrapped at both edges
+ * of the wrap, every cut and every wrong field refused.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -147,12 +150,182 @@ static void test_implausible(void **state)
     assert_false(trailer_metamako(NULL, 0, S_CAPTURE, &t));
 }
 
+/* ---- Arista 7280 header ---------------------------------------------- */
+
+#define S_TAI ((uint64_t)TRAILER_TAI_UTC_S * S_NS)
+
+static void s_u16(s_buf_t *f, uint16_t v)
+{
+    assert_true(f->n + 2 <= sizeof f->b);
+    f->b[f->n++] = (uint8_t)(v >> 8);
+    f->b[f->n++] = (uint8_t)v;
+}
+
+/* The 60-byte frame with a timestamp header of `version` after its
+ * addresses (after an 802.1Q tag with `tag`): the 64-bit forms carry `sec`
+ * whole, the 48-bit ones its low 16 bits. */
+static void s_avsp(s_buf_t *f, bool tag, uint16_t subtype, uint16_t version, uint64_t sec,
+                   uint32_t nsec)
+{
+    s_buf_t orig;
+    s_frame(&orig);
+    f->n = 0;
+    memcpy(f->b, orig.b, 12);
+    f->n = 12;
+    if (tag) {
+        s_u16(f, 0x8100);
+        s_u16(f, 0x0064);
+    }
+    s_u16(f, 0xd28b);
+    s_u16(f, subtype);
+    s_u16(f, version);
+    if ((version & 0xf0) == 0x10)
+        s_u32(f, (uint32_t)sec);
+    else
+        s_u16(f, (uint16_t)sec);
+    s_u32(f, nsec);
+    memcpy(f->b + f->n, orig.b + 12, orig.n - 12);
+    f->n += orig.n - 12;
+}
+
+static bool s_find_avsp(const s_buf_t *f, uint32_t len, uint64_t capture_ns, trailer_avsp_t *h)
+{
+    uint8_t *copy = malloc(len ? len : 1);
+    assert_non_null(copy);
+    memcpy(copy, f->b, len);
+    bool ok = trailer_arista7280(copy, len, capture_ns, h);
+    free(copy);
+    return ok;
+}
+
+static void test_avsp_versions(void **state)
+{
+    (void)state;
+    const struct {
+        uint16_t version;
+        uint64_t sec; /* what the header carries */
+        uint32_t len;
+    } cases[] = {
+        {0x0010, 1700000001 + TRAILER_TAI_UTC_S, 14}, /* 64-bit TAI */
+        {0x0110, 1700000001, 14},                     /* 64-bit UTC */
+        {0x0020, 1700000001 + TRAILER_TAI_UTC_S, 12}, /* 48-bit TAI */
+        {0x0120, 1700000001, 12},                     /* 48-bit UTC */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        for (int tag = 0; tag < 2; tag++) {
+            s_buf_t f;
+            s_avsp(&f, tag, 1, cases[i].version, cases[i].sec, 123456789);
+            trailer_avsp_t h;
+            assert_true(s_find_avsp(&f, f.n, S_CAPTURE, &h));
+            assert_int_equal(h.ts_ns, 1700000001123456789ull);
+            assert_int_equal(h.start, tag ? 16 : 12);
+            assert_int_equal(h.len, cases[i].len);
+            assert_int_equal(h.version, cases[i].version);
+            /* the original EtherType follows the header */
+            assert_int_equal(f.b[h.start + h.len], 0x08);
+            assert_int_equal(f.b[h.start + h.len + 1], 0x00);
+            /* cut anywhere before the original EtherType's end: refused,
+             * never a read past the end */
+            uint32_t need = h.start + h.len + 2;
+            for (uint32_t len = 0; len < need; len++)
+                assert_false(s_find_avsp(&f, len, S_CAPTURE, &h));
+            assert_true(s_find_avsp(&f, need, S_CAPTURE, &h));
+            assert_int_equal(h.ts_ns, 1700000001123456789ull);
+        }
+    }
+}
+
+static void test_avsp_wrap(void **state)
+{
+    (void)state;
+    /* 1700003840 is a multiple of 65536: the 48-bit seconds read 0 there */
+    const uint64_t wrap = 1700003840ull;
+    assert_int_equal(wrap % 65536, 0);
+    s_buf_t f;
+    trailer_avsp_t h;
+    /* captured just before the wrap, stamped just after it */
+    s_avsp(&f, false, 1, 0x0120, 0, 100);
+    assert_true(s_find_avsp(&f, f.n, (wrap - 1) * S_NS + 900000000, &h));
+    assert_int_equal(h.ts_ns, wrap * S_NS + 100);
+    /* captured just after the wrap, stamped just before it */
+    s_avsp(&f, false, 1, 0x0120, 65535, 900000000);
+    assert_true(s_find_avsp(&f, f.n, wrap * S_NS + 100000000, &h));
+    assert_int_equal(h.ts_ns, (wrap - 1) * S_NS + 900000000);
+    /* half a wrap away either way */
+    s_avsp(&f, false, 1, 0x0120, 32767, 0);
+    assert_true(s_find_avsp(&f, f.n, wrap * S_NS, &h));
+    assert_int_equal(h.ts_ns, (wrap + 32767) * S_NS);
+    s_avsp(&f, false, 1, 0x0120, 32769, 0);
+    assert_true(s_find_avsp(&f, f.n, wrap * S_NS, &h));
+    assert_int_equal(h.ts_ns, (wrap - 65536 + 32769) * S_NS);
+    /* TAI: the UTC seconds are just before the wrap, the TAI ones after */
+    s_avsp(&f, false, 1, 0x0020, (wrap - 1 + TRAILER_TAI_UTC_S) % 65536, 500000000);
+    assert_true(s_find_avsp(&f, f.n, wrap * S_NS - 200000000, &h));
+    assert_int_equal(h.ts_ns, (wrap - 1) * S_NS + 500000000);
+    /* TAI: unwrapped on the switch's timescale, then taken back to UTC
+     * (unwrapped near the UTC capture time, 32797 would be the wrap before) */
+    s_avsp(&f, false, 1, 0x0020, (wrap + 32760 + TRAILER_TAI_UTC_S) % 65536, 0);
+    assert_int_equal((wrap + 32760 + TRAILER_TAI_UTC_S) % 65536, 32797);
+    assert_true(s_find_avsp(&f, f.n, wrap * S_NS, &h));
+    assert_int_equal(h.ts_ns, (wrap + 32760) * S_NS);
+}
+
+static void test_avsp_refused(void **state)
+{
+    (void)state;
+    s_buf_t f;
+    trailer_avsp_t h;
+    s_frame(&f); /* no header */
+    assert_false(s_find_avsp(&f, f.n, S_CAPTURE, &h));
+    s_avsp(&f, false, 2, 0x0110, 1700000001, 5); /* another subtype */
+    assert_false(s_find_avsp(&f, f.n, S_CAPTURE, &h));
+    s_avsp(&f, false, 0xcafe, 0x0110, 1700000001, 5);
+    assert_false(s_find_avsp(&f, f.n, S_CAPTURE, &h));
+    const uint16_t unknown[] = {0x0000, 0x0011, 0x0111, 0x0021, 0x0121, 0x0030, 0x0210, 0x1010};
+    for (size_t i = 0; i < sizeof unknown / sizeof *unknown; i++) {
+        s_avsp(&f, false, 1, unknown[i], 1700000001, 5);
+        assert_false(s_find_avsp(&f, f.n, S_CAPTURE, &h));
+    }
+    s_avsp(&f, false, 1, 0x0110, 1700000001, 1000000000); /* nanoseconds */
+    assert_false(s_find_avsp(&f, f.n, S_CAPTURE, &h));
+    s_avsp(&f, false, 1, 0x0120, 1700000001, 0x40000000); /* the top bits of the 48-bit ns */
+    assert_false(s_find_avsp(&f, f.n, S_CAPTURE, &h));
+    s_avsp(&f, false, 1, 0x0110, 1700000000 + 31 * 86400, 5); /* 31 days later */
+    assert_false(s_find_avsp(&f, f.n, S_CAPTURE, &h));
+    s_avsp(&f, false, 1, 0x0110, 1700000000 - 29 * 86400, 5); /* 29 days before */
+    assert_true(s_find_avsp(&f, f.n, S_CAPTURE, &h));
+    s_avsp(&f, false, 1, 0x0010, 1700000000 - 31 * 86400 + TRAILER_TAI_UTC_S, 5);
+    assert_false(s_find_avsp(&f, f.n, S_CAPTURE, &h));
+    s_avsp(&f, false, 1, 0x0010, 36, 5); /* TAI before the epoch in UTC */
+    assert_false(s_find_avsp(&f, f.n, 0, &h));
+    s_avsp(&f, false, 1, 0x0010, 37, 5);
+    assert_true(s_find_avsp(&f, f.n, 0, &h));
+    assert_int_equal(h.ts_ns, 5);
+    /* two tags, or a tag of another kind: only one 802.1Q tag is looked through */
+    s_avsp(&f, true, 1, 0x0110, 1700000001, 5);
+    f.b[12] = 0x88;
+    f.b[13] = 0xa8;
+    assert_false(s_find_avsp(&f, f.n, S_CAPTURE, &h));
+    s_buf_t g = {.n = 0};
+    memcpy(g.b, f.b, 12);
+    g.n = 12;
+    s_u16(&g, 0x8100);
+    s_u16(&g, 0x0001);
+    memcpy(g.b + g.n, f.b + 12, f.n - 12);
+    g.n += f.n - 12;
+    g.b[16] = 0x81; /* 0x8100 | TCI | 0x8100 | TCI | 0xd28b ... */
+    g.b[17] = 0x00;
+    assert_false(s_find_avsp(&g, g.n, S_CAPTURE, &h));
+    assert_false(trailer_arista7280(NULL, 0, S_CAPTURE, &h));
+    assert_false(trailer_arista7280(NULL, 100, S_CAPTURE, &h));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_one_trailer),
-        cmocka_unit_test(test_stacked),
-        cmocka_unit_test(test_implausible),
+        cmocka_unit_test(test_one_trailer), cmocka_unit_test(test_stacked),
+        cmocka_unit_test(test_implausible), cmocka_unit_test(test_avsp_versions),
+        cmocka_unit_test(test_avsp_wrap),   cmocka_unit_test(test_avsp_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
