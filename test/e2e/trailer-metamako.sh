@@ -5,7 +5,8 @@
 # one trailer, the output's times are those tshark's Metamako dissector
 # reads from the input, and TRAILER=keep sends the frames whole; with two
 # stacked trailers and FCS, TRAILER=keep still sends every byte, and
-# TRAILER=strip gives back the sample exactly, timestamps included. Frames
+# TRAILER=strip gives back the sample exactly, timestamps included (its
+# jumbo frames of 9018 bytes pass whole, trailers and all). Frames
 # without a trailer keep their capture time and are counted.
 . "$(dirname "$0")/lib.sh"
 need tshark tcpdump curl ss python3
