@@ -309,16 +309,27 @@ static void s_filter(cfg_t *c, char *out, size_t len)
         snprintf(out, len, "(%s) and (%s)", tunnel, filter);
 }
 
+/* True when `env` holds something other than its default (the settings
+ * table's). */
+static bool s_changed(cfg_t *c, const char *env)
+{
+    for (size_t i = 0; i < sizeof s_rows / sizeof *s_rows; i++)
+        if (strcmp(s_rows[i].env, env) == 0)
+            return cfg_is_set(c, env) &&
+                   strcmp(cfg_str(c, env), s_rows[i].def ? s_rows[i].def : "");
+    return false;
+}
+
 /* Settings of a live interface or a file that mean nothing for a
- * PCAP-over-IP stream: set, they stop start-up. Returns 0, or 2 after
- * saying which. */
+ * PCAP-over-IP stream: set to anything but their default, they stop
+ * start-up. Returns 0, or 2 after saying which. */
 static int s_poip_settings(cfg_t *c)
 {
     static const char *const not_for_poip[] = {
         "PROMISC",      "IMMEDIATE_MODE",      "PCAP_BUFFER_MB", "TSTAMP_TYPE",
         "REPLAY_SPEED", "CAPTURE_OWN_TRAFFIC", "STATE_DIR"};
     for (size_t i = 0; i < sizeof not_for_poip / sizeof *not_for_poip; i++) {
-        if (cfg_is_set(c, not_for_poip[i])) {
+        if (s_changed(c, not_for_poip[i])) {
             fprintf(stderr,
                     "tapmesh-capture: %s=%s: not for READ_PCAP_OVER_IP (it applies to %s); "
                     "unset it\n",

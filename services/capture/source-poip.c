@@ -109,8 +109,9 @@ typedef struct {
     bool have_prog;
     struct bpf_program prog;
 
-    bool outage;   /* an outage is under way and was logged */
-    bool streamed; /* a stream delivered its header before: a return is a gap */
+    bool outage;                     /* an outage is under way and was logged */
+    bool refused_logged[S_NREFUSED]; /* during this outage */
+    bool streamed;                   /* a stream delivered its header before: a return is a gap */
     uint64_t down_wall_ns;
     int64_t down_mono_ms;
 } s_poip_t;
@@ -271,10 +272,16 @@ static void s_down(source_t *self, const char *why)
     p->state = S_WAIT;
 }
 
+/* A stream or record refused: said once per outage and reason, even when
+ * the outage was already logged for another reason (a server that comes
+ * back with another link type is worth a line). */
 static void s_refuse(source_t *self, s_refused_t reason, const char *why)
 {
     s_poip_t *p = self->impl;
     metrics_add(p->metrics, p->refused[reason], 1);
+    if (p->outage && !p->refused_logged[reason])
+        log_warn("READ_PCAP_OVER_IP=%s: %s", p->addr, why);
+    p->refused_logged[reason] = true;
     s_down(self, why);
 }
 
@@ -494,6 +501,7 @@ static void s_header(source_t *self)
             linktype_from_dlt(dlt), snap, magic == S_MAGIC_NS ? "nanoseconds" : "microseconds");
     }
     p->outage = false;
+    memset(p->refused_logged, 0, sizeof p->refused_logged);
     p->streamed = true;
 }
 
