@@ -1,7 +1,7 @@
 /*
  * agent — the capture agent's state machine.
  *
- * Data flow: source (source-live.c / source-file.c) → outbox (batches,
+ * Data flow: source (source-live.c / source-file.c / source-poip.c) → outbox (batches,
  * custody, resends) → send callback (HELLO, BATCH, HEARTBEAT, END) — and
  * outbox → dlq when time runs out or the collector refuses the source.
  * Replies (WELCOME, REFUSE, ACK) decode into `in`; what the agent sends is
@@ -149,7 +149,7 @@ static void s_metrics_register(agent_t *a)
                                  "REFUSE answers received from the collector", NULL);
     m->acks_unknown = metrics_counter(r, "tapmesh_capture_acks_unknown_total",
                                       "Acknowledgements for batches no longer held", NULL);
-    if (a->opts.live) {
+    if (a->opts.live && a->source && source_has_stats(a->source)) {
         m->received = metrics_counter(r, "tapmesh_capture_kernel_received_packets_total",
                                       "Packets the kernel passed the filter (pcap_stats)", NULL);
         m->kernel_drops = metrics_counter(r, "tapmesh_capture_kernel_dropped_packets_total",

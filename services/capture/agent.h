@@ -52,7 +52,9 @@ typedef struct {
     int64_t backoff_max_ms;        /* resend waits double up to this */
     int64_t retry_timeout_ms;      /* unacknowledged this long: dead-lettered */
     const char *dlq_dir;           /* an existing writable directory */
-    bool live;                     /* a live interface (kernel counters, wall-clock watermarks) */
+    bool live;                     /* a source that does not wait for us: a live interface
+                                    * (kernel counters, wall-clock watermarks) or a
+                                    * PCAP-over-IP stream; read up to buffer_bytes */
     bool wall_clock;               /* its timestamps are comparable to this host's clock */
     resume_t *resume;              /* READ_FILE with STATE_DIR, or NULL; taken by the agent.
                                     * RESUME_CONTINUE: `epoch` is resume_epoch() and the

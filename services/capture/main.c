@@ -26,9 +26,10 @@
 #include <sys/stat.h>
 
 static const char s_summary[] =
-    "Captures packets (a live interface, or a capture file) and sends them upstream to a\n"
-    "tapmesh-relay or tapmesh-collect, keeping each batch until it is acknowledged.\n"
-    "Set DEVICE or READ_FILE. Exit status: 0 when everything was delivered, 1 when anything\n"
+    "Captures packets (a live interface, a capture file or a PCAP-over-IP stream) and sends\n"
+    "them upstream to a tapmesh-relay or tapmesh-collect, keeping each batch until it is\n"
+    "acknowledged. Set DEVICE, READ_FILE or READ_PCAP_OVER_IP. Exit status: 0 when everything was "
+    "delivered, 1 when anything\n"
     "went to the dead-letter directory or capture failed, 2 for a bad setting.";
 
 static const cfg_row_t s_rows[] = {
@@ -39,11 +40,21 @@ static const cfg_row_t s_rows[] = {
      "A pcap or pcapng capture file to send instead, any link type libpcap reads; `-` is "
      "standard input, read as it comes (`tcpdump -U -w - | READ_FILE=- tapmesh-capture`: -U "
      "writes whole packets at once)."},
+    {"READ_PCAP_OVER_IP", CFG_STR, "", 0, 0, NULL, false,
+     "`HOST:PORT` (`[v6]:PORT` for an IPv6 address) of a PCAP-over-IP server to read a classic "
+     "pcap stream from (`tcpdump -w - | nc -l PORT`, pcap-broker, a collector's "
+     "`PCAP_OVER_IP`): the first stream's link type and snaplen are the interface's (start-up "
+     "waits for it); a lost connection is made again (`READ_PCAP_OVER_IP_RETRY_MS`), each "
+     "outage logged and counted as a gap (tapmesh_capture_pcap_over_ip_gaps_total); a stream "
+     "with another link type is refused and tried again. Runs until SIGTERM, like `DEVICE`."},
+    {"READ_PCAP_OVER_IP_RETRY_MS", CFG_INT, "1000", 10, 60000, NULL, false,
+     "`READ_PCAP_OVER_IP`: wait before connecting again after a failed attempt or a lost "
+     "connection; doubled at each failure up to 30 s, back to this once a stream arrives."},
     {"FILTER", CFG_STR, "", 0, 0, NULL, false,
-     "BPF filter (tcpdump syntax), applied to the interface or the file; one that does not "
-     "compile stops start-up with libpcap's message."},
+     "BPF filter (tcpdump syntax), applied to the interface, the file or the PCAP-over-IP "
+     "stream; one that does not compile stops start-up with libpcap's message."},
     {"SNAPLEN", CFG_INT, "262144", 1, 262144, NULL, false,
-     "Bytes kept of each live packet (the default keeps jumbo frames whole)."},
+     "Bytes kept of each live or PCAP-over-IP packet (the default keeps jumbo frames whole)."},
     {"PROMISC", CFG_BOOL, "true", 0, 0, NULL, false, "Promiscuous mode on the interface."},
     {"IMMEDIATE_MODE", CFG_BOOL, "true", 0, 0, NULL, false,
      "Deliver each packet as it arrives instead of when the kernel's block fills."},
@@ -193,6 +204,11 @@ static const cfg_item_t s_examples[] = {
      "  CURVE_SECRET_KEY_FILE=/etc/tapmesh/edge1_secret \\\n"
      "  CURVE_SERVER_PUBLIC_KEY=/etc/tapmesh/relay1 \\\n"
      "  RELAY_ENDPOINT=tcp://relay:5711 tapmesh-capture"},
+    {"Read what tcpdump serves on TCP port 57012 of host `sensor1` (PCAP-over-IP), connecting "
+     "again whenever the stream ends:",
+     "# on sensor1: tcpdump -i eth0 -U -w - | nc -l 57012\n"
+     "NODE_ID=sensor1 READ_PCAP_OVER_IP=sensor1:57012 \\\n"
+     "  RELAY_ENDPOINT=tcp://collector:5710 tapmesh-capture"},
     {"Replay dead letters into a collector that runs with its `STATE_DIR`:",
      "cd /var/lib/tapmesh/dlq\n"
      "READ_FILE=edge1-20250102T030405Z-3fa9c21b.pcapng \\\n"
@@ -209,8 +225,9 @@ static const cfg_page_t s_page = {
         "tapmesh moves captured packets from many capture points to one analysis point over "
         "ZeroMQ: whole, once, in timestamp order, with nanosecond timestamps. "
         "`tapmesh-capture` is its capture agent: it reads packets with libpcap, from a live "
-        "interface (`DEVICE`, with a BPF `FILTER`) or from a pcap or pcapng file "
-        "(`READ_FILE`), batches them and sends them over a DEALER socket to the next hop, a "
+        "interface (`DEVICE`, with a BPF `FILTER`), from a pcap or pcapng file "
+        "(`READ_FILE`) or from a PCAP-over-IP server (`READ_PCAP_OVER_IP`), batches them and sends "
+        "them over a DEALER socket to the next hop, a "
         "tapmesh-relay(8) or the tapmesh-collect(8) at the analysis host. The agent dials "
         "out: receivers need no change when agents join.\n"
         "\n"
@@ -300,14 +317,86 @@ static void s_filter(cfg_t *c, char *out, size_t len)
         snprintf(out, len, "(%s) and (%s)", tunnel, filter);
 }
 
-static source_t *s_open_source(cfg_t *c, bool *live, bool *wall_clock)
+/* True when `env` holds something other than its default (the settings
+ * table's). */
+static bool s_changed(cfg_t *c, const char *env)
+{
+    for (size_t i = 0; i < sizeof s_rows / sizeof *s_rows; i++)
+        if (strcmp(s_rows[i].env, env) == 0)
+            return cfg_is_set(c, env) &&
+                   strcmp(cfg_str(c, env), s_rows[i].def ? s_rows[i].def : "");
+    return false;
+}
+
+/* Settings of a live interface or a file that mean nothing for a
+ * PCAP-over-IP stream: set to anything but their default, they stop
+ * start-up. Returns 0, or 2 after saying which. */
+static int s_poip_settings(cfg_t *c)
+{
+    static const char *const not_for_poip[] = {
+        "PROMISC",      "IMMEDIATE_MODE",      "PCAP_BUFFER_MB", "TSTAMP_TYPE",
+        "REPLAY_SPEED", "CAPTURE_OWN_TRAFFIC", "STATE_DIR"};
+    for (size_t i = 0; i < sizeof not_for_poip / sizeof *not_for_poip; i++) {
+        if (s_changed(c, not_for_poip[i])) {
+            fprintf(stderr,
+                    "tapmesh-capture: %s=%s: not for READ_PCAP_OVER_IP (it applies to %s); "
+                    "unset it\n",
+                    not_for_poip[i], cfg_str(c, not_for_poip[i]),
+                    i < 4    ? "a live interface, DEVICE"
+                    : i == 5 ? "DEVICE, whose capture could see the agent's own traffic"
+                             : "READ_FILE");
+            return 2;
+        }
+    }
+    return 0;
+}
+
+/* READ_PCAP_OVER_IP: connects and waits for the first stream (SIGTERM
+ * meanwhile: *stopped, and NULL). */
+static source_t *s_open_poip(cfg_t *c, metrics_t *metrics, const char *filter, bool *stopped)
+{
+    char err[1024];
+    if (s_poip_settings(c) != 0)
+        return NULL;
+    source_poip_opts_t o = {.addr = cfg_str(c, "READ_PCAP_OVER_IP"),
+                            .filter = filter,
+                            .snaplen = (uint32_t)cfg_int(c, "SNAPLEN"),
+                            .retry_ms = (unsigned)cfg_int(c, "READ_PCAP_OVER_IP_RETRY_MS"),
+                            .metrics = metrics};
+    source_t *source = source_poip_open(&o, err, sizeof err);
+    if (!source) {
+        fprintf(stderr, "tapmesh-capture: %s\n", err);
+        return NULL;
+    }
+    int rc = source_poip_wait_stream(source, &service_stop, err, sizeof err);
+    if (rc != 0) {
+        if (rc < 0)
+            fprintf(stderr, "tapmesh-capture: %s\n", err);
+        else
+            *stopped = true;
+        source_close(&source);
+    }
+    return source;
+}
+
+static source_t *s_open_source(cfg_t *c, metrics_t *metrics, bool *live, bool *wall_clock,
+                               bool *stopped)
 {
     char err[1024];
     const char *device = cfg_str(c, "DEVICE"), *file = cfg_str(c, "READ_FILE");
-    if (!*device == !*file) {
+    const char *poip = cfg_str(c, "READ_PCAP_OVER_IP");
+    if (*poip && (*device || *file)) {
+        fprintf(stderr,
+                "tapmesh-capture: READ_PCAP_OVER_IP=%s and %s=%s: set one source, not "
+                "both\n",
+                poip, *device ? "DEVICE" : "READ_FILE", *device ? device : file);
+        return NULL;
+    }
+    if (!*poip && !*device == !*file) {
         fprintf(stderr, "tapmesh-capture: %s\n",
                 *device ? "set DEVICE or READ_FILE, not both"
-                        : "nothing to capture: set DEVICE (an interface) or READ_FILE (a file)");
+                        : "nothing to capture: set DEVICE (an interface), READ_FILE (a file) or "
+                          "READ_PCAP_OVER_IP (a PCAP-over-IP server)");
         return NULL;
     }
     size_t flen = strlen(cfg_str(c, "FILTER")) + 128;
@@ -318,6 +407,13 @@ static source_t *s_open_source(cfg_t *c, bool *live, bool *wall_clock)
     }
     s_filter(c, filter, flen);
     source_t *source;
+    if (*poip) {
+        source = s_open_poip(c, metrics, filter, stopped);
+        *live = true;        /* it does not wait for us */
+        *wall_clock = false; /* another host's clock, and a stream that may lag behind it */
+        free(filter);
+        return source;
+    }
     if (*device) {
         source_live_opts_t o = {
             .device = device,
@@ -567,8 +663,15 @@ static int s_setup(void *app, service_t *svc)
     }
     if ((rc = s_open_replay(c, &o)) != 0)
         return rc;
-    if (!o.replay && !(source = s_open_source(cfg, &o.live, &o.wall_clock)))
-        return 2;
+    bool stopped = false;
+    if (!o.replay &&
+        !(source = s_open_source(cfg, svc->metrics, &o.live, &o.wall_clock, &stopped))) {
+        if (!stopped)
+            return 2;
+        log_info("stopped before the first stream: nothing was read");
+        c->nothing_to_do = true;
+        return 0;
+    }
     if (!o.replay && s_decap(cfg, &o) != 0) {
         source_close(&source);
         return 2;

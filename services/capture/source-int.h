@@ -1,6 +1,7 @@
 /*
- * source-int — what source.c shares with its two kinds (source-file.c,
- * source-live.c): the struct and the ops that differ between them.
+ * source-int — what source.c shares with its kinds (source-file.c,
+ * source-live.c, source-poip.c): the struct and the ops that differ between
+ * them.
  */
 #ifndef TAPMESH_SOURCE_INT_H
 #define TAPMESH_SOURCE_INT_H
@@ -14,7 +15,8 @@ typedef struct {
     uint64_t (*wait_ns)(const source_t *self);
     uint64_t (*next_ts)(const source_t *self);
     int (*stats)(source_t *self, source_stats_t *stats);
-    void (*close)(source_t *self); /* the kind's own resources, before pcap_close */
+    uint32_t (*snaplen)(const source_t *self); /* NULL: libpcap's pcap_snapshot */
+    void (*close)(source_t *self);             /* the kind's own resources, before pcap_close */
 } source_ops_t;
 
 /* How libpcap's timestamps relate to what the capture holds. */

@@ -115,8 +115,15 @@ int source_linktype(const source_t *self)
     return linktype_from_dlt(pcap_datalink(self->pcap));
 }
 
+bool source_has_stats(const source_t *self)
+{
+    return self->ops->stats != NULL;
+}
+
 uint32_t source_snaplen(const source_t *self)
 {
+    if (self->ops->snaplen)
+        return self->ops->snaplen(self);
     int s = pcap_snapshot(self->pcap);
     return s > 0 ? (uint32_t)s : 262144u;
 }

@@ -1,12 +1,14 @@
 /*
  * source — where packets come from, through libpcap: a live interface
- * (source-live.c) or a capture file (source-file.c). The agent's loop sees
+ * (source-live.c), a capture file (source-file.c) or a PCAP-over-IP server
+ * (source-poip.c). The agent's loop sees
  * only this interface: one packet at a time, nanosecond timestamps, never
  * blocking.
  */
 #ifndef TAPMESH_SOURCE_H
 #define TAPMESH_SOURCE_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -74,6 +76,34 @@ int source_filter_build(const char *filter, const char *next_hops, char *out, si
 source_t *source_file_open(const char *path, unsigned speed, const char *filter, char *err,
                            size_t errlen);
 
+/* PCAP-over-IP: a classic pcap stream read from a TCP server. */
+typedef struct {
+    const char *addr;          /* READ_PCAP_OVER_IP: host:port, [v6]:port */
+    const char *filter;        /* BPF expression, "" for none */
+    uint32_t snaplen;          /* bytes kept per packet (SNAPLEN), at most the stream's */
+    unsigned retry_ms;         /* first wait before a reconnection; doubles up to 30 s */
+    struct metrics_t *metrics; /* the source's counters go there */
+} source_poip_opts_t;
+
+/* Splits READ_PCAP_OVER_IP's "host:port" or "[v6]:port" (no name lookup):
+ * the host without brackets into `host`, the port (1..65535) into `port`.
+ * Returns 0, or -EINVAL with the reason in `why`. */
+int source_poip_addr_parse(const char *text, char *host, size_t hostlen, char *port, size_t portlen,
+                           char *why, size_t whylen);
+
+/* A PCAP-over-IP source, not connected yet: NULL with `err` naming
+ * READ_PCAP_OVER_IP for an address that cannot be understood. Registers the
+ * source's metrics. */
+source_t *source_poip_open(const source_poip_opts_t *opts, char *err, size_t errlen);
+
+/* Connects (and reconnects, with backoff) until the first stream's header
+ * has arrived: its link type and snaplen become the source's. Polls `*stop`
+ * and calls metrics_alive while it waits. Returns 0; 1 when `*stop` became
+ * nonzero first; -EINVAL with `err` naming FILTER when the filter does not
+ * compile for the stream's link type. */
+int source_poip_wait_stream(source_t *self, volatile const sig_atomic_t *stop, char *err,
+                            size_t errlen);
+
 /* The next packet. Never blocks. */
 source_result_t source_next(source_t *self, source_packet_t *pkt);
 
@@ -90,6 +120,7 @@ uint64_t source_next_ts(const source_t *self);
 
 /* Kernel counters of a live capture; -ENOTSUP for a file. */
 int source_stats(source_t *self, source_stats_t *stats);
+bool source_has_stats(const source_t *self); /* a kind with kernel counters */
 
 int source_linktype(const source_t *self); /* a LINKTYPE_ value */
 uint32_t source_snaplen(const source_t *self);

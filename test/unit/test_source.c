@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "metrics.h"
 #include "source.h"
 #include "tmpdir.h"
 
@@ -23,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define NS 1000000000ull
@@ -439,6 +442,140 @@ static void test_filter_matches(void **state)
     pcap_close(dead);
 }
 
+/* ---- PCAP-over-IP ---- */
+
+static void test_poip_addr(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text, *host, *port;
+    } good[] = {
+        {"192.0.2.7:57012", "192.0.2.7", "57012"},
+        {"sensor-1.example.org:1", "sensor-1.example.org", "1"},
+        {"[::1]:57012", "::1", "57012"},
+        {"[2001:db8::7]:65535", "2001:db8::7", "65535"},
+        {"[fe80::1%eth0]:80", "fe80::1%eth0", "80"},
+        {"localhost:00080", "localhost", "80"},
+    };
+    for (size_t i = 0; i < N(good); i++) {
+        char host[256], port[8], why[200] = "";
+        if (source_poip_addr_parse(good[i].text, host, sizeof host, port, sizeof port, why,
+                                   sizeof why) != 0)
+            fail_msg("'%s' refused: %s", good[i].text, why);
+        assert_string_equal(host, good[i].host);
+        assert_string_equal(port, good[i].port);
+    }
+    static const struct {
+        const char *text, *why;
+    } bad[] = {
+        {"", "expected HOST:PORT"},
+        {"host", "expected HOST:PORT"},
+        {":57012", "no host"},
+        {"host:", "not 1..65535"},
+        {"host:0", "not 1..65535"},
+        {"host:65536", "not 1..65535"},
+        {"host:123456", "not 1..65535"},
+        {"host:12a", "not 1..65535"},
+        {"host:-1", "not 1..65535"},
+        {"::1:57012", "goes in brackets"},
+        {"[::1]57012", "expected [IPv6 ADDRESS]:PORT"},
+        {"[::1:57012", "expected [IPv6 ADDRESS]:PORT"},
+        {"[]:57012", "no host"},
+        {"tcp://host:1", "without a scheme"},
+        {"ho st:1", "a character"},
+    };
+    for (size_t i = 0; i < N(bad); i++) {
+        char host[256], port[8], why[200] = "";
+        if (source_poip_addr_parse(bad[i].text, host, sizeof host, port, sizeof port, why,
+                                   sizeof why) != -EINVAL)
+            fail_msg("'%s' accepted", bad[i].text);
+        if (!strstr(why, bad[i].why))
+            fail_msg("'%s': '%s' does not say '%s'", bad[i].text, why, bad[i].why);
+    }
+}
+
+static void s_put32be(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+/* Polls the source until it has a packet or `tries` passes went by. */
+static source_result_t s_next_within(source_t *s, source_packet_t *pkt, int tries)
+{
+    source_result_t r = SOURCE_IDLE;
+    for (int i = 0; i < tries && (r = source_next(s, pkt)) == SOURCE_IDLE; i++)
+        usleep(2000);
+    return r;
+}
+
+/* A big-endian, microsecond stream from a server of the test's own: a
+ * record sent in two parts is not delivered until its last byte is there
+ * (and source_next never waits for it); its timestamp and bytes come out
+ * as sent; a second stream after the first ends continues the source. */
+static void test_poip_stream(void **state)
+{
+    (void)state;
+    int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(ls >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    assert_int_equal(bind(ls, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(ls, 4), 0);
+    assert_int_equal(getsockname(ls, (struct sockaddr *)&sa, &len), 0);
+    char addr[64], err[512] = "";
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", ntohs(sa.sin_port));
+    metrics_t *m = metrics_new("capture", "test");
+    assert_non_null(m);
+    source_poip_opts_t o = {
+        .addr = addr, .filter = "", .snaplen = 262144, .retry_ms = 10, .metrics = m};
+    source_t *s = source_poip_open(&o, err, sizeof err);
+    assert_non_null(s);
+    source_packet_t pkt;
+    uint8_t hdr[24] = {0}, rec[16 + 60];
+    s_put32be(hdr, MAGIC_US);
+    hdr[5] = 2; /* version 2.4 */
+    hdr[7] = 4;
+    s_put32be(hdr + 16, 65535);
+    s_put32be(hdr + 20, 1); /* Ethernet */
+    s_put32be(rec, 1700000000u);
+    s_put32be(rec + 4, 123456u);
+    s_put32be(rec + 8, 60);
+    s_put32be(rec + 12, 1514);
+    for (int i = 0; i < 60; i++)
+        rec[16 + i] = (uint8_t)(i * 7);
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(s_next_within(s, &pkt, 1), SOURCE_IDLE); /* starts the connect */
+        int c = accept(ls, NULL, NULL);
+        assert_true(c >= 0);
+        assert_int_equal(write(c, hdr, sizeof hdr), (ssize_t)sizeof hdr);
+        if (round == 0) {
+            static volatile sig_atomic_t stop = 0;
+            assert_int_equal(source_poip_wait_stream(s, &stop, err, sizeof err), 0);
+            assert_int_equal(source_linktype(s), 1);
+            assert_int_equal(source_snaplen(s), 65535);
+        }
+        assert_int_equal(write(c, rec, 30), 30);
+        assert_int_equal(s_next_within(s, &pkt, 50), SOURCE_IDLE); /* half a record */
+        assert_int_equal(write(c, rec + 30, sizeof rec - 30), (ssize_t)sizeof rec - 30);
+        assert_int_equal(s_next_within(s, &pkt, 500), SOURCE_PACKET);
+        assert_int_equal(pkt.ts_ns, 1700000000ull * NS + 123456000ull);
+        assert_int_equal(pkt.caplen, 60);
+        assert_int_equal(pkt.origlen, 1514);
+        assert_memory_equal(pkt.data, rec + 16, 60);
+        close(c); /* the next round is a new stream */
+        assert_int_equal(s_next_within(s, &pkt, 50), SOURCE_IDLE);
+    }
+    char name[80];
+    snprintf(name, sizeof name, "poip:%s", addr);
+    assert_string_equal(source_name(s), name);
+    source_close(&s);
+    metrics_destroy(&m);
+    close(ls);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -449,6 +586,8 @@ int main(void)
         cmocka_unit_test(test_filter_names),
         cmocka_unit_test(test_filter_errors),
         cmocka_unit_test(test_filter_matches),
+        cmocka_unit_test(test_poip_addr),
+        cmocka_unit_test(test_poip_stream),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
