@@ -137,6 +137,10 @@ static const cfg_row_t s_rows[] = {
      "(`nc 127.0.0.1 57012 | tcpdump -r -`). Acknowledgements never wait for clients. Refused "
      "with `LINKTYPE_POLICY=mixed` (a pcap stream has one link type). No authentication, no "
      "encryption: keep it on loopback or a trusted network (unset: off)."},
+    {"PCAP_OVER_IP_PRECISION", CFG_ENUM, "nano", 0, 0, "nano|micro", false,
+     "Timestamps of the PCAP-over-IP stream: `nano` (magic 0xa1b23c4d; tcpdump "
+     "`--time-stamp-precision=nano` shows them whole), or `micro` (0xa1b2c3d4, the nanoseconds "
+     "cut off) for readers that take no other, such as Arkime's `pcap-over-ip-client`."},
     {"PCAP_OVER_IP_MAX_CLIENTS", CFG_INT, "16", 1, 1024, NULL, false,
      "PCAP-over-IP clients at once; a connection beyond is closed at once, counted "
      "(`tapmesh_collect_pcap_over_ip_clients_refused_total`) and logged."},
@@ -413,7 +417,8 @@ static int s_setup(void *app, service_t *svc)
         max_clients = (size_t)cfg_int(cfg, "PCAP_OVER_IP_MAX_CLIENTS");
         poip_opts_t po = {.listen = cfg_str(cfg, "PCAP_OVER_IP"),
                           .max_clients = max_clients,
-                          .buffer_bytes = (size_t)cfg_int(cfg, "PCAP_OVER_IP_BUFFER_MB") << 20};
+                          .buffer_bytes = (size_t)cfg_int(cfg, "PCAP_OVER_IP_BUFFER_MB") << 20,
+                          .micro = cfg_enum(cfg, "PCAP_OVER_IP_PRECISION") == 1};
         c->poip = poip_new(&po, svc->metrics, err, sizeof err);
         if (!c->poip) {
             fprintf(stderr, "tapmesh-collect: %s\n", err);

@@ -73,9 +73,9 @@ static inline void s_put16(uint8_t *p, uint16_t v)
     memcpy(p, &v, 2);
 }
 
-void poip_header(uint8_t out[POIP_HEADER_SIZE], uint16_t linktype, uint32_t snaplen)
+void poip_header(uint8_t out[POIP_HEADER_SIZE], uint16_t linktype, uint32_t snaplen, bool micro)
 {
-    s_put32(out, POIP_MAGIC_NS);
+    s_put32(out, micro ? POIP_MAGIC_US : POIP_MAGIC_NS);
     s_put16(out + 4, 2); /* version 2.4 */
     s_put16(out + 6, 4);
     s_put32(out + 8, 0);  /* thiszone */
@@ -84,10 +84,11 @@ void poip_header(uint8_t out[POIP_HEADER_SIZE], uint16_t linktype, uint32_t snap
     s_put32(out + 20, linktype);
 }
 
-void poip_record_header(uint8_t out[POIP_RECORD_HEADER_SIZE], const wire_packet_t *pkt)
+void poip_record_header(uint8_t out[POIP_RECORD_HEADER_SIZE], const wire_packet_t *pkt, bool micro)
 {
+    uint32_t frac = (uint32_t)(pkt->ts_ns % 1000000000u);
     s_put32(out, (uint32_t)(pkt->ts_ns / 1000000000u));
-    s_put32(out + 4, (uint32_t)(pkt->ts_ns % 1000000000u));
+    s_put32(out + 4, micro ? frac / 1000u : frac);
     s_put32(out + 8, pkt->caplen);
     s_put32(out + 12, pkt->origlen);
 }
@@ -342,7 +343,7 @@ void poip_packet(poip_t *self, uint16_t linktype, const wire_packet_t *pkt)
     if (!self->have_linktype) {
         self->have_linktype = true;
         self->linktype = linktype;
-        poip_header(self->header, linktype, WIRE_SNAPLEN_MAX);
+        poip_header(self->header, linktype, WIRE_SNAPLEN_MAX, self->opts.micro);
     } else if (linktype != self->linktype) {
         metrics_add(self->metrics, self->m.skipped, 1);
         return;
@@ -361,7 +362,7 @@ void poip_packet(poip_t *self, uint16_t linktype, const wire_packet_t *pkt)
     if (!self->nclients || n > self->size)
         return;
     uint8_t rh[POIP_RECORD_HEADER_SIZE];
-    poip_record_header(rh, pkt);
+    poip_record_header(rh, pkt, self->opts.micro);
     const uint8_t *parts[2] = {rh, pkt->data};
     size_t lens[2] = {sizeof rh, pkt->caplen};
     for (int k = 0; k < 2; k++) {

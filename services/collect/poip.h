@@ -2,7 +2,8 @@
  * poip — the collector's PCAP-over-IP server (PCAP_OVER_IP), as Arkime,
  * Zeek, NetworkMiner and fox-it's pcap-broker speak it: a TCP listener;
  * every client that connects gets a classic libpcap stream, the 24-byte
- * file header (nanosecond magic 0xa1b23c4d, the output's link type) and
+ * file header (nanosecond magic 0xa1b23c4d, or microsecond 0xa1b2c3d4 on
+ * request, the output's link type) and
  * then a record for every packet written from the moment it joined, in the
  * output's merged order. Clients send nothing; what they send is read and
  * dropped.
@@ -23,6 +24,7 @@
 #ifndef TAPMESH_POIP_H
 #define TAPMESH_POIP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <zmq.h>
@@ -33,6 +35,7 @@
 #define POIP_HEADER_SIZE 24
 #define POIP_RECORD_HEADER_SIZE 16
 #define POIP_MAGIC_NS 0xa1b23c4du
+#define POIP_MAGIC_US 0xa1b2c3d4u
 
 typedef struct poip_t poip_t;
 
@@ -40,6 +43,10 @@ typedef struct {
     const char *listen;  /* "HOST:PORT", ":PORT", "[v6]:PORT"; NULL or "": no listener */
     size_t max_clients;  /* beyond, a connection is closed at once (counted) */
     size_t buffer_bytes; /* the ring: how far one client may fall behind */
+    /* microsecond timestamps (magic 0xa1b2c3d4, the nanoseconds cut off):
+     * for readers that know no other, such as Arkime's pcap-over-ip
+     * reader; else nanoseconds (0xa1b23c4d) */
+    bool micro;
 } poip_opts_t;
 
 /* Binds the listener (non-blocking) and allocates the ring; registers the
@@ -87,11 +94,12 @@ void poip_send(poip_t *self);
 void poip_finish(poip_t *self, int timeout_ms);
 
 /* Classic pcap file header, host byte order (as libpcap writes it):
- * nanosecond magic, version 2.4, `snaplen`, `linktype`. */
-void poip_header(uint8_t out[POIP_HEADER_SIZE], uint16_t linktype, uint32_t snaplen);
+ * nanosecond magic (microsecond when `micro`), version 2.4, `snaplen`,
+ * `linktype`. */
+void poip_header(uint8_t out[POIP_HEADER_SIZE], uint16_t linktype, uint32_t snaplen, bool micro);
 
-/* Classic pcap record header of `pkt`: seconds, nanoseconds, caplen,
- * origlen, host byte order. */
-void poip_record_header(uint8_t out[POIP_RECORD_HEADER_SIZE], const wire_packet_t *pkt);
+/* Classic pcap record header of `pkt`: seconds, nanoseconds (microseconds
+ * when `micro`), caplen, origlen, host byte order. */
+void poip_record_header(uint8_t out[POIP_RECORD_HEADER_SIZE], const wire_packet_t *pkt, bool micro);
 
 #endif

@@ -137,7 +137,7 @@ static void test_framing(void **state)
 {
     (void)state;
     uint8_t h[POIP_HEADER_SIZE];
-    poip_header(h, 276, 262144);
+    poip_header(h, 276, 262144, false);
     uint32_t magic, snaplen, linktype;
     uint16_t major, minor;
     memcpy(&magic, h, 4);
@@ -152,13 +152,21 @@ static void test_framing(void **state)
     assert_int_equal(linktype, 276);
     uint8_t r[POIP_RECORD_HEADER_SIZE];
     wire_packet_t pkt = {.ts_ns = 1700000000999999999ull, .caplen = 60, .origlen = 1514};
-    poip_record_header(r, &pkt);
+    poip_record_header(r, &pkt, false);
     uint32_t v[4];
     memcpy(v, r, sizeof v);
     assert_int_equal(v[0], 1700000000u);
     assert_int_equal(v[1], 999999999u);
     assert_int_equal(v[2], 60);
     assert_int_equal(v[3], 1514);
+    /* microseconds: the magic libpcap's default and Arkime read, the rest cut off */
+    poip_header(h, 1, 262144, true);
+    memcpy(&magic, h, 4);
+    assert_int_equal(magic, 0xa1b2c3d4u);
+    poip_record_header(r, &pkt, true);
+    memcpy(v, r, sizeof v);
+    assert_int_equal(v[0], 1700000000u);
+    assert_int_equal(v[1], 999999u);
 }
 
 /* One client from before the first packet, another joining after 300:
@@ -244,6 +252,45 @@ static void test_stalled_client_cut(void **state)
     close(fast[1]);
     free(bf.data);
     free(bs.data);
+}
+
+/* PCAP_OVER_IP_PRECISION=micro: libpcap reads microseconds, the rest cut off. */
+static void test_micro_stream(void **state)
+{
+    (void)state;
+    char err[256];
+    poip_opts_t o = {.max_clients = 1, .buffer_bytes = 1 << 20, .micro = true};
+    poip_t *p = poip_new(&o, s_metrics, err, sizeof err);
+    assert_non_null(p);
+    int s[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, s), 0);
+    assert_int_equal(poip_adopt(p, s[0], "c"), 0);
+    for (unsigned i = 0; i < 50; i++) {
+        wire_packet_t pkt = s_packet(i);
+        poip_packet(p, S_ETHERNET, &pkt);
+    }
+    poip_finish(p, 1000);
+    s_buf_t b = {0};
+    assert_int_equal(s_drain(s[1], &b), 0);
+    FILE *f = fmemopen(b.data, b.len, "r");
+    assert_non_null(f);
+    pcap_t *pc = pcap_fopen_offline(f, err);
+    assert_non_null(pc);
+    struct pcap_pkthdr *h;
+    const u_char *d;
+    unsigned n = 0;
+    while (pcap_next_ex(pc, &h, &d) == 1) {
+        wire_packet_t want = s_packet(n++);
+        assert_int_equal((uint64_t)h->ts.tv_sec * 1000000u + (uint64_t)h->ts.tv_usec,
+                         want.ts_ns / 1000u);
+        assert_int_equal(h->caplen, want.caplen);
+        assert_memory_equal(d, want.data, want.caplen);
+    }
+    assert_int_equal(n, 50);
+    pcap_close(pc);
+    poip_destroy(&p);
+    close(s[1]);
+    free(b.data);
 }
 
 static void test_client_limit(void **state)
@@ -343,6 +390,7 @@ int main(void)
         cmocka_unit_test(test_framing),
         cmocka_unit_test_setup_teardown(test_stream_and_late_join, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_stalled_client_cut, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_micro_stream, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_client_limit, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_other_linktype_counted, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_listener, s_setup, s_teardown),
