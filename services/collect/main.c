@@ -105,7 +105,7 @@ static const cfg_row_t s_rows[] = {
      "Ethernet interfaces out of which every packet written is also sent, in the same merged "
      "order (libpcap `pcap_inject`; needs `CAP_NET_RAW`), beside `OUTPUT`: one (`eth1`), or "
      "several, each sent every packet (`eth1,eth2`: a tap replicated; at most 8). To send "
-     "only, set `OUTPUT=/dev/null`. A batch is acknowledged once it is written and sent. A "
+     "only, set `OUTPUT=none`. A batch is acknowledged once it is written and sent. A "
      "failed send is counted (`tapmesh_collect_output_device_errors_total{device,reason}`) "
      "and logged at most every 10 s per device, and never stops the collector, the other "
      "devices or the file output; packets of a source whose link type is not Ethernet are "
@@ -371,9 +371,10 @@ static int s_setup(void *app, service_t *svc)
     const char *path = cfg_str(cfg, "OUTPUT");
     if (strcmp(path, "-") == 0 && isatty(STDOUT_FILENO)) {
         /* pcapng is binary: on a terminal it is noise, and it can upset the terminal */
-        fprintf(stderr, "tapmesh-collect: OUTPUT=-: standard output is a terminal; pipe it "
-                        "into a reader (tapmesh-collect | tcpdump -r -) or set OUTPUT to a "
-                        "file (OUTPUT=/dev/null to only send with OUTPUT_DEVICE or TUNNEL)\n");
+        fprintf(stderr,
+                "tapmesh-collect: OUTPUT=-: standard output is a terminal; pipe it "
+                "into a reader (tapmesh-collect | tcpdump -r -) or set OUTPUT to a "
+                "file (OUTPUT=none to only send with OUTPUT_DEVICE, TUNNEL or PCAP_OVER_IP)\n");
         return 2;
     }
     bool rotating = cfg_int(cfg, "ROTATE_MB") || cfg_int(cfg, "ROTATE_S");
