@@ -15,6 +15,7 @@
 #include "journal.h"
 #include "log.h"
 #include "output.h"
+#include "poip.h"
 #include "service.h"
 
 #include <czmq.h>
@@ -32,7 +33,10 @@ static const cfg_row_t s_rows[] = {
     {"COLLECT_ENDPOINT", CFG_ENDPOINT, "tcp://*:5710", 0, 0, NULL, false,
      "ZeroMQ endpoint to bind; sources and relays connect to it."},
     {"OUTPUT", CFG_PATH, "-", 0, 0, NULL, false,
-     "Where the capture goes: `-` for standard output (refused when it is a terminal), or a "
+     "Where the capture goes: `-` for standard output (refused when it is a terminal), `none` "
+     "(no file: only the network readers, `PCAP_OVER_IP`, `OUTPUT_DEVICE` or `TUNNEL`, get the "
+     "packets, and a batch is acknowledged once it is handed to them: nothing is kept, a reader "
+     "not connected misses it; `./none` for a file of that name), or a "
      "file. With rotation or `STATE_DIR` a pattern: strftime conversions and `%i` (the file's "
      "index) are expanded for each file, and an index is added when the pattern has none; "
      "existing files are never overwritten. A file appears only with its first interface "
@@ -101,7 +105,7 @@ static const cfg_row_t s_rows[] = {
      "Ethernet interfaces out of which every packet written is also sent, in the same merged "
      "order (libpcap `pcap_inject`; needs `CAP_NET_RAW`), beside `OUTPUT`: one (`eth1`), or "
      "several, each sent every packet (`eth1,eth2`: a tap replicated; at most 8). To send "
-     "only, set `OUTPUT=/dev/null`. A batch is acknowledged once it is written and sent. A "
+     "only, set `OUTPUT=none`. A batch is acknowledged once it is written and sent. A "
      "failed send is counted (`tapmesh_collect_output_device_errors_total{device,reason}`) "
      "and logged at most every 10 s per device, and never stops the collector, the other "
      "devices or the file output; packets of a source whose link type is not Ethernet are "
@@ -125,6 +129,26 @@ static const cfg_row_t s_rows[] = {
     {"TUNNEL_MTU", CFG_INT, "1500", 68, 65535, NULL, false,
      "Largest outer IPv4 packet `TUNNEL` sends (headers included: 28 bytes for GRE with a key, "
      "24 without, 36 for VXLAN): each frame is cut to fit."},
+    {"PCAP_OVER_IP", CFG_ADDRPORT, "", 0, 0, NULL, false,
+     "A PCAP-over-IP server (as Arkime, Zeek, NetworkMiner and pcap-broker speak it) on "
+     "`HOST:PORT` (`127.0.0.1:57012`, `[::1]:57012`, `:57012` for every address): each client "
+     "that connects gets a classic pcap stream (nanosecond timestamps, the output's link type) "
+     "of every packet written from then on, in the same merged order "
+     "(`nc 127.0.0.1 57012 | tcpdump -r -`). Acknowledgements never wait for clients. Refused "
+     "with `LINKTYPE_POLICY=mixed` (a pcap stream has one link type). No authentication, no "
+     "encryption: keep it on loopback or a trusted network (unset: off)."},
+    {"PCAP_OVER_IP_PRECISION", CFG_ENUM, "nano", 0, 0, "nano|micro", false,
+     "Timestamps of the PCAP-over-IP stream: `nano` (magic 0xa1b23c4d; tcpdump "
+     "`--time-stamp-precision=nano` shows them whole), or `micro` (0xa1b2c3d4, the nanoseconds "
+     "cut off) for readers that take no other, such as Arkime's `pcap-over-ip-client`."},
+    {"PCAP_OVER_IP_MAX_CLIENTS", CFG_INT, "16", 1, 1024, NULL, false,
+     "PCAP-over-IP clients at once; a connection beyond is closed at once, counted "
+     "(`tapmesh_collect_pcap_over_ip_clients_refused_total`) and logged."},
+    {"PCAP_OVER_IP_BUFFER_MB", CFG_INT, "16", 1, 4096, NULL, false,
+     "How far a PCAP-over-IP client may fall behind: one buffer of this size, shared by all "
+     "clients. A client further behind is cut off (closed), counted "
+     "(`tapmesh_collect_pcap_over_ip_clients_cut_total`) and logged with its address; the "
+     "others, the file output and the acknowledgements never wait for it."},
 };
 
 static const cfg_item_t s_exit_status[] = {
@@ -228,12 +252,18 @@ static const cfg_page_t s_page = {
 #define S_AUTH_ITEMS 4
 
 #define S_DEVICES_MAX 8
+/* At exit, PCAP-over-IP clients get at most this long to take what they
+ * have pending. */
+#define S_POIP_FINISH_MS 2000
 
 typedef struct {
     service_t *svc;
     inject_t *devices[S_DEVICES_MAX]; /* OUTPUT_DEVICE, in the order given */
     int ndevices;
-    inject_t *tunnel; /* TUNNEL, or NULL */
+    inject_t *tunnel;      /* TUNNEL, or NULL */
+    poip_t *poip;          /* PCAP_OVER_IP, or NULL */
+    zmq_pollitem_t *items; /* the loop's: router, authenticator, PCAP_OVER_IP */
+    size_t nitems;
     journal_t *journal;
     output_t *output;
     collector_t *collector;
@@ -248,10 +278,13 @@ static int s_reply(void *ctx, const route_t *route, const uint8_t *cmd, size_t l
 }
 
 /* The collector's tap: every packet written goes out of OUTPUT_DEVICE and
- * into TUNNEL too (inject.h counts and logs what fails). */
+ * into TUNNEL too (inject.h counts and logs what fails), and to the
+ * PCAP-over-IP clients (poip.h). */
 static void s_tap(void *ctx, const char *source, uint16_t linktype, const wire_packet_t *pkt)
 {
     collect_t *c = ctx;
+    if (c->poip)
+        poip_packet(c->poip, linktype, pkt);
     for (int i = 0; i < c->ndevices; i++)
         inject_packet(c->devices[i], source, linktype, pkt);
     if (c->tunnel)
@@ -338,9 +371,10 @@ static int s_setup(void *app, service_t *svc)
     const char *path = cfg_str(cfg, "OUTPUT");
     if (strcmp(path, "-") == 0 && isatty(STDOUT_FILENO)) {
         /* pcapng is binary: on a terminal it is noise, and it can upset the terminal */
-        fprintf(stderr, "tapmesh-collect: OUTPUT=-: standard output is a terminal; pipe it "
-                        "into a reader (tapmesh-collect | tcpdump -r -) or set OUTPUT to a "
-                        "file (OUTPUT=/dev/null to only send with OUTPUT_DEVICE or TUNNEL)\n");
+        fprintf(stderr,
+                "tapmesh-collect: OUTPUT=-: standard output is a terminal; pipe it "
+                "into a reader (tapmesh-collect | tcpdump -r -) or set OUTPUT to a "
+                "file (OUTPUT=none to only send with OUTPUT_DEVICE, TUNNEL or PCAP_OVER_IP)\n");
         return 2;
     }
     bool rotating = cfg_int(cfg, "ROTATE_MB") || cfg_int(cfg, "ROTATE_S");
@@ -349,9 +383,58 @@ static int s_setup(void *app, service_t *svc)
                         "(pattern), not standard output\n");
         return 2;
     }
+    bool none = strcmp(path, OUTPUT_NONE) == 0;
+    if (none && rotating) {
+        fprintf(stderr, "tapmesh-collect: ROTATE_MB/ROTATE_S need OUTPUT to be a file "
+                        "(pattern), not none\n");
+        return 2;
+    }
+    if (none && cfg_is_set(cfg, "STATE_DIR")) {
+        fprintf(stderr, "tapmesh-collect: STATE_DIR keeps the delivery state in step with a "
+                        "file output; OUTPUT=none writes none\n");
+        return 2;
+    }
+    if (none && !cfg_is_set(cfg, "PCAP_OVER_IP") && !cfg_is_set(cfg, "OUTPUT_DEVICE") &&
+        !cfg_is_set(cfg, "TUNNEL")) {
+        fprintf(stderr, "tapmesh-collect: OUTPUT=none: nothing would get the packets; set "
+                        "PCAP_OVER_IP, OUTPUT_DEVICE or TUNNEL, or OUTPUT to a file or - "
+                        "(standard output)\n");
+        return 2;
+    }
+    if (cfg_is_set(cfg, "PCAP_OVER_IP") && cfg_enum(cfg, "LINKTYPE_POLICY") == 1 &&
+        cfg_enum(cfg, "OUTPUT_FORMAT") == 0) {
+        fprintf(stderr,
+                "tapmesh-collect: PCAP_OVER_IP=%s: a pcap stream has one link type, and "
+                "LINKTYPE_POLICY=mixed lets sources of any link type in; use "
+                "LINKTYPE_POLICY=first (the default)\n",
+                cfg_str(cfg, "PCAP_OVER_IP"));
+        return 2;
+    }
     int rc = s_setup_inject(c, cfg);
     if (rc)
         return rc;
+    size_t max_clients = 0;
+    if (cfg_is_set(cfg, "PCAP_OVER_IP")) {
+        max_clients = (size_t)cfg_int(cfg, "PCAP_OVER_IP_MAX_CLIENTS");
+        poip_opts_t po = {.listen = cfg_str(cfg, "PCAP_OVER_IP"),
+                          .max_clients = max_clients,
+                          .buffer_bytes = (size_t)cfg_int(cfg, "PCAP_OVER_IP_BUFFER_MB") << 20,
+                          .micro = cfg_enum(cfg, "PCAP_OVER_IP_PRECISION") == 1};
+        c->poip = poip_new(&po, svc->metrics, err, sizeof err);
+        if (!c->poip) {
+            fprintf(stderr, "tapmesh-collect: %s\n", err);
+            return 2;
+        }
+        log_info("PCAP_OVER_IP: serving a pcap stream on %s (at most %zu clients, each at most "
+                 "%lld MiB behind)",
+                 po.listen, max_clients, (long long)cfg_int(cfg, "PCAP_OVER_IP_BUFFER_MB"));
+    }
+    c->nitems = 1 + S_AUTH_ITEMS + (c->poip ? 1 + max_clients : 0);
+    c->items = calloc(c->nitems, sizeof *c->items);
+    if (!c->items) {
+        log_error("out of memory");
+        return 1;
+    }
     if (cfg_is_set(cfg, "STATE_DIR")) {
         c->journal = journal_open(cfg_str(cfg, "STATE_DIR"), err, sizeof err);
         if (!c->journal) {
@@ -403,7 +486,7 @@ static int s_setup(void *app, service_t *svc)
         .trust = svc->trust,
         .max_sources_per_peer = (size_t)cfg_int(cfg, "MAX_SOURCES_PER_PEER"),
         .hello_rate = (unsigned)cfg_int(cfg, "HELLO_RATE_PER_PEER"),
-        .tap = c->ndevices || c->tunnel ? s_tap : NULL,
+        .tap = c->ndevices || c->tunnel || c->poip ? s_tap : NULL,
         .tap_ctx = c,
     };
     c->collector = collector_new(c->output, &opts, svc->metrics, s_reply, c);
@@ -456,12 +539,16 @@ static int s_run(void *app)
         int64_t now = clock_mono_ms();
         int64_t wake = collector_next_deadline(c->collector, now);
         long timeout = wake - now > S_WAKE_MAX_MS ? S_WAKE_MAX_MS : (long)(wake - now);
-        zmq_pollitem_t items[1 + S_AUTH_ITEMS] = {{c->sock, 0, ZMQ_POLLIN, 0}};
-        size_t n = 1 + service_pollitems(c->svc, items + 1, S_AUTH_ITEMS);
-        if (zmq_poll(items, (int)n, timeout) < 0 && errno != EINTR) {
+        zmq_pollitem_t *items = c->items;
+        items[0] = (zmq_pollitem_t){c->sock, 0, ZMQ_POLLIN, 0};
+        size_t na = service_pollitems(c->svc, items + 1, S_AUTH_ITEMS);
+        size_t np = c->poip ? poip_pollitems(c->poip, items + 1 + na, c->nitems - 1 - na) : 0;
+        if (zmq_poll(items, (int)(1 + na + np), timeout) < 0 && errno != EINTR) {
             log_error("poll: %s", zmq_strerror(errno));
             return 1;
         }
+        if (c->poip)
+            poip_handle(c->poip, items + 1 + na, np);
         service_handle(c->svc, clock_mono_ms()); /* connections first: then their messages */
         /* a bounded number of messages per pass, then write and acknowledge */
         for (int i = 0; i < S_DRAIN_MAX; i++) {
@@ -473,6 +560,8 @@ static int s_run(void *app)
         }
         if (s_commit(c, false))
             return 1;
+        if (c->poip)
+            poip_send(c->poip);
     }
     log_info("stopping: writing the %zu packets still in the merge",
              collector_queued_packets(c->collector));
@@ -483,7 +572,9 @@ static int s_run(void *app)
         log_error("OUTPUT: %s: %s", output_name(c->output), strerror(-rc));
         return 1;
     }
-    if (output_files(c->output) == 0)
+    if (c->poip)
+        poip_finish(c->poip, S_POIP_FINISH_MS);
+    if (output_files(c->output) == 0 && strcmp(output_path(c->output), OUTPUT_NONE) != 0)
         log_info("no source joined: %s was not created", output_name(c->output));
     return 0;
 }
@@ -498,6 +589,8 @@ static void s_teardown(void *app)
     for (int i = 0; i < c->ndevices; i++)
         inject_destroy(&c->devices[i]);
     inject_destroy(&c->tunnel);
+    poip_destroy(&c->poip);
+    free(c->items);
 }
 
 int main(int argc, char **argv)

@@ -51,6 +51,7 @@ struct output_t {
     char pattern[S_PATH_MAX];
     bool is_pattern;
     bool stream;           /* standard output, or a FIFO or device OUTPUT names: written in place */
+    bool none;             /* OUTPUT=none: the writer's blocks go nowhere */
     char path[S_PATH_MAX]; /* the file being written, or about to be created */
     int fd;                /* the file, its anonymous file before, or -1 (no O_TMPFILE) */
     bool created;          /* `path` exists with what was flushed (stdout: written to) */
@@ -160,6 +161,8 @@ static int s_sink(void *ctx, const void *buf, size_t len)
     output_t *self = ctx;
     if (self->aborted)
         return -ECANCELED; /* whatever flushes the writer: it writes nothing */
+    if (self->none)
+        return 0;
     int rc = self->created ? pcapng_sink_fd(&self->fd, buf, len) : s_create(self, buf, len);
     if (rc < 0)
         return rc;
@@ -247,6 +250,10 @@ static void s_note_base(output_t *self)
  * directory; nothing is created under the name before the first flush. */
 static int s_begin_file(output_t *self, int64_t now_ms, char *err, size_t errlen)
 {
+    if (self->none) {
+        snprintf(self->path, sizeof self->path, "%s", OUTPUT_NONE);
+        return 0;
+    }
     if (self->stream) {
         self->fd = strcmp(self->pattern, "-") == 0 ? STDOUT_FILENO
                                                    : open(self->pattern, O_WRONLY | O_CLOEXEC);
@@ -311,10 +318,17 @@ output_t *output_open(const output_opts_t *opts, char *err, size_t errlen)
     self->opts = *opts;
     self->fd = -1;
     bool rotating = opts->rotate_bytes || opts->rotate_ms;
+    self->none = strcmp(opts->path, OUTPUT_NONE) == 0;
+    if (self->none && (rotating || opts->keep_existing)) {
+        snprintf(err, errlen, "%s: nothing to rotate or keep", opts->path);
+        free(self);
+        return NULL;
+    }
     bool plain = !rotating && !strchr(opts->path, '%');
     struct stat st;
-    self->stream = strcmp(opts->path, "-") == 0 || (plain && stat(opts->path, &st) == 0 &&
-                                                    !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode));
+    self->stream =
+        self->none || strcmp(opts->path, "-") == 0 ||
+        (plain && stat(opts->path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode));
     /* a plain name stays plain unless rotating, or it exists and must be kept */
     self->is_pattern =
         !self->stream && (!plain || (opts->keep_existing && access(opts->path, F_OK) == 0));
@@ -456,7 +470,7 @@ int output_flush(output_t *self)
 
 int output_end(output_t *self)
 {
-    if (self->stream && !pcapng_writer_interfaces(self->writer)) {
+    if (self->stream && !self->none && !pcapng_writer_interfaces(self->writer)) {
         int rc = pcapng_writer_add_interface(self->writer, S_LINKTYPE_ETHERNET, "none",
                                              "tapmesh-collect: no source joined");
         if (rc < 0)
@@ -521,6 +535,8 @@ uint64_t output_offset(const output_t *self)
 
 const char *output_name(const output_t *self)
 {
+    if (self->none)
+        return "nowhere (OUTPUT=none)";
     return strcmp(self->path, "-") == 0 ? "standard output" : self->path;
 }
 

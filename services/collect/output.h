@@ -30,10 +30,16 @@
 #include "pcapng.h"
 #include "wire.h"
 
+/* OUTPUT=none: the writer runs (interfaces, link type policy) but its
+ * blocks go nowhere; for a collector whose only readers are on the network
+ * (PCAP_OVER_IP, OUTPUT_DEVICE, TUNNEL). No rotation, no keep_existing.
+ * Nothing is ever created; output_bytes and output_files stay 0. */
+#define OUTPUT_NONE "none"
+
 typedef enum { OUTPUT_LINKTYPE_FIRST = 0, OUTPUT_LINKTYPE_MIXED = 1 } output_policy_t;
 
 typedef struct {
-    const char *path; /* "-" for standard output, a file, or a pattern (below) */
+    const char *path; /* "-" for standard output, OUTPUT_NONE, a file, or a pattern (below) */
     pcapng_format_t format;
     output_policy_t policy;
     size_t bufsize;        /* the writer's buffer */

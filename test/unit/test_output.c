@@ -1063,6 +1063,46 @@ static void test_no_interface_no_file(void **state)
  * without any gives a section header and one interface block ("none", no
  * packets), so that a reader such as `tcpdump -r -` ends without error.
  * With an interface, the end adds nothing. */
+/* OUTPUT=none: interfaces and packets taken, the link type policy
+ * applied, flushes and the end succeed, and nothing is created anywhere;
+ * rotation is refused. */
+static void test_output_none(void **state)
+{
+    s_env_t *env = *state;
+    char cwd[4096];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(env->dir), 0);
+    output_opts_t opts = s_opts(OUTPUT_NONE);
+    char err[256];
+    output_t *o = output_open(&opts, err, sizeof err);
+    assert_non_null(o);
+    assert_non_null(strstr(output_name(o), "OUTPUT=none"));
+    assert_int_equal(s_add_iface(o, "edge1", S_LINKTYPE_ETHERNET, "eth0"), 0);
+    wire_iface_t raw = s_iface(101, "tun0");
+    char why[512];
+    assert_int_equal(output_interface(o, "edge2", "", &raw, why, sizeof why), -EPROTOTYPE);
+    for (unsigned k = 0; k < 100; k++) {
+        s_write_packet(o, 0, k, 1000);
+        if (k % 10 == 0)
+            assert_int_equal(output_flush(o), 0);
+    }
+    assert_int_equal(output_end(o), 0);
+    assert_int_equal(output_files(o), 0);
+    assert_int_equal(output_bytes(o), 0);
+    output_close(&o);
+    DIR *d = opendir(env->dir);
+    assert_non_null(d);
+    struct dirent *e;
+    unsigned entries = 0;
+    while ((e = readdir(d)))
+        entries += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    assert_int_equal(entries, 0);
+    opts.rotate_bytes = 1 << 20;
+    assert_null(output_open(&opts, err, sizeof err));
+    assert_int_equal(chdir(cwd), 0);
+}
+
 static void test_stdout_end_without_source(void **state)
 {
     s_env_t *env = *state;
@@ -1197,6 +1237,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_interface_no_file, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_file_modes, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_stdout_end_without_source, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_output_none, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_fifo_written_in_place, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_abort_cuts_failed_write, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_abort_cuts_stdout_file, s_setup, s_teardown),
