@@ -679,7 +679,7 @@ static void test_bad_header(void **state)
 static void test_unknown_type(void **state)
 {
     (void)state;
-    static const uint8_t types[] = {0, WIRE_PACKETS, 9, 10, 0x7f, 0x80, 255};
+    static const uint8_t types[] = {0, WIRE_PACKETS, 10, 11, 0x7f, 0x80, 255};
     for (size_t i = 0; i < sizeof types; i++) {
         /* a body that would be a valid WELCOME */
         s_make_welcome(&s_m);
