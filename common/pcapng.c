@@ -43,8 +43,8 @@ typedef struct {
     uint16_t linktype;
     char *name;
     char *description;
-    char *filter; /* NULL: none */
-    char *os;     /* NULL: none */
+    char *filter;           /* NULL: none */
+    char *os;               /* NULL: none */
     pcapng_custom_t custom; /* .data owned; .len 0 and .data NULL: none */
 } s_iface_t;
 
@@ -333,10 +333,8 @@ int pcapng_writer_add_interface(pcapng_writer_t *self, uint16_t linktype, const 
 int pcapng_writer_add_interface_custom(pcapng_writer_t *self, uint16_t linktype, const char *name,
                                        const char *description, const pcapng_custom_t *custom)
 {
-    pcapng_iface_t f = {.linktype = linktype,
-                        .name = name,
-                        .description = description,
-                        .custom = custom};
+    pcapng_iface_t f = {
+        .linktype = linktype, .name = name, .description = description, .custom = custom};
     return pcapng_writer_add_interface_opts(self, &f);
 }
 

@@ -475,13 +475,12 @@ static void s_isb(collector_t *self, uint32_t id, uint64_t now_ns)
                  " dropped by the interface, ",
                  st->recv, st->drop, st->ifdrop);
     }
-    int n = f->have_stats ? snprintf(comment, sizeof comment,
-                                     "tapmesh: agent counters (epoch %" PRIu64
-                                     ", since it began): %s%" PRIu64 " sent, %" PRIu64
-                                     " dead-lettered; ",
-                                     f->epoch, agent, st->sent, st->dead)
-                          : snprintf(comment, sizeof comment,
-                                     "tapmesh: no agent counters received; ");
+    int n = f->have_stats
+                ? snprintf(comment, sizeof comment,
+                           "tapmesh: agent counters (epoch %" PRIu64 ", since it began): %s%" PRIu64
+                           " sent, %" PRIu64 " dead-lettered; ",
+                           f->epoch, agent, st->sent, st->dead)
+                : snprintf(comment, sizeof comment, "tapmesh: no agent counters received; ");
     snprintf(comment + n, sizeof comment - (size_t)n,
              "this file: %" PRIu64 " written, %" PRIu64 " late, %" PRIu64 " forced", f->written,
              f->late, f->forced);

@@ -339,8 +339,8 @@ output_t *output_open(const output_opts_t *opts, char *err, size_t errlen)
     if (uname(&u) == 0)
         snprintf(os, sizeof os, "%.64s %.64s", u.sysname, u.release);
     self->writer =
-        pcapng_writer_new_os(opts->format, WIRE_SNAPLEN_MAX, "tapmesh-collect " TAPMESH_VERSION,
-                             os, opts->bufsize, s_sink, self);
+        pcapng_writer_new_os(opts->format, WIRE_SNAPLEN_MAX, "tapmesh-collect " TAPMESH_VERSION, os,
+                             opts->bufsize, s_sink, self);
     if (!self->writer) {
         snprintf(err, errlen, "%s: out of memory", self->path);
         output_close(&self);
@@ -371,8 +371,8 @@ int output_interface(output_t *self, const char *source, const char *source_desc
 }
 
 int output_interface_info(output_t *self, const char *source, const char *source_descr,
-                          const wire_iface_t *iface, const char *filter, const char *os,
-                          char *why, size_t whylen)
+                          const wire_iface_t *iface, const char *filter, const char *os, char *why,
+                          size_t whylen)
 {
     char name[sizeof self->ifaces->name];
     snprintf(name, sizeof name, "%s/%s", source, iface->name);

@@ -73,8 +73,8 @@ int output_interface(output_t *self, const char *source, const char *source_desc
  * or "": left out); `iface->description` is written as given. Used on the
  * interface's first sight only. */
 int output_interface_info(output_t *self, const char *source, const char *source_descr,
-                          const wire_iface_t *iface, const char *filter, const char *os,
-                          char *why, size_t whylen);
+                          const wire_iface_t *iface, const char *filter, const char *os, char *why,
+                          size_t whylen);
 
 /* Called before a file is closed: at a rotation (before the old file's
  * last flush) and in output_end, only for a pcapng output with
