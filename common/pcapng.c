@@ -1,6 +1,6 @@
 /*
  * pcapng — block encoders (pcapng spec, draft-ietf-opsawg-pcapng: SHB §4.1,
- * IDB §4.2, EPB §4.3, custom options) and the classic pcap format, in host
+ * IDB §4.2, EPB §4.3, ISB §4.6, custom options) and the classic pcap format, in host
  * byte order as the specification allows (readers follow the byte-order
  * magic).
  *
@@ -18,6 +18,16 @@
 #define S_SHB 0x0A0D0D0Au
 #define S_IDB 0x00000001u
 #define S_EPB 0x00000006u
+#define S_ISB 0x00000005u
+#define S_SHB_OS 3
+#define S_IF_FILTER 11
+#define S_IF_OS 12
+#define S_ISB_STARTTIME 2
+#define S_ISB_ENDTIME 3
+#define S_ISB_IFRECV 4
+#define S_ISB_IFDROP 5
+#define S_ISB_OSDROP 7
+#define S_ISB_USRDELIV 8
 #define S_BOM 0x1A2B3C4Du
 #define S_OPT_END 0
 #define S_OPT_COMMENT 1
@@ -33,6 +43,8 @@ typedef struct {
     uint16_t linktype;
     char *name;
     char *description;
+    char *filter;           /* NULL: none */
+    char *os;               /* NULL: none */
     pcapng_custom_t custom; /* .data owned; .len 0 and .data NULL: none */
 } s_iface_t;
 
@@ -40,6 +52,7 @@ struct pcapng_writer_t {
     pcapng_format_t format;
     uint32_t snaplen;
     char *userappl;
+    char *os; /* shb_os, or NULL */
     uint8_t *buf;
     size_t len, cap;
     pcapng_sink_fn sink;
@@ -171,8 +184,8 @@ static int s_room(pcapng_writer_t *self, size_t n)
 
 static int s_shb(pcapng_writer_t *self)
 {
-    size_t ul = s_text_len(self->userappl);
-    size_t total = 24 + (ul ? s_opt_size(ul) : 0) + 4 + 4;
+    size_t ul = s_text_len(self->userappl), ol = s_text_len(self->os);
+    size_t total = 24 + (ol ? s_opt_size(ol) : 0) + (ul ? s_opt_size(ul) : 0) + 4 + 4;
     int rc = s_room(self, total);
     if (rc < 0)
         return rc;
@@ -183,6 +196,8 @@ static int s_shb(pcapng_writer_t *self)
     s_u16(self, 0);
     uint64_t section_len = UINT64_MAX; /* unknown: streamed */
     s_raw(self, &section_len, 8);
+    if (ol)
+        s_option(self, S_SHB_OS, self->os, ol);
     if (ul)
         s_option(self, S_SHB_USERAPPL, self->userappl, ul);
     s_option(self, S_OPT_END, NULL, 0);
@@ -209,8 +224,10 @@ static int s_pcap_header(pcapng_writer_t *self, uint16_t linktype)
 static int s_idb(pcapng_writer_t *self, const s_iface_t *f)
 {
     size_t nl = s_text_len(f->name), dl = s_text_len(f->description);
+    size_t fl = s_text_len(f->filter), ol = s_text_len(f->os);
     const pcapng_custom_t *custom = f->custom.data ? &f->custom : NULL;
     size_t total = 16 + (nl ? s_opt_size(nl) : 0) + (dl ? s_opt_size(dl) : 0) + s_opt_size(1) +
+                   (fl ? s_opt_size(1 + fl) : 0) + (ol ? s_opt_size(ol) : 0) +
                    s_custom_size(custom) + 4 + 4;
     int rc = s_room(self, total);
     if (rc < 0)
@@ -226,6 +243,16 @@ static int s_idb(pcapng_writer_t *self, const s_iface_t *f)
         s_option(self, S_IF_DESCRIPTION, f->description, dl);
     uint8_t tsresol = 9; /* 10^-9 s */
     s_option(self, S_IF_TSRESOL, &tsresol, 1);
+    if (fl) { /* code, length, 0 (libpcap filter string), the string, padding */
+        s_u16(self, S_IF_FILTER);
+        s_u16(self, (uint16_t)(1 + fl));
+        uint8_t kind = 0;
+        s_raw(self, &kind, 1);
+        s_raw(self, f->filter, fl);
+        s_zero_pad(self, 1 + fl);
+    }
+    if (ol)
+        s_option(self, S_IF_OS, f->os, ol);
     if (custom)
         s_custom(self, custom);
     s_option(self, S_OPT_END, NULL, 0);
@@ -249,6 +276,13 @@ static int s_headers(pcapng_writer_t *self)
 pcapng_writer_t *pcapng_writer_new(pcapng_format_t format, uint32_t snaplen, const char *userappl,
                                    size_t bufsize, pcapng_sink_fn sink, void *ctx)
 {
+    return pcapng_writer_new_os(format, snaplen, userappl, NULL, bufsize, sink, ctx);
+}
+
+pcapng_writer_t *pcapng_writer_new_os(pcapng_format_t format, uint32_t snaplen,
+                                      const char *userappl, const char *os, size_t bufsize,
+                                      pcapng_sink_fn sink, void *ctx)
+{
     pcapng_writer_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
@@ -259,9 +293,11 @@ pcapng_writer_t *pcapng_writer_new(pcapng_format_t format, uint32_t snaplen, con
     self->cap = bufsize > largest ? bufsize : largest;
     self->buf = malloc(self->cap);
     self->userappl = userappl ? strdup(userappl) : NULL;
+    self->os = os && *os ? strdup(os) : NULL;
     self->sink = sink;
     self->ctx = ctx;
-    if (!self->buf || (userappl && !self->userappl) || s_headers(self) < 0) {
+    if (!self->buf || (userappl && !self->userappl) || (os && *os && !self->os) ||
+        s_headers(self) < 0) {
         pcapng_writer_destroy(&self);
         return NULL;
     }
@@ -276,10 +312,13 @@ void pcapng_writer_destroy(pcapng_writer_t **self_p)
     for (unsigned i = 0; i < self->nifaces; i++) {
         free(self->ifaces[i].name);
         free(self->ifaces[i].description);
+        free(self->ifaces[i].filter);
+        free(self->ifaces[i].os);
         free((void *)self->ifaces[i].custom.data);
     }
     free(self->ifaces);
     free(self->userappl);
+    free(self->os);
     free(self->buf);
     free(self);
     *self_p = NULL;
@@ -294,6 +333,36 @@ int pcapng_writer_add_interface(pcapng_writer_t *self, uint16_t linktype, const 
 int pcapng_writer_add_interface_custom(pcapng_writer_t *self, uint16_t linktype, const char *name,
                                        const char *description, const pcapng_custom_t *custom)
 {
+    pcapng_iface_t f = {
+        .linktype = linktype, .name = name, .description = description, .custom = custom};
+    return pcapng_writer_add_interface_opts(self, &f);
+}
+
+static void s_iface_free(s_iface_t *f)
+{
+    free(f->name);
+    free(f->description);
+    free(f->filter);
+    free(f->os);
+    free((void *)f->custom.data);
+}
+
+/* A copy of `s`, or NULL for none; *bad when out of memory. */
+static char *s_dup_opt(const char *s, bool *bad)
+{
+    if (!s || !*s)
+        return NULL;
+    char *d = strdup(s);
+    if (!d)
+        *bad = true;
+    return d;
+}
+
+int pcapng_writer_add_interface_opts(pcapng_writer_t *self, const pcapng_iface_t *in)
+{
+    uint16_t linktype = in->linktype;
+    const char *name = in->name, *description = in->description;
+    const pcapng_custom_t *custom = in->custom;
     if (self->error)
         return self->error;
     if (custom && (self->format != PCAPNG_FORMAT_PCAPNG || !s_custom_valid(custom)))
@@ -316,6 +385,9 @@ int pcapng_writer_add_interface_custom(pcapng_writer_t *self, uint16_t linktype,
     f->name = strdup(name ? name : "");
     f->description = strdup(description ? description : "");
     f->custom = (pcapng_custom_t){0};
+    bool bad = false;
+    f->filter = s_dup_opt(in->filter, &bad);
+    f->os = s_dup_opt(in->os, &bad);
     if (custom) {
         /* a copy of at least one byte, so that .data says "present" */
         uint8_t *copy = malloc(custom->len ? custom->len : 1);
@@ -326,10 +398,8 @@ int pcapng_writer_add_interface_custom(pcapng_writer_t *self, uint16_t linktype,
             f->custom.data = copy;
         }
     }
-    if (!f->name || !f->description || (custom && !f->custom.data)) {
-        free(f->name);
-        free(f->description);
-        free((void *)f->custom.data);
+    if (!f->name || !f->description || (custom && !f->custom.data) || bad) {
+        s_iface_free(f);
         return -ENOMEM;
     }
     int rc = 0;
@@ -338,12 +408,64 @@ int pcapng_writer_add_interface_custom(pcapng_writer_t *self, uint16_t linktype,
     else if (!self->pcap_header_done)
         rc = s_pcap_header(self, linktype);
     if (rc < 0) {
-        free(f->name);
-        free(f->description);
-        free((void *)f->custom.data);
+        s_iface_free(f);
         return rc;
     }
     return (int)self->nifaces++;
+}
+
+size_t pcapng_stats_size(const pcapng_stats_t *st)
+{
+    size_t cl = s_text_len(st->comment);
+    size_t n = 20 + (cl ? s_opt_size(cl) : 0) + 2 * s_opt_size(8);
+    for (unsigned bit = PCAPNG_ISB_IFRECV; bit <= PCAPNG_ISB_USRDELIV; bit <<= 1)
+        if (st->have & bit)
+            n += s_opt_size(8);
+    return n + s_opt_size(0) + 4;
+}
+
+static void s_opt_u64(pcapng_writer_t *self, uint16_t code, uint64_t v)
+{
+    s_option(self, code, &v, 8);
+}
+
+static void s_opt_ts(pcapng_writer_t *self, uint16_t code, uint64_t ts)
+{
+    uint32_t w[2] = {(uint32_t)(ts >> 32), (uint32_t)ts};
+    s_option(self, code, w, 8);
+}
+
+int pcapng_writer_stats(pcapng_writer_t *self, uint32_t ifid, const pcapng_stats_t *st)
+{
+    if (self->error)
+        return self->error;
+    if (self->format != PCAPNG_FORMAT_PCAPNG || ifid >= self->nifaces)
+        return -EINVAL;
+    size_t cl = s_text_len(st->comment);
+    size_t total = pcapng_stats_size(st);
+    int rc = s_room(self, total);
+    if (rc < 0)
+        return rc;
+    s_u32(self, S_ISB);
+    s_u32(self, (uint32_t)total);
+    s_u32(self, ifid);
+    s_u32(self, (uint32_t)(st->ts_ns >> 32));
+    s_u32(self, (uint32_t)st->ts_ns);
+    if (cl)
+        s_option(self, S_OPT_COMMENT, st->comment, cl);
+    s_opt_ts(self, S_ISB_STARTTIME, st->start_ns);
+    s_opt_ts(self, S_ISB_ENDTIME, st->ts_ns);
+    if (st->have & PCAPNG_ISB_IFRECV)
+        s_opt_u64(self, S_ISB_IFRECV, st->ifrecv);
+    if (st->have & PCAPNG_ISB_IFDROP)
+        s_opt_u64(self, S_ISB_IFDROP, st->ifdrop);
+    if (st->have & PCAPNG_ISB_OSDROP)
+        s_opt_u64(self, S_ISB_OSDROP, st->osdrop);
+    if (st->have & PCAPNG_ISB_USRDELIV)
+        s_opt_u64(self, S_ISB_USRDELIV, st->usrdeliv);
+    s_option(self, S_OPT_END, NULL, 0);
+    s_u32(self, (uint32_t)total);
+    return 0;
 }
 
 size_t pcapng_packet_size_custom(uint32_t caplen, const char *comment,

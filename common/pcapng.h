@@ -11,6 +11,16 @@
  * from the first, see shared DESIGN "Output readable by libpcap"). Classic
  * pcap carries one link type: a second interface of another link type is
  * refused with -EPROTOTYPE.
+ *
+ * Options written (pcapng §4.1, §4.2, §4.6): SHB shb_os (3), shb_userappl
+ * (4); IDB if_name (2), if_description (3), if_tsresol (9, = 9), if_filter
+ * (11, first byte 0: a libpcap filter string), if_os (12), a custom
+ * option; ISB (block type 5) opt_comment (1), isb_starttime (2),
+ * isb_endtime (3), isb_ifrecv (4), isb_ifdrop (5), isb_osdrop (7),
+ * isb_usrdeliv (8). Timestamps as in an EPB: high then low 32-bit word, in
+ * the interface's units (nanoseconds); counters u64 in host byte order.
+ * What tapmesh puts in an ISB's comment is the collector's business
+ * (services/collect/collector.c, README "Statistics in the file").
  */
 #ifndef TAPMESH_PCAPNG_H
 #define TAPMESH_PCAPNG_H
@@ -56,6 +66,11 @@ size_t pcapng_packet_size(pcapng_format_t format, uint32_t caplen);
 pcapng_writer_t *pcapng_writer_new(pcapng_format_t format, uint32_t snaplen, const char *userappl,
                                    size_t bufsize, pcapng_sink_fn sink, void *ctx);
 
+/* The same, with shb_os (`os` may be NULL or "": none). */
+pcapng_writer_t *pcapng_writer_new_os(pcapng_format_t format, uint32_t snaplen,
+                                      const char *userappl, const char *os, size_t bufsize,
+                                      pcapng_sink_fn sink, void *ctx);
+
 void pcapng_writer_destroy(pcapng_writer_t **self_p);
 
 /* Adds an interface (pcapng: an IDB with if_name, if_description,
@@ -72,6 +87,43 @@ int pcapng_writer_add_interface(pcapng_writer_t *self, uint16_t linktype, const 
  * PCAPNG_CUSTOM_DATA_MAX. */
 int pcapng_writer_add_interface_custom(pcapng_writer_t *self, uint16_t linktype, const char *name,
                                        const char *description, const pcapng_custom_t *custom);
+
+/* An interface with every IDB option the writer knows; strings may be NULL
+ * or "" (then the option is left out). */
+typedef struct {
+    uint16_t linktype;
+    const char *name;
+    const char *description;
+    const char *filter; /* if_filter: a libpcap (BPF) filter string */
+    const char *os;     /* if_os */
+    const pcapng_custom_t *custom;
+} pcapng_iface_t;
+
+/* pcapng_writer_add_interface_custom with if_filter and if_os too; the
+ * writer keeps a copy of everything. Same returns. */
+int pcapng_writer_add_interface_opts(pcapng_writer_t *self, const pcapng_iface_t *iface);
+
+/* Interface statistics (an ISB). `have` says which of the counters are
+ * known (the others are left out); the timestamps are always written. */
+#define PCAPNG_ISB_IFRECV 0x1u
+#define PCAPNG_ISB_IFDROP 0x2u
+#define PCAPNG_ISB_OSDROP 0x4u
+#define PCAPNG_ISB_USRDELIV 0x8u
+typedef struct {
+    uint64_t ts_ns;    /* the block's own time, and isb_endtime */
+    uint64_t start_ns; /* isb_starttime */
+    unsigned have;     /* PCAPNG_ISB_* */
+    uint64_t ifrecv, ifdrop, osdrop, usrdeliv;
+    const char *comment; /* opt_comment, or NULL */
+} pcapng_stats_t;
+
+/* Bytes the ISB of `st` takes. */
+size_t pcapng_stats_size(const pcapng_stats_t *st);
+
+/* Appends an ISB for interface `ifid` (flushing first when the buffer is
+ * full, as pcapng_writer_packet does). pcapng only: -EINVAL for classic
+ * pcap or an unknown interface; else 0 or a latched sink error. */
+int pcapng_writer_stats(pcapng_writer_t *self, uint32_t ifid, const pcapng_stats_t *st);
 
 /* Appends one packet. `comment` may be NULL (pcapng only: opt_comment).
  * Returns 0, -EINVAL for an unknown interface or caplen > snaplen, or a

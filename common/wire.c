@@ -7,6 +7,7 @@
 
 #include "bytes.h"
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -226,6 +227,9 @@ void wire_msg_init(wire_msg_t *m, wire_type_t type, const char *source, uint64_t
     case WIRE_ACK:
         m->ack.count = 0;
         break;
+    case WIRE_STATS:
+        m->stats.count = 0;
+        break;
     default:
         memset(&m->progress, 0, sizeof m->progress);
         break;
@@ -256,6 +260,68 @@ void wire_ifname_sanitize(const char *in, char *out)
     out[n] = '\0';
 }
 
+/* §3.7: an entry's rules; `prev` is the entry before it, or NULL. */
+static bool s_stats_valid(const wire_stats_t *e, const wire_stats_t *prev)
+{
+    if (e->ifindex >= WIRE_IFACES_MAX || (prev && e->ifindex <= prev->ifindex))
+        return false;
+    if (e->flags & ~WIRE_STATS_KERNEL)
+        return false;
+    return (e->flags & WIRE_STATS_KERNEL) || (e->recv == 0 && e->drop == 0 && e->ifdrop == 0);
+}
+
+#define S_TAG_OS "; if_os="
+#define S_TAG_FILTER "; if_filter="
+
+/* The last occurrence of `tag` in `s`, or NULL. */
+static const char *s_last(const char *s, const char *tag)
+{
+    const char *found = NULL;
+    for (const char *p = strstr(s, tag); p; p = strstr(p + 1, tag))
+        found = p;
+    return found;
+}
+
+void wire_iface_tags_split(const char *descr, char *plain, char *os, char *filter)
+{
+    snprintf(plain, WIRE_TEXT_MAX + 1, "%s", descr);
+    os[0] = filter[0] = '\0';
+    char *t = (char *)s_last(plain, S_TAG_FILTER);
+    if (t) {
+        snprintf(filter, WIRE_TEXT_MAX + 1, "%s", t + strlen(S_TAG_FILTER));
+        *t = '\0';
+    }
+    t = (char *)s_last(plain, S_TAG_OS);
+    if (t) {
+        snprintf(os, WIRE_TEXT_MAX + 1, "%s", t + strlen(S_TAG_OS));
+        *t = '\0';
+    }
+}
+
+/* Appends `tag` and `value` (bytes outside the text set made spaces) when
+ * they fit; returns false otherwise, leaving `descr` as it was. */
+static bool s_tag(char *descr, const char *tag, const char *value)
+{
+    size_t used = strlen(descr), tl = strlen(tag), vl = strlen(value);
+    if (used + tl + vl > WIRE_TEXT_MAX)
+        return false;
+    memcpy(descr + used, tag, tl);
+    for (size_t i = 0; i < vl; i++)
+        descr[used + tl + i] = s_text_byte((uint8_t)value[i]) ? value[i] : ' ';
+    descr[used + tl + vl] = '\0';
+    return true;
+}
+
+int wire_iface_tags_append(char *descr, const char *os, const char *filter)
+{
+    bool ok = true;
+    if (os && *os)
+        ok = s_tag(descr, S_TAG_OS, os);
+    if (filter && *filter)
+        ok = s_tag(descr, S_TAG_FILTER, filter) && ok;
+    return ok ? 0 : -ENOSPC;
+}
+
 /* §2: the frame header */
 static void s_header(s_rd_t *r, wire_type_t *type)
 {
@@ -278,7 +344,7 @@ wire_err_t wire_decode(const uint8_t *buf, size_t len, wire_msg_t *m)
     s_header(&r, &type);
     if (r.err)
         return r.err;
-    if (type < WIRE_HELLO || type > WIRE_END)
+    if (type < WIRE_HELLO || type > WIRE_STATS || type == WIRE_PACKETS)
         return WIRE_ERR_TYPE;
     m->type = type;
     s_label(&r, m->source, s_name_byte);
@@ -339,6 +405,21 @@ wire_err_t wire_decode(const uint8_t *buf, size_t len, wire_msg_t *m)
     case WIRE_END:
         m->progress.watermark = s_u64(&r);
         m->progress.next_seq = s_u64(&r);
+        break;
+    case WIRE_STATS: /* §3.7 */
+        m->stats.count = s_u8(&r);
+        s_range(&r, m->stats.count >= 1 && m->stats.count <= WIRE_IFACES_MAX);
+        for (unsigned i = 0; !r.err && i < m->stats.count; i++) {
+            wire_stats_t *e = &m->stats.entries[i];
+            e->ifindex = s_u16(&r);
+            e->flags = s_u16(&r);
+            e->recv = s_u64(&r);
+            e->drop = s_u64(&r);
+            e->ifdrop = s_u64(&r);
+            e->sent = s_u64(&r);
+            e->dead = s_u64(&r);
+            s_range(&r, s_stats_valid(e, i ? &m->stats.entries[i - 1] : NULL));
+        }
         break;
     default:
         return WIRE_ERR_TYPE;
@@ -415,6 +496,23 @@ size_t wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
     case WIRE_END:
         s_put(&w, m->progress.watermark, 8);
         s_put(&w, m->progress.next_seq, 8);
+        break;
+    case WIRE_STATS:
+        if (m->stats.count < 1 || m->stats.count > WIRE_IFACES_MAX)
+            w.bad = true;
+        s_put(&w, m->stats.count, 1);
+        for (unsigned i = 0; !w.bad && i < m->stats.count; i++) {
+            const wire_stats_t *e = &m->stats.entries[i];
+            if (!s_stats_valid(e, i ? &m->stats.entries[i - 1] : NULL))
+                w.bad = true;
+            s_put(&w, e->ifindex, 2);
+            s_put(&w, e->flags, 2);
+            s_put(&w, e->recv, 8);
+            s_put(&w, e->drop, 8);
+            s_put(&w, e->ifdrop, 8);
+            s_put(&w, e->sent, 8);
+            s_put(&w, e->dead, 8);
+        }
         break;
     default:
         w.bad = true;

@@ -39,8 +39,12 @@ typedef enum {
     WIRE_ACK = 5,
     WIRE_HEARTBEAT = 6,
     WIRE_END = 7,
-    WIRE_PACKETS = 8,
+    WIRE_PACKETS = 8, /* a payload frame (§4), never a command */
+    WIRE_STATS = 9,
 } wire_type_t;
+
+/* STATS entry flags (§3.7) */
+#define WIRE_STATS_KERNEL 0x0001u /* recv, drop, ifdrop hold libpcap's counters */
 
 /* REFUSE codes, §3.2 */
 typedef enum {
@@ -73,6 +77,18 @@ typedef struct {
     char name[WIRE_NAME_MAX + 1];
     char description[WIRE_TEXT_MAX + 1];
 } wire_iface_t;
+
+/* One interface's counters in STATS (§3.7), cumulative since the source's
+ * epoch began. */
+typedef struct {
+    uint16_t ifindex;
+    uint16_t flags;  /* WIRE_STATS_KERNEL, or 0 (recv, drop, ifdrop then 0) */
+    uint64_t recv;   /* libpcap ps_recv */
+    uint64_t drop;   /* ps_drop: the kernel's buffer was full */
+    uint64_t ifdrop; /* ps_ifdrop: the interface or driver dropped */
+    uint64_t sent;   /* packets sent (first sends) */
+    uint64_t dead;   /* packets written to the dead-letter file */
+} wire_stats_t;
 
 typedef struct {
     char node[WIRE_NAME_MAX + 1];
@@ -117,6 +133,10 @@ typedef struct {
             uint64_t watermark;
             uint64_t next_seq;
         } progress; /* HEARTBEAT and END */
+        struct {
+            uint8_t count;
+            wire_stats_t entries[WIRE_IFACES_MAX];
+        } stats;
     };
 } wire_msg_t;
 
@@ -191,6 +211,19 @@ static inline size_t wire_packet_at(const uint8_t *buf, size_t off, wire_packet_
  * false (and write nothing) when `cap` is too small. */
 bool wire_packets_begin(uint8_t *buf, size_t cap, size_t *off);
 bool wire_packets_put(uint8_t *buf, size_t cap, size_t *off, const wire_packet_t *pkt);
+
+/* §3.1's interface description tags: splits `descr` (a HELLO interface's
+ * description) into the free text before them (`plain`), the capture
+ * host's OS (`os`, after "; if_os=") and the BPF filter in force (`filter`,
+ * after "; if_filter=", always last); each output WIRE_TEXT_MAX + 1 bytes,
+ * "" when absent. */
+void wire_iface_tags_split(const char *descr, char *plain, char *os, char *filter);
+
+/* Appends the tags to `descr` (WIRE_TEXT_MAX + 1 bytes): os and filter
+ * with bytes outside §2's text set made spaces; either may be NULL or "".
+ * Returns 0, or -ENOSPC when they do not fit (then the filter is left out,
+ * and the OS too if it alone does not fit). */
+int wire_iface_tags_append(char *descr, const char *os, const char *filter);
 
 /* True when `text` is a valid name (§2). */
 bool wire_name_valid(const char *text);

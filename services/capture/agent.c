@@ -4,6 +4,8 @@
  * Data flow: source (source-live.c / source-file.c / source-poip.c) → outbox (batches,
  * custody, resends) → send callback (HELLO, BATCH, HEARTBEAT, END) — and
  * outbox → dlq when time runs out or the collector refuses the source.
+ * STATS (§3.7) tells the collector the counters behind its files'
+ * interface statistics: libpcap's, packets sent, packets dead-lettered.
  * Replies (WELCOME, REFUSE, ACK) decode into `in`; what the agent sends is
  * encoded from `out`: a reply never overwrites the message it answers.
  */
@@ -22,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 /* A live source promises nothing older than this much before the moment it
@@ -94,6 +97,11 @@ struct agent_t {
     uint32_t seg_left;                 /* packets of batch rebuild_seq still to read */
     bool seg_released, source_ended;
     source_stats_t last_stats;
+    /* STATS: the counters as the metrics have them (kernel ones summed from
+     * the same deltas), and what was last sent */
+    wire_stats_t stats, stats_sent;
+    bool stats_unsent; /* stats_sent says nothing (none yet, or a new WELCOME) */
+    int64_t stats_sent_ms;
     s_metrics_t m;
 };
 
@@ -213,6 +221,19 @@ static int s_decap_iface(agent_t *a, wire_iface_t *f)
     return 0;
 }
 
+/* The description's tags (§3.1): this host's OS and the filter in force. */
+static void s_iface_tags(wire_iface_t *f, const char *filter)
+{
+    struct utsname u;
+    char os[2 * sizeof u.release + 2] = "";
+    if (uname(&u) == 0)
+        snprintf(os, sizeof os, "%.64s %.64s", u.sysname, u.release);
+    if (wire_iface_tags_append(f->description, os, filter) < 0)
+        log_warn("the filter is too long for the interface description (%d bytes at most in "
+                 "all): the output's if_filter will not have it",
+                 WIRE_TEXT_MAX);
+}
+
 agent_t *agent_new(source_t **source_p, const agent_opts_t *opts, metrics_t *metrics,
                    agent_send_fn send, void *ctx)
 {
@@ -259,7 +280,11 @@ agent_t *agent_new(source_t **source_p, const agent_opts_t *opts, metrics_t *met
         snprintf(f->description, sizeof f->description, "%s", source_description(self->source));
         if (opts->decap != DECAP_OFF && s_decap_iface(self, f) < 0)
             goto err;
+        s_iface_tags(f, opts->if_filter);
     }
+    self->opts.if_filter = NULL; /* not kept: HELLO has it */
+    self->stats_unsent = true;
+    self->stats.flags = opts->live ? WIRE_STATS_KERNEL : 0;
     self->linktype = f->linktype;
     if (opts->tstamp_header && opts->trailer_strip) {
         self->unheadered = malloc(WIRE_SNAPLEN_MAX);
@@ -502,6 +527,8 @@ static void s_send_batches(agent_t *a, int64_t now)
         }
         a->send_failing = false;
         metrics_add(a->metrics, b->sends ? a->m.batches_resent : a->m.batches_sent, 1);
+        if (b->sends == 0)
+            a->stats.sent += b->packets;
         if (b->watermark > a->sent_watermark)
             a->sent_watermark = b->watermark;
         if (b->sends)
@@ -533,6 +560,7 @@ static void s_dead_letter_oldest(agent_t *a)
             log_warn("writing unacknowledged batches to the dead-letter file %s", dlq_path(a->dlq));
         a->dead_batches++;
         a->dead_packets += b->packets;
+        a->stats.dead += b->packets;
         metrics_add(a->metrics, a->m.batches_dlq, 1);
         metrics_add(a->metrics, a->m.packets_dlq, b->packets);
     }
@@ -620,6 +648,7 @@ void agent_on_message(agent_t *self, frames_t *in, int64_t now_ms)
                  self->opts.epoch);
         self->hello_pending = false;
         self->welcomed = true;
+        self->stats_unsent = true; /* a collector that restarted knows none */
         if (self->rehello) {
             self->rehello = false;
             outbox_resend_all(self->outbox); /* what it dropped before it knew us */
@@ -955,16 +984,45 @@ static void s_stats(agent_t *a)
     if (!a->opts.live || source_stats(a->source, &st) < 0)
         return;
     metrics_t *r = a->metrics;
-    if (st.received >= a->last_stats.received)
+    if (st.received >= a->last_stats.received) {
         metrics_add(r, a->m.received, st.received - a->last_stats.received);
-    if (st.dropped >= a->last_stats.dropped)
+        a->stats.recv += st.received - a->last_stats.received;
+    }
+    if (st.dropped >= a->last_stats.dropped) {
         metrics_add(r, a->m.kernel_drops, st.dropped - a->last_stats.dropped);
-    if (st.ifdropped >= a->last_stats.ifdropped)
+        a->stats.drop += st.dropped - a->last_stats.dropped;
+    }
+    if (st.ifdropped >= a->last_stats.ifdropped) {
         metrics_add(r, a->m.if_drops, st.ifdropped - a->last_stats.ifdropped);
+        a->stats.ifdrop += st.ifdropped - a->last_stats.ifdropped;
+    }
     if (st.dropped > a->last_stats.dropped)
         log_warn("%s: the kernel dropped %" PRIu64 " packets (buffer full)", source_name(a->source),
                  st.dropped - a->last_stats.dropped);
     a->last_stats = st;
+}
+
+/* STATS when the counters changed since the last one the collector took
+ * (and, unless `now_too`, a second has passed): only once WELCOMEd, since
+ * a collector that does not know the source answers with REFUSE. */
+static void s_send_stats(agent_t *a, int64_t now, bool now_too)
+{
+    if (!a->welcomed || a->hello_pending || a->replay)
+        return;
+    if (!now_too && now - a->stats_sent_ms < S_STATS_MS)
+        return;
+    const wire_stats_t *x = &a->stats, *y = &a->stats_sent;
+    if (!a->stats_unsent && x->recv == y->recv && x->drop == y->drop && x->ifdrop == y->ifdrop &&
+        x->sent == y->sent && x->dead == y->dead)
+        return;
+    s_header(a, WIRE_STATS);
+    a->out->stats.count = 1;
+    a->out->stats.entries[0] = a->stats;
+    if (s_send(a, NULL) < 0)
+        return; /* a full queue: the next pass tries again */
+    a->stats_sent = a->stats;
+    a->stats_unsent = false;
+    a->stats_sent_ms = now;
 }
 
 /* ---- the pass -------------------------------------------------------------- */
@@ -991,12 +1049,12 @@ void agent_stop(agent_t *self, int64_t now_ms)
 
 void agent_abort(agent_t *self, int64_t now_ms)
 {
-    (void)now_ms;
     if (self->finished)
         return;
     size_t held = outbox_held(self->outbox) + (outbox_open_batch(self->outbox) ? 1 : 0);
     log_warn("stopping now: %zu unacknowledged batches go to the dead-letter file", held);
     s_dead_letter_all(self);
+    s_send_stats(self, now_ms, true);
 }
 
 void agent_step(agent_t *self, int64_t now_ms)
@@ -1033,6 +1091,9 @@ void agent_step(agent_t *self, int64_t now_ms)
                    : outbox_has_room(a->outbox, WIRE_SNAPLEN_MAX)))
         a->more = true;
     if (a->eof && !a->end_sent && !outbox_open_batch(a->outbox) && outbox_unsent(a->outbox) == 0) {
+        s_stats(a); /* the last counters go just before END */
+        a->last_stats_ms = now_ms;
+        s_send_stats(a, now_ms, true);
         s_progress(a, WIRE_END);
         a->end_sent = true;
         a->last_send_ms = now_ms;
@@ -1045,16 +1106,20 @@ void agent_step(agent_t *self, int64_t now_ms)
         s_stats(a);
         a->last_stats_ms = now_ms;
     }
+    s_send_stats(a, now_ms, false);
     s_check_link(a, now_ms);
     metrics_set(a->metrics, a->m.unacked_bytes, (double)outbox_held_bytes(a->outbox));
     metrics_set(a->metrics, a->m.unacked_batches, (double)outbox_held(a->outbox));
     if (a->eof && outbox_held(a->outbox) == 0 && !outbox_open_batch(a->outbox)) {
         a->finished = true;
+        s_send_stats(a, now_ms, true);
         /* read through and all released: a restart has nothing to do */
         if (a->resume && a->source_ended && !a->failed && resume_done(a->resume, a->index) < 0)
             s_resume_lost(a);
-    } else if (a->stop_deadline_ms && now_ms >= a->stop_deadline_ms)
+    } else if (a->stop_deadline_ms && now_ms >= a->stop_deadline_ms) {
         s_dead_letter_all(a);
+        s_send_stats(a, now_ms, true);
+    }
 }
 
 bool agent_finished(const agent_t *self)

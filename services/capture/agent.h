@@ -81,6 +81,10 @@ typedef struct {
      * addresses (after DECAP); trailer_strip takes the header out */
     bool tstamp_header;
     bool trailer_strip;
+    /* The BPF filter in force on the source ("" or NULL: none): HELLO
+     * carries it, and this host's OS, as the interface description's tags
+     * (proto/wire-v2.md §3.1) for the output's if_filter and if_os. */
+    const char *if_filter;
 } agent_opts_t;
 
 /* Takes the source (*source_p is set to NULL; NULL when replaying),
@@ -104,7 +108,9 @@ void agent_on_message(agent_t *self, frames_t *in, int64_t now_ms);
 void agent_on_link(agent_t *self, bool up, int64_t now_ms);
 
 /* One pass: reads what there is room for, closes, dead-letters, sends,
- * says END or HEARTBEAT, reads the kernel's counters. */
+ * says END or HEARTBEAT, reads the kernel's counters and, once WELCOMEd,
+ * sends them in STATS (§3.7) when they changed: at most once a second, and
+ * before the first END and once finished whatever the time. */
 void agent_step(agent_t *self, int64_t now_ms);
 
 /* A stop was asked for (the first SIGTERM/SIGINT): capturing stops, what

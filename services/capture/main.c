@@ -706,7 +706,15 @@ static int s_setup(void *app, service_t *svc)
         return 2;
     }
     c->sock = zsock_resolve(c->dealer);
+    /* the output's if_filter: FILTER (after DECAP's tunnel part), as
+     * compiled; not the exclusion of the agent's own connections */
+    size_t flen = strlen(cfg_str(cfg, "FILTER")) + 128;
+    char *filter = o.replay ? NULL : malloc(flen);
+    if (filter)
+        s_filter(cfg, filter, flen);
+    o.if_filter = filter;
     c->agent = agent_new(&source, &o, svc->metrics, s_send, c);
+    free(filter);
     if (!c->agent) {
         log_error("out of memory");
         return 1;

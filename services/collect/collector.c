@@ -10,10 +10,30 @@
  * With STATE_DIR, every flush is preceded by a journal intent naming the
  * batches it completes or advances (journal.h), so that after a crash the
  * resends of what was written are acknowledged and not written again.
+ *
+ * It also keeps, per interface of the output (IDB), what the file's
+ * Interface Statistics Block says when the file is closed (at a rotation,
+ * and at the end): the agent's counters from its latest STATS (§3.7), and
+ * what this file holds of that interface. The ISB's options:
+ *   isb_starttime  the first packet of the interface in this file (its
+ *                  capture time), or without one, when the interface's HELLO
+ *                  came or the file began (the later)
+ *   isb_endtime    now (the collector's clock), also the block's time
+ *   isb_ifrecv     ps_recv           } live agents only, cumulative since
+ *   isb_ifdrop     ps_drop+ps_ifdrop } the agent's epoch began (the latest
+ *   isb_osdrop     ps_drop           } epoch that sent STATS)
+ *   isb_usrdeliv   packets of this interface written to this file
+ *   opt_comment    "tapmesh: agent counters (epoch E, since it began):
+ *                  R received, D dropped by the kernel, I dropped by the
+ *                  interface, S sent, L dead-lettered; this file: W written,
+ *                  A late, F forced" — without "R received ... interface, "
+ *                  for an agent reading a file, and "tapmesh: no agent
+ *                  counters received; this file: ..." before any STATS.
  */
 #include "collector.h"
 
 #include "auth.h"
+#include "clock.h"
 #include "log.h"
 #include "merge.h"
 #include "peers.h"
@@ -90,8 +110,20 @@ typedef struct s_source {
     uint64_t unpublished; /* packets written, not yet in m_packets (s_publish) */
 } s_source_t;
 
+/* One interface (IDB) of the output: what its next ISB says. */
+typedef struct {
+    uint64_t start_ns;              /* the HELLO or the file's start, until a packet */
+    bool have_first;                /* start_ns is this file's first packet's */
+    uint64_t written, late, forced; /* of this interface, in this file */
+    bool have_stats;                /* a STATS came */
+    uint64_t epoch;                 /* of the latest STATS */
+    wire_stats_t st;
+} s_ifstat_t;
+
 struct collector_t {
     output_t *output;
+    s_ifstat_t *ifs; /* per output interface id */
+    size_t nifs;
     collector_opts_t opts;
     metrics_t *metrics;
     collector_reply_fn reply;
@@ -404,6 +436,80 @@ static int64_t s_hold_deadline(const collector_t *self, int64_t now)
     return t > now ? t : INT64_MAX;
 }
 
+/* ---- interface statistics (the ISBs) --------------------------------- */
+
+/* Makes room for interface ids below `n`; a new one starts now. */
+static bool s_ifstats_grow(collector_t *self, size_t n)
+{
+    if (n <= self->nifs)
+        return true;
+    s_ifstat_t *f = realloc(self->ifs, n * sizeof *f);
+    if (!f)
+        return false;
+    uint64_t now = clock_wall_ns();
+    for (size_t i = self->nifs; i < n; i++)
+        f[i] = (s_ifstat_t){.start_ns = now};
+    self->ifs = f;
+    self->nifs = n;
+    return true;
+}
+
+/* The ISB of interface `id` (the header's contract above). */
+static void s_isb(collector_t *self, uint32_t id, uint64_t now_ns)
+{
+    const s_ifstat_t *f = &self->ifs[id];
+    char comment[512], agent[256] = "";
+    const wire_stats_t *st = &f->st;
+    pcapng_stats_t isb = {.ts_ns = now_ns,
+                          .start_ns = f->start_ns,
+                          .have = PCAPNG_ISB_USRDELIV,
+                          .usrdeliv = f->written,
+                          .comment = comment};
+    if (f->have_stats && (st->flags & WIRE_STATS_KERNEL)) {
+        isb.have |= PCAPNG_ISB_IFRECV | PCAPNG_ISB_IFDROP | PCAPNG_ISB_OSDROP;
+        isb.ifrecv = st->recv;
+        isb.ifdrop = st->drop + st->ifdrop;
+        isb.osdrop = st->drop;
+        snprintf(agent, sizeof agent,
+                 "%" PRIu64 " received, %" PRIu64 " dropped by the kernel, %" PRIu64
+                 " dropped by the interface, ",
+                 st->recv, st->drop, st->ifdrop);
+    }
+    int n = f->have_stats
+                ? snprintf(comment, sizeof comment,
+                           "tapmesh: agent counters (epoch %" PRIu64 ", since it began): %s%" PRIu64
+                           " sent, %" PRIu64 " dead-lettered; ",
+                           f->epoch, agent, st->sent, st->dead)
+                : snprintf(comment, sizeof comment, "tapmesh: no agent counters received; ");
+    snprintf(comment + n, sizeof comment - (size_t)n,
+             "this file: %" PRIu64 " written, %" PRIu64 " late, %" PRIu64 " forced", f->written,
+             f->late, f->forced);
+    int rc = output_stats(self->output, id, &isb);
+    if (rc < 0)
+        log_warn("OUTPUT: %s: interface statistics not written: %s", output_name(self->output),
+                 strerror(-rc));
+}
+
+/* output_closing_fn: an ISB per interface into the file being closed; the
+ * next file's counts start from zero, now. */
+static void s_closing(void *ctx, output_t *output)
+{
+    collector_t *self = ctx;
+    unsigned n = output_interfaces(output);
+    if (!s_ifstats_grow(self, n)) {
+        log_warn("OUTPUT: %s: out of memory: no interface statistics", output_name(output));
+        return;
+    }
+    uint64_t now = clock_wall_ns();
+    for (uint32_t i = 0; i < n; i++) {
+        s_isb(self, i, now);
+        s_ifstat_t *f = &self->ifs[i];
+        f->start_ns = now;
+        f->have_first = false;
+        f->written = f->late = f->forced = 0;
+    }
+}
+
 collector_t *collector_new(output_t *output, const collector_opts_t *opts, metrics_t *metrics,
                            collector_reply_fn reply, void *ctx)
 {
@@ -436,6 +542,8 @@ collector_t *collector_new(output_t *output, const collector_opts_t *opts, metri
     self->ctx = ctx;
     merge_init(&self->merge);
     s_register(self);
+    if (output)
+        output_on_closing(output, s_closing, self);
     if (!s_expect_init(self, opts->expect_sources)) {
         collector_destroy(&self);
         return NULL;
@@ -467,6 +575,9 @@ void collector_destroy(collector_t **self_p)
     collector_t *self = *self_p;
     for (size_t i = 0; i < self->nsources; i++)
         s_source_free(self->sources[i]);
+    if (self->output)
+        output_on_closing(self->output, NULL, NULL);
+    free(self->ifs);
     free(self->sources);
     free(self->done);
     free(self->expect.ids);
@@ -677,12 +788,15 @@ static void s_on_hello(collector_t *self, const route_t *route, int64_t now)
         uint32_t ifid[WIRE_IFACES_MAX];
         for (unsigned i = 0; i < m->hello.iface_count; i++) {
             char why[512];
-            const wire_iface_t *f = &m->hello.ifaces[i];
-            int id =
-                output_interface(self->output, m->source, m->hello.description, f, why, sizeof why);
+            /* §3.1's tags become if_os and if_filter, not description */
+            wire_iface_t f = m->hello.ifaces[i];
+            char os[WIRE_TEXT_MAX + 1], filter[WIRE_TEXT_MAX + 1];
+            wire_iface_tags_split(m->hello.ifaces[i].description, f.description, os, filter);
+            int id = output_interface_info(self->output, m->source, m->hello.description, &f,
+                                           filter, os, why, sizeof why);
             if (id == -ENOBUFS && s_commit(self, now) == 0) /* room for the IDB first */
-                id = output_interface(self->output, m->source, m->hello.description, f, why,
-                                      sizeof why);
+                id = output_interface_info(self->output, m->source, m->hello.description, &f,
+                                           filter, os, why, sizeof why);
             if (id == -EPROTOTYPE) {
                 metrics_add(self->metrics, self->m.refused_linktype, 1);
                 log_warn("source %s refused: %s", m->source, why);
@@ -694,6 +808,10 @@ static void s_on_hello(collector_t *self, const route_t *route, int64_t now)
                 return; /* no WELCOME: the agent asks again */
             }
             ifid[i] = (uint32_t)id;
+        }
+        if (!s_ifstats_grow(self, output_interfaces(self->output))) {
+            log_error("source %s: out of memory", m->source);
+            return;
         }
         s = s_source_new(self, m, ifid);
         if (!s) {
@@ -1048,6 +1166,36 @@ static void s_on_batch(collector_t *self, frames_t *in, const route_t *route, in
         s_promise(self, s, promise_wm, promise_seq, false);
 }
 
+/* §3.7: the source's counters, kept per interface of the output for its
+ * ISBs (the latest STATS wins). Nothing else of the source changes: STATS
+ * carries no watermark. */
+static void s_on_stats(collector_t *self, const route_t *route)
+{
+    const wire_msg_t *m = &self->in;
+    s_source_t *s = s_find(self, m->source, m->epoch);
+    if (!s) {
+        s_reject(self, WIRE_ERR_SOURCE, m->source);
+        s_refuse(self, route, m->source, m->epoch, WIRE_REFUSE_UNKNOWN_SOURCE,
+                 "unknown source or epoch: send HELLO");
+        return;
+    }
+    for (unsigned i = 0; i < m->stats.count; i++)
+        if (m->stats.entries[i].ifindex >= s->nifaces) {
+            s_reject(self, WIRE_ERR_RANGE, "STATS for an interface its HELLO did not announce");
+            return;
+        }
+    for (unsigned i = 0; i < m->stats.count; i++) {
+        const wire_stats_t *e = &m->stats.entries[i];
+        uint32_t id = s->ifid[e->ifindex];
+        if (id >= self->nifs)
+            continue; /* cannot happen: grown at HELLO */
+        s_ifstat_t *f = &self->ifs[id];
+        f->have_stats = true;
+        f->epoch = s->epoch;
+        f->st = *e;
+    }
+}
+
 void collector_on_message(collector_t *self, frames_t *in, int64_t now_ms)
 {
     self->peer = rejects_peer(in);
@@ -1072,7 +1220,7 @@ void collector_on_message(collector_t *self, frames_t *in, int64_t now_ms)
         return;
     }
     bool from_source = m->type == WIRE_HELLO || m->type == WIRE_BATCH ||
-                       m->type == WIRE_HEARTBEAT || m->type == WIRE_END;
+                       m->type == WIRE_HEARTBEAT || m->type == WIRE_END || m->type == WIRE_STATS;
     if (from_source && self->opts.trust &&
         !trust_allows(self->opts.trust, in->user_id, m->source)) {
         /* a spoofed source: unanswered (a REFUSE would tell the sender
@@ -1104,6 +1252,9 @@ void collector_on_message(collector_t *self, frames_t *in, int64_t now_ms)
                          s->id, s->epoch, m->progress.next_seq, never);
         }
         s_promise(self, s, m->progress.watermark, m->progress.next_seq, m->type == WIRE_END);
+        break;
+    case WIRE_STATS:
+        s_on_stats(self, &route);
         break;
     default:
         s_reject(self, WIRE_ERR_TYPE, "a reply type sent towards the collector");
@@ -1335,11 +1486,20 @@ static int s_run(collector_t *self, s_source_t *s, const s_pass_t *p)
             written++;
             t.packets++;
             t.bytes += h->caplen;
-            if (ts < t.last_ts)
+            s_ifstat_t *is = &self->ifs[ifid];
+            if (!is->have_first) {
+                is->have_first = true;
+                is->start_ns = ts;
+            }
+            is->written++;
+            if (ts < t.last_ts) {
                 t.late++;
-            else
+                is->late++;
+            } else {
                 t.last_ts = ts;
+            }
             t.forced += forced && !p->drain;
+            is->forced += forced && !p->drain;
             if (--b->left == 0)
                 break;
             b->off = wire_packet_at(b->data, b->off, &b->head);

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,6 +40,8 @@
 #define S_FILE_MODE 0640
 /* an IDB: header, name, description, if_tsresol, end */
 #define S_IDB_MAX (16 + 4 + 2 * WIRE_NAME_MAX + 4 + 2 * WIRE_TEXT_MAX + 128 + 8 + 8)
+/* ... and its if_filter and if_os */
+#define S_IDB_INFO_MAX (S_IDB_MAX + 2 * (8 + WIRE_TEXT_MAX))
 #define S_LINKTYPE_ETHERNET 1
 
 typedef struct {
@@ -65,6 +68,8 @@ struct output_t {
     uint64_t full_at; /* output_full from this many bytes in the file on; UINT64_MAX: never */
     uint64_t bytes;
     pcapng_writer_t *writer;
+    output_closing_fn closing; /* or NULL */
+    void *closing_ctx;
     s_iface_t *ifaces;
     size_t nifaces, cap;
 };
@@ -343,9 +348,13 @@ output_t *output_open(const output_opts_t *opts, char *err, size_t errlen)
         free(self);
         return NULL;
     }
+    struct utsname u;
+    char os[2 * sizeof u.release + 2] = "";
+    if (uname(&u) == 0)
+        snprintf(os, sizeof os, "%.64s %.64s", u.sysname, u.release);
     self->writer =
-        pcapng_writer_new(opts->format, WIRE_SNAPLEN_MAX, "tapmesh-collect " TAPMESH_VERSION,
-                          opts->bufsize, s_sink, self);
+        pcapng_writer_new_os(opts->format, WIRE_SNAPLEN_MAX, "tapmesh-collect " TAPMESH_VERSION, os,
+                             opts->bufsize, s_sink, self);
     if (!self->writer) {
         snprintf(err, errlen, "%s: out of memory", self->path);
         output_close(&self);
@@ -371,6 +380,13 @@ void output_close(output_t **self_p)
 
 int output_interface(output_t *self, const char *source, const char *source_descr,
                      const wire_iface_t *iface, char *why, size_t whylen)
+{
+    return output_interface_info(self, source, source_descr, iface, NULL, NULL, why, whylen);
+}
+
+int output_interface_info(output_t *self, const char *source, const char *source_descr,
+                          const wire_iface_t *iface, const char *filter, const char *os, char *why,
+                          size_t whylen)
 {
     char name[sizeof self->ifaces->name];
     snprintf(name, sizeof name, "%s/%s", source, iface->name);
@@ -401,14 +417,20 @@ int output_interface(output_t *self, const char *source, const char *source_desc
         self->cap = cap;
     }
     /* the IDB must not push buffered packets out behind the caller's back */
-    if (pcapng_writer_room(self->writer) < S_IDB_MAX) {
+    if (pcapng_writer_room(self->writer) < S_IDB_INFO_MAX) {
         snprintf(why, whylen, "%s: the output buffer is full", name);
         return -ENOBUFS;
     }
     char descr[WIRE_TEXT_MAX * 2 + 128];
     snprintf(descr, sizeof descr, "%s%s%s; snaplen %u", iface->description,
              *source_descr ? "; " : "", source_descr, iface->snaplen);
-    int id = pcapng_writer_add_interface(self->writer, iface->linktype, name, descr);
+    bool pcapng = self->opts.format == PCAPNG_FORMAT_PCAPNG;
+    pcapng_iface_t idb = {.linktype = iface->linktype,
+                          .name = name,
+                          .description = descr,
+                          .filter = pcapng ? filter : NULL,
+                          .os = pcapng ? os : NULL};
+    int id = pcapng_writer_add_interface_opts(self->writer, &idb);
     if (id < 0) {
         snprintf(why, whylen, "%s: %s", name, strerror(-id));
         return id;
@@ -468,8 +490,34 @@ int output_flush(output_t *self)
     return pcapng_writer_flush(self->writer);
 }
 
+void output_on_closing(output_t *self, output_closing_fn fn, void *ctx)
+{
+    self->closing = fn;
+    self->closing_ctx = ctx;
+}
+
+/* The file is about to be closed: its last blocks. */
+static void s_closing(output_t *self)
+{
+    if (self->closing && self->opts.format == PCAPNG_FORMAT_PCAPNG &&
+        pcapng_writer_interfaces(self->writer))
+        self->closing(self->closing_ctx, self);
+}
+
+int output_stats(output_t *self, uint32_t ifid, const pcapng_stats_t *st)
+{
+    return pcapng_writer_stats(self->writer, ifid, st);
+}
+
+unsigned output_interfaces(const output_t *self)
+{
+    return pcapng_writer_interfaces(self->writer);
+}
+
 int output_end(output_t *self)
 {
+    if (!self->aborted)
+        s_closing(self);
     if (self->stream && !self->none && !pcapng_writer_interfaces(self->writer)) {
         int rc = pcapng_writer_add_interface(self->writer, S_LINKTYPE_ETHERNET, "none",
                                              "tapmesh-collect: no source joined");
@@ -512,6 +560,7 @@ int output_rotate_if_due(output_t *self, int64_t now_ms)
                (self->opts.rotate_ms && now_ms - self->opened_ms >= self->opts.rotate_ms);
     if (!due || self->offset == 0)
         return 0; /* nothing in the file yet (so not even created) */
+    s_closing(self);
     int rc = pcapng_writer_flush(self->writer);
     if (rc < 0)
         return rc;

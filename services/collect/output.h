@@ -75,6 +75,27 @@ void output_close(output_t **self_p);
 int output_interface(output_t *self, const char *source, const char *source_descr,
                      const wire_iface_t *iface, char *why, size_t whylen);
 
+/* output_interface with the IDB's if_filter and if_os (either may be NULL
+ * or "": left out); `iface->description` is written as given. Used on the
+ * interface's first sight only. */
+int output_interface_info(output_t *self, const char *source, const char *source_descr,
+                          const wire_iface_t *iface, const char *filter, const char *os, char *why,
+                          size_t whylen);
+
+/* Called before a file is closed: at a rotation (before the old file's
+ * last flush) and in output_end, only for a pcapng output with
+ * interfaces. It may append blocks with output_stats; they are written to
+ * the file being closed. */
+typedef void (*output_closing_fn)(void *ctx, output_t *output);
+void output_on_closing(output_t *self, output_closing_fn fn, void *ctx);
+
+/* Appends an ISB for interface `ifid` to the current file (pcapng only:
+ * -EINVAL otherwise). Returns 0 or a negative errno. */
+int output_stats(output_t *self, uint32_t ifid, const pcapng_stats_t *st);
+
+/* Number of interfaces (IDBs) of the output. */
+unsigned output_interfaces(const output_t *self);
+
 /* True when a packet of `caplen` bytes (with `comment`) fits the buffer
  * without a flush. */
 bool output_room(const output_t *self, uint32_t caplen, const char *comment);

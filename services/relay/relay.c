@@ -43,7 +43,8 @@ typedef struct {
     const char *name;
     /* Sends the batch on; returns true when any next hop took it. */
     bool (*batch)(relay_t *r, s_fwd_t *fw);
-    /* HELLO, HEARTBEAT, END: where the source's batches go. */
+    /* HELLO, HEARTBEAT, END, STATS: where the source's batches go (one hop
+     * for failover, every hop for duplicate and flowhash). */
     void (*command)(relay_t *r, const route_t *route, const uint8_t *cmd, size_t len);
     /* An entry RETRY_TIMEOUT_S old. */
     void (*expire)(relay_t *r, pending_t *p, int64_t now);
@@ -641,7 +642,7 @@ void relay_on_upstream(relay_t *self, frames_t *in, int64_t now_ms)
         return;
     }
     if (m->type != WIRE_HELLO && m->type != WIRE_BATCH && m->type != WIRE_HEARTBEAT &&
-        m->type != WIRE_END) {
+        m->type != WIRE_END && m->type != WIRE_STATS) {
         s_malformed(r, in, WIRE_ERR_TYPE);
         return;
     }

@@ -4,7 +4,8 @@
  * The first byte picks the decoder:
  *   even: data[1..] is a command frame for wire_decode; one that decodes
  *         must encode back to exactly the same bytes (the codec is
- *         canonical, wire.h).
+ *         canonical, wire.h); a HELLO's interface descriptions also go
+ *         through wire_iface_tags_split. STATS (type 9) has seeds.
  *   odd:  data[1..4] is packet_count (big-endian, at most S_COUNT_MAX),
  *         data[5] % 65 is iface_count, data[6..] is a payload frame for
  *         wire_packets_check; one that passes must walk to exactly
@@ -24,6 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static wire_msg_t s_msg;
 static uint8_t s_out[WIRE_COMMAND_MAX];
+static char s_plain[WIRE_TEXT_MAX + 1], s_os[WIRE_TEXT_MAX + 1], s_filter[WIRE_TEXT_MAX + 1];
 
 static void s_command(const uint8_t *buf, size_t len)
 {
@@ -35,6 +37,13 @@ static void s_command(const uint8_t *buf, size_t len)
     size_t out = wire_encode(&s_msg, s_out, sizeof s_out);
     if (out != len || memcmp(s_out, buf, len) != 0)
         abort();
+    /* §3.1's tags: any description splits into parts no longer than itself */
+    for (unsigned i = 0; s_msg.type == WIRE_HELLO && i < s_msg.hello.iface_count; i++) {
+        const char *d = s_msg.hello.ifaces[i].description;
+        wire_iface_tags_split(d, s_plain, s_os, s_filter);
+        if (strlen(s_plain) + strlen(s_os) + strlen(s_filter) > strlen(d))
+            abort();
+    }
 }
 
 static void s_payload(const uint8_t *buf, size_t len, uint32_t count, unsigned ifaces)

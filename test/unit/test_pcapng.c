@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include <cmocka.h>
+#include <stdbool.h>
 
 #include "pcapng.h"
 
@@ -551,6 +552,183 @@ static void test_append_same_bytes(void **state)
     }
 }
 
+/* A little-endian block builder for the expected bytes, independent of the
+ * writer: the specification's layout, field by field. */
+typedef struct {
+    uint8_t b[4096];
+    size_t n;
+} s_exp_t;
+
+static void s_x32(s_exp_t *e, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        e->b[e->n++] = (uint8_t)(v >> (8 * i));
+}
+
+static void s_x16(s_exp_t *e, uint16_t v)
+{
+    e->b[e->n++] = (uint8_t)v;
+    e->b[e->n++] = (uint8_t)(v >> 8);
+}
+
+static void s_xopt(s_exp_t *e, uint16_t code, const void *val, size_t len)
+{
+    s_x16(e, code);
+    s_x16(e, (uint16_t)len);
+    memcpy(e->b + e->n, val, len);
+    e->n += len;
+    while (e->n % 4)
+        e->b[e->n++] = 0;
+}
+
+static void s_xu64(s_exp_t *e, uint16_t code, uint64_t v)
+{
+    s_x16(e, code);
+    s_x16(e, 8);
+    s_x32(e, (uint32_t)v); /* little-endian u64: low word first */
+    s_x32(e, (uint32_t)(v >> 32));
+}
+
+static void s_xts(s_exp_t *e, uint16_t code, uint64_t ts)
+{
+    s_x16(e, code);
+    s_x16(e, 8);
+    s_x32(e, (uint32_t)(ts >> 32)); /* a timestamp: high word first */
+    s_x32(e, (uint32_t)ts);
+}
+
+/* Ends the block begun at `start`: the end of options, both lengths. */
+static void s_xend(s_exp_t *e, size_t start, bool opt_end)
+{
+    if (opt_end)
+        s_x32(e, 0);
+    uint32_t total = (uint32_t)(e->n - start + 4);
+    s_x32(e, total);
+    for (int i = 0; i < 4; i++)
+        e->b[start + 4 + (size_t)i] = (uint8_t)(total >> (8 * i));
+}
+
+/* SHB with shb_os and shb_userappl, an IDB with if_filter (kind 0) and
+ * if_os, an ISB with every option the writer knows: byte for byte. */
+static void test_pcapng_stats_bytes(void **state)
+{
+    (void)state;
+    static s_mem_t m;
+    memset(&m, 0, sizeof m);
+    pcapng_writer_t *w = pcapng_writer_new_os(PCAPNG_FORMAT_PCAPNG, 262144, "tapmesh-collect 1.2",
+                                              "Linux 6.1", 0, s_mem_sink, &m);
+    assert_non_null(w);
+    pcapng_iface_t idb = {.linktype = 1,
+                          .name = "a/eth0",
+                          .description = "d",
+                          .filter = "udp port 53",
+                          .os = "Linux 5"};
+    assert_int_equal(pcapng_writer_add_interface_opts(w, &idb), 0);
+    pcapng_stats_t st = {.ts_ns = 0x0000000100000002ull,
+                         .start_ns = 0x0000000300000004ull,
+                         .have = PCAPNG_ISB_IFRECV | PCAPNG_ISB_IFDROP | PCAPNG_ISB_OSDROP |
+                                 PCAPNG_ISB_USRDELIV,
+                         .ifrecv = 1000,
+                         .ifdrop = 0x1122334455667788ull,
+                         .osdrop = 7,
+                         .usrdeliv = 990,
+                         .comment = "tapmesh: x"};
+    assert_int_equal(pcapng_writer_stats(w, 0, &st), 0);
+    assert_int_equal(pcapng_writer_stats(w, 1, &st), -EINVAL); /* no such interface */
+    assert_int_equal(pcapng_writer_flush(w), 0);
+    pcapng_writer_destroy(&w);
+
+    static s_exp_t e;
+    memset(&e, 0, sizeof e);
+    size_t start = e.n; /* SHB */
+    s_x32(&e, 0x0A0D0D0A);
+    s_x32(&e, 0);
+    s_x32(&e, 0x1A2B3C4D);
+    s_x16(&e, 1);
+    s_x16(&e, 0);
+    s_x32(&e, 0xffffffff);
+    s_x32(&e, 0xffffffff);
+    s_xopt(&e, 3, "Linux 6.1", 9);
+    s_xopt(&e, 4, "tapmesh-collect 1.2", 19);
+    s_xend(&e, start, true);
+    start = e.n; /* IDB */
+    s_x32(&e, 1);
+    s_x32(&e, 0);
+    s_x16(&e, 1);
+    s_x16(&e, 0);
+    s_x32(&e, 262144);
+    s_xopt(&e, 2, "a/eth0", 6);
+    s_xopt(&e, 3, "d", 1);
+    s_xopt(&e, 9, "\x09", 1);
+    s_xopt(&e, 11, "\0udp port 53", 12);
+    s_xopt(&e, 12, "Linux 5", 7);
+    s_xend(&e, start, true);
+    start = e.n; /* ISB */
+    s_x32(&e, 5);
+    s_x32(&e, 0);
+    s_x32(&e, 0);
+    s_x32(&e, 1);
+    s_x32(&e, 2);
+    s_xopt(&e, 1, "tapmesh: x", 10);
+    s_xts(&e, 2, st.start_ns);
+    s_xts(&e, 3, st.ts_ns);
+    s_xu64(&e, 4, 1000);
+    s_xu64(&e, 5, 0x1122334455667788ull);
+    s_xu64(&e, 7, 7);
+    s_xu64(&e, 8, 990);
+    s_xend(&e, start, true);
+    assert_int_equal(m.len, e.n);
+    assert_memory_equal(m.buf, e.b, e.n);
+    assert_int_equal(pcapng_stats_size(&st), e.n - start);
+
+    /* only what is known: no counters, no comment */
+    memset(&m, 0, sizeof m);
+    w = pcapng_writer_new(PCAPNG_FORMAT_PCAPNG, 262144, NULL, 0, s_mem_sink, &m);
+    assert_int_equal(pcapng_writer_add_interface(w, 1, "", ""), 0);
+    size_t before = pcapng_writer_buffered(w);
+    pcapng_stats_t bare = {.ts_ns = 5, .start_ns = 4};
+    assert_int_equal(pcapng_writer_stats(w, 0, &bare), 0);
+    assert_int_equal(pcapng_writer_buffered(w) - before, 12 + 8 + 2 * 12 + 4 + 4);
+    assert_int_equal(pcapng_stats_size(&bare), 12 + 8 + 2 * 12 + 4 + 4);
+    pcapng_writer_destroy(&w);
+
+    /* classic pcap has no place for it */
+    w = pcapng_writer_new(PCAPNG_FORMAT_PCAP, 262144, NULL, 0, s_mem_sink, &m);
+    assert_int_equal(pcapng_writer_add_interface(w, 1, "", ""), 0);
+    assert_int_equal(pcapng_writer_stats(w, 0, &bare), -EINVAL);
+    pcapng_writer_destroy(&w);
+}
+
+/* An ISB larger than the room left flushes first, like a packet; the IDB
+ * options are written again after a restart. */
+static void test_pcapng_stats_flush_restart(void **state)
+{
+    (void)state;
+    static s_mem_t m;
+    memset(&m, 0, sizeof m);
+    pcapng_writer_t *w =
+        pcapng_writer_new_os(PCAPNG_FORMAT_PCAPNG, 1000, NULL, "OS", 0, s_mem_sink, &m);
+    pcapng_iface_t idb = {.linktype = 1, .name = "n", .filter = "tcp", .os = "OS2"};
+    assert_int_equal(pcapng_writer_add_interface_opts(w, &idb), 0);
+    size_t headers = pcapng_writer_buffered(w);
+    char comment[3000];
+    memset(comment, 'c', sizeof comment - 1);
+    comment[sizeof comment - 1] = '\0';
+    pcapng_stats_t st = {.ts_ns = 1, .comment = comment};
+    while (pcapng_writer_room(w) >= pcapng_stats_size(&st))
+        assert_int_equal(pcapng_writer_stats(w, 0, &st), 0);
+    int calls = m.calls;
+    assert_int_equal(pcapng_writer_stats(w, 0, &st), 0);
+    assert_int_equal(m.calls, calls + 1);
+    assert_int_equal(pcapng_writer_buffered(w), pcapng_stats_size(&st));
+    assert_int_equal(pcapng_writer_restart(w), 0);
+    size_t at = m.len;
+    assert_int_equal(pcapng_writer_flush(w), 0);
+    assert_int_equal(m.len - at, headers);
+    assert_memory_equal(m.buf + at, m.buf, headers);
+    pcapng_writer_destroy(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -564,6 +742,8 @@ int main(void)
         cmocka_unit_test(test_pcapng_custom_option_restart),
         cmocka_unit_test(test_pcapng_custom_option_refused),
         cmocka_unit_test(test_append_same_bytes),
+        cmocka_unit_test(test_pcapng_stats_bytes),
+        cmocka_unit_test(test_pcapng_stats_flush_restart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 
 #include "wire.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,6 +169,19 @@ static void s_ref(s_bw_t *w, const wire_msg_t *m)
     case WIRE_END:
         s_u64(w, m->progress.watermark);
         s_u64(w, m->progress.next_seq);
+        break;
+    case WIRE_STATS: /* §3.7 */
+        s_u8(w, m->stats.count);
+        for (unsigned i = 0; i < s_min(m->stats.count, WIRE_IFACES_MAX); i++) {
+            const wire_stats_t *e = &m->stats.entries[i];
+            s_u16(w, e->ifindex);
+            s_u16(w, e->flags);
+            s_u64(w, e->recv);
+            s_u64(w, e->drop);
+            s_u64(w, e->ifdrop);
+            s_u64(w, e->sent);
+            s_u64(w, e->dead);
+        }
         break;
     default:
         break;
@@ -401,6 +415,19 @@ static void s_assert_msg_equal(const wire_msg_t *a, const wire_msg_t *b)
     case WIRE_END:
         assert_int_equal(a->progress.watermark, b->progress.watermark);
         assert_int_equal(a->progress.next_seq, b->progress.next_seq);
+        break;
+    case WIRE_STATS:
+        assert_int_equal(a->stats.count, b->stats.count);
+        for (unsigned i = 0; i < a->stats.count; i++) {
+            const wire_stats_t *x = &a->stats.entries[i], *y = &b->stats.entries[i];
+            assert_int_equal(x->ifindex, y->ifindex);
+            assert_int_equal(x->flags, y->flags);
+            assert_int_equal(x->recv, y->recv);
+            assert_int_equal(x->drop, y->drop);
+            assert_int_equal(x->ifdrop, y->ifdrop);
+            assert_int_equal(x->sent, y->sent);
+            assert_int_equal(x->dead, y->dead);
+        }
         break;
     default:
         fail_msg("unexpected type %d", (int)a->type);
@@ -679,7 +706,7 @@ static void test_bad_header(void **state)
 static void test_unknown_type(void **state)
 {
     (void)state;
-    static const uint8_t types[] = {0, WIRE_PACKETS, 9, 10, 0x7f, 0x80, 255};
+    static const uint8_t types[] = {0, WIRE_PACKETS, 10, 11, 0x7f, 0x80, 255};
     for (size_t i = 0; i < sizeof types; i++) {
         /* a body that would be a valid WELCOME */
         s_make_welcome(&s_m);
@@ -1670,6 +1697,184 @@ static void test_err_name(void **state)
     assert_string_equal(wire_err_name((wire_err_t)1000), "unknown");
 }
 
+/* ---- STATS (§3.7) ----------------------------------------------------- */
+
+/* STATS with `n` entries at interfaces 0, 2, 4 ...; kernel counters on
+ * even entries. */
+static void s_make_stats(wire_msg_t *m, unsigned n)
+{
+    s_base(m, WIRE_STATS);
+    m->stats.count = (uint8_t)n;
+    for (unsigned i = 0; i < n; i++) {
+        wire_stats_t *e = &m->stats.entries[i];
+        e->ifindex = (uint16_t)(2 * i < WIRE_IFACES_MAX ? 2 * i : i);
+        e->flags = i % 2 ? 0 : WIRE_STATS_KERNEL;
+        e->recv = i % 2 ? 0 : 0x1000000000ull + i;
+        e->drop = i % 2 ? 0 : 17 + i;
+        e->ifdrop = i % 2 ? 0 : 3;
+        e->sent = 0xfedcba9876543210ull - i;
+        e->dead = i;
+    }
+}
+
+static void test_round_trip_stats(void **state)
+{
+    (void)state;
+    for (unsigned n = 1; n <= 32; n++) {
+        s_make_stats(&s_m, n);
+        s_round_trip(&s_m);
+    }
+    /* 64 entries, interfaces 0..63 */
+    s_make_stats(&s_m, WIRE_IFACES_MAX);
+    for (unsigned i = 0; i < WIRE_IFACES_MAX; i++)
+        s_m.stats.entries[i].ifindex = (uint16_t)i;
+    s_round_trip(&s_m);
+    /* the bytes, by hand: one entry */
+    s_make_stats(&s_m, 1);
+    size_t len = wire_encode(&s_m, s_enc, S_BW_CAP);
+    static const uint8_t want_tail[] = {
+        0x01,                                           /* count */
+        0x00, 0x00, 0x00, 0x01,                         /* ifindex 0, flags KERNEL */
+        0x00, 0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0x00, /* recv */
+        0,    0,    0,    0,    0,    0,    0,    17,   /* drop */
+        0,    0,    0,    0,    0,    0,    0,    3,    /* ifdrop */
+        0xfe, 0xdc, 0xba, 0x98, 0x76, 0x54, 0x32, 0x10, /* sent */
+        0,    0,    0,    0,    0,    0,    0,    0,    /* dead */
+    };
+    assert_int_equal(len, 4 + 1 + 13 + 8 + sizeof want_tail);
+    assert_int_equal(s_enc[3], 9);
+    assert_memory_equal(s_enc + len - sizeof want_tail, want_tail, sizeof want_tail);
+    s_all_prefixes_truncated(s_enc, len, 1);
+}
+
+static void test_stats_malformed(void **state)
+{
+    (void)state;
+    /* count 0 and above 64 */
+    s_make_stats(&s_m, 1);
+    s_m.stats.count = 0;
+    s_ref(&s_w, &s_m);
+    S_DECODE_IS(WIRE_ERR_RANGE);
+    S_ENCODE_REFUSED(&s_m);
+    s_make_stats(&s_m, WIRE_IFACES_MAX);
+    for (unsigned i = 0; i < WIRE_IFACES_MAX; i++)
+        s_m.stats.entries[i].ifindex = (uint16_t)i;
+    s_ref(&s_w, &s_m);
+    s_w.buf[4 + 1 + strlen(s_m.source) + 8] = WIRE_IFACES_MAX + 1; /* count */
+    S_DECODE_IS(WIRE_ERR_RANGE);                                   /* before any entry is read */
+    s_w.buf[4 + 1 + strlen(s_m.source) + 8] = 255;
+    S_DECODE_IS(WIRE_ERR_RANGE);
+    /* ifindex 64 and above */
+    s_make_stats(&s_m, 1);
+    s_m.stats.entries[0].ifindex = WIRE_IFACES_MAX;
+    s_ref(&s_w, &s_m);
+    S_DECODE_IS(WIRE_ERR_RANGE);
+    S_ENCODE_REFUSED(&s_m);
+    s_m.stats.entries[0].ifindex = 0xffff;
+    s_ref(&s_w, &s_m);
+    S_DECODE_IS(WIRE_ERR_RANGE);
+    /* not strictly increasing: equal, then lower */
+    s_make_stats(&s_m, 3);
+    s_m.stats.entries[2].ifindex = s_m.stats.entries[1].ifindex;
+    s_ref(&s_w, &s_m);
+    S_DECODE_IS(WIRE_ERR_RANGE);
+    S_ENCODE_REFUSED(&s_m);
+    s_m.stats.entries[2].ifindex = 0;
+    s_ref(&s_w, &s_m);
+    S_DECODE_IS(WIRE_ERR_RANGE);
+    /* reserved flags */
+    for (unsigned bit = 1; bit < 16; bit++) {
+        s_make_stats(&s_m, 1);
+        s_m.stats.entries[0].flags |= (uint16_t)(1u << bit);
+        s_ref(&s_w, &s_m);
+        S_DECODE_IS(WIRE_ERR_RANGE);
+        S_ENCODE_REFUSED(&s_m);
+    }
+    /* without the kernel flag, kernel counters must be 0 */
+    for (int which = 0; which < 3; which++) {
+        s_make_stats(&s_m, 2); /* entry 1 has no kernel counters */
+        wire_stats_t *e = &s_m.stats.entries[1];
+        *(which == 0 ? &e->recv : which == 1 ? &e->drop : &e->ifdrop) = 1;
+        s_ref(&s_w, &s_m);
+        S_DECODE_IS(WIRE_ERR_RANGE);
+        S_ENCODE_REFUSED(&s_m);
+    }
+    /* a byte too many, a byte too few */
+    s_make_stats(&s_m, 2);
+    s_ref(&s_w, &s_m);
+    s_u8(&s_w, 0);
+    S_DECODE_IS(WIRE_ERR_TRAILING);
+    s_ref(&s_w, &s_m);
+    s_w.len--;
+    S_DECODE_IS(WIRE_ERR_TRUNCATED);
+    /* the header of STATS with version 1 */
+    s_ref(&s_w, &s_m);
+    s_w.buf[2] = 1;
+    S_DECODE_IS(WIRE_ERR_VERSION);
+    /* epoch 0 and a bad source */
+    s_make_stats(&s_m, 1);
+    s_m.epoch = 0;
+    s_ref(&s_w, &s_m);
+    S_DECODE_IS(WIRE_ERR_RANGE);
+    s_make_stats(&s_m, 1);
+    snprintf(s_m.source, sizeof s_m.source, "a b");
+    s_ref(&s_w, &s_m);
+    S_DECODE_IS(WIRE_ERR_NAME);
+}
+
+static void test_iface_tags(void **state)
+{
+    (void)state;
+    char d[WIRE_TEXT_MAX + 1], plain[WIRE_TEXT_MAX + 1], os[WIRE_TEXT_MAX + 1],
+        filter[WIRE_TEXT_MAX + 1];
+    snprintf(d, sizeof d, "eth0 at edge1");
+    assert_int_equal(wire_iface_tags_append(d, "Linux 6.1.0-18-amd64", "udp port 53\tor\ntcp"), 0);
+    assert_string_equal(d,
+                        "eth0 at edge1; if_os=Linux 6.1.0-18-amd64; if_filter=udp port 53 or tcp");
+    wire_iface_tags_split(d, plain, os, filter);
+    assert_string_equal(plain, "eth0 at edge1");
+    assert_string_equal(os, "Linux 6.1.0-18-amd64");
+    assert_string_equal(filter, "udp port 53 or tcp");
+    /* none: the description as it is */
+    wire_iface_tags_split("capture file x (filter: udp)", plain, os, filter);
+    assert_string_equal(plain, "capture file x (filter: udp)");
+    assert_string_equal(os, "");
+    assert_string_equal(filter, "");
+    /* OS alone, filter alone */
+    snprintf(d, sizeof d, "x");
+    assert_int_equal(wire_iface_tags_append(d, "Linux 6", NULL), 0);
+    wire_iface_tags_split(d, plain, os, filter);
+    assert_string_equal(plain, "x");
+    assert_string_equal(os, "Linux 6");
+    assert_string_equal(filter, "");
+    snprintf(d, sizeof d, "x");
+    assert_int_equal(wire_iface_tags_append(d, "", "icmp"), 0);
+    assert_string_equal(d, "x; if_filter=icmp");
+    wire_iface_tags_split(d, plain, os, filter);
+    assert_string_equal(os, "");
+    assert_string_equal(filter, "icmp");
+    /* the result is valid text: a HELLO with it encodes */
+    s_make_hello(&s_m, 1, false);
+    snprintf(s_m.hello.ifaces[0].description, sizeof s_m.hello.ifaces[0].description, "d");
+    assert_int_equal(wire_iface_tags_append(s_m.hello.ifaces[0].description, "L\x7f", "a\x01b"), 0);
+    s_round_trip(&s_m);
+    /* too long: the filter is left out, the OS kept */
+    char big[WIRE_TEXT_MAX + 1];
+    memset(big, 'f', WIRE_TEXT_MAX);
+    big[WIRE_TEXT_MAX] = '\0';
+    snprintf(d, sizeof d, "x");
+    assert_int_equal(wire_iface_tags_append(d, "Linux 6", big), -ENOSPC);
+    assert_string_equal(d, "x; if_os=Linux 6");
+    /* exactly full fits */
+    size_t room = WIRE_TEXT_MAX - strlen("x; if_filter=");
+    big[room] = '\0';
+    snprintf(d, sizeof d, "x");
+    assert_int_equal(wire_iface_tags_append(d, NULL, big), 0);
+    assert_int_equal(strlen(d), WIRE_TEXT_MAX);
+    wire_iface_tags_split(d, plain, os, filter);
+    assert_string_equal(filter, big);
+}
+
 static int s_setup(void **state)
 {
     (void)state;
@@ -1698,6 +1903,9 @@ int main(void)
         cmocka_unit_test(test_round_trip_batch),
         cmocka_unit_test(test_round_trip_ack),
         cmocka_unit_test(test_round_trip_progress),
+        cmocka_unit_test(test_round_trip_stats),
+        cmocka_unit_test(test_stats_malformed),
+        cmocka_unit_test(test_iface_tags),
         cmocka_unit_test(test_golden_bytes),
         cmocka_unit_test(test_truncated_every_prefix),
         cmocka_unit_test(test_trailing_byte),
