@@ -60,7 +60,6 @@ static const cfg_item_t s_options[] = {
     {"--plain",
      "Plain text, one block per refresh, even on a terminal (the default when standard output "
      "is not a terminal)."},
-    {"--help, --version, --man", "This help, the version, the manual page."},
     {NULL, NULL},
 };
 
@@ -110,34 +109,33 @@ static const cfg_page_t s_page = {
 
 static void s_usage(FILE *out)
 {
-    fprintf(out, "Usage: tapmesh-top [-i SECONDS] [-n COUNT] [--plain] HOST:PORT...\n");
-    fprintf(out, "%s\n\n",
-            "Shows a running tapmesh pipeline live: reads GET /metrics of every "
-            "service given\n(capture agents, relays, the collector) every "
-            "interval; rates from the last two reads.\n");
+    fprintf(out, "Usage: tapmesh-top [-i SECONDS] [-n COUNT] [--plain] HOST:PORT...\n"
+                 "Shows a running tapmesh pipeline live: reads GET /metrics of every service\n"
+                 "given (capture agents, relays, the collector) every interval; rates from the\n"
+                 "last two reads. A table redrawn in place on a terminal, else plain text.\n\n");
     for (const cfg_item_t *o = s_options; o->term; o++) {
-        fprintf(out, "  %s\n      ", o->term);
+        fprintf(out, "  %s\n     ", o->term);
         /* the help text without its `quotes`, wrapped at 78 columns */
-        int col = 6;
-        const char *p = o->text;
-        while (*p) {
+        int col = 5;
+        for (const char *p = o->text; *p;) {
+            p += strspn(p, " ");
             size_t w = strcspn(p, " ");
-            if (col + (int)w > 78) {
-                fprintf(out, "\n      ");
-                col = 6;
+            if (!w)
+                break;
+            if (col + 1 + (int)w > 78) {
+                fprintf(out, "\n     ");
+                col = 5;
             }
+            fputc(' ', out);
             for (size_t k = 0; k < w; k++)
                 if (p[k] != '`')
                     fputc(p[k], out);
-            col += (int)w + 1;
+            col += 1 + (int)w;
             p += w;
-            if (*p == ' ') {
-                fputc(' ', out);
-                p++;
-            }
         }
         fputc('\n', out);
     }
+    fprintf(out, "  --help, --version, --man\n      This help, the version, the manual page.\n");
 }
 
 static double s_now(void)
