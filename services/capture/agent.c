@@ -109,6 +109,16 @@ static void s_metrics_register(agent_t *a)
 {
     metrics_t *r = a->metrics;
     s_metrics_t *m = &a->m;
+    /* which source this agent is, so that a scrape (tapmesh-top, a
+     * dashboard) can name it as the collector does (source="...") */
+    char esc[160], source[192];
+    snprintf(source, sizeof source, "source=\"%s\"",
+             metrics_label_escape(a->opts.node_id, esc, sizeof esc));
+    metrics_set(r,
+                metrics_gauge(r, "tapmesh_capture_source_info",
+                              "1, labelled with the source id this agent sends for (NODE_ID)",
+                              source),
+                1);
     m->packets = metrics_counter(r, "tapmesh_capture_packets_total", "Packets captured", NULL);
     m->bytes = metrics_counter(r, "tapmesh_capture_bytes_total",
                                "Bytes of packet data captured (captured length)", NULL);

@@ -141,7 +141,7 @@ done
 # the runtime libraries: the package of every library the programs need,
 # where the loader finds it here
 patterns=()
-for p in capture relay collect keygen; do
+for p in capture relay collect keygen top; do
     while read -r so _ path _; do
         case $so in libasan.* | libubsan.* | linux-vdso* | /*) continue ;; esac # sanitizer builds, the loader
         readelf -d "$BIN/$p/tapmesh-$p" | grep -q "(NEEDED).*\[$so\]" || continue # only direct needs

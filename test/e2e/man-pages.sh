@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The manual pages the build makes from the programs' own tables
 # (<build>/man: tapmesh-capture.8, tapmesh-relay.8, tapmesh-collect.8,
-# tapmesh-keygen.1): groff reads each without a warning, `man -l` renders
+# tapmesh-keygen.1, tapmesh-top.1): groff reads each without a warning, `man -l` renders
 # it within 80 columns, each lists every setting that the program's --help
 # lists (with its flag and default) and the sections an operator looks for,
 # each is what the installed program prints with --man (the build is not
@@ -11,6 +11,7 @@ need groff man
 BUILD=$(dirname "$BIN")
 MANDIR=$BUILD/man
 KEYGEN=$BIN/keygen/tapmesh-keygen
+TOP=$BIN/top/tapmesh-top
 
 # render PAGE: the page as `man -l` shows it on an 80-column terminal;
 # fails on anything man or groff says on standard error
@@ -91,10 +92,16 @@ for opt in --node-id --relay; do
     grep -Eq -- "^ +$opt( |\$)" "$WORK/tapmesh-keygen.1.rendered" || fail "tapmesh-keygen.1 lacks $opt"
 done
 
+check_page "$MANDIR/tapmesh-top.1" "$TOP" NAME SYNOPSIS DESCRIPTION OPTIONS "EXIT STATUS" EXAMPLES "SEE ALSO"
+for opt in "-i, --interval SECONDS" "-n, --count COUNT" --plain; do
+    grep -Eq -- "^ +$opt( |\$)" "$WORK/tapmesh-top.1.rendered" || fail "tapmesh-top.1 lacks $opt"
+    "$TOP" --help | has "^  $opt\$" || fail "tapmesh-top --help lacks $opt"
+done
+
 # installed where man looks for them
 cmake --install "$BUILD" --prefix "$WORK/prefix" >"$WORK/install.log" ||
     fail "cmake --install: $(cat "$WORK/install.log")"
-for page in man8/tapmesh-capture.8 man8/tapmesh-relay.8 man8/tapmesh-collect.8 man1/tapmesh-keygen.1; do
+for page in man8/tapmesh-capture.8 man8/tapmesh-relay.8 man8/tapmesh-collect.8 man1/tapmesh-keygen.1 man1/tapmesh-top.1; do
     [ -s "$WORK/prefix/share/man/$page" ] || fail "cmake --install did not put share/man/$page"
 done
 found=$(MANPATH=$WORK/prefix/share/man man -w tapmesh-relay 2>&1) || fail "man -w tapmesh-relay: $found"
