@@ -86,7 +86,8 @@ int retention_begin(retention_t *self, const char *path, uint64_t closed_bytes, 
  * tapmesh_collect_output_retained_bytes. A file that cannot be deleted is
  * logged, counted (tapmesh_collect_output_delete_errors_total) and no
  * longer kept in the list (it stops counting, so that the others still
- * go); never an error for the caller. Returns the number of files deleted. */
+ * go); never an error for the caller. Returns the number of files taken out
+ * of the list (deleted, or not deletable). */
 size_t retention_apply(retention_t *self, uint64_t current_bytes, uint64_t unacked_mark);
 
 /* Files in the list (the one being written included) and their bytes as
