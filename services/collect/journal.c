@@ -35,6 +35,7 @@ struct journal_t {
     char path[4200];
     int fd;
     uint64_t size;
+    uint64_t compacted; /* its size right after the last compaction */
     journal_state_t **restored;
     size_t nrestored, cap;
     uint8_t *buf; /* record being built */
@@ -44,6 +45,7 @@ struct journal_t {
     bool detached; /* journal_parse: no directory, no file, nothing written */
     char **files;  /* output files named, oldest first (journal_files) */
     size_t nfiles, files_cap;
+    bool files_off; /* journal_keep_files(false): none named but the current */
     char error[4400];
 };
 
@@ -190,7 +192,7 @@ static void s_files_remove(journal_t *self, const char *path)
  * before moves to the end. Out of memory, the list merely misses it. */
 static void s_files_add(journal_t *self, const char *path)
 {
-    if (!path[0] || strcmp(path, "-") == 0)
+    if (self->files_off || !path[0] || strcmp(path, "-") == 0)
         return;
     s_files_remove(self, path);
     if (self->nfiles == self->files_cap) {
@@ -728,6 +730,13 @@ void journal_forget(journal_t *self, const char *path)
     s_files_remove(self, path);
 }
 
+void journal_keep_files(journal_t *self, bool keep)
+{
+    self->files_off = !keep;
+    while (!keep && self->nfiles)
+        s_files_drop(self, self->nfiles - 1);
+}
+
 int journal_intent(journal_t *self, uint64_t offset, uint64_t length,
                    const journal_entry_t *entries, size_t n)
 {
@@ -749,7 +758,9 @@ int journal_intent(journal_t *self, uint64_t offset, uint64_t length,
 
 bool journal_wants_compaction(const journal_t *self)
 {
-    return self->size >= S_COMPACT_BYTES;
+    /* what compaction keeps (live states, files) does not count: it could
+     * not shrink that */
+    return self->size - self->compacted >= S_COMPACT_BYTES;
 }
 
 int journal_compact(journal_t *self, const char *path, const journal_state_t *const *states,
@@ -815,6 +826,7 @@ int journal_compact(journal_t *self, const char *path, const journal_state_t *co
         return -errno;
     }
     self->size = size;
+    self->compacted = size;
     return 0;
 }
 

@@ -128,8 +128,15 @@ int journal_intent(journal_t *self, uint64_t offset, uint64_t length,
  * replay judges by the file's size, which standard output does not have. */
 int journal_undo(journal_t *self);
 
-/* True when the journal has grown enough to be rewritten. */
+/* True when the journal has grown enough since its last rewrite to be
+ * rewritten again. */
 bool journal_wants_compaction(const journal_t *self);
+
+/* Whether the journal names the earlier files at all (true when opened):
+ * false forgets them and names none but the current one from then on, so
+ * that a collector without retention does not carry every file it ever
+ * wrote through each compaction. */
+void journal_keep_files(journal_t *self, bool keep);
 
 /* Rewrites the journal as: the files it names (journal_files), the
  * current file `path` last, then `states` (the caller's

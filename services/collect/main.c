@@ -402,6 +402,8 @@ static int s_setup(void *app, service_t *svc)
         fprintf(stderr, "tapmesh-collect: OUTPUT=%s\n", err);
         return 2;
     }
+    if (c->journal && !keep_files && !max_bytes)
+        journal_keep_files(c->journal, false); /* nothing would read the list */
     if (keep_files || max_bytes) {
         c->retention = retention_new(keep_files, max_bytes, c->journal, svc->metrics);
         /* the files of the runs before, as the journal names them */

@@ -375,6 +375,30 @@ static void test_journal_told(void **state)
     journal_close(&j);
 }
 
+/* Without retention the journal names no earlier file: a compaction keeps
+ * the current one alone. */
+static void test_journal_files_off(void **state)
+{
+    s_env_t *env = *state;
+    char sd[128], p[128], err[512];
+    snprintf(sd, sizeof sd, "%s/state", env->dir);
+    journal_t *j = journal_open(sd, err, sizeof err);
+    assert_non_null(j);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(journal_file(j, s_file(env, i, 100, p, sizeof p)), 0);
+    journal_keep_files(j, false);
+    assert_int_equal(journal_files(j), 0);
+    assert_int_equal(journal_file(j, s_file(env, 3, 100, p, sizeof p)), 0);
+    assert_int_equal(journal_files(j), 0);
+    assert_int_equal(journal_compact(j, p, NULL, 0), 0);
+    journal_close(&j);
+    j = journal_open(sd, err, sizeof err);
+    assert_non_null(j);
+    assert_int_equal(journal_files(j), 1);
+    assert_non_null(strstr(journal_file_at(j, 0), "/f3.pcapng"));
+    journal_close(&j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -389,6 +413,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_restored_files, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_unlink_fails, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_journal_told, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_journal_files_off, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
