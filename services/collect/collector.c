@@ -67,6 +67,7 @@ typedef struct s_batch {
     uint32_t left;       /* records not yet written */
     bool touched;        /* written to since the last commit */
     bool main_lane;      /* of the source's first lane (journaled) */
+    uint64_t mark;       /* the commit mark when its writing began (retention.h) */
     uint64_t seq;
     uint16_t part;
     char *comment; /* ANNOTATE=hops: the EPB comment of its packets, or NULL */
@@ -163,6 +164,9 @@ struct collector_t {
         int64_t released_ms; /* when: the merge window counts from then */
     } expect;
     bool wrote_any;
+    /* commits whose acknowledgements are sent: a packet written now is
+     * flushed and acknowledged by commit `mark` (retention.h) */
+    uint64_t mark;
     /* what collector_emit wrote and has not yet added to the metrics: one
      * update per pass (and before a commit within it), not per packet, so
      * every scrape between passes sees exact values */
@@ -1454,6 +1458,8 @@ static int s_run(collector_t *self, s_source_t *s, const s_pass_t *p)
             (!p->expecting && p->now - s_window_start(self, b) >= self->opts.merge_window_ms);
         uint64_t overdue = p->expecting ? 0 : p->overdue;
         uint32_t before = b->left;
+        if (before == b->total)
+            b->mark = self->mark; /* stamped early rather than late: kept, not deleted */
         for (;;) {
             const wire_packet_t *h = &b->head;
             uint64_t ts = h->ts_ns;
@@ -1704,6 +1710,7 @@ static int s_flush(collector_t *self)
  * in it), logs it and counts it. */
 static int s_rotate(collector_t *self, int64_t now)
 {
+    uint64_t closed_bytes = output_offset(self->output);
     int rc = output_rotate_if_due(self->output, now);
     if (rc < 0) {
         char what[600];
@@ -1716,11 +1723,31 @@ static int s_rotate(collector_t *self, int64_t now)
     journal_t *j = self->opts.journal;
     if (j && (rc = journal_file(j, output_path(self->output))) < 0)
         return s_fail(self, rc, journal_error(j));
+    if (self->opts.retention && retention_begin(self->opts.retention, output_path(self->output),
+                                                closed_bytes, self->mark) < 0)
+        log_warn("output: out of memory: ROTATE_FILES and ROTATE_MAX_GB do not count %s",
+                 output_path(self->output));
     rc = s_flush(self);
     if (rc < 0)
         return rc;
     log_info("output: now writing %s", output_path(self->output));
     return 0;
+}
+
+/* After a commit, its acknowledgements sent: the retention deletes the
+ * oldest files it may. What is still unacknowledged is the packets written
+ * of batches not wholly written (each source's head batch at most). */
+static void s_retain(collector_t *self)
+{
+    if (!self->opts.retention)
+        return;
+    uint64_t unacked = UINT64_MAX;
+    for (size_t i = 0; i < self->nsources; i++) {
+        const s_batch_t *b = self->sources[i]->qhead;
+        if (b && b->left < b->total && b->mark < unacked)
+            unacked = b->mark;
+    }
+    retention_apply(self->opts.retention, output_offset(self->output), unacked);
 }
 
 static int s_commit(collector_t *self, int64_t now)
@@ -1745,9 +1772,11 @@ static int s_commit(collector_t *self, int64_t now)
         metrics_add(self->metrics, self->m.acks, s->nacks);
         s->nacks = 0;
     }
+    self->mark++;
     rc = s_rotate(self, now);
     if (rc < 0)
         return rc;
+    s_retain(self);
     journal_t *j = self->opts.journal;
     if (j && journal_wants_compaction(j) && (rc = s_compact(self)) < 0)
         return s_fail(self, rc,
@@ -1764,8 +1793,12 @@ int collector_commit(collector_t *self, int64_t now_ms, bool force)
     bool acks = false;
     for (size_t i = 0; !acks && i < self->nsources; i++)
         acks = self->sources[i]->nacks > 0;
-    if (!buffered && !acks)
-        return s_rotate(self, now_ms); /* idle: only a rotation may be due */
+    if (!buffered && !acks) { /* idle: only a rotation may be due */
+        int rc = s_rotate(self, now_ms);
+        if (rc == 0)
+            s_retain(self);
+        return rc;
+    }
     if (!force && buffered && self->opts.flush_ms > 0 && self->buffered_since_ms >= 0 &&
         now_ms - self->buffered_since_ms < self->opts.flush_ms)
         return 0; /* a little more may join this write */

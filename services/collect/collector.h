@@ -18,6 +18,7 @@
 #include "journal.h"
 #include "metrics.h"
 #include "output.h"
+#include "retention.h"
 #include "trust.h"
 
 typedef struct collector_t collector_t;
@@ -41,6 +42,10 @@ typedef struct {
      * nothing to write), and the wait ends the moment the last one joins */
     const char *expect_sources;
     journal_t *journal; /* STATE_DIR, or NULL */
+    /* ROTATE_FILES, ROTATE_MAX_GB, or NULL: told of every rotation, and
+     * applied after every commit, once the acknowledgements of what it
+     * flushed are sent. It already knows the first file (retention_begin). */
+    retention_t *retention;
     bool annotate_hops; /* every packet's EPB comment names the relays it came through */
     /* CURVE_ALLOWED_KEYS_DIR: who may speak for which source; NULL without
      * CURVE (nothing checked). The caller's, reloaded in place. */
@@ -92,10 +97,10 @@ void collector_on_message(collector_t *self, frames_t *in, int64_t now_ms);
 int collector_emit(collector_t *self, int64_t now_ms, bool drain);
 
 /* Records the intent (STATE_DIR), flushes the output, acknowledges every
- * batch now wholly written, and moves to the next output file when one is
- * due. Unless `force`, waits while the buffer is small and its oldest data
- * younger than flush_ms. Returns 0, or a negative errno: then nothing more
- * is acknowledged, ever (the sources keep what was not). */
+ * batch now wholly written, moves to the next output file when one is
+ * due, and lets opts->retention delete the oldest files. Unless `force`, waits while the buffer is
+ * small and its oldest data younger than flush_ms. Returns 0, or a negative errno: then nothing
+ * more is acknowledged, ever (the sources keep what was not). */
 int collector_commit(collector_t *self, int64_t now_ms, bool force);
 
 /* A message for the last error of collector_emit / collector_commit. */

@@ -35,6 +35,7 @@ struct journal_t {
     char path[4200];
     int fd;
     uint64_t size;
+    uint64_t compacted; /* its size right after the last compaction */
     journal_state_t **restored;
     size_t nrestored, cap;
     uint8_t *buf; /* record being built */
@@ -42,6 +43,9 @@ struct journal_t {
     bool bad;      /* building failed (out of memory) */
     bool torn;     /* a record cut short could not be taken off: append nothing more */
     bool detached; /* journal_parse: no directory, no file, nothing written */
+    char **files;  /* output files named, oldest first (journal_files) */
+    size_t nfiles, files_cap;
+    bool files_off; /* journal_keep_files(false): none named but the current */
     char error[4400];
 };
 
@@ -163,6 +167,45 @@ static void s_state_record(journal_t *self, const journal_state_t *st)
         s_put(self, st->partials[i].part, 2);
         s_put(self, st->partials[i].written, 4);
     }
+}
+
+/* ---- output files ---------------------------------------------------- */
+
+static void s_files_drop(journal_t *self, size_t i)
+{
+    free(self->files[i]);
+    memmove(&self->files[i], &self->files[i + 1], (self->nfiles - i - 1) * sizeof *self->files);
+    self->nfiles--;
+}
+
+/* Takes `path` out of the list. */
+static void s_files_remove(journal_t *self, const char *path)
+{
+    for (size_t i = 0; i < self->nfiles; i++)
+        if (strcmp(self->files[i], path) == 0) {
+            s_files_drop(self, i);
+            return;
+        }
+}
+
+/* Appends `path` (standard output aside) as the newest file; a path named
+ * before moves to the end. Out of memory, the list merely misses it. */
+static void s_files_add(journal_t *self, const char *path)
+{
+    if (self->files_off || !path[0] || strcmp(path, "-") == 0)
+        return;
+    s_files_remove(self, path);
+    if (self->nfiles == self->files_cap) {
+        size_t cap = self->files_cap ? self->files_cap * 2 : 16;
+        char **f = realloc(self->files, cap * sizeof *f);
+        if (!f)
+            return;
+        self->files = f;
+        self->files_cap = cap;
+    }
+    char *copy = strdup(path);
+    if (copy)
+        self->files[self->nfiles++] = copy;
 }
 
 /* ---- restored states ------------------------------------------------ */
@@ -347,6 +390,7 @@ static bool s_replay_record(journal_t *self, s_replay_t *rp, uint8_t type, const
         rp->pending = false;
         memcpy(rp->file, r.pos, n);
         rp->file[n] = '\0';
+        s_files_add(self, rp->file);
         return true;
     }
     case S_INTENT: {
@@ -534,6 +578,13 @@ static int s_replay(journal_t *self, s_replay_t *rp)
         unlink(rp->file) == 0)
         log_warn("STATE_DIR: %s held no interface block, so no reader could open it: removed",
                  rp->file);
+    /* files gone since (deleted by retention, or by someone else) or no
+     * longer regular files are no longer the journal's */
+    for (size_t i = self->nfiles; i-- > 0;) {
+        struct stat fst;
+        if (lstat(self->files[i], &fst) < 0 || !S_ISREG(fst.st_mode))
+            s_files_drop(self, i);
+    }
     free(data);
     log_info("STATE_DIR: replayed %zu records: %zu sources' delivery state", records,
              self->nrestored);
@@ -608,6 +659,9 @@ void journal_close(journal_t **self_p)
     for (size_t i = 0; i < self->nrestored; i++)
         journal_state_free(&self->restored[i]);
     free(self->restored);
+    for (size_t i = 0; i < self->nfiles; i++)
+        free(self->files[i]);
+    free(self->files);
     free(self->buf);
     free(self);
     *self_p = NULL;
@@ -655,7 +709,32 @@ int journal_undo(journal_t *self)
 int journal_file(journal_t *self, const char *path)
 {
     s_file_record(self, path);
-    return s_end(self, self->fd);
+    int rc = s_end(self, self->fd);
+    if (rc == 0)
+        s_files_add(self, path);
+    return rc;
+}
+
+size_t journal_files(const journal_t *self)
+{
+    return self->nfiles;
+}
+
+const char *journal_file_at(const journal_t *self, size_t i)
+{
+    return i < self->nfiles ? self->files[i] : NULL;
+}
+
+void journal_forget(journal_t *self, const char *path)
+{
+    s_files_remove(self, path);
+}
+
+void journal_keep_files(journal_t *self, bool keep)
+{
+    self->files_off = !keep;
+    while (!keep && self->nfiles)
+        s_files_drop(self, self->nfiles - 1);
 }
 
 int journal_intent(journal_t *self, uint64_t offset, uint64_t length,
@@ -679,7 +758,9 @@ int journal_intent(journal_t *self, uint64_t offset, uint64_t length,
 
 bool journal_wants_compaction(const journal_t *self)
 {
-    return self->size >= S_COMPACT_BYTES;
+    /* what compaction keeps (live states, files) does not count: it could
+     * not shrink that */
+    return self->size - self->compacted >= S_COMPACT_BYTES;
 }
 
 int journal_compact(journal_t *self, const char *path, const journal_state_t *const *states,
@@ -704,7 +785,15 @@ int journal_compact(journal_t *self, const char *path, const journal_state_t *co
     }
     uint64_t size = 0;
     int rc = 0;
-    if (path && *path) {
+    /* the earlier files first: the replay takes the last FILE as current */
+    for (size_t i = 0; rc == 0 && i < self->nfiles; i++) {
+        if (path && strcmp(self->files[i], path) == 0)
+            continue;
+        s_file_record(self, self->files[i]);
+        rc = s_end(self, fd);
+        size += self->len;
+    }
+    if (rc == 0 && path && *path) {
         s_file_record(self, path);
         rc = s_end(self, fd);
         size += self->len;
@@ -737,6 +826,7 @@ int journal_compact(journal_t *self, const char *path, const journal_state_t *co
         return -errno;
     }
     self->size = size;
+    self->compacted = size;
     return 0;
 }
 

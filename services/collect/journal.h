@@ -17,8 +17,9 @@
  * dropped. An append that fails part-way (STATE_DIR full) is cut off at
  * once, so that no record ever follows a torn one; the intent it was is
  * then not written, and the caller must not flush what it announced. The journal is rewritten
- * compactly (a FILE record and one STATE record per source) when it grows past a limit, through a
- * rename.
+ * compactly (a FILE record per output file still kept, the current one last, and one STATE record
+ * per source) when it grows past a limit, through a rename. The FILE records of earlier files name
+ * what this collector wrote, for retention (ROTATE_FILES, ROTATE_MAX_GB) after a restart.
  *
  * What it guards against is the process dying; for power loss the output
  * and the journal would have to be synced, which they are not.
@@ -105,6 +106,18 @@ int journal_end(journal_t *self, const char *source, uint64_t epoch);
 /* Records that the output now writes to `path`, from offset 0. */
 int journal_file(journal_t *self, const char *path);
 
+/* The output files the journal names, oldest first: those of earlier runs
+ * that still exist as regular files (checked by journal_open), then every
+ * file journal_file named since, the file being written last. Files taken
+ * out by journal_forget are not among them. `i` < journal_files(). */
+size_t journal_files(const journal_t *self);
+const char *journal_file_at(const journal_t *self, size_t i);
+
+/* Takes `path` out of the files the journal names (it was deleted): the
+ * next compaction leaves it out. Nothing is appended: a replay before then
+ * still names it, and journal_open drops it, since it no longer exists. */
+void journal_forget(journal_t *self, const char *path);
+
 /* Records an intent (see above). Returns 0 or a negative errno. */
 int journal_intent(journal_t *self, uint64_t offset, uint64_t length,
                    const journal_entry_t *entries, size_t n);
@@ -115,10 +128,18 @@ int journal_intent(journal_t *self, uint64_t offset, uint64_t length,
  * replay judges by the file's size, which standard output does not have. */
 int journal_undo(journal_t *self);
 
-/* True when the journal has grown enough to be rewritten. */
+/* True when the journal has grown enough since its last rewrite to be
+ * rewritten again. */
 bool journal_wants_compaction(const journal_t *self);
 
-/* Rewrites the journal as: the current file, then `states` (the caller's
+/* Whether the journal names the earlier files at all (true when opened):
+ * false forgets them and names none but the current one from then on, so
+ * that a collector without retention does not carry every file it ever
+ * wrote through each compaction. */
+void journal_keep_files(journal_t *self, bool keep);
+
+/* Rewrites the journal as: the files it names (journal_files), the
+ * current file `path` last, then `states` (the caller's
  * live states), then the restored states not taken yet. Call right after a
  * flush, when every intent is applied. */
 int journal_compact(journal_t *self, const char *path, const journal_state_t *const *states,

@@ -13,6 +13,7 @@
 #include "frames.h"
 #include "inject.h"
 #include "journal.h"
+#include "retention.h"
 #include "log.h"
 #include "output.h"
 #include "poip.h"
@@ -20,6 +21,7 @@
 
 #include <czmq.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <net/if.h>
 #include <string.h>
 #include <unistd.h>
@@ -49,6 +51,21 @@ static const cfg_row_t s_rows[] = {
      "Start a new output file this many seconds after the current one began, like "
      "`tcpdump -G`, also while idle: the new file starts with the header blocks and every "
      "interface (`0`: never)."},
+    {"ROTATE_FILES", CFG_INT, "0", 0, 1000000, NULL, false,
+     "Keep the newest this many output files, like `tcpdump -W`: after a rotation the oldest "
+     "are deleted (logged, `tapmesh_collect_output_files_deleted_total{reason=\"count\"}`), "
+     "each only once it is closed and everything in it is acknowledged. The file being "
+     "written counts. Only files this collector wrote: those of this run and, with "
+     "`STATE_DIR`, of the runs before; without `STATE_DIR` a restart forgets the older ones. "
+     "Needs `ROTATE_MB` or `ROTATE_S` (`0`: keep all)."},
+    {"ROTATE_MAX_GB", CFG_STR, "0", 0, 0, NULL, false,
+     "Bound on the GiB the output files hold together, a decimal (`0.5`): the oldest are "
+     "deleted by the same rule as `ROTATE_FILES` "
+     "(`tapmesh_collect_output_files_deleted_total{reason=\"size\"}`). The file being "
+     "written counts but is never deleted: when it alone holds more, every older file goes "
+     "and the total stays above the bound until the next rotation. Gauge "
+     "`tapmesh_collect_output_retained_bytes`. Needs `ROTATE_MB` or `ROTATE_S` (`0`: no "
+     "bound)."},
     {"STATE_DIR", CFG_PATH, "", 0, 0, NULL, false,
      "Directory for the delivery state, kept in step with the output, so that a collector "
      "killed and started again writes no packet twice and loses none: it starts a new file, "
@@ -265,6 +282,7 @@ typedef struct {
     zmq_pollitem_t *items; /* the loop's: router, authenticator, PCAP_OVER_IP */
     size_t nitems;
     journal_t *journal;
+    retention_t *retention; /* ROTATE_FILES, ROTATE_MAX_GB, or NULL */
     output_t *output;
     collector_t *collector;
     zsock_t *router;
@@ -410,6 +428,19 @@ static int s_setup(void *app, service_t *svc)
                 cfg_str(cfg, "PCAP_OVER_IP"));
         return 2;
     }
+    uint64_t max_bytes;
+    if (retention_parse_gb(cfg_str(cfg, "ROTATE_MAX_GB"), &max_bytes, err, sizeof err) < 0) {
+        fprintf(stderr, "tapmesh-collect: ROTATE_MAX_GB: %s\n", err);
+        return 2;
+    }
+    unsigned keep_files = (unsigned)cfg_int(cfg, "ROTATE_FILES");
+    if ((keep_files || max_bytes) && !rotating) {
+        fprintf(stderr,
+                "tapmesh-collect: %s deletes rotated files: it needs ROTATE_MB or "
+                "ROTATE_S\n",
+                keep_files ? "ROTATE_FILES" : "ROTATE_MAX_GB");
+        return 2;
+    }
     int rc = s_setup_inject(c, cfg);
     if (rc)
         return rc;
@@ -454,6 +485,23 @@ static int s_setup(void *app, service_t *svc)
         fprintf(stderr, "tapmesh-collect: OUTPUT=%s\n", err);
         return 2;
     }
+    if (c->journal && !keep_files && !max_bytes)
+        journal_keep_files(c->journal, false); /* nothing would read the list */
+    if (keep_files || max_bytes) {
+        c->retention = retention_new(keep_files, max_bytes, c->journal, svc->metrics);
+        /* the files of the runs before, as the journal names them */
+        for (size_t i = 0; c->retention && c->journal && i < journal_files(c->journal); i++)
+            if (retention_restore(c->retention, journal_file_at(c->journal, i)) < 0)
+                retention_destroy(&c->retention);
+        if (!c->retention || retention_begin(c->retention, output_path(c->output), 0, 0) < 0) {
+            log_error("out of memory");
+            return 1;
+        }
+        if (retention_files(c->retention) > 1)
+            log_info("retention: %zu files of earlier runs (%" PRIu64 " bytes) count in "
+                     "ROTATE_FILES/ROTATE_MAX_GB",
+                     retention_files(c->retention) - 1, retention_bytes(c->retention));
+    }
     if (c->journal && journal_file(c->journal, output_path(c->output)) < 0) {
         fprintf(stderr, "tapmesh-collect: %s\n", journal_error(c->journal));
         return 2;
@@ -482,6 +530,7 @@ static int s_setup(void *app, service_t *svc)
         .start_grace_ms = cfg_int(cfg, "STARTUP_WAIT_MS"),
         .expect_sources = expect,
         .journal = c->journal,
+        .retention = c->retention,
         .annotate_hops = cfg_enum(cfg, "ANNOTATE") == 1,
         .trust = svc->trust,
         .max_sources_per_peer = (size_t)cfg_int(cfg, "MAX_SOURCES_PER_PEER"),
@@ -585,6 +634,7 @@ static void s_teardown(void *app)
     zsock_destroy(&c->router);
     collector_destroy(&c->collector);
     output_close(&c->output);
+    retention_destroy(&c->retention);
     journal_close(&c->journal);
     for (int i = 0; i < c->ndevices; i++)
         inject_destroy(&c->devices[i]);

@@ -9,7 +9,9 @@
  * over as journal_restored said, one per (source, epoch); journal_expected
  * is at most that; names fit the wire's length; every complete set is
  * sorted disjoint ranges [lo, hi) within its capacity; a partial's written
- * count is not 0; a journal made of memory refuses to write.
+ * count is not 0; the output files it names (journal_files) are distinct,
+ * none empty or "-", and each goes once forgotten; a journal made of memory
+ * refuses to write.
  * A broken property calls abort(), so the fuzzer and replay.c both see it.
  */
 #include "journal.h"
@@ -53,6 +55,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     journal_t *j = journal_parse(data, size);
     if (!j)
         return 0; /* out of memory */
+    size_t nfiles = journal_files(j);
+    for (size_t i = 0; i < nfiles; i++) {
+        const char *f = journal_file_at(j, i);
+        if (!f || !f[0] || strcmp(f, "-") == 0 || strlen(f) >= 4096)
+            abort();
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(journal_file_at(j, k), f) == 0)
+                abort();
+    }
+    if (journal_file_at(j, nfiles))
+        abort();
+    if (nfiles) {
+        char first[4096];
+        snprintf(first, sizeof first, "%s", journal_file_at(j, 0));
+        journal_forget(j, first);
+        if (journal_files(j) != nfiles - 1)
+            abort();
+        for (size_t i = 0; i < journal_files(j); i++)
+            if (strcmp(journal_file_at(j, i), first) == 0)
+                abort();
+    }
     size_t restored = journal_restored(j);
     if (journal_expected(j) > restored)
         abort();

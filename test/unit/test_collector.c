@@ -924,6 +924,79 @@ static void test_idle_rotation_journaled(void **state)
     tmpdir_remove(dir);
 }
 
+/* ROTATE_FILES=1: a file closed while a batch begun in it waits for the
+ * merge (its acknowledgement not sent) is not deleted; once the rest of
+ * that batch is written and acknowledged, it is. */
+static void test_retention_waits_for_ack(void **state)
+{
+    (void)state;
+    char dir[64], path[96], first[128], second[128];
+    snprintf(dir, sizeof dir, "/tmp/test_collector.XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/out.pcapng", dir);
+    snprintf(first, sizeof first, "%s/out-0000.pcapng", dir);
+    snprintf(second, sizeof second, "%s/out-0001.pcapng", dir);
+    char err[512] = "";
+    output_opts_t oo = {
+        .path = path, .format = PCAPNG_FORMAT_PCAPNG, .bufsize = 1 << 20, .rotate_ms = 200};
+    output_t *out = output_open(&oo, err, sizeof err);
+    assert_non_null(out);
+    fixture_t f = {.out = out, .metrics = metrics_new("collect", "test")};
+    retention_t *r = retention_new(1, 0, NULL, f.metrics);
+    assert_int_equal(retention_begin(r, output_path(out), 0, 0), 0); /* as main.c does */
+    int64_t t0 = clock_mono_ms();
+    collector_opts_t opts = {.merge_window_ms = 60000,
+                             .source_idle_ms = 60000,
+                             .merge_max_bytes = 64 << 20,
+                             .max_sources = 16,
+                             .start_ms = t0,
+                             .retention = r};
+    f.c = collector_new(out, &opts, f.metrics, s_on_reply, NULL);
+    assert_non_null(f.c);
+    s_nreplies = 0;
+
+    /* b holds the merge at 150: of a's batch only 100 is written */
+    s_hello_at(&f, "pa", "a", 1, 1, t0);
+    s_hello_at(&f, "pb", "b", 1, 1, t0);
+    uint64_t tsa[] = {100, 200, 300}, tsb[] = {150};
+    s_batch(&f, "pa", "a", 1, 0, 300, tsa, 3, t0);
+    s_batch(&f, "pb", "b", 1, 0, 150, tsb, 1, t0);
+    assert_int_equal(s_pass(&f, t0), 2);
+    assert_int_equal(s_count(WIRE_ACK), 1); /* b's batch only */
+
+    /* the rotation is due: the first file is closed, and with
+     * ROTATE_FILES=1 over the bound, but a's batch is not acknowledged */
+    usleep(250 * 1000);
+    int64_t t1 = clock_mono_ms();
+    assert_int_equal(collector_commit(f.c, t1, false), 0);
+    assert_string_equal(output_path(out), second);
+    assert_int_equal(access(first, F_OK), 0);
+    assert_int_equal(collector_commit(f.c, t1 + 1, true), 0);
+    assert_int_equal(access(first, F_OK), 0);
+    assert_int_equal(retention_files(r), 2);
+
+    /* b moves on: a's batch is written to its end, acknowledged, and the
+     * first file goes */
+    s_progress(&f, "pb", WIRE_HEARTBEAT, "b", 1, 1000, 1, t1 + 2);
+    assert_int_equal(s_pass(&f, t1 + 2), 2);
+    assert_int_equal(s_count(WIRE_ACK), 2);
+    assert_int_equal(access(first, F_OK), -1);
+    assert_int_equal(access(second, F_OK), 0);
+    uint64_t got[8];
+    assert_int_equal(s_read_file(second, got, 8), 2);
+    assert_int_equal(got[0], 200);
+    assert_int_equal(got[1], 300);
+    char *text = metrics_render(f.metrics, NULL);
+    assert_non_null(
+        strstr(text, "tapmesh_collect_output_files_deleted_total{reason=\"count\"} 1\n"));
+    free(text);
+    collector_destroy(&f.c);
+    retention_destroy(&r);
+    output_close(&out);
+    metrics_destroy(&f.metrics);
+    tmpdir_remove(dir);
+}
+
 /* ---- EXPECT_SOURCES --------------------------------------------------- */
 
 /* The fixture's collector again, started at `start_ms` with STARTUP_WAIT_MS
@@ -1938,6 +2011,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hello_while_buffer_full, s_setup_small_buffer,
                                         s_teardown),
         cmocka_unit_test(test_idle_rotation_journaled),
+        cmocka_unit_test(test_retention_waits_for_ack),
         cmocka_unit_test_setup_teardown(test_output_metrics_are_counters, s_setup, s_teardown),
         cmocka_unit_test(test_expect_check),
         cmocka_unit_test_setup_teardown(test_expect_count_releases, s_setup, s_teardown),
