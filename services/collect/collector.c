@@ -1710,7 +1710,6 @@ static int s_flush(collector_t *self)
  * in it), logs it and counts it. */
 static int s_rotate(collector_t *self, int64_t now)
 {
-    uint64_t closed_bytes = output_offset(self->output);
     int rc = output_rotate_if_due(self->output, now);
     if (rc < 0) {
         char what[600];
@@ -1724,7 +1723,7 @@ static int s_rotate(collector_t *self, int64_t now)
     if (j && (rc = journal_file(j, output_path(self->output))) < 0)
         return s_fail(self, rc, journal_error(j));
     if (self->opts.retention && retention_begin(self->opts.retention, output_path(self->output),
-                                                closed_bytes, self->mark) < 0)
+                                                output_closed_bytes(self->output), self->mark) < 0)
         log_warn("output: out of memory: ROTATE_FILES and ROTATE_MAX_GB do not count %s",
                  output_path(self->output));
     rc = s_flush(self);

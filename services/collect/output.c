@@ -61,11 +61,12 @@ struct output_t {
     unsigned index;        /* of the next file */
     unsigned files;        /* created so far */
     int64_t opened_ms;
-    uint64_t offset;  /* bytes in the current file */
-    bool cuttable;    /* a stream that is a regular file: cut back from `base` */
-    uint64_t base;    /* where this output's bytes begin in it */
-    bool aborted;     /* output_abort: nothing more reaches the operating system */
-    uint64_t full_at; /* output_full from this many bytes in the file on; UINT64_MAX: never */
+    uint64_t offset;       /* bytes in the current file */
+    uint64_t closed_bytes; /* the file the last rotation closed, all of it */
+    bool cuttable;         /* a stream that is a regular file: cut back from `base` */
+    uint64_t base;         /* where this output's bytes begin in it */
+    bool aborted;          /* output_abort: nothing more reaches the operating system */
+    uint64_t full_at;      /* output_full from this many bytes in the file on; UINT64_MAX: never */
     uint64_t bytes;
     pcapng_writer_t *writer;
     output_closing_fn closing; /* or NULL */
@@ -564,6 +565,7 @@ int output_rotate_if_due(output_t *self, int64_t now_ms)
     int rc = pcapng_writer_flush(self->writer);
     if (rc < 0)
         return rc;
+    self->closed_bytes = self->offset; /* its statistics blocks included */
     char err[S_PATH_MAX + 64];
     rc = s_begin_file(self, now_ms, err, sizeof err);
     if (rc < 0)
@@ -580,6 +582,11 @@ const char *output_path(const output_t *self)
 uint64_t output_offset(const output_t *self)
 {
     return self->offset;
+}
+
+uint64_t output_closed_bytes(const output_t *self)
+{
+    return self->closed_bytes;
 }
 
 const char *output_name(const output_t *self)

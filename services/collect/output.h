@@ -157,6 +157,10 @@ int output_rotate_if_due(output_t *self, int64_t now_ms);
 const char *output_path(const output_t *self);
 uint64_t output_offset(const output_t *self);
 
+/* The length of the file the last rotation closed, everything written to it
+ * before it was closed (its statistics blocks too); 0 before any. */
+uint64_t output_closed_bytes(const output_t *self);
+
 /* "-" shown as "standard output": for messages. */
 const char *output_name(const output_t *self);
 
