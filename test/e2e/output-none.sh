@@ -28,7 +28,7 @@ start collect COLLECT_ENDPOINT=tcp://127.0.0.1:$port METRICS_ADDRPORT=127.0.0.1:
     OUTPUT=none STARTUP_WAIT_MS=0 PCAP_OVER_IP=127.0.0.1:$pport -- "$COLLECT"
 wait_listening "$mport" 10
 start client -- python3 "$client" "127.0.0.1:$pport" "$WORK/client.pcap"
-wait_metric "$mport" tapmesh_collect_pcap_over_ip_clients 1 5
+wait_metric "$mport" tapmesh_collect_pcap_over_ip_clients 1 20
 start agent RELAY_ENDPOINT=tcp://127.0.0.1:$port METRICS_ADDRPORT= NODE_ID=edge \
     READ_FILE=$WORK/in.pcap -- "$CAPTURE"
 expect_exit agent 30 0

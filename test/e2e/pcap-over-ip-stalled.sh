@@ -21,7 +21,7 @@ start collect COLLECT_ENDPOINT=tcp://127.0.0.1:$port METRICS_ADDRPORT=127.0.0.1:
 wait_listening "$mport" 10
 start stalled -- python3 "$client" "127.0.0.1:$pport" "$WORK/stalled.pcap" --stall
 start reader -- python3 "$client" "127.0.0.1:$pport" "$WORK/reader.pcap"
-wait_metric "$mport" tapmesh_collect_pcap_over_ip_clients 2 5
+wait_metric "$mport" tapmesh_collect_pcap_over_ip_clients 2 20
 for i in 1 2; do
     start "agent$i" RELAY_ENDPOINT=tcp://127.0.0.1:$port METRICS_ADDRPORT= NODE_ID=site$i \
         READ_FILE=$WORK/in$i.pcap -- "$CAPTURE"

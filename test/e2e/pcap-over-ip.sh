@@ -30,7 +30,7 @@ for c in 1 2; do
     done
     start "client$c" -- python3 "$client" "127.0.0.1:$pport" "$WORK/client$c.pcap"
 done
-wait_metric "$mport" tapmesh_collect_pcap_over_ip_clients 2 5
+wait_metric "$mport" tapmesh_collect_pcap_over_ip_clients 2 20
 for i in 1 2 3 4; do
     expect_exit "agent$i" 30 0
 done
