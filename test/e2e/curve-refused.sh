@@ -103,6 +103,12 @@ refused() {
 refused stranger unknown_key CURVE_SECRET_KEY_FILE=$k/stranger_secret CURVE_SERVER_PUBLIC_KEY=$k/collect
 grep -qF "warn: refused a connection from 127.0.0.1: its key $(awk -F'"' '/public-key/ {print $2}' "$k/stranger") is not in CURVE_ALLOWED_KEYS_DIR" \
     "$WORK/collect.log" || fail "the stranger's refusal is not logged: $(cat "$WORK/collect.log")"
+# the stranger comes back: every try counted, one line logged for its address
+refused stranger-again unknown_key CURVE_SECRET_KEY_FILE=$k/stranger_secret CURVE_SERVER_PUBLIC_KEY=$k/collect
+tries=$(metric "$mc" 'tapmesh_collect_auth_failures_total{reason="unknown_key"}')
+[ "$tries" -ge 2 ] || fail "the stranger tried twice, $tries refusals counted"
+[ "$(grep -c 'refused a connection from 127.0.0.1: its key' "$WORK/collect.log")" = 1 ] ||
+    fail "$tries refusals from one address logged $(grep -c 'refused a connection from 127.0.0.1: its key' "$WORK/collect.log") times, expected once"
 refused wrongserver crypto CURVE_SECRET_KEY_FILE=$k/site-a_secret CURVE_SERVER_PUBLIC_KEY=$k/other-collect
 # a peer without CURVE: refused in the handshake; libzmq reports a mechanism
 # mismatch, or a peer that hung up first (it saw CURVE asked for)
