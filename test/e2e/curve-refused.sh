@@ -76,6 +76,24 @@ wait_listening "$rm" 10
 grep -q "warn: anyone who reaches tcp://0.0.0.0:$rp can send packets through this relay; set CURVE_SECRET_KEY_FILE and CURVE_ALLOWED_KEYS_DIR" \
     "$WORK/openrelay.log" || fail "no warning about the open relay: $(cat "$WORK/openrelay.log")"
 stop openrelay
+# so does a collector, and one bound to loopback does not
+pick_port; op=$PORT
+pick_port; om=$PORT
+start opencollect COLLECT_ENDPOINT=tcp://0.0.0.0:$op METRICS_ADDRPORT=127.0.0.1:$om \
+    OUTPUT=/dev/null -- "$COLLECT"
+wait_listening "$om" 10
+[ "$(metric "$om" tapmesh_collect_plaintext_endpoints)" = 1 ] || fail "the open collector counts no plaintext endpoint"
+grep -q "warn: anyone who reaches tcp://0.0.0.0:$op can write into this output; set CURVE_SECRET_KEY_FILE and CURVE_ALLOWED_KEYS_DIR (or bind COLLECT_ENDPOINT to 127.0.0.1)" \
+    "$WORK/opencollect.log" || fail "no warning about the open collector: $(cat "$WORK/opencollect.log")"
+stop opencollect
+pick_port; op=$PORT
+pick_port; om=$PORT
+start lococollect COLLECT_ENDPOINT=tcp://127.0.0.1:$op METRICS_ADDRPORT=127.0.0.1:$om \
+    OUTPUT=/dev/null -- "$COLLECT"
+wait_listening "$om" 10
+[ "$(metric "$om" tapmesh_collect_plaintext_endpoints)" = 0 ] || fail "a loopback collector counts a plaintext endpoint"
+stop lococollect
+! grep -q "anyone who reaches" "$WORK/lococollect.log" || fail "a loopback plaintext collector warned"
 
 pick_port; cport=$PORT
 pick_port; mc=$PORT
