@@ -479,6 +479,103 @@ static void test_tap_in_output_order_before_ack(void **state)
     assert_true(s_tapped[5].acks_before < s_count(WIRE_ACK));
 }
 
+/* The ISBs of a file: (interface id, ifdrop, usrdeliv, comment) of each;
+ * returns how many (a little-endian pcapng, as the writer makes it). */
+typedef struct {
+    uint32_t ifid;
+    uint64_t ifrecv, ifdrop, usrdeliv;
+    char comment[512];
+} isb_t;
+
+static size_t s_read_isbs(const char *path, isb_t *out, size_t max)
+{
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    static uint8_t data[1 << 20];
+    size_t len = fread(data, 1, sizeof data, fp);
+    fclose(fp);
+    size_t n = 0, at = 0;
+    while (at + 12 <= len) {
+        uint32_t type, blen;
+        memcpy(&type, data + at, 4);
+        memcpy(&blen, data + at + 4, 4);
+        assert_true(blen >= 12 && at + blen <= len);
+        if (type == 5 && n < max) {
+            isb_t *i = &out[n++];
+            memset(i, 0, sizeof *i);
+            memcpy(&i->ifid, data + at + 8, 4);
+            size_t o = at + 20; /* id, timestamp high and low */
+            while (o + 4 <= at + blen - 4) {
+                uint16_t code, olen;
+                memcpy(&code, data + o, 2);
+                memcpy(&olen, data + o + 2, 2);
+                if (code == 0)
+                    break;
+                uint64_t v = 0;
+                if (olen == 8)
+                    memcpy(&v, data + o + 4, 8);
+                if (code == 4)
+                    i->ifrecv = v;
+                else if (code == 5)
+                    i->ifdrop = v;
+                else if (code == 8)
+                    i->usrdeliv = v;
+                else if (code == 1)
+                    snprintf(i->comment, sizeof i->comment, "%.*s", (int)olen, data + o + 4);
+                o += 4 + ((olen + 3u) & ~3u);
+            }
+        }
+        at += blen;
+    }
+    return n;
+}
+
+static void s_stats_msg(fixture_t *f, const char *peer, const char *source, uint64_t epoch,
+                        uint16_t ifindex, uint64_t drop, uint64_t dead)
+{
+    wire_msg_init(&s_m, WIRE_STATS, source, epoch);
+    s_m.stats.count = 1;
+    s_m.stats.entries[0] = (wire_stats_t){.ifindex = ifindex,
+                                          .flags = WIRE_STATS_KERNEL,
+                                          .recv = 1000,
+                                          .drop = drop,
+                                          .ifdrop = 2,
+                                          .sent = 3,
+                                          .dead = dead};
+    size_t len = wire_encode(&s_m, s_cmd, sizeof s_cmd);
+    assert_true(len > 0);
+    s_deliver(f, peer, s_cmd, len, NULL, 0, 0);
+}
+
+/* STATS: the latest counters of each interface end the file in its ISB
+ * (ifdrop = drop + ifdrop, the dead-lettered count in the comment); one
+ * naming an interface its HELLO did not announce is dropped and counted,
+ * and changes nothing. */
+static void test_stats_into_isb(void **state)
+{
+    fixture_t *f = *state;
+    s_hello(f, "pa", "a", 1, 1);
+    uint64_t ts[] = {100, 200, 300};
+    s_batch(f, "pa", "a", 1, 0, 300, ts, 3, 0);
+    s_stats_msg(f, "pa", "a", 1, 0, 5, 40);
+    s_stats_msg(f, "pa", "a", 1, 0, 7, 42);  /* the latest wins */
+    s_stats_msg(f, "pa", "a", 1, 3, 99, 99); /* no interface 3 */
+    metric_id_t range = metrics_counter(f->metrics, "tapmesh_collect_malformed_messages_total", "",
+                                        "reason=\"range\"");
+    assert_int_equal(metrics_value(f->metrics, range), 1);
+    assert_int_equal(s_pass(f, 0), 3);
+    assert_int_equal(output_end(f->out), 0);
+    isb_t isb[4];
+    assert_int_equal(s_read_isbs(f->path, isb, 4), 1);
+    assert_int_equal(isb[0].ifid, 0);
+    assert_int_equal(isb[0].ifrecv, 1000);
+    assert_int_equal(isb[0].ifdrop, 7 + 2);
+    assert_int_equal(isb[0].usrdeliv, 3);
+    assert_non_null(strstr(isb[0].comment, "1000 received, 7 dropped by the kernel, 2 dropped by "
+                                           "the interface, 3 sent, 42 dead-lettered"));
+    assert_non_null(strstr(isb[0].comment, "this file: 3 written"));
+}
+
 /* Two sources: packets are held until every live source's watermark
  * passes them, then come out in timestamp order. */
 static void test_merge_by_watermark(void **state)
@@ -1997,6 +2094,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hello_settled, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_ack_after_write, s_setup, s_teardown),
         cmocka_unit_test_teardown(test_tap_in_output_order_before_ack, s_teardown),
+        cmocka_unit_test_setup_teardown(test_stats_into_isb, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_merge_by_watermark, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_end_and_window, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_duplicates, s_setup, s_teardown),
