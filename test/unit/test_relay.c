@@ -483,6 +483,54 @@ static void test_duplicate_all_hops(void **state)
     assert_int_equal(s_count(f, mark, RELAY_DOWN, WIRE_ACK), 0);
 }
 
+/* STATS goes where the source's HELLO went, as it came: to the one next
+ * hop in use (failover), to every next hop (duplicate, flowhash). */
+static void s_stats_check(void **state, int hops)
+{
+    fixture_t *f = *state;
+    s_hello(f, 0);
+    size_t mark = f->nsent;
+    wire_msg_init(&s_m, WIRE_STATS, "edge1", EPOCH);
+    s_m.stats.count = 1;
+    s_m.stats.entries[0] = (wire_stats_t){.ifindex = 0,
+                                          .flags = WIRE_STATS_KERNEL,
+                                          .recv = 900,
+                                          .drop = 7,
+                                          .ifdrop = 2,
+                                          .sent = 880,
+                                          .dead = 42};
+    s_up(f, &s_m, NULL, 0, 1);
+    for (int hop = 0; hop < 2; hop++) {
+        if (hop >= hops) {
+            assert_int_equal(s_count(f, mark, hop, WIRE_STATS), 0);
+            continue;
+        }
+        const sent_t *st = s_only(f, mark, hop, WIRE_STATS);
+        assert_string_equal(st->msg.source, "edge1");
+        assert_int_equal(st->msg.epoch, EPOCH);
+        assert_int_equal(st->msg.stats.count, 1);
+        assert_int_equal(st->msg.stats.entries[0].drop, 7);
+        assert_int_equal(st->msg.stats.entries[0].ifdrop, 2);
+        assert_int_equal(st->msg.stats.entries[0].dead, 42);
+        assert_int_equal(st->msg.stats.entries[0].sent, 880);
+    }
+}
+
+static void test_stats_failover(void **state)
+{
+    s_stats_check(state, 1);
+}
+
+static void test_stats_duplicate(void **state)
+{
+    s_stats_check(state, 2);
+}
+
+static void test_stats_flowhash(void **state)
+{
+    s_stats_check(state, 2);
+}
+
 /* A hop that lags past RETRY_TIMEOUT_S lost the batch: the others'
  * acknowledgement goes upstream, the lagging hop is counted and passed
  * over; while it is down, batches go to the healthy hop only. */
@@ -910,6 +958,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failover_no_hop_and_unknown_acks, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_replies_routed_back, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_all_hops, s_setup_duplicate, s_teardown),
+        cmocka_unit_test_setup_teardown(test_stats_failover, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_stats_duplicate, s_setup_duplicate, s_teardown),
+        cmocka_unit_test_setup_teardown(test_stats_flowhash, s_setup_flowhash, s_teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_lagging_and_down, s_setup_duplicate,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_flowhash_parts, s_setup_flowhash, s_teardown),
