@@ -88,7 +88,7 @@ static decode_family_t s_link(bytes_t *r, uint16_t linktype, decode_eth_t *eth)
             uint16_t tci = bytes_u16(r);
             type = bytes_u16(r);
             if (r->bad || !eth)
-                break;
+                continue; /* bad: the loop ends on a type of 0 */
             if (!eth->has_vlan) {
                 eth->has_vlan = true;
                 eth->vlan = tci & 0x0fff;
