@@ -1,8 +1,8 @@
 /*
  * decode — the network layer of a captured packet, for the capture agent's
- * per-family packet-size histogram and the relay's symmetric flow-hash
- * fan-out. Every read goes through bytes_t, which carries a position and an
- * end (data + caplen) and latches the first short read; no struct is ever
+ * per-family packet-size histogram, the relay's symmetric flow-hash
+ * fan-out and the event streams (with the Ethernet header). Every read goes through bytes_t, which
+ * carries a position and an end (data + caplen) and latches the first short read; no struct is ever
  * laid over a packet.
  */
 #include "decode.h"
@@ -70,16 +70,30 @@ static uint32_t s_swap32(uint32_t v)
 /* Moves r past the link-layer header of `linktype`; returns the family that
  * header announces, DECODE_OTHER when it is not IP, not supported or cut
  * short. RAW announces nothing: the IP version nibble decides. */
-static decode_family_t s_link(bytes_t *r, uint16_t linktype)
+static decode_family_t s_link(bytes_t *r, uint16_t linktype, decode_eth_t *eth)
 {
     decode_family_t family = DECODE_OTHER;
     switch (linktype) {
     case S_LT_ETHERNET: {
-        bytes_skip(r, 12); /* destination, source */
+        uint8_t macs[12];
+        bytes_copy(r, macs, 12); /* destination, source */
         uint16_t type = bytes_u16(r);
+        if (!r->bad && eth) {
+            eth->present = true;
+            memcpy(eth->dst, macs, 6);
+            memcpy(eth->src, macs + 6, 6);
+            eth->ethertype = type;
+        }
         for (int i = 0; i < S_VLAN_MAX && s_vlan(type); i++) {
-            bytes_skip(r, 2); /* TCI */
+            uint16_t tci = bytes_u16(r);
             type = bytes_u16(r);
+            if (r->bad || !eth)
+                continue; /* bad: the loop ends on a type of 0 */
+            if (!eth->has_vlan) {
+                eth->has_vlan = true;
+                eth->vlan = tci & 0x0fff;
+            }
+            eth->ethertype = type;
         }
         family = s_ethertype(type); /* a third tag is OTHER */
         break;
@@ -209,12 +223,14 @@ static bool s_ipv6(bytes_t *r, decode_flow_t *flow, bool l4)
 /* decode_flow, with the layer-4 part (extension headers, ports) only when
  * `l4`; the family and the return value do not depend on it. */
 static bool s_decode(uint16_t linktype, const uint8_t *data, uint32_t caplen, decode_flow_t *flow,
-                     bool l4)
+                     bool l4, decode_eth_t *eth)
 {
     memset(flow, 0, sizeof *flow);
+    if (eth)
+        memset(eth, 0, sizeof *eth);
     bytes_t r = bytes_view(data, caplen);
     /* the parsers write nothing before they accept a header */
-    switch (s_link(&r, linktype)) {
+    switch (s_link(&r, linktype, eth)) {
     case DECODE_IPV4:
         return s_ipv4(&r, flow, l4);
     case DECODE_IPV6:
@@ -229,13 +245,19 @@ static bool s_decode(uint16_t linktype, const uint8_t *data, uint32_t caplen, de
 decode_family_t decode_family(uint16_t linktype, const uint8_t *data, uint32_t caplen)
 {
     decode_flow_t flow;
-    s_decode(linktype, data, caplen, &flow, false);
+    s_decode(linktype, data, caplen, &flow, false, NULL);
     return flow.family;
 }
 
 bool decode_flow(uint16_t linktype, const uint8_t *data, uint32_t caplen, decode_flow_t *flow)
 {
-    return s_decode(linktype, data, caplen, flow, true);
+    return s_decode(linktype, data, caplen, flow, true, NULL);
+}
+
+bool decode_packet(uint16_t linktype, const uint8_t *data, uint32_t caplen, decode_flow_t *flow,
+                   decode_eth_t *eth)
+{
+    return s_decode(linktype, data, caplen, flow, true, eth);
 }
 
 #define S_FNV_OFFSET 0xcbf29ce484222325ull

@@ -2,7 +2,9 @@
  * decode — finds the network layer of a captured packet: its address
  * family, addresses, protocol and ports. Used by the capture agent for its
  * per-family packet-size histogram and by the relay for its symmetric
- * flow-hash fan-out (both directions of a conversation to the same next hop).
+ * flow-hash fan-out (both directions of a conversation to the same next hop),
+ * and, with the Ethernet header (decode_packet), by the event streams
+ * (events.h).
  *
  * Everything is read through a bounds-checked reader limited by caplen: any
  * byte string is valid input, nothing is allocated, nothing is asserted.
@@ -26,6 +28,15 @@ typedef struct {
     uint16_t sport, dport; /* host byte order; 0 when !has_ports */
 } decode_flow_t;
 
+/* The Ethernet header of a LINKTYPE_ETHERNET frame. */
+typedef struct {
+    bool present; /* the link type is Ethernet and its 14 bytes are within caplen */
+    uint8_t dst[6], src[6];
+    uint16_t ethertype; /* of the payload: the one after the VLAN tags skipped */
+    bool has_vlan;      /* an 802.1Q/802.1ad tag (0x8100, 0x88A8, 0x9100) within caplen */
+    uint16_t vlan;      /* the outer tag's VLAN id (12 bits); 0 when !has_vlan */
+} decode_eth_t;
+
 /* The address family of a packet of LINKTYPE_ `linktype`, for the
  * packet-size histogram by family. A family is reported only when
  * decode_flow would accept the packet (a complete IP header within caplen),
@@ -45,6 +56,14 @@ decode_family_t decode_family(uint16_t linktype, const uint8_t *data, uint32_t c
  * Ports are read only from an unfragmented TCP, UDP, SCTP or UDP-Lite
  * header whose first 4 bytes are within caplen. */
 bool decode_flow(uint16_t linktype, const uint8_t *data, uint32_t caplen, decode_flow_t *flow);
+
+/* decode_flow, and the Ethernet header into *eth (always written: zeroed
+ * first; present only for LINKTYPE_ETHERNET), in one pass. Up to two VLAN
+ * tags are skipped, as for decode_flow; ethertype is that after them (the
+ * third tag's type when there are three). A frame cut inside a tag keeps
+ * the tags read whole and the ethertype of the last one read. */
+bool decode_packet(uint16_t linktype, const uint8_t *data, uint32_t caplen, decode_flow_t *flow,
+                   decode_eth_t *eth);
 
 /* A 64-bit hash of (addresses, protocol, ports), symmetric: both
  * directions of a conversation give the same value. Without ports

@@ -619,6 +619,14 @@ static void s_refuse(collector_t *self, const route_t *route, const char *source
     s_reply(self, route);
 }
 
+/* opts.loss, when set */
+static void s_loss(collector_t *self, const char *source, const char *iface, const char *reason,
+                   uint64_t count)
+{
+    if (self->opts.loss && count)
+        self->opts.loss(self->opts.tap_ctx, source, iface, reason, count);
+}
+
 static s_source_t *s_find(const collector_t *self, const char *id, uint64_t epoch)
 {
     for (size_t i = 0; i < self->nsources; i++) {
@@ -684,6 +692,7 @@ static bool s_room(collector_t *self, const wire_msg_t *m, int64_t now)
     char what[WIRE_NAME_MAX + 160];
     if (!peers_admit(self->peers, peer, now)) {
         metrics_add(self->metrics, self->m.refused_hello_rate, 1);
+        s_loss(self, m->source, "", "refused_hello_rate", 1);
         snprintf(what, sizeof what,
                  "HELLO of source %s: more than %u new sources a second (HELLO_RATE_PER_PEER)",
                  m->source, self->opts.hello_rate);
@@ -693,6 +702,7 @@ static bool s_room(collector_t *self, const wire_msg_t *m, int64_t now)
     size_t held = peers_held(self->peers, peer);
     if (held >= self->opts.max_sources_per_peer && !s_evict(self, peer, true)) {
         metrics_add(self->metrics, self->m.refused_peer_limit, 1);
+        s_loss(self, m->source, "", "refused_peer_limit", 1);
         snprintf(what, sizeof what,
                  "HELLO of source %s: this peer holds %zu sources, none ended "
                  "(MAX_SOURCES_PER_PEER)",
@@ -702,6 +712,7 @@ static bool s_room(collector_t *self, const wire_msg_t *m, int64_t now)
     }
     if (self->nsources == self->opts.max_sources && !s_evict(self, peer, false)) {
         metrics_add(self->metrics, self->m.refused_full, 1);
+        s_loss(self, m->source, "", "refused_full", 1);
         snprintf(what, sizeof what,
                  "HELLO of source %s: %zu sources already, none that may make room "
                  "(MAX_SOURCES)",
@@ -779,6 +790,7 @@ static void s_on_hello(collector_t *self, const route_t *route, int64_t now)
                    strcmp(s->ifaces[i].name, m->hello.ifaces[i].name) == 0;
         if (!same) {
             metrics_add(self->metrics, self->m.refused_conflict, 1);
+            s_loss(self, m->source, "", "refused_conflict", 1);
             log_warn("source %s epoch %" PRIu64 ": HELLO with other interfaces than before: "
                      "refused",
                      m->source, m->epoch);
@@ -803,6 +815,7 @@ static void s_on_hello(collector_t *self, const route_t *route, int64_t now)
                                            filter, os, why, sizeof why);
             if (id == -EPROTOTYPE) {
                 metrics_add(self->metrics, self->m.refused_linktype, 1);
+                s_loss(self, m->source, f.name, "refused_linktype", 1);
                 log_warn("source %s refused: %s", m->source, why);
                 s_refuse(self, route, m->source, m->epoch, WIRE_REFUSE_LINKTYPE, why);
                 return;
@@ -1194,6 +1207,17 @@ static void s_on_stats(collector_t *self, const route_t *route)
         if (id >= self->nifs)
             continue; /* cannot happen: grown at HELLO */
         s_ifstat_t *f = &self->ifs[id];
+        /* the counts run from the epoch's start: what grew since the last */
+        wire_stats_t was = {0};
+        if (f->have_stats && f->epoch == s->epoch)
+            was = f->st;
+        const char *iface = s->ifaces[e->ifindex].name;
+        if (e->flags & WIRE_STATS_KERNEL) {
+            s_loss(self, s->id, iface, "kernel_drop", e->drop > was.drop ? e->drop - was.drop : 0);
+            s_loss(self, s->id, iface, "if_drop",
+                   e->ifdrop > was.ifdrop ? e->ifdrop - was.ifdrop : 0);
+        }
+        s_loss(self, s->id, iface, "dead_letter", e->dead > was.dead ? e->dead - was.dead : 0);
         f->have_stats = true;
         f->epoch = s->epoch;
         f->st = *e;
@@ -1488,7 +1512,8 @@ static int s_run(collector_t *self, s_source_t *s, const s_pass_t *p)
                 break;
             }
             if (self->opts.tap)
-                self->opts.tap(self->opts.tap_ctx, s->id, s->ifaces[h->ifindex].linktype, h);
+                self->opts.tap(self->opts.tap_ctx, s->id, s->ifaces[h->ifindex].name,
+                               s->ifaces[h->ifindex].linktype, h);
             written++;
             t.packets++;
             t.bytes += h->caplen;
@@ -1501,6 +1526,7 @@ static int s_run(collector_t *self, s_source_t *s, const s_pass_t *p)
             if (ts < t.last_ts) {
                 t.late++;
                 is->late++;
+                s_loss(self, s->id, s->ifaces[h->ifindex].name, "late", 1);
             } else {
                 t.last_ts = ts;
             }

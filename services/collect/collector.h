@@ -62,9 +62,21 @@ typedef struct {
     unsigned hello_rate;
     /* Called with every packet as it is written to the output, in the
      * output's order, before the commit that acknowledges it (OUTPUT_DEVICE,
-     * TUNNEL: inject.h); `linktype` is its interface's. NULL: none. */
-    void (*tap)(void *tap_ctx, const char *source, uint16_t linktype, const wire_packet_t *pkt);
+     * TUNNEL: inject.h; EVENTS: events.h); `iface` and `linktype` are its
+     * interface's (as in the source's HELLO). NULL: none. */
+    void (*tap)(void *tap_ctx, const char *source, const char *iface, uint16_t linktype,
+                const wire_packet_t *pkt);
     void *tap_ctx;
+    /* Called, with tap_ctx, whenever a count of lost packets grows, with
+     * the growth (EVENTS: events.h): from a source's STATS (§3.7), per
+     * interface, "kernel_drop" (ps_drop), "if_drop" (ps_ifdrop) and
+     * "dead_letter" (the first STATS of an epoch: all its counts); "late"
+     * for each packet written after a later one; for each HELLO refused,
+     * "refused_linktype" (with the interface), "refused_conflict",
+     * "refused_full", "refused_peer_limit", "refused_hello_rate" (iface "",
+     * count 1). `reason` is a string literal. NULL: none. */
+    void (*loss)(void *tap_ctx, const char *source, const char *iface, const char *reason,
+                 uint64_t count);
 } collector_opts_t;
 
 /* Checks an EXPECT_SOURCES value: empty (no one in particular), a count

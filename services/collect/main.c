@@ -10,6 +10,7 @@
 #include "clock.h"
 #include "collector.h"
 #include "encap.h"
+#include "events.h"
 #include "frames.h"
 #include "inject.h"
 #include "journal.h"
@@ -166,6 +167,7 @@ static const cfg_row_t s_rows[] = {
      "clients. A client further behind is cut off (closed), counted "
      "(`tapmesh_collect_pcap_over_ip_clients_cut_total`) and logged with its address; the "
      "others, the file output and the acknowledgements never wait for it."},
+    EVENTS_ROWS,
 };
 
 static const cfg_item_t s_exit_status[] = {
@@ -272,6 +274,8 @@ static const cfg_page_t s_page = {
 /* At exit, PCAP-over-IP clients get at most this long to take what they
  * have pending. */
 #define S_POIP_FINISH_MS 2000
+/* At exit, the event stream gets at most this long to send what it holds. */
+#define S_EVENTS_FINISH_MS 2000
 
 typedef struct {
     service_t *svc;
@@ -279,6 +283,7 @@ typedef struct {
     int ndevices;
     inject_t *tunnel;      /* TUNNEL, or NULL */
     poip_t *poip;          /* PCAP_OVER_IP, or NULL */
+    events_t *events;      /* EVENTS, or NULL */
     zmq_pollitem_t *items; /* the loop's: router, authenticator, PCAP_OVER_IP */
     size_t nitems;
     journal_t *journal;
@@ -296,17 +301,57 @@ static int s_reply(void *ctx, const route_t *route, const uint8_t *cmd, size_t l
 }
 
 /* The collector's tap: every packet written goes out of OUTPUT_DEVICE and
- * into TUNNEL too (inject.h counts and logs what fails), and to the
- * PCAP-over-IP clients (poip.h). */
-static void s_tap(void *ctx, const char *source, uint16_t linktype, const wire_packet_t *pkt)
+ * into TUNNEL too (inject.h counts and logs what fails), to the
+ * PCAP-over-IP clients (poip.h), and into the event stream (events.h). */
+static void s_tap(void *ctx, const char *source, const char *iface, uint16_t linktype,
+                  const wire_packet_t *pkt)
 {
     collect_t *c = ctx;
+    if (c->events)
+        events_packet(c->events, source, iface, linktype, pkt->ts_ns, pkt->caplen, pkt->origlen,
+                      pkt->data, clock_mono_ms());
     if (c->poip)
         poip_packet(c->poip, linktype, pkt);
     for (int i = 0; i < c->ndevices; i++)
         inject_packet(c->devices[i], source, linktype, pkt);
     if (c->tunnel)
         inject_packet(c->tunnel, source, linktype, pkt);
+}
+
+/* What the collector lost, into the event stream. */
+static void s_loss(void *ctx, const char *source, const char *iface, const char *reason,
+                   uint64_t count)
+{
+    collect_t *c = ctx;
+    events_loss(c->events, source, iface, reason, count, clock_mono_ms());
+}
+
+/* EVENTS and the rest of EVENTS_ROWS. Returns 0, or 2 after a line on
+ * standard error names the setting. */
+static int s_setup_events(collect_t *c, cfg_t *cfg)
+{
+    char err[1024];
+    events_opts_t eo;
+    if (events_opts_read(cfg, &eo, err, sizeof err) < 0) {
+        fprintf(stderr, "tapmesh-collect: %s\n", err);
+        return 2;
+    }
+    if (!eo.format)
+        return 0;
+    if (strcmp(eo.to, "-") == 0 && strcmp(cfg_str(cfg, "OUTPUT"), "-") == 0) {
+        fprintf(stderr, "tapmesh-collect: EVENTS_TO=-: the capture goes to standard output "
+                        "(OUTPUT=-); send the events elsewhere (udp://HOST:PORT, "
+                        "tcp://HOST:PORT) or set OUTPUT to a file\n");
+        return 2;
+    }
+    c->events = events_new(&eo, c->svc->metrics, "collect", err, sizeof err);
+    if (!c->events) {
+        fprintf(stderr, "tapmesh-collect: %s\n", err);
+        return 2;
+    }
+    log_info("EVENTS=%s: an event per %s and per loss to %s", cfg_str(cfg, "EVENTS"),
+             eo.unique_s ? "flow and interval" : "packet", eo.to);
+    return 0;
 }
 
 /* OUTPUT_DEVICE, VLAN_TAGS, OUTPUT_SNAPLEN, TUNNEL, TUNNEL_MTU. Returns 0, or 2
@@ -444,6 +489,8 @@ static int s_setup(void *app, service_t *svc)
     int rc = s_setup_inject(c, cfg);
     if (rc)
         return rc;
+    if ((rc = s_setup_events(c, cfg)))
+        return rc;
     size_t max_clients = 0;
     if (cfg_is_set(cfg, "PCAP_OVER_IP")) {
         max_clients = (size_t)cfg_int(cfg, "PCAP_OVER_IP_MAX_CLIENTS");
@@ -535,8 +582,9 @@ static int s_setup(void *app, service_t *svc)
         .trust = svc->trust,
         .max_sources_per_peer = (size_t)cfg_int(cfg, "MAX_SOURCES_PER_PEER"),
         .hello_rate = (unsigned)cfg_int(cfg, "HELLO_RATE_PER_PEER"),
-        .tap = c->ndevices || c->tunnel || c->poip ? s_tap : NULL,
+        .tap = c->ndevices || c->tunnel || c->poip || c->events ? s_tap : NULL,
         .tap_ctx = c,
+        .loss = c->events ? s_loss : NULL,
     };
     c->collector = collector_new(c->output, &opts, svc->metrics, s_reply, c);
     if (!c->collector) {
@@ -587,7 +635,13 @@ static int s_run(void *app)
         metrics_alive(c->svc->metrics);
         int64_t now = clock_mono_ms();
         int64_t wake = collector_next_deadline(c->collector, now);
-        long timeout = wake - now > S_WAKE_MAX_MS ? S_WAKE_MAX_MS : (long)(wake - now);
+        if (c->events) {
+            int64_t ew = events_next_deadline(c->events, now);
+            wake = ew < wake ? ew : wake;
+        }
+        long timeout = wake - now > S_WAKE_MAX_MS ? S_WAKE_MAX_MS
+                       : wake < now               ? 0
+                                                  : (long)(wake - now);
         zmq_pollitem_t *items = c->items;
         items[0] = (zmq_pollitem_t){c->sock, 0, ZMQ_POLLIN, 0};
         size_t na = service_pollitems(c->svc, items + 1, S_AUTH_ITEMS);
@@ -611,6 +665,8 @@ static int s_run(void *app)
             return 1;
         if (c->poip)
             poip_send(c->poip);
+        if (c->events)
+            events_poll(c->events, clock_mono_ms());
     }
     log_info("stopping: writing the %zu packets still in the merge",
              collector_queued_packets(c->collector));
@@ -623,6 +679,8 @@ static int s_run(void *app)
     }
     if (c->poip)
         poip_finish(c->poip, S_POIP_FINISH_MS);
+    if (c->events)
+        events_finish(c->events, S_EVENTS_FINISH_MS);
     if (output_files(c->output) == 0 && strcmp(output_path(c->output), OUTPUT_NONE) != 0)
         log_info("no source joined: %s was not created", output_name(c->output));
     return 0;
@@ -640,6 +698,7 @@ static void s_teardown(void *app)
         inject_destroy(&c->devices[i]);
     inject_destroy(&c->tunnel);
     poip_destroy(&c->poip);
+    events_destroy(&c->events);
     free(c->items);
 }
 

@@ -11,6 +11,8 @@
  *   - an IP flow has addr_len 4 (IPv4) or 16 (IPv6), a non-IP flow is all 0;
  *   - ports only with TCP, UDP, SCTP or UDP-Lite, and 0 without has_ports;
  *   - the hash is the same for the flow reversed;
+ *   - decode_packet gives decode_flow's flow, and an Ethernet header only
+ *     for Ethernet, with a VLAN id of 12 bits and none without a tag;
  *   - what a prefix shows holds for the whole packet: its family and
  *     addresses, its proto once known (IPv6 reports 0 while the extension
  *     headers are cut short), its ports. A decoder that accepted a header
@@ -77,6 +79,14 @@ static decode_flow_t s_decode(uint16_t linktype, const uint8_t *pkt, uint32_t ca
     if (!f.has_ports && (f.sport || f.dport))
         abort();
 
+    decode_flow_t g;
+    decode_eth_t e;
+    if (decode_packet(linktype, pkt, caplen, &g, &e) != ok || memcmp(&g, &f, sizeof g) != 0)
+        abort();
+    if ((e.present && (linktype != 1 || caplen < 14)) || e.vlan > 0x0fff ||
+        (!e.has_vlan && e.vlan) || (!e.present && (e.has_vlan || e.ethertype)))
+        abort();
+
     decode_flow_t r = f;
     memcpy(r.src, f.dst, sizeof r.src);
     memcpy(r.dst, f.src, sizeof r.dst);
@@ -99,6 +109,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     decode_flow_t whole = s_decode(linktype, pkt, caplen);
     decode_flow_t part = s_decode(linktype, pkt, cut);
+    decode_flow_t f;
+    decode_eth_t ew, ep;
+    decode_packet(linktype, pkt, caplen, &f, &ew);
+    decode_packet(linktype, pkt, cut, &f, &ep);
+    /* the prefix's Ethernet header, when it has one, is the whole's */
+    if (ep.present && (!ew.present || memcmp(ep.src, ew.src, 6) || memcmp(ep.dst, ew.dst, 6) ||
+                       (ep.has_vlan && (!ew.has_vlan || ep.vlan != ew.vlan))))
+        abort();
     if (part.family == DECODE_OTHER)
         return 0;
     if (whole.family != part.family || memcmp(whole.src, part.src, sizeof part.src) != 0 ||

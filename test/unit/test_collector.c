@@ -76,9 +76,11 @@ typedef struct {
 static tapped_t s_tapped[MAX_TAPPED];
 static size_t s_ntapped;
 
-static void s_on_tap(void *ctx, const char *source, uint16_t linktype, const wire_packet_t *pkt)
+static void s_on_tap(void *ctx, const char *source, const char *iface, uint16_t linktype,
+                     const wire_packet_t *pkt)
 {
     (void)ctx;
+    (void)iface;
     assert_true(s_ntapped < MAX_TAPPED);
     tapped_t *t = &s_tapped[s_ntapped++];
     snprintf(t->source, sizeof t->source, "%s", source);
