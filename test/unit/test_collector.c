@@ -95,6 +95,37 @@ static void s_on_tap(void *ctx, const char *source, const char *iface, uint16_t 
         t->acks_before += s_replies[i].msg.type == WIRE_ACK;
 }
 
+/* What the loss callback was told (EVENTS' tapmesh_loss) */
+#define MAX_LOSSES 64
+typedef struct {
+    char source[16], iface[16], reason[32];
+    uint64_t count;
+} loss_t;
+static loss_t s_losses[MAX_LOSSES];
+static size_t s_nlosses;
+
+static void s_on_loss(void *ctx, const char *source, const char *iface, const char *reason,
+                      uint64_t count)
+{
+    (void)ctx;
+    assert_true(s_nlosses < MAX_LOSSES);
+    loss_t *l = &s_losses[s_nlosses++];
+    snprintf(l->source, sizeof l->source, "%s", source);
+    snprintf(l->iface, sizeof l->iface, "%s", iface);
+    snprintf(l->reason, sizeof l->reason, "%s", reason);
+    l->count = count;
+}
+
+/* The sum of what the loss callback was told for `reason` of `source` */
+static uint64_t s_lost(const char *source, const char *reason)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < s_nlosses; i++)
+        if (strcmp(s_losses[i].source, source) == 0 && strcmp(s_losses[i].reason, reason) == 0)
+            n += s_losses[i].count;
+    return n;
+}
+
 typedef struct {
     char path[64];
     output_t *out;
@@ -110,6 +141,7 @@ static size_t s_per_peer;  /* its MAX_SOURCES_PER_PEER, when not 0 */
 static unsigned s_rate;    /* its HELLO_RATE_PER_PEER */
 static size_t s_max_src;   /* its MAX_SOURCES, when not 0 */
 static bool s_with_tap;    /* its tap is s_on_tap */
+static bool s_with_loss;   /* its loss callback is s_on_loss */
 /* The User-Id (CURVE key) of the connection messages come by; "" for none. */
 static const char *s_user = "";
 
@@ -139,6 +171,9 @@ static int s_setup_with(void **state, output_policy_t policy, int64_t window_ms)
                              .hello_rate = s_rate};
     if (s_with_tap)
         opts.tap = s_on_tap;
+    if (s_with_loss)
+        opts.loss = s_on_loss;
+    s_with_loss = false;
     s_with_tap = false;
     s_flush_ms = 0;
     s_max_src = 0;
@@ -576,6 +611,42 @@ static void test_stats_into_isb(void **state)
     assert_non_null(strstr(isb[0].comment, "1000 received, 7 dropped by the kernel, 2 dropped by "
                                            "the interface, 3 sent, 42 dead-lettered"));
     assert_non_null(strstr(isb[0].comment, "this file: 3 written"));
+}
+
+/* Losses as events: the growth of a source's STATS counts (kernel, interface,
+ * dead letters) per interface, each late packet, a refused HELLO. */
+static void test_losses_reported(void **state)
+{
+    s_nlosses = 0;
+    s_with_loss = true;
+    s_setup(state);
+    fixture_t *f = *state;
+    s_hello(f, "pa", "a", 1, 1);
+    s_stats_msg(f, "pa", "a", 1, 0, 5, 40); /* drop 5, ifdrop 2, dead 40 */
+    s_stats_msg(f, "pa", "a", 1, 0, 7, 42); /* grew by 2, 0, 2 */
+    s_stats_msg(f, "pa", "a", 1, 0, 7, 42); /* no growth: nothing */
+    assert_int_equal(s_lost("a", "kernel_drop"), 7);
+    assert_int_equal(s_lost("a", "if_drop"), 2);
+    assert_int_equal(s_lost("a", "dead_letter"), 42);
+    for (size_t i = 0; i < s_nlosses; i++) {
+        assert_string_equal(s_losses[i].iface, "eth0");
+        assert_true(s_losses[i].count > 0);
+    }
+    /* a late packet: written after a newer one the window forced out */
+    s_hello(f, "pb", "b", 1, 1);
+    uint64_t a0[] = {100, 200};
+    s_batch(f, "pa", "a", 1, 0, 200, a0, 2, 0);
+    s_pass(f, 0);
+    assert_int_equal(s_pass(f, 2000), 2); /* b silent past the window: forced */
+    uint64_t b0[] = {150};
+    s_batch(f, "pb", "b", 1, 0, 150, b0, 1, 2001);
+    s_pass(f, 2001);
+    s_pass(f, 4002);
+    assert_int_equal(s_lost("b", "late"), 1);
+    assert_int_equal(s_lost("a", "late"), 0);
+    /* a HELLO with another link type, refused */
+    s_hello(f, "pc", "c", 1, 101);
+    assert_int_equal(s_lost("c", "refused_linktype"), 1);
 }
 
 /* Two sources: packets are held until every live source's watermark
@@ -2097,6 +2168,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ack_after_write, s_setup, s_teardown),
         cmocka_unit_test_teardown(test_tap_in_output_order_before_ack, s_teardown),
         cmocka_unit_test_setup_teardown(test_stats_into_isb, s_setup, s_teardown),
+        cmocka_unit_test_teardown(test_losses_reported, s_teardown),
         cmocka_unit_test_setup_teardown(test_merge_by_watermark, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_end_and_window, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_duplicates, s_setup, s_teardown),
