@@ -8,7 +8,7 @@
 # the early flushes as the agent's metric counts them. With no collector
 # and RETRY_TIMEOUT_S=1: the dead letters are a dead_letter loss event (on
 # standard output, EVENTS_TO=-) whose count is the agent's dead-letter
-# metric.
+# metric. Bad EVENTS settings stop start-up.
 . "$(dirname "$0")/lib.sh"
 need tshark python3 curl ss
 
@@ -101,3 +101,12 @@ python3 "$check" losses "$WORK/a-dead.out" | awk '{print $1, $2, $3, $4}' | sort
 exec 3>&-
 expect_exit a-dead 20 1
 log "ok: dead letters are a dead_letter loss event of $dead packets, as the metric says"
+
+# ---- bad settings stop start-up, naming the setting
+start bad1 READ_FILE="$WORK/a.pcap" METRICS_ADDRPORT= EVENTS=json -- "$CAPTURE"
+expect_exit bad1 10 2
+has "EVENTS=json needs EVENTS_TO" <"$WORK/bad1.log"
+start bad2 READ_FILE="$WORK/a.pcap" METRICS_ADDRPORT= EVENTS=json EVENTS_TO=ftp://x -- "$CAPTURE"
+expect_exit bad2 10 2
+has "EVENTS_TO=ftp://x: expected" <"$WORK/bad2.log"
+log "ok: EVENTS without EVENTS_TO, and a bad EVENTS_TO, refused at start-up"
