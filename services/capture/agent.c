@@ -550,6 +550,13 @@ static void s_send_batches(agent_t *a, int64_t now)
 
 /* ---- dead letters ------------------------------------------------------ */
 
+/* `count` more packets lost for `reason`, to opts.loss. */
+static void s_loss(agent_t *a, const char *reason, uint64_t count)
+{
+    if (a->opts.loss && count)
+        a->opts.loss(a->opts.tap_ctx, a->node_id, a->iface.name, reason, count);
+}
+
 /* Moves the oldest held batch to the dead-letter file and forgets it. */
 static void s_dead_letter_oldest(agent_t *a)
 {
@@ -573,6 +580,7 @@ static void s_dead_letter_oldest(agent_t *a)
         a->stats.dead += b->packets;
         metrics_add(a->metrics, a->m.batches_dlq, 1);
         metrics_add(a->metrics, a->m.packets_dlq, b->packets);
+        s_loss(a, "dead_letter", b->packets);
     }
     s_resume_released(a, b->seq, false);
     outbox_release(a->outbox, b->seq);
@@ -960,6 +968,8 @@ static bool s_read_packets(agent_t *a, int64_t now, uint64_t *packets, uint64_t 
             s_end_of_input(a);
             return false;
         }
+        if (a->opts.tap)
+            a->opts.tap(a->opts.tap_ctx, a->node_id, a->iface.name, a->linktype, &w);
         if (a->resume)
             s_rebuilt(a);
         ++*packets;
@@ -1001,10 +1011,12 @@ static void s_stats(agent_t *a)
     if (st.dropped >= a->last_stats.dropped) {
         metrics_add(r, a->m.kernel_drops, st.dropped - a->last_stats.dropped);
         a->stats.drop += st.dropped - a->last_stats.dropped;
+        s_loss(a, "kernel_drop", st.dropped - a->last_stats.dropped);
     }
     if (st.ifdropped >= a->last_stats.ifdropped) {
         metrics_add(r, a->m.if_drops, st.ifdropped - a->last_stats.ifdropped);
         a->stats.ifdrop += st.ifdropped - a->last_stats.ifdropped;
+        s_loss(a, "if_drop", st.ifdropped - a->last_stats.ifdropped);
     }
     if (st.dropped > a->last_stats.dropped)
         log_warn("%s: the kernel dropped %" PRIu64 " packets (buffer full)", source_name(a->source),

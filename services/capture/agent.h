@@ -85,6 +85,19 @@ typedef struct {
      * carries it, and this host's OS, as the interface description's tags
      * (proto/wire-v2.md §3.1) for the output's if_filter and if_os. */
     const char *if_filter;
+    /* EVENTS (events.h), each NULL for none: `tap` sees every packet read
+     * as it goes into a batch, as it is sent (after DECAP and
+     * TSTAMP_SOURCE, cut to the wire's snaplen; not dead letters sent
+     * again, nor packets a continued epoch skips); `loss` the growth of
+     * what the agent lost: "kernel_drop" (ps_drop), "if_drop" (ps_ifdrop)
+     * and "dead_letter" (packets written to the dead-letter file).
+     * `source` is node_id, `iface` the interface HELLO names, `reason` a
+     * string literal. */
+    void (*tap)(void *tap_ctx, const char *source, const char *iface, uint16_t linktype,
+                const wire_packet_t *pkt);
+    void (*loss)(void *tap_ctx, const char *source, const char *iface, const char *reason,
+                 uint64_t count);
+    void *tap_ctx;
 } agent_opts_t;
 
 /* Takes the source (*source_p is set to NULL; NULL when replaying),

@@ -11,6 +11,7 @@
 #include "agent.h"
 #include "clock.h"
 #include "epoch.h"
+#include "events.h"
 #include "frames.h"
 #include "link.h"
 #include "log.h"
@@ -154,6 +155,7 @@ static const cfg_row_t s_rows[] = {
     {"HEARTBEAT_MS", CFG_INT, "50", 10, 60000, NULL, false,
      "While idle, a heartbeat with the watermark is sent this often: a quiet source holds "
      "the merge of the others' packets this long at most."},
+    EVENTS_ROWS,
 };
 
 static const cfg_item_t s_exit_status[] = {
@@ -259,6 +261,8 @@ static const cfg_page_t s_page = {
 
 /* The loop passes at least this often (GET /healthz watches it). */
 #define S_WAKE_MAX_MS 1000
+/* At exit, the event stream gets at most this long to send what it holds. */
+#define S_EVENTS_FINISH_MS 2000
 
 typedef struct {
     service_t *svc;
@@ -272,6 +276,7 @@ typedef struct {
     privs_user_t user;
     struct stat input; /* READ_FILE as it was opened (STATE_DIR), when input_known */
     bool input_known;
+    events_t *events; /* EVENTS, or NULL */
 } capture_t;
 
 /* ZeroMQ is done with a payload (its I/O thread, or this one when the send
@@ -624,6 +629,50 @@ static int s_open_replay(capture_t *c, agent_opts_t *o)
     return 0;
 }
 
+/* EVENTS (events.h): every packet sent and every loss, into the event
+ * stream. */
+static void s_tap(void *ctx, const char *source, const char *iface, uint16_t linktype,
+                  const wire_packet_t *pkt)
+{
+    capture_t *c = ctx;
+    events_packet(c->events, source, iface, linktype, pkt->ts_ns, pkt->caplen, pkt->origlen,
+                  pkt->data, clock_mono_ms());
+}
+
+static void s_loss(void *ctx, const char *source, const char *iface, const char *reason,
+                   uint64_t count)
+{
+    capture_t *c = ctx;
+    events_loss(c->events, source, iface, reason, count, clock_mono_ms());
+}
+
+/* EVENTS and the rest of EVENTS_ROWS; standard output is free (the agent
+ * writes no capture there), so EVENTS_TO=- is allowed. Sets o's tap.
+ * Returns 0, or 2 after a line on standard error names the setting. */
+static int s_setup_events(capture_t *c, agent_opts_t *o)
+{
+    cfg_t *cfg = c->svc->cfg;
+    char err[1024];
+    events_opts_t eo;
+    if (events_opts_read(cfg, &eo, err, sizeof err) < 0) {
+        fprintf(stderr, "tapmesh-capture: %s\n", err);
+        return 2;
+    }
+    if (!eo.format)
+        return 0;
+    c->events = events_new(&eo, c->svc->metrics, "capture", err, sizeof err);
+    if (!c->events) {
+        fprintf(stderr, "tapmesh-capture: %s\n", err);
+        return 2;
+    }
+    o->tap = s_tap;
+    o->loss = s_loss;
+    o->tap_ctx = c;
+    log_info("EVENTS=%s: an event per %s and per loss to %s", cfg_str(cfg, "EVENTS"),
+             eo.unique_s ? "flow and interval" : "packet", eo.to);
+    return 0;
+}
+
 static int s_setup(void *app, service_t *svc)
 {
     capture_t *c = app;
@@ -654,6 +703,8 @@ static int s_setup(void *app, service_t *svc)
                       .backoff_max_ms = 30000,
                       .retry_timeout_ms = cfg_int(cfg, "RETRY_TIMEOUT_S") * 1000,
                       .dlq_dir = dir};
+    if ((rc = s_setup_events(c, &o)) != 0)
+        return rc;
     source_t *source = NULL;
     char what[600];
     /* a new epoch unless a dead-letter replay or STATE_DIR gives one back */
@@ -749,11 +800,17 @@ static int s_run(void *app)
             stops = asked;
         }
         agent_step(a, now);
+        if (c->events)
+            events_poll(c->events, clock_mono_ms());
         if (agent_finished(a))
             break;
 
         metrics_alive(c->svc->metrics);
         int64_t wake = agent_next_wake(a, now);
+        if (c->events) {
+            int64_t ew = events_next_deadline(c->events, now);
+            wake = ew < wake ? ew : wake;
+        }
         long timeout = wake <= now                  ? 0
                        : wake - now > S_WAKE_MAX_MS ? S_WAKE_MAX_MS
                                                     : (long)(wake - now);
@@ -770,7 +827,10 @@ static int s_run(void *app)
      * without a connection, or when told to stop now, nothing is waited for */
     if (!link_up(c->link) || service_stop >= 2)
         zsock_set_linger(c->dealer, 0);
-    return agent_exit_status(a);
+    int status = agent_exit_status(a); /* its last kernel counters are losses too */
+    if (c->events)
+        events_finish(c->events, S_EVENTS_FINISH_MS);
+    return status;
 }
 
 static void s_teardown(void *app)
@@ -779,6 +839,7 @@ static void s_teardown(void *app)
     agent_destroy(&c->agent);
     link_destroy(&c->link);
     zsock_destroy(&c->dealer);
+    events_destroy(&c->events);
 }
 
 int main(int argc, char **argv)

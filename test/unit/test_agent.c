@@ -16,6 +16,7 @@
 #include "agent.h"
 #include "dlq.h"
 #include "metrics.h"
+#include "source-int.h"
 #include "source.h"
 #include "tmpdir.h"
 #include "sample.h"
@@ -1052,6 +1053,165 @@ static void test_no_connection_warning(void **state)
     assert_int_equal(metrics_value(f->metrics, up), 1);
 }
 
+/* ---- EVENTS: the tap and the losses ------------------------------------ */
+
+typedef struct {
+    size_t packets, bad; /* tapped; differing from the sample's next */
+    uint64_t losses[3];  /* kernel_drop, if_drop, dead_letter */
+    unsigned loss_calls;
+    char source[64], iface[64];
+} taps_t;
+
+static taps_t s_taps;
+
+static void s_on_tap(void *ctx, const char *source, const char *iface, uint16_t linktype,
+                     const wire_packet_t *pkt)
+{
+    taps_t *t = ctx;
+    snprintf(t->source, sizeof t->source, "%s", source);
+    snprintf(t->iface, sizeof t->iface, "%s", iface);
+    const sample_pkt_t *r = t->packets < s_nref ? &s_ref[t->packets] : NULL;
+    if (!r || linktype != 1 || pkt->ts_ns != r->ts || pkt->caplen != r->caplen ||
+        pkt->origlen != r->origlen || memcmp(pkt->data, r->data, r->caplen) != 0)
+        t->bad++;
+    t->packets++;
+}
+
+static void s_on_loss(void *ctx, const char *source, const char *iface, const char *reason,
+                      uint64_t count)
+{
+    taps_t *t = ctx;
+    assert_string_equal(source, "edge1");
+    snprintf(t->iface, sizeof t->iface, "%s", iface);
+    assert_true(count > 0);
+    int k = strcmp(reason, "kernel_drop") == 0 ? 0 : strcmp(reason, "if_drop") == 0 ? 1 : 2;
+    if (k == 2)
+        assert_string_equal(reason, "dead_letter");
+    t->losses[k] += count;
+    t->loss_calls++;
+}
+
+/* An agent reading the sample with the tap set. */
+static void s_tapped_agent(fixture_t *f)
+{
+    agent_destroy(&f->a);
+    memset(&s_taps, 0, sizeof s_taps);
+    char err[512];
+    source_t *src = source_file_open(SAMPLE, 0, "", err, sizeof err);
+    assert_non_null(src);
+    agent_opts_t o = s_opts;
+    o.tap = s_on_tap;
+    o.loss = s_on_loss;
+    o.tap_ctx = &s_taps;
+    f->a = agent_new(&src, &o, f->metrics, s_on_send, f);
+    assert_non_null(f->a);
+}
+
+/* Every packet read goes through the tap once, in order, as it is sent
+ * (time, lengths, bytes), named by the source and the interface HELLO
+ * names; batches that stay unacknowledged are one loss each,
+ * "dead_letter", their sum the dead-letter counter. */
+static void test_tap_and_dead_letter_losses(void **state)
+{
+    fixture_t *f = *state;
+    s_tapped_agent(f);
+    agent_start(f->a, 0);
+    agent_on_link(f->a, true, 0);
+    s_reply(f, WIRE_WELCOME, 0);
+    int64_t now = 0;
+    for (int round = 0; round < 200000 && !agent_finished(f->a); round++) {
+        size_t from = f->nsent;
+        agent_step(f->a, now);
+        for (size_t i = from; i < f->nsent; i++) /* odd batches are never acknowledged */
+            if (f->sent[i].msg.type == WIRE_BATCH && f->sent[i].msg.batch.seq % 2 == 0)
+                s_ack(f, f->sent[i].msg.batch.seq, now);
+        now = agent_next_wake(f->a, now);
+    }
+    assert_true(agent_finished(f->a));
+    assert_int_equal(s_taps.packets, s_nref);
+    assert_int_equal(s_taps.bad, 0);
+    assert_string_equal(s_taps.source, "edge1");
+    assert_string_equal(s_taps.iface, f->sent[0].msg.hello.ifaces[0].name);
+    metric_id_t dead =
+        metrics_counter(f->metrics, "tapmesh_capture_packets_dead_lettered_total", "", NULL);
+    metric_id_t batches =
+        metrics_counter(f->metrics, "tapmesh_capture_batches_dead_lettered_total", "", NULL);
+    assert_true(metrics_value(f->metrics, dead) > 0);
+    assert_int_equal(s_taps.losses[2], metrics_value(f->metrics, dead));
+    assert_int_equal(s_taps.loss_calls, metrics_value(f->metrics, batches));
+    assert_int_equal(s_taps.losses[0] + s_taps.losses[1], 0); /* a file has no kernel */
+}
+
+/* A live source of no packets whose kernel counters the test sets. */
+static source_stats_t s_fake_stats;
+
+static source_result_t s_fake_next(source_t *self, source_packet_t *pkt)
+{
+    (void)self;
+    (void)pkt;
+    return SOURCE_IDLE;
+}
+
+static int s_fake_stats_of(source_t *self, source_stats_t *st)
+{
+    (void)self;
+    *st = s_fake_stats;
+    return 0;
+}
+
+static const source_ops_t s_fake_ops = {.next = s_fake_next, .stats = s_fake_stats_of};
+
+/* Kernel and interface drops: their growth each time the counters are read
+ * (once a second, and at exit), as "kernel_drop" and "if_drop", summing to
+ * the metrics; counters that do not grow say nothing. */
+static void test_kernel_drop_losses(void **state)
+{
+    fixture_t *f = *state;
+    agent_destroy(&f->a);
+    memset(&s_taps, 0, sizeof s_taps);
+    memset(&s_fake_stats, 0, sizeof s_fake_stats);
+    source_t *src = source_new(&s_fake_ops, NULL);
+    assert_non_null(src);
+    src->pcap = pcap_open_dead(DLT_EN10MB, 65535);
+    snprintf(src->name, sizeof src->name, "eth7");
+    agent_opts_t o = s_opts;
+    o.live = true;
+    o.tap = s_on_tap;
+    o.loss = s_on_loss;
+    o.tap_ctx = &s_taps;
+    f->a = agent_new(&src, &o, f->metrics, s_on_send, f);
+    assert_non_null(f->a);
+    agent_start(f->a, 0);
+    agent_on_link(f->a, true, 0);
+    s_reply(f, WIRE_WELCOME, 0);
+    agent_step(f->a, 0);
+    s_fake_stats = (source_stats_t){.received = 100, .dropped = 5, .ifdropped = 2};
+    agent_step(f->a, 500); /* not read yet */
+    assert_int_equal(s_taps.loss_calls, 0);
+    agent_step(f->a, 1000);
+    assert_int_equal(s_taps.losses[0], 5);
+    assert_int_equal(s_taps.losses[1], 2);
+    assert_int_equal(s_taps.loss_calls, 2);
+    assert_string_equal(s_taps.iface, "eth7");
+    agent_step(f->a, 2000); /* no growth: nothing */
+    assert_int_equal(s_taps.loss_calls, 2);
+    s_fake_stats.dropped = 12;
+    agent_step(f->a, 3000);
+    assert_int_equal(s_taps.losses[0], 12);
+    assert_int_equal(s_taps.losses[1], 2);
+    s_fake_stats.ifdropped = 3;
+    agent_exit_status(f->a); /* the last counters, at exit */
+    assert_int_equal(s_taps.losses[1], 3);
+    metric_id_t kd =
+        metrics_counter(f->metrics, "tapmesh_capture_kernel_dropped_packets_total", "", NULL);
+    metric_id_t id =
+        metrics_counter(f->metrics, "tapmesh_capture_interface_dropped_packets_total", "", NULL);
+    assert_int_equal(metrics_value(f->metrics, kd), s_taps.losses[0]);
+    assert_int_equal(metrics_value(f->metrics, id), s_taps.losses[1]);
+    assert_int_equal(s_taps.packets, 0);
+    assert_int_equal(s_taps.losses[2], 0);
+}
+
 int main(void)
 {
     s_default_opts();
@@ -1074,6 +1234,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_live_reads_up_to_buffer_max, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_file_read_ahead_lifted_while_undelivered, s_setup,
                                         s_teardown),
+        cmocka_unit_test_setup_teardown(test_tap_and_dead_letter_losses, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_kernel_drop_losses, s_setup, s_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     sample_free(&s_ref, s_nref);
