@@ -560,6 +560,12 @@ static void s_progress(agent_t *a, wire_type_t type)
 static void s_send_batches(agent_t *a, int64_t now)
 {
     batch_t *b;
+    /* COMPRESS: the first batches wait for the answer to the first HELLO
+     * (FEATURES comes before the WELCOME), at most ACK_TIMEOUT_MS, so that
+     * a short run is not sent uncompressed within the window */
+    if (a->zc && a->hello_pending && !a->welcomed &&
+        now - a->hello_sent_ms < a->opts.ack_timeout_ms)
+        return;
     while ((b = outbox_next_send(a->outbox, now))) {
         s_header(a, WIRE_BATCH);
         a->out->batch.seq = b->seq;
