@@ -54,6 +54,7 @@ run() {
     cat "$WORK/input.pcapng" >&7
     wait_listening "$ma" 10
     wait_metric "$ma" tapmesh_capture_packets_total 3200 20
+    wait_metric "$m1" tapmesh_relay_packets_in_total 3200 20 # every batch is sent
     local end=$((SECONDS + 20))
     until metrics "$ma" >"$WORK/$name.agent" &&
         [ "$(value "$name.agent" tapmesh_capture_unacked_batches)" = 0 ] &&
