@@ -200,7 +200,7 @@ const char *wire_err_name(wire_err_t err)
 {
     static const char *const names[WIRE_ERR_COUNT_] = {
         "ok",   "truncated", "trailing", "signature", "version", "type",     "name",
-        "text", "range",     "caplen",   "framing",   "source",  "oversize",
+        "text", "range",     "caplen",   "framing",   "source",  "oversize", "zstd",
     };
     return err < WIRE_ERR_COUNT_ ? names[err] : "unknown";
 }
@@ -229,6 +229,9 @@ void wire_msg_init(wire_msg_t *m, wire_type_t type, const char *source, uint64_t
         break;
     case WIRE_STATS:
         m->stats.count = 0;
+        break;
+    case WIRE_FEATURES:
+        m->features.flags = 0;
         break;
     default:
         memset(&m->progress, 0, sizeof m->progress);
@@ -322,6 +325,28 @@ int wire_iface_tags_append(char *descr, const char *os, const char *filter)
     return ok ? 0 : -ENOSPC;
 }
 
+#define S_TAG_COMPRESS "; compress=zstd"
+
+bool wire_compress_tag_take(char *descr)
+{
+    size_t n = strlen(descr), tl = strlen(S_TAG_COMPRESS);
+    if (n < tl || strcmp(descr + n - tl, S_TAG_COMPRESS) != 0)
+        return false;
+    descr[n - tl] = '\0';
+    return true;
+}
+
+int wire_compress_tag_add(char *descr)
+{
+    size_t n = strlen(descr), tl = strlen(S_TAG_COMPRESS);
+    if (n >= tl && strcmp(descr + n - tl, S_TAG_COMPRESS) == 0)
+        return 0;
+    if (n + tl > WIRE_TEXT_MAX)
+        return -ENOSPC;
+    memcpy(descr + n, S_TAG_COMPRESS, tl + 1);
+    return 0;
+}
+
 /* §2: the frame header */
 static void s_header(s_rd_t *r, wire_type_t *type)
 {
@@ -344,7 +369,8 @@ wire_err_t wire_decode(const uint8_t *buf, size_t len, wire_msg_t *m)
     s_header(&r, &type);
     if (r.err)
         return r.err;
-    if (type < WIRE_HELLO || type > WIRE_STATS || type == WIRE_PACKETS)
+    if (type < WIRE_HELLO || type > WIRE_FEATURES || type == WIRE_PACKETS ||
+        type == WIRE_PACKETS_ZSTD)
         return WIRE_ERR_TYPE;
     m->type = type;
     s_label(&r, m->source, s_name_byte);
@@ -420,6 +446,9 @@ wire_err_t wire_decode(const uint8_t *buf, size_t len, wire_msg_t *m)
             e->dead = s_u64(&r);
             s_range(&r, s_stats_valid(e, i ? &m->stats.entries[i - 1] : NULL));
         }
+        break;
+    case WIRE_FEATURES: /* §3.8: unknown bits are kept, and ignored by their users */
+        m->features.flags = s_u32(&r);
         break;
     default:
         return WIRE_ERR_TYPE;
@@ -513,6 +542,9 @@ size_t wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
             s_put(&w, e->sent, 8);
             s_put(&w, e->dead, 8);
         }
+        break;
+    case WIRE_FEATURES:
+        s_put(&w, m->features.flags, 4);
         break;
     default:
         w.bad = true;

@@ -41,7 +41,14 @@ typedef enum {
     WIRE_END = 7,
     WIRE_PACKETS = 8, /* a payload frame (§4), never a command */
     WIRE_STATS = 9,
+    WIRE_PACKETS_ZSTD = 10, /* a compressed payload frame (§4.1), never a command */
+    WIRE_FEATURES = 11,
 } wire_type_t;
+
+/* FEATURES flags (§3.8) */
+#define WIRE_FEATURE_ZSTD 0x00000001u /* PACKETS_ZSTD payload frames are taken */
+/* A PACKETS_ZSTD frame's fixed part: the header and the uncompressed length. */
+#define WIRE_ZSTD_HDR (WIRE_FRAME_HDR + 4)
 
 /* STATS entry flags (§3.7) */
 #define WIRE_STATS_KERNEL 0x0001u /* recv, drop, ifdrop hold libpcap's counters */
@@ -68,6 +75,7 @@ typedef enum {
     WIRE_ERR_FRAMING,
     WIRE_ERR_SOURCE,
     WIRE_ERR_OVERSIZE,
+    WIRE_ERR_ZSTD,  /* a PACKETS_ZSTD frame zstd cannot turn into its declared length */
     WIRE_ERR_COUNT_ /* number of reasons */
 } wire_err_t;
 
@@ -137,6 +145,9 @@ typedef struct {
             uint8_t count;
             wire_stats_t entries[WIRE_IFACES_MAX];
         } stats;
+        struct {
+            uint32_t flags; /* WIRE_FEATURE_* */
+        } features;
     };
 } wire_msg_t;
 
@@ -224,6 +235,14 @@ void wire_iface_tags_split(const char *descr, char *plain, char *os, char *filte
  * Returns 0, or -ENOSPC when they do not fit (then the filter is left out,
  * and the OS too if it alone does not fit). */
 int wire_iface_tags_append(char *descr, const char *os, const char *filter);
+
+/* §3.1's source description tag "; compress=zstd" (always last): true
+ * when `descr` ends with it, which is then cut off. */
+bool wire_compress_tag_take(char *descr);
+
+/* Appends the tag to `descr` (WIRE_TEXT_MAX + 1 bytes) unless it is there.
+ * Returns 0, or -ENOSPC when it does not fit (descr unchanged). */
+int wire_compress_tag_add(char *descr);
 
 /* True when `text` is a valid name (§2). */
 bool wire_name_valid(const char *text);

@@ -7,7 +7,7 @@ set -eu
 
 packages="
   gcc make cmake pkg-config
-  libzmq3-dev libczmq-dev libpcap-dev libcjson-dev libmicrohttpd-dev libcurl4-openssl-dev libcmocka-dev
+  libzmq3-dev libczmq-dev libpcap-dev libcjson-dev libmicrohttpd-dev libcurl4-openssl-dev libzstd-dev libcmocka-dev
   tcpdump tshark wireshark-common tcpreplay prometheus curl iproute2 procps nftables
   man-db groff-base systemd python3-yaml jq docker-compose libcap2-bin tmux influxdb
 "

@@ -12,6 +12,7 @@
 #include "agent.h"
 
 #include "clock.h"
+#include "compress.h"
 #include "decode.h"
 #include "dlq.h"
 #include "log.h"
@@ -48,7 +49,7 @@ typedef struct {
     metric_id_t packets, bytes, truncated, size[3], batches_sent, batches_acked, batches_resent,
         batches_dlq, packets_dlq, dlq_failed, backpressure, unacked_bytes, unacked_batches, rtt,
         malformed, refused, acks_unknown, kernel_drops, if_drops, received, connected,
-        decap_dropped[DECAP_NREASONS], no_switch_ts;
+        decap_dropped[DECAP_NREASONS], no_switch_ts, zstd_in, zstd_out;
 } s_metrics_t;
 
 struct agent_t {
@@ -102,6 +103,13 @@ struct agent_t {
     wire_stats_t stats, stats_sent;
     bool stats_unsent; /* stats_sent says nothing (none yet, or a new WELCOME) */
     int64_t stats_sent_ms;
+    /* COMPRESS: the context, a buffer for one compressed batch (grown to
+     * the largest batch), and whether the collector said FEATURES (zstd)
+     * since the last HELLO */
+    compress_t *zc;
+    uint8_t *zbuf;
+    size_t zcap;
+    bool zstd_ok, zstd_told;
     s_metrics_t m;
 };
 
@@ -197,6 +205,17 @@ static void s_metrics_register(agent_t *a)
             "timestamp (TSTAMP_SOURCE): no ERSPAN III timestamp, no trailer or Arista 7280 "
             "header, or cut by the snaplen",
             NULL);
+    if (a->opts.compress_level > 0) {
+        m->zstd_in = metrics_counter(r, "tapmesh_capture_uncompressed_bytes_total",
+                                     "COMPRESS: payload bytes of the batches sent (resends "
+                                     "included), before compression",
+                                     NULL);
+        m->zstd_out = metrics_counter(r, "tapmesh_capture_compressed_bytes_total",
+                                      "COMPRESS: payload bytes of the same batches as sent "
+                                      "(compressed, or plain when the collector does not take "
+                                      "compressed batches or a batch would not get smaller)",
+                                      NULL);
+    }
 }
 
 /* DECAP: the interface announced carries the inner frames; its
@@ -318,6 +337,8 @@ agent_t *agent_new(source_t **source_p, const agent_opts_t *opts, metrics_t *met
     self->dlq = dlq_new(opts->dlq_dir, &id);
     if (!self->in || !self->out || !self->cmd || !self->outbox || !self->dlq)
         goto err;
+    if (opts->compress_level > 0 && !(self->zc = compress_new(opts->compress_level)))
+        goto err;
     if (self->resume && resume_mode(self->resume) == RESUME_CONTINUE) {
         /* go through the recorded batches again from the lowest one not
          * released: those released are skipped, the others built again */
@@ -359,6 +380,8 @@ void agent_destroy(agent_t **self_p)
     free(self->cmd);
     free(self->inner);
     free(self->unheadered);
+    compress_destroy(&self->zc);
+    free(self->zbuf);
     free(self);
     *self_p = NULL;
 }
@@ -470,7 +493,24 @@ static int s_send(agent_t *a, batch_t *batch)
     size_t len = wire_encode(a->out, a->cmd, WIRE_COMMAND_MAX);
     if (len == 0)
         return -EINVAL; /* a field breaks its rule: a programmer error */
-    return a->send(a->ctx, a->cmd, len, batch);
+    return a->send(a->ctx, a->cmd, len, batch, NULL, 0);
+}
+
+/* COMPRESS, once the collector takes it: `b` compressed into zbuf, or 0
+ * when it goes plain (no packets, it would not get smaller, no memory). */
+static size_t s_pack(agent_t *a, const batch_t *b)
+{
+    if (!a->zc || !a->zstd_ok || b->packets == 0)
+        return 0;
+    size_t need = compress_bound(b->len);
+    if (need > a->zcap) {
+        uint8_t *grown = realloc(a->zbuf, need);
+        if (!grown)
+            return 0;
+        a->zbuf = grown;
+        a->zcap = need;
+    }
+    return compress_pack(a->zc, b->buf, b->len, a->zbuf, a->zcap);
 }
 
 static void s_hello(agent_t *a, int64_t now)
@@ -478,6 +518,14 @@ static void s_hello(agent_t *a, int64_t now)
     s_header(a, WIRE_HELLO);
     wire_msg_t *m = a->out;
     snprintf(m->hello.description, sizeof m->hello.description, "%s", a->description);
+    /* §3.1, §3.8: ask whether compressed batches are taken; until the
+     * answer, batches go plain */
+    a->zstd_ok = false;
+    if (a->zc && wire_compress_tag_add(m->hello.description) < 0 && !a->zstd_told) {
+        a->zstd_told = true;
+        log_warn("COMPRESS: DESCRIPTION leaves no room for the compress=zstd tag in HELLO: "
+                 "batches go uncompressed");
+    }
     m->hello.iface_count = 1;
     m->hello.ifaces[0] = a->iface;
     /* what a collector meeting this source mid-stream need not wait for:
@@ -512,6 +560,12 @@ static void s_progress(agent_t *a, wire_type_t type)
 static void s_send_batches(agent_t *a, int64_t now)
 {
     batch_t *b;
+    /* COMPRESS: the first batches wait for the answer to the first HELLO
+     * (FEATURES comes before the WELCOME), at most ACK_TIMEOUT_MS, so that
+     * a short run is not sent uncompressed within the window */
+    if (a->zc && a->hello_pending && !a->welcomed &&
+        now - a->hello_sent_ms < a->opts.ack_timeout_ms)
+        return;
     while ((b = outbox_next_send(a->outbox, now))) {
         s_header(a, WIRE_BATCH);
         a->out->batch.seq = b->seq;
@@ -520,7 +574,19 @@ static void s_send_batches(agent_t *a, int64_t now)
         a->out->batch.packet_count = b->packets;
         a->out->batch.payload_len = (uint32_t)b->len;
         s_resume_batch(a, b);
-        int rc = s_send(a, b);
+        size_t packed = s_pack(a, b);
+        int rc;
+        if (packed)
+            a->out->batch.payload_len = (uint32_t)packed;
+        size_t clen = wire_encode(a->out, a->cmd, WIRE_COMMAND_MAX);
+        if (clen == 0)
+            rc = -EINVAL; /* a programmer error */
+        else
+            rc = a->send(a->ctx, a->cmd, clen, b, packed ? a->zbuf : NULL, packed);
+        if (rc == 0 && a->zc) {
+            metrics_add(a->metrics, a->m.zstd_in, b->len);
+            metrics_add(a->metrics, a->m.zstd_out, packed ? packed : b->len);
+        }
         if (rc == -EAGAIN) {
             metrics_add(a->metrics, a->m.backpressure, 1);
             return; /* the next hop's queue is full: keep it, try on the next pass */
@@ -666,6 +732,12 @@ void agent_on_message(agent_t *self, frames_t *in, int64_t now_ms)
                  self->opts.epoch);
         self->hello_pending = false;
         self->welcomed = true;
+        if (self->zc && !self->zstd_ok && !self->zstd_told) {
+            self->zstd_told = true;
+            log_warn("COMPRESS: the collector, or a relay on the way, does not take compressed "
+                     "batches (no FEATURES before its WELCOME): sending them uncompressed "
+                     "(upgrade the collector, then the relays)");
+        }
         self->stats_unsent = true; /* a collector that restarted knows none */
         if (self->rehello) {
             self->rehello = false;
@@ -674,6 +746,14 @@ void agent_on_message(agent_t *self, frames_t *in, int64_t now_ms)
         break;
     case WIRE_REFUSE:
         s_on_refuse(self, m, now_ms);
+        break;
+    case WIRE_FEATURES: /* §3.8: comes before the WELCOME of the HELLO it answers */
+        if (self->zc && (m->features.flags & WIRE_FEATURE_ZSTD)) {
+            if (!self->zstd_ok)
+                log_info("collector takes compressed batches: COMPRESS=zstd:%d in use",
+                         self->opts.compress_level);
+            self->zstd_ok = true;
+        }
         break;
     default:
         metrics_add(self->metrics, self->m.malformed, 1);

@@ -33,10 +33,14 @@ typedef struct agent_t agent_t;
  * payload may be kept without a copy by taking a loan (outbox_lend, once
  * per send) and giving it back (outbox_give_back, from any thread) when
  * done: the buffer stays intact until then, even once acknowledged.
+ * With `packed` (COMPRESS), the payload frame is instead those
+ * `packed_len` bytes, the batch compressed (proto §4.1): the callee's only
+ * during the call, so it copies them (no loan).
  * Returns 0, -EAGAIN when the next hop's queue is full (back-pressure: the
  * agent tries again on a later pass), or another negative errno; a loan
  * taken for a send that failed is given back before returning. */
-typedef int (*agent_send_fn)(void *ctx, const uint8_t *cmd, size_t len, batch_t *batch);
+typedef int (*agent_send_fn)(void *ctx, const uint8_t *cmd, size_t len, batch_t *batch,
+                             const uint8_t *packed, size_t packed_len);
 
 typedef struct {
     const char *node_id;     /* the source id */
@@ -98,6 +102,11 @@ typedef struct {
     void (*loss)(void *tap_ctx, const char *source, const char *iface, const char *reason,
                  uint64_t count);
     void *tap_ctx;
+    /* COMPRESS: the zstd level (compress.h), 0 for off. HELLO then asks
+     * for FEATURES (proto §3.1, §3.8); once the collector says it takes
+     * them, batches go compressed when that makes them smaller. What is
+     * held and dead-lettered stays uncompressed. */
+    int compress_level;
 } agent_opts_t;
 
 /* Takes the source (*source_p is set to NULL; NULL when replaying),

@@ -10,6 +10,7 @@
  */
 #include "agent.h"
 #include "clock.h"
+#include "compress.h"
 #include "epoch.h"
 #include "events.h"
 #include "frames.h"
@@ -109,6 +110,12 @@ static const cfg_row_t s_rows[] = {
      "`DEVICE`: also capture the agent's own connection to `RELAY_ENDPOINT` (by default the "
      "filter leaves it out, as rpcapd does, so that the agent does not capture what it "
      "sends). The filter in force is logged at start-up."},
+    {"COMPRESS", CFG_STR, "off", 0, 0, NULL, false,
+     "`zstd` or `zstd:LEVEL` (1..19; `zstd` is level 3): batches go to the next hop compressed "
+     "with zstd, once the collector says (an answer to HELLO, through every relay on the way) "
+     "that it takes them; until then, or with an older collector or relay, uncompressed. A "
+     "batch that would not get smaller goes uncompressed. Dead letters stay uncompressed. "
+     "`off`: never."},
     {"DESCRIPTION", CFG_TEXT, "", 0, 0, NULL, false,
      "Free text about this source, carried into the output's interface description: up to "
      "1024 bytes of UTF-8 without control characters (what the wire carries); anything else "
@@ -290,11 +297,16 @@ static void s_give_back(void *data, void *hint)
 /* The agent's send callback: the command frame, and the batch's payload
  * without a copy: ZeroMQ sends it from the batch's own buffer, on a loan
  * (outbox.h) given back once it is written out. */
-static int s_send(void *ctx, const uint8_t *cmd, size_t len, batch_t *batch)
+static int s_send(void *ctx, const uint8_t *cmd, size_t len, batch_t *batch, const uint8_t *packed,
+                  size_t packed_len)
 {
     capture_t *c = ctx;
     zmq_msg_t body;
-    if (batch) {
+    if (packed) { /* a compressed copy, small: copied, the batch stays held */
+        if (zmq_msg_init_size(&body, packed_len) < 0)
+            return -errno;
+        memcpy(zmq_msg_data(&body), packed, packed_len);
+    } else if (batch) {
         outbox_buf_t *loan = outbox_lend(batch);
         if (zmq_msg_init_data(&body, batch->buf, batch->len, s_give_back, loan) < 0) {
             int rc = -errno;
@@ -705,6 +717,11 @@ static int s_setup(void *app, service_t *svc)
                       .dlq_dir = dir};
     if ((rc = s_setup_events(c, &o)) != 0)
         return rc;
+    char why[160];
+    if (compress_parse(cfg_str(cfg, "COMPRESS"), &o.compress_level, why, sizeof why) < 0) {
+        fprintf(stderr, "tapmesh-capture: COMPRESS: %s\n", why);
+        return 2;
+    }
     source_t *source = NULL;
     char what[600];
     /* a new epoch unless a dead-letter replay or STATE_DIR gives one back */

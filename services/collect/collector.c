@@ -34,6 +34,7 @@
 
 #include "auth.h"
 #include "clock.h"
+#include "compress.h"
 #include "log.h"
 #include "merge.h"
 #include "peers.h"
@@ -177,8 +178,10 @@ struct collector_t {
         metric_id_t packets, bytes, batches, duplicates, late, queued_bytes, queued_packets,
             sources_live, acks, acks_failed, forced, dedup_given_up, output_bytes, output_files,
             missing, restored_skipped, refused_linktype, refused_conflict, refused_full,
-            expected_missing, identity, refused_peer_limit, refused_hello_rate;
+            expected_missing, identity, refused_peer_limit, refused_hello_rate, zstd_batches,
+            zstd_bytes, zstd_plain_bytes;
     } m;
+    compress_t *unpack; /* PACKETS_ZSTD frames (§4.1) */
 };
 
 static int s_commit(collector_t *self, int64_t now);
@@ -195,6 +198,14 @@ static void s_register(collector_t *self)
     metrics_t *r = self->metrics;
     self->m.packets =
         metrics_counter(r, "tapmesh_collect_packets_total", "Packets written to the output", NULL);
+    self->m.zstd_batches = metrics_counter(r, "tapmesh_collect_compressed_batches_total",
+                                           "Batches received compressed (COMPRESS=zstd)", NULL);
+    self->m.zstd_bytes =
+        metrics_counter(r, "tapmesh_collect_compressed_bytes_total",
+                        "Payload bytes of the batches received compressed, as received", NULL);
+    self->m.zstd_plain_bytes = metrics_counter(
+        r, "tapmesh_collect_uncompressed_bytes_total",
+        "Payload bytes of the batches received compressed, once decompressed", NULL);
     self->m.bytes = metrics_counter(r, "tapmesh_collect_bytes_total",
                                     "Packet data bytes (captured length) written", NULL);
     self->m.batches = metrics_counter(r, "tapmesh_collect_batches_total",
@@ -544,6 +555,13 @@ collector_t *collector_new(output_t *output, const collector_opts_t *opts, metri
     self->metrics = metrics;
     self->reply = reply;
     self->ctx = ctx;
+    self->unpack = compress_new(0);
+    if (!self->unpack) {
+        peers_destroy(&self->peers);
+        free(self->sources);
+        free(self);
+        return NULL;
+    }
     merge_init(&self->merge);
     s_register(self);
     if (output)
@@ -583,6 +601,7 @@ void collector_destroy(collector_t **self_p)
         output_on_closing(self->output, NULL, NULL);
     free(self->ifs);
     free(self->sources);
+    compress_destroy(&self->unpack);
     free(self->done);
     free(self->expect.ids);
     free(self->expect.joined);
@@ -781,6 +800,8 @@ static s_source_t *s_source_new(collector_t *self, const wire_msg_t *m, const ui
 
 static void s_on_hello(collector_t *self, const route_t *route, int64_t now)
 {
+    /* §3.1: the tag asks for FEATURES; it is not part of the description */
+    bool wants_zstd = wire_compress_tag_take(self->in.hello.description);
     const wire_msg_t *m = &self->in;
     s_source_t *s = s_find(self, m->source, m->epoch);
     if (s) {
@@ -852,6 +873,11 @@ static void s_on_hello(collector_t *self, const route_t *route, int64_t now)
     s->last_heard_ms = now;
     s->idle = false;
     s_settled(self, s, m->hello.settled);
+    if (wants_zstd) { /* §3.8: before the WELCOME, so that it is known by then */
+        wire_msg_init(&self->out, WIRE_FEATURES, s->id, s->epoch);
+        self->out.features.flags = WIRE_FEATURE_ZSTD;
+        s_reply(self, route);
+    }
     wire_msg_init(&self->out, WIRE_WELCOME, s->id, s->epoch);
     s_reply(self, route);
 }
@@ -1081,23 +1107,12 @@ static uint32_t s_restored_written(s_source_t *s, uint64_t seq, uint16_t part)
     return 0;
 }
 
-static void s_on_batch(collector_t *self, frames_t *in, const route_t *route, int64_t now)
+/* A BATCH whose payload frame (PACKETS, taken over) passed the framing
+ * and size checks. */
+static void s_on_packets(collector_t *self, zmq_msg_t *payload, const route_t *route, int64_t now)
 {
     const wire_msg_t *m = &self->in;
-    zmq_msg_t *payload = frames_payload(in);
-    if (!payload) {
-        s_reject(self, WIRE_ERR_FRAMING, "BATCH without its payload frame");
-        return;
-    }
     size_t plen = zmq_msg_size(payload);
-    if (plen != m->batch.payload_len) {
-        s_reject(self, WIRE_ERR_FRAMING, "payload_len is not the payload's size");
-        return;
-    }
-    if (plen > self->opts.max_batch_bytes) {
-        s_reject(self, WIRE_ERR_OVERSIZE, "larger than MAX_BATCH_MB");
-        return;
-    }
     s_source_t *s = s_known(self, route, now);
     if (!s)
         return;
@@ -1181,6 +1196,60 @@ static void s_on_batch(collector_t *self, frames_t *in, const route_t *route, in
         s_lane_refresh(self, s); /* a new head: the lane's key changed */
     if (main_lane)
         s_promise(self, s, promise_wm, promise_seq, false);
+}
+
+static void s_on_batch(collector_t *self, frames_t *in, const route_t *route, int64_t now)
+{
+    const wire_msg_t *m = &self->in;
+    zmq_msg_t *payload = frames_payload(in);
+    if (!payload) {
+        s_reject(self, WIRE_ERR_FRAMING, "BATCH without its payload frame");
+        return;
+    }
+    size_t plen = zmq_msg_size(payload);
+    if (plen != m->batch.payload_len) {
+        s_reject(self, WIRE_ERR_FRAMING, "payload_len is not the payload's size");
+        return;
+    }
+    const uint8_t *data = zmq_msg_data(payload);
+    if (!compress_is_packed(data, plen)) {
+        if (plen > self->opts.max_batch_bytes) {
+            s_reject(self, WIRE_ERR_OVERSIZE, "larger than MAX_BATCH_MB");
+            return;
+        }
+        s_on_packets(self, payload, route, now);
+        return;
+    }
+    /* §4.1: the declared length is bounded before a buffer is sized by it */
+    uint32_t declared;
+    wire_err_t err = compress_peek(data, plen, &declared);
+    if (err != WIRE_OK) {
+        s_reject(self, err, "in the compressed payload's header");
+        return;
+    }
+    if (declared > self->opts.max_batch_bytes) {
+        s_reject(self, WIRE_ERR_OVERSIZE, "larger than MAX_BATCH_MB once decompressed");
+        return;
+    }
+    if (!s_find(self, m->source, m->epoch)) {
+        s_known(self, route, now); /* refused before any work: HELLO first */
+        return;
+    }
+    zmq_msg_t plain;
+    if (zmq_msg_init_size(&plain, declared) < 0) {
+        log_error("out of memory decompressing a batch of %s", m->source);
+        return; /* not acknowledged: the source resends */
+    }
+    err = compress_unpack(self->unpack, data, plen, zmq_msg_data(&plain), declared);
+    if (err != WIRE_OK) {
+        s_reject(self, err, "in the compressed payload");
+    } else {
+        metrics_add(self->metrics, self->m.zstd_batches, 1);
+        metrics_add(self->metrics, self->m.zstd_bytes, plen);
+        metrics_add(self->metrics, self->m.zstd_plain_bytes, declared);
+        s_on_packets(self, &plain, route, now);
+    }
+    zmq_msg_close(&plain);
 }
 
 /* §3.7: the source's counters, kept per interface of the output for its

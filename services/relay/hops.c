@@ -21,6 +21,10 @@ static void s_register(hops_t *self, hop_t *h)
                                    "Batches forwarded, per next hop", labels);
     h->m.packets = metrics_counter(m, "tapmesh_relay_packets_out_total",
                                    "Packets forwarded, per next hop", labels);
+    h->m.bytes = metrics_counter(m, "tapmesh_relay_payload_bytes_out_total",
+                                 "Payload bytes forwarded (as sent: compressed or not), per next "
+                                 "hop",
+                                 labels);
     h->m.acks = metrics_counter(m, "tapmesh_relay_hop_acks_total",
                                 "Batch acknowledgements received, per next hop", labels);
     static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,

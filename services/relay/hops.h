@@ -25,8 +25,11 @@ typedef struct {
     bool connected;
     bool stalled;
     int64_t stalled_until_ms;
+    /* takes PACKETS_ZSTD frames: it said FEATURES (zstd); no longer once
+     * it WELCOMEs a HELLO that asked without saying so (proto §3.8) */
+    bool zstd;
     struct {
-        metric_id_t up, batches, packets, acks, latency, lost, send_failed;
+        metric_id_t up, batches, packets, acks, latency, lost, send_failed, bytes;
     } m;
 } hop_t;
 

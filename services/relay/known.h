@@ -28,6 +28,11 @@ typedef struct {
     uint32_t generation; /* changes when the slot is reused */
     uint64_t peer;       /* who announced it (frames_peer) */
     uint32_t pending;    /* its batches forwarded and not yet settled */
+    /* compression (proto §3.8): its own HELLO asked (FEATURES go back to
+     * it), the HELLO forwarded asked (ours or its own tag), and the next
+     * hops that said FEATURES (zstd) since */
+    bool asked_zstd, hello_zstd;
+    uint32_t zstd_hops;
 } known_t;
 
 /* Why known_add made no entry. */

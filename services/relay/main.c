@@ -7,6 +7,7 @@
  * does with messages is relay.c (routing, fan-out, acknowledgements).
  */
 #include "clock.h"
+#include "compress.h"
 #include "frames.h"
 #include "hops.h"
 #include "link.h"
@@ -39,6 +40,13 @@ static const cfg_row_t s_rows[] = {
     {"FILTER", CFG_STR, "", 0, 0, NULL, false,
      "BPF filter (tcpdump syntax): only matching packets are forwarded; the others count as "
      "delivered."},
+    {"COMPRESS", CFG_STR, "off", 0, 0, NULL, false,
+     "`zstd` or `zstd:LEVEL` (1..19; `zstd` is level 3), for every next hop: uncompressed "
+     "batches go on compressed with zstd to each next hop that says (an answer to HELLO) it "
+     "takes them; a batch that would not get smaller goes uncompressed. Batches that arrive "
+     "compressed pass through as they are whatever this says, unless `FILTER` or "
+     "`FANOUT=flowhash` needs their packets (they are then decompressed, and go on compressed "
+     "only with this set). `off`: the relay compresses nothing."},
     {"HOP_TIMEOUT_MS", CFG_INT, "10000", 100, 600000, NULL, false,
      "A next hop that has not acknowledged a batch for this long is passed over (failover) "
      "until it acknowledges again, reconnects, or 30 s have passed. Keep it above the "
@@ -199,6 +207,10 @@ static int s_setup(void *app, service_t *svc)
                       .trust = svc->trust,
                       .max_sources_per_peer = (size_t)cfg_int(c, "MAX_SOURCES_PER_PEER"),
                       .hello_rate = (unsigned)cfg_int(c, "HELLO_RATE_PER_PEER")};
+    if (compress_parse(cfg_str(c, "COMPRESS"), &o.compress_level, err, sizeof err) < 0) {
+        fprintf(stderr, "tapmesh-relay: COMPRESS: %s\n", err);
+        return 2;
+    }
     a->relay = relay_new(&o, svc->metrics, s_send, a, err, sizeof err);
     if (!a->relay) {
         fprintf(stderr, "tapmesh-relay: %s\n", err);
@@ -229,8 +241,10 @@ static int s_setup(void *app, service_t *svc)
     }
     a->down = zsock_resolve(a->router);
     const char *filter = cfg_str(c, "FILTER");
-    log_info("relay %s: sources on %s, %u next hop(s) (%s)%s%s", svc->node_id, bind, a->nhops,
-             cfg_str(c, "FANOUT"), *filter ? ", filter: " : "", filter);
+    log_info("relay %s: sources on %s, %u next hop(s) (%s)%s%s%s%s", svc->node_id, bind, a->nhops,
+             cfg_str(c, "FANOUT"), *filter ? ", filter: " : "", filter,
+             o.compress_level ? ", compress: " : "",
+             o.compress_level ? cfg_str(c, "COMPRESS") : "");
     return 0;
 }
 

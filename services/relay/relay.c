@@ -13,6 +13,7 @@
 
 #include "auth.h"
 #include "clock.h"
+#include "compress.h"
 #include "known.h"
 #include "log.h"
 #include "peers.h"
@@ -76,10 +77,17 @@ struct relay_t {
     wire_msg_t *in, *out;
     uint8_t *cmd;           /* out's encoding, WIRE_COMMAND_MAX */
     wire_ack_entry_t *done; /* acknowledgements settled by one ACK, WIRE_ACKS_MAX */
+    /* compression: the context (level 0: decompression only); a
+     * compressed batch decompressed for FILTER or flowhash; the payload
+     * being forwarded (key) compressed for the next hops that take it */
+    compress_t *zc;
+    uint8_t *plain, *zbuf, *zcmd;
+    size_t plain_cap, zcap, zlen;
+    uint64_t key, zkey; /* the payload being sent, and the one zbuf holds */
     struct {
         metric_id_t batches_in, packets_in, acks_routed, resends, filtered, pending, expired,
             dropped, unroutable, loops, unknown_acks, unknown_sources, identity, refused[4],
-            resend_requests;
+            resend_requests, bytes_in, unpacked, zstd_in, zstd_out;
     } m;
 };
 
@@ -129,6 +137,26 @@ static void s_register(relay_t *r)
         m, "tapmesh_relay_resend_requests_total",
         "Sources asked to send again at once what a broken connection to a next hop carried", NULL);
     rejects_init(&r->rejects, m, "tapmesh_relay_malformed_messages_total");
+    r->m.bytes_in = metrics_counter(m, "tapmesh_relay_payload_bytes_in_total",
+                                    "Payload bytes of the batches received (as received: "
+                                    "compressed or not)",
+                                    NULL);
+    r->m.unpacked = metrics_counter(m, "tapmesh_relay_decompressed_batches_total",
+                                    "Compressed batches decompressed because FILTER or "
+                                    "FANOUT=flowhash needs their packets (those that fail are "
+                                    "malformed, reason zstd)",
+                                    NULL);
+    if (r->opts.compress_level > 0) {
+        r->m.zstd_in = metrics_counter(m, "tapmesh_relay_uncompressed_bytes_total",
+                                       "COMPRESS: payload bytes of the uncompressed batches "
+                                       "sent to next hops that take compressed ones, before "
+                                       "compression",
+                                       NULL);
+        r->m.zstd_out = metrics_counter(m, "tapmesh_relay_compressed_bytes_total",
+                                        "COMPRESS: payload bytes of the same batches as sent "
+                                        "(plain when one would not get smaller)",
+                                        NULL);
+    }
     r->m.identity = metrics_counter(m, "tapmesh_relay_auth_failures_total", AUTH_FAILURES_HELP,
                                     "reason=\"identity\"");
     static const char *const reasons[] = {NULL, "peer_limit", "full",
@@ -176,7 +204,10 @@ relay_t *relay_new(const relay_opts_t *opts, metrics_t *metrics, relay_send_fn s
     r->out = malloc(sizeof *r->out);
     r->cmd = malloc(WIRE_COMMAND_MAX);
     r->done = malloc(WIRE_ACKS_MAX * sizeof *r->done);
-    if (!r->known || !r->pending || !r->in || !r->out || !r->cmd || !r->done) {
+    r->zc = compress_new(opts->compress_level);
+    r->zcmd = malloc(WIRE_COMMAND_MAX);
+    if (!r->known || !r->pending || !r->in || !r->out || !r->cmd || !r->done || !r->zc ||
+        !r->zcmd) {
         snprintf(err, errlen, "out of memory");
         goto err;
     }
@@ -207,6 +238,10 @@ void relay_destroy(relay_t **self_p)
     free(r->out);
     free(r->cmd);
     free(r->done);
+    compress_destroy(&r->zc);
+    free(r->plain);
+    free(r->zbuf);
+    free(r->zcmd);
     free(r);
     *self_p = NULL;
 }
@@ -246,17 +281,60 @@ static void s_send_down(relay_t *r, const route_t *route, size_t len)
         metrics_add(r->metrics, r->m.unroutable, 1);
 }
 
-/* Sends a command (+ a shared reference to `payload`) to hop i. Returns 0
- * or a negative errno. */
+/* Grows *buf to `need` bytes (never shrinks). */
+static bool s_room(uint8_t **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return true;
+    uint8_t *grown = realloc(*buf, need);
+    if (!grown)
+        return false;
+    *buf = grown;
+    *cap = need;
+    return true;
+}
+
+/* COMPRESS: the payload being sent (r->key) compressed into zbuf, once for
+ * all the hops that take it; false when it goes plain. */
+static bool s_packed(relay_t *r, zmq_msg_t *payload)
+{
+    if (r->zkey != r->key) {
+        size_t len = zmq_msg_size(payload);
+        r->zkey = r->key;
+        r->zlen = s_room(&r->zbuf, &r->zcap, compress_bound(len))
+                      ? compress_pack(r->zc, zmq_msg_data(payload), len, r->zbuf, r->zcap)
+                      : 0;
+    }
+    return r->zlen > 0;
+}
+
+/* Sends a command (+ a shared reference to `payload`) to hop i: the
+ * payload compressed instead (and the command with its length) when
+ * COMPRESS is on, hop i takes it, and it is not compressed already; `out`
+ * is then the batch. Returns 0 or a negative errno. */
 static int s_send_hop(relay_t *r, unsigned i, const route_t *route, const uint8_t *cmd, size_t len,
                       zmq_msg_t *payload, uint32_t packets)
 {
     hop_t *h = &r->hops.hop[i];
     zmq_msg_t copy;
-    if (payload) {
+    size_t plen = payload ? zmq_msg_size(payload) : 0;
+    bool pack = payload && r->opts.compress_level > 0 && h->zstd && packets > 0 &&
+                !compress_is_packed(zmq_msg_data(payload), plen);
+    bool packed = pack && s_packed(r, payload);
+    if (packed) {
+        uint32_t plain_len = r->out->batch.payload_len;
+        r->out->batch.payload_len = (uint32_t)r->zlen;
+        len = wire_encode(r->out, r->zcmd, WIRE_COMMAND_MAX);
+        r->out->batch.payload_len = plain_len;
+        cmd = r->zcmd;
+        if (len == 0 || zmq_msg_init_size(&copy, r->zlen) < 0)
+            return -ENOMEM;
+        memcpy(zmq_msg_data(&copy), r->zbuf, r->zlen);
+    } else if (payload) {
         zmq_msg_init(&copy);
         zmq_msg_copy(&copy, payload); /* a reference, not the bytes */
     }
+    size_t sent = payload ? zmq_msg_size(&copy) : 0;
     int rc = r->send(r->ctx, (int)i, route, cmd, len, payload ? &copy : NULL);
     if (payload)
         zmq_msg_close(&copy);
@@ -267,6 +345,11 @@ static int s_send_hop(relay_t *r, unsigned i, const route_t *route, const uint8_
     if (payload) {
         metrics_add(r->metrics, h->m.batches, 1);
         metrics_add(r->metrics, h->m.packets, packets);
+        metrics_add(r->metrics, h->m.bytes, sent);
+        if (pack) {
+            metrics_add(r->metrics, r->m.zstd_in, plen);
+            metrics_add(r->metrics, r->m.zstd_out, sent);
+        }
     }
     return 0;
 }
@@ -311,6 +394,7 @@ static zmq_msg_t *s_msg_from(zmq_msg_t *m, const uint8_t *buf, size_t len)
 static size_t s_one_output(relay_t *r, s_fwd_t *fw, zmq_msg_t *filtered, zmq_msg_t **msg,
                            uint32_t *count)
 {
+    r->key++; /* a payload to send: compressed at most once */
     if (!fw->split) {
         *msg = fw->payload;
         *count = r->out->batch.packet_count;
@@ -468,6 +552,7 @@ static bool s_flowhash_batch(relay_t *r, s_fwd_t *fw)
         uint32_t count;
         const uint8_t *buf = split_out(r->split, i, &plen, &count);
         size_t len = s_encode_part(r, (uint16_t)i, (uint16_t)fw->ways, count, plen);
+        r->key++;
         zmq_msg_t m;
         if (!len || !s_msg_from(&m, buf, plen))
             continue;
@@ -514,6 +599,7 @@ static void s_batch(relay_t *r, frames_t *in, known_t *k, int64_t now)
     }
     metrics_add(r->metrics, r->m.batches_in, 1);
     metrics_add(r->metrics, r->m.packets_in, m->batch.packet_count);
+    metrics_add(r->metrics, r->m.bytes_in, m->batch.payload_len);
     if (m->batch.hop_count >= WIRE_HOPS_MAX) {
         metrics_add(r->metrics, r->m.loops, 1);
         return;
@@ -529,8 +615,30 @@ static void s_batch(relay_t *r, frames_t *in, known_t *k, int64_t now)
         return;
     }
     bool split = r->split && m->batch.parts == 1; /* a split batch is not split again */
-    if (split && wire_packets_check(zmq_msg_data(payload), zmq_msg_size(payload),
-                                    m->batch.packet_count, k->nifaces, NULL, NULL) != WIRE_OK) {
+    const uint8_t *data = zmq_msg_data(payload);
+    size_t dlen = zmq_msg_size(payload);
+    if (split && compress_is_packed(data, dlen)) {
+        /* FILTER and flowhash need the packets: decompressed (§4.1) into
+         * the relay's buffer, the parts go on uncompressed (or packed
+         * again by COMPRESS) */
+        uint32_t n;
+        wire_err_t err = compress_peek(data, dlen, &n);
+        if (err == WIRE_OK && !s_room(&r->plain, &r->plain_cap, n)) {
+            log_error("out of memory decompressing a batch");
+            return; /* its source resends */
+        }
+        if (err == WIRE_OK)
+            err = compress_unpack(r->zc, data, dlen, r->plain, n);
+        if (err != WIRE_OK) {
+            s_malformed(r, in, err);
+            return;
+        }
+        metrics_add(r->metrics, r->m.unpacked, 1);
+        data = r->plain;
+        dlen = n;
+    }
+    if (split &&
+        wire_packets_check(data, dlen, m->batch.packet_count, k->nifaces, NULL, NULL) != WIRE_OK) {
         s_malformed(r, in, WIRE_ERR_CAPLEN);
         return;
     }
@@ -542,8 +650,7 @@ static void s_batch(relay_t *r, frames_t *in, known_t *k, int64_t now)
         metrics_add(r->metrics, r->m.resends, 1);
     unsigned ways = r->opts.fanout == RELAY_FLOWHASH && split ? r->hops.n : 1;
     if (split) {
-        if (split_batch(r->split, zmq_msg_data(payload), zmq_msg_size(payload),
-                        m->batch.packet_count, k->linktype, k->nifaces) < 0) {
+        if (split_batch(r->split, data, dlen, m->batch.packet_count, k->linktype, k->nifaces) < 0) {
             log_error("out of memory splitting a batch");
             return; /* its source resends */
         }
@@ -665,6 +772,22 @@ void relay_on_upstream(relay_t *self, frames_t *in, int64_t now_ms)
         k->nifaces = m->hello.iface_count;
         for (unsigned i = 0; i < k->nifaces; i++)
             k->linktype[i] = m->hello.ifaces[i].linktype;
+        /* §3.8: FEATURES go back to a source that asked; with COMPRESS,
+         * every HELLO asks, so that the relay learns which hops take it */
+        char *d = r->in->hello.description;
+        k->asked_zstd = wire_compress_tag_take(d);
+        k->hello_zstd = k->asked_zstd;
+        k->zstd_hops = 0;
+        if (r->opts.compress_level > 0 && !k->asked_zstd) {
+            if (wire_compress_tag_add(d) == 0) {
+                k->hello_zstd = true;
+                memcpy(r->out, r->in, sizeof *r->out);
+                len = s_encode(r);
+                cmd = r->cmd;
+                if (!len)
+                    return;
+            }
+        }
     }
     if (m->type == WIRE_BATCH)
         s_batch(r, in, k, now_ms);
@@ -755,9 +878,29 @@ void relay_on_downstream(relay_t *self, unsigned hop, frames_t *in, int64_t now_
         s_on_ack(r, in, hop, now_ms);
         return;
     }
-    if (r->in->type != WIRE_WELCOME && r->in->type != WIRE_REFUSE) {
+    if (r->in->type != WIRE_WELCOME && r->in->type != WIRE_REFUSE && r->in->type != WIRE_FEATURES) {
         s_malformed(r, in, WIRE_ERR_TYPE);
         return;
+    }
+    /* §3.8: which next hops take compressed batches; FEATURES only to a
+     * source that asked for them itself */
+    known_t *k = known_get(r->known, r->in->source, r->in->epoch);
+    hop_t *h = &r->hops.hop[hop];
+    if (r->in->type == WIRE_FEATURES) {
+        bool zstd = r->in->features.flags & WIRE_FEATURE_ZSTD;
+        if (zstd && !h->zstd && r->opts.compress_level > 0)
+            log_info("next hop %s takes compressed batches (COMPRESS)", h->endpoint);
+        h->zstd |= zstd;
+        if (k && zstd)
+            k->zstd_hops |= 1u << hop;
+        if (!k || !k->asked_zstd)
+            return;
+    } else if (r->in->type == WIRE_WELCOME && k && k->hello_zstd && !(k->zstd_hops & (1u << hop))) {
+        if (h->zstd && r->opts.compress_level > 0)
+            log_warn("next hop %s no longer takes compressed batches: sending them "
+                     "uncompressed (COMPRESS)",
+                     h->endpoint);
+        h->zstd = false;
     }
     route_t route;
     frames_route(in, &route);

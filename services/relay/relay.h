@@ -62,6 +62,12 @@ typedef struct {
      * sources refused are dropped, counted by reason. */
     size_t max_sources_per_peer;
     unsigned hello_rate;
+    /* COMPRESS, for every next hop: the zstd level (compress.h), 0 for off.
+     * HELLOs forwarded ask for FEATURES (proto §3.8); a next hop that says
+     * it takes compressed batches gets uncompressed ones compressed.
+     * Compressed batches pass through as they are, whatever this says,
+     * unless FILTER or flowhash needs their packets. */
+    int compress_level;
 } relay_opts_t;
 
 /* Registers the relay's metrics. Returns NULL with `err` naming FILTER
@@ -71,14 +77,16 @@ relay_t *relay_new(const relay_opts_t *opts, metrics_t *metrics, relay_send_fn s
 void relay_destroy(relay_t **self_p);
 
 /* A message from a source (or a relay before this one), as the ROUTER
- * received it. Its payload, when forwarded, is shared, not copied. With
+ * received it. Its payload, when forwarded, is shared, not copied (unless
+ * FILTER or flowhash take a compressed one apart, or COMPRESS packs a
+ * plain one for a next hop that takes it). With
  * opts->trust, a message for a source its direct peer's key (in->user_id)
  * may not speak for is dropped before anything is remembered of it, and
  * counted: tapmesh_relay_auth_failures_total{reason="identity"}. */
 void relay_on_upstream(relay_t *self, frames_t *in, int64_t now_ms);
 
-/* A message from next hop `hop` (ACK, WELCOME, REFUSE), as its DEALER
- * received it. */
+/* A message from next hop `hop` (ACK, WELCOME, REFUSE, FEATURES), as its
+ * DEALER received it. */
 void relay_on_downstream(relay_t *self, unsigned hop, frames_t *in, int64_t now_ms);
 
 /* The connection to next hop `hop` went up or down. */

@@ -98,9 +98,16 @@ TAKEN_PORTS=" "
 PORT=
 PORT_BAND=$(find "$here" -maxdepth 1 -name '*.sh' ! -name lib.sh | sort | grep -n "/$TEST_NAME\.sh\$" | cut -d: -f1 || true)
 PORT_BASE=$((20000 + (${PORT_BAND:-0} % 48) * 250))
+PORT_SPAN=250
+# a range of one's own on a shared machine: TAPMESH_PORTS=FIRST-LAST
+if [[ ${TAPMESH_PORTS:-} =~ ^([0-9]+)-([0-9]+)$ ]]; then
+    PORT_BASE=${BASH_REMATCH[1]}
+    PORT_SPAN=$((BASH_REMATCH[2] - BASH_REMATCH[1] + 1))
+fi
+export -n TAPMESH_PORTS
 pick_port() {
     for _ in $(seq 1 200); do
-        PORT=$((PORT_BASE + RANDOM % 250))
+        PORT=$((PORT_BASE + RANDOM % PORT_SPAN))
         case "$TAKEN_PORTS" in *" $PORT "*) continue ;; esac
         if ! ss -Htan 2>/dev/null | awk '{print $4}' | has ":$PORT\$"; then
             TAKEN_PORTS="$TAKEN_PORTS$PORT "

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "agent.h"
+#include "compress.h"
 #include "dlq.h"
 #include "metrics.h"
 #include "source-int.h"
@@ -68,11 +69,12 @@ typedef struct {
     bool lend;     /* keep each payload where the agent handed it over */
 } fixture_t;
 
-static int s_on_send(void *ctx, const uint8_t *cmd, size_t len, batch_t *batch)
+static int s_on_send(void *ctx, const uint8_t *cmd, size_t len, batch_t *batch,
+                     const uint8_t *packed, size_t packed_len)
 {
     fixture_t *f = ctx;
-    const uint8_t *payload = batch ? batch->buf : NULL;
-    size_t plen = batch ? batch->len : 0;
+    const uint8_t *payload = packed ? packed : batch ? batch->buf : NULL;
+    size_t plen = packed ? packed_len : batch ? batch->len : 0;
     if (f->fail_with)
         return f->fail_with;
     assert_true(f->nsent < MAX_SENT);
@@ -87,7 +89,7 @@ static int s_on_send(void *ctx, const uint8_t *cmd, size_t len, batch_t *batch)
     if (payload) {
         s->payload = malloc(plen);
         memcpy(s->payload, payload, plen);
-        if (f->lend) {
+        if (f->lend && !packed) {
             s->loan = outbox_lend(batch);
             s->lent = payload;
         }
@@ -96,11 +98,12 @@ static int s_on_send(void *ctx, const uint8_t *cmd, size_t len, batch_t *batch)
 }
 
 /* The same, for an agent speaking for another source (a replay). */
-static int s_on_send_any(void *ctx, const uint8_t *cmd, size_t len, batch_t *batch)
+static int s_on_send_any(void *ctx, const uint8_t *cmd, size_t len, batch_t *batch,
+                         const uint8_t *packed, size_t packed_len)
 {
     fixture_t *f = ctx;
-    const uint8_t *payload = batch ? batch->buf : NULL;
-    size_t plen = batch ? batch->len : 0;
+    const uint8_t *payload = packed ? packed : batch ? batch->buf : NULL;
+    size_t plen = packed ? packed_len : batch ? batch->len : 0;
     assert_true(f->nsent < MAX_SENT);
     sent_t *s = &f->sent[f->nsent++];
     assert_int_equal(wire_decode(cmd, len, &s->msg), WIRE_OK);
@@ -238,11 +241,23 @@ static size_t s_batch_seqs(const fixture_t *f, size_t from, uint64_t *seqs, size
     return n;
 }
 
-/* The packets of a sent BATCH are the sample's, from index *next on. */
-static void s_check_batch(const sent_t *s, size_t *next)
+/* The packets of a sent BATCH are the sample's, from index *next on. A
+ * compressed one (COMPRESS) is decompressed first, in place. */
+static void s_check_batch(sent_t *s, size_t *next)
 {
     assert_int_equal(s->msg.type, WIRE_BATCH);
     assert_int_equal(s->plen, s->msg.batch.payload_len);
+    if (compress_is_packed(s->payload, s->plen)) {
+        uint32_t n;
+        assert_int_equal(compress_peek(s->payload, s->plen, &n), WIRE_OK);
+        uint8_t *plain = malloc(n);
+        compress_t *c = compress_new(0);
+        assert_int_equal(compress_unpack(c, s->payload, s->plen, plain, n), WIRE_OK);
+        compress_destroy(&c);
+        free(s->payload);
+        s->payload = plain;
+        s->plen = n;
+    }
     assert_int_equal(
         wire_packets_check(s->payload, s->plen, s->msg.batch.packet_count, 1, NULL, NULL), WIRE_OK);
     size_t off = 0;
@@ -261,6 +276,98 @@ static void s_check_batch(const sent_t *s, size_t *next)
 }
 
 /* ---- tests ------------------------------------------------------------- */
+
+static size_t s_packed(const fixture_t *f, size_t from, size_t *plain)
+{
+    size_t n = 0;
+    *plain = 0;
+    for (size_t i = from; i < f->nsent; i++)
+        if (f->sent[i].msg.type == WIRE_BATCH) {
+            bool z = compress_is_packed(f->sent[i].payload, f->sent[i].plen);
+            n += z;
+            *plain += !z;
+        }
+    return n;
+}
+
+static int s_setup_zstd(void **state)
+{
+    s_opts.compress_level = 3;
+    s_opts.batch_bytes = 4096; /* the sample's headers compress; its payloads do not */
+    return s_setup(state);
+}
+
+/* COMPRESS: HELLO carries the tag; batches go plain until FEATURES (zstd)
+ * comes, then compressed (each decompresses to the sample's packets, in
+ * order); a HELLO again (REFUSE code 1) goes back to plain until the next
+ * FEATURES; a WELCOME without FEATURES leaves them plain. The metrics
+ * count the bytes before and after. */
+static void test_compress(void **state)
+{
+    fixture_t *f = *state;
+    agent_start(f->a, 0);
+    agent_on_link(f->a, true, 0);
+    assert_string_equal(f->sent[0].msg.hello.description, "unit test; compress=zstd");
+    s_reply(f, WIRE_WELCOME, 0);
+    agent_step(f->a, 0); /* 4 batches: no FEATURES yet */
+    size_t plain, zipped = s_packed(f, 0, &plain);
+    assert_int_equal(zipped, 0);
+    assert_int_equal(plain, 4);
+    for (uint64_t seq = 0; seq < 4; seq++)
+        s_ack(f, seq, 1);
+    /* the collector's answer to a HELLO again: FEATURES, then WELCOME */
+    s_refuse(f, WIRE_REFUSE_UNKNOWN_SOURCE, 2);
+    assert_int_equal(f->sent[f->nsent - 1].msg.type, WIRE_HELLO);
+    wire_msg_init(&s_m, WIRE_FEATURES, "edge1", EPOCH);
+    s_m.features.flags = WIRE_FEATURE_ZSTD | 0x80000000u; /* a bit to come: ignored */
+    s_deliver(f, &s_m, 2);
+    s_reply(f, WIRE_WELCOME, 2);
+    size_t from = f->nsent;
+    int64_t now = 3;
+    for (int round = 0; round < 200 && !agent_finished(f->a); round++, now++) {
+        size_t at = f->nsent;
+        agent_step(f->a, now);
+        for (size_t i = at; i < f->nsent; i++)
+            if (f->sent[i].msg.type == WIRE_BATCH)
+                s_ack(f, f->sent[i].msg.batch.seq, now);
+        if (f->nsent - from > 20)
+            break;
+    }
+    zipped = s_packed(f, from, &plain);
+    assert_true(zipped >= 10);
+    size_t next = 0;
+    for (size_t i = 0; i < f->nsent; i++)
+        if (f->sent[i].msg.type == WIRE_BATCH)
+            s_check_batch(&f->sent[i], &next);
+    /* the metrics: before > after, both over every batch sent */
+    char *text = metrics_render(f->metrics, NULL);
+    unsigned long long in = 0, out = 0;
+    const char *p = strstr(text, "\ntapmesh_capture_uncompressed_bytes_total ");
+    assert_non_null(p);
+    in = strtoull(p + strlen("\ntapmesh_capture_uncompressed_bytes_total "), NULL, 10);
+    p = strstr(text, "\ntapmesh_capture_compressed_bytes_total ");
+    assert_non_null(p);
+    out = strtoull(p + strlen("\ntapmesh_capture_compressed_bytes_total "), NULL, 10);
+    free(text);
+    /* every batch sent, as sent (payload_len) and as it was before */
+    unsigned long long sent = 0, before = 0;
+    for (size_t i = 0; i < f->nsent; i++)
+        if (f->sent[i].msg.type == WIRE_BATCH) {
+            sent += f->sent[i].msg.batch.payload_len;
+            before += f->sent[i].plen; /* decompressed by s_check_batch */
+        }
+    assert_int_equal(out, sent);
+    assert_int_equal(in, before);
+    assert_true(out < in);
+    /* HELLO again without FEATURES this time: plain again */
+    s_refuse(f, WIRE_REFUSE_UNKNOWN_SOURCE, now);
+    s_reply(f, WIRE_WELCOME, now);
+    from = f->nsent;
+    agent_step(f->a, now + 1);
+    zipped = s_packed(f, from, &plain);
+    assert_int_equal(zipped, 0);
+    assert_true(plain > 0);
+}
 
 /* HELLO first, describing the file; again after ACK_TIMEOUT_MS without a
  * WELCOME, not before. */
@@ -880,7 +987,7 @@ static void test_resume_after_crash(void **state)
                                                      : s_first_send(f, a_end, f->nsent, seq);
         if (!b)
             break;
-        s_check_batch(b, &next);
+        s_check_batch((sent_t *)b, &next);
     }
     assert_int_equal(next, s_nref);
     agent_destroy(&f->a);
@@ -1218,6 +1325,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_hello_and_retry, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_window_and_content, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_compress, s_setup_zstd, s_teardown),
         cmocka_unit_test_setup_teardown(test_resend_backoff, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_dead_letter_after_retry_timeout, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_refused_linktype, s_setup, s_teardown),

@@ -21,6 +21,7 @@
 
 #include "clock.h"
 #include "collector.h"
+#include "compress.h"
 #include "journal.h"
 #include "merge.h"
 #include "metrics.h"
@@ -813,6 +814,144 @@ static void test_malformed(void **state)
         strstr(text, "tapmesh_collect_malformed_messages_total{reason=\"framing\"} 3\n"));
     assert_non_null(strstr(text, "tapmesh_collect_packets_total 4\n"));
     free(text);
+}
+
+static void s_assert_metric(fixture_t *f, const char *sample);
+
+/* Sends the batch s_batch built last (s_m, s_payload) again with its
+ * payload as `frame` (len bytes), as seq `seq`. */
+static void s_batch_as(fixture_t *f, const char *peer, uint64_t seq, const uint8_t *frame,
+                       size_t len)
+{
+    s_m.batch.seq = seq;
+    s_m.batch.payload_len = (uint32_t)len;
+    size_t n = wire_encode(&s_m, s_cmd, sizeof s_cmd);
+    assert_true(n > 0);
+    s_deliver(f, peer, s_cmd, n, frame, len, 0);
+}
+
+/* §3.8 and §4.1: a HELLO with "; compress=zstd" gets FEATURES (zstd)
+ * before its WELCOME, and the tag is not in the output's description; a
+ * compressed batch is written as its plain self and acknowledged; a frame
+ * that lies about its length, or that zstd cannot read, or that declares
+ * more than the bound is dropped and counted, never written. */
+static void test_compressed_batch(void **state)
+{
+    fixture_t *f = *state;
+    memset(&s_m, 0, sizeof s_m);
+    s_m.type = WIRE_HELLO;
+    snprintf(s_m.source, sizeof s_m.source, "z");
+    s_m.epoch = 5;
+    snprintf(s_m.hello.description, sizeof s_m.hello.description, "edge; compress=zstd");
+    s_m.hello.iface_count = 1;
+    s_m.hello.ifaces[0].linktype = 1;
+    s_m.hello.ifaces[0].snaplen = 65535;
+    snprintf(s_m.hello.ifaces[0].name, sizeof s_m.hello.ifaces[0].name, "eth0");
+    size_t len = wire_encode(&s_m, s_cmd, sizeof s_cmd);
+    s_deliver(f, "pz", s_cmd, len, NULL, 0, 0);
+    assert_int_equal(s_nreplies, 2);
+    assert_int_equal(s_replies[0].msg.type, WIRE_FEATURES);
+    assert_int_equal(s_replies[0].msg.features.flags, WIRE_FEATURE_ZSTD);
+    assert_string_equal(s_replies[0].msg.source, "z");
+    assert_int_equal(s_replies[0].msg.epoch, 5);
+    assert_int_equal(s_replies[1].msg.type, WIRE_WELCOME);
+    /* a HELLO without the tag: WELCOME alone */
+    s_hello(f, "pz", "plain", 6, 1);
+    assert_int_equal(s_nreplies, 3);
+    assert_int_equal(s_replies[2].msg.type, WIRE_WELCOME);
+    s_progress(f, "pz", WIRE_END, "plain", 6, 0, 0, 0); /* holds nothing back */
+
+    compress_t *c = compress_new(3);
+    static uint8_t packed[1 << 17];
+    uint64_t ts[40];
+    for (size_t i = 0; i < 40; i++)
+        ts[i] = 1000 + i;
+    /* seq 0 plain, to learn the bytes; then the same packets compressed */
+    s_batch(f, "pz", "z", 5, 0, 1039, ts, 40, 0);
+    size_t plain_len = s_payload_len;
+    size_t n = compress_pack(c, s_payload, plain_len, packed, sizeof packed);
+    assert_true(n > 0 && n < plain_len);
+    for (size_t i = 0; i < 40; i++)
+        ts[i] = 2000 + i;
+    s_batch(f, "pz", "z", 5, 1, 1039, ts, 40, 100000); /* builds seq 1 ... */
+    /* (delivered plain as seq 1; now seq 2 compressed with the same packets
+     * at later times, so the output says which arrived) */
+    for (size_t i = 0; i < 40; i++)
+        ts[i] = 3000 + i;
+    size_t off;
+    wire_packets_begin(s_payload, sizeof s_payload, &off);
+    for (size_t i = 0; i < 40; i++) {
+        uint8_t data[100];
+        for (size_t j = 0; j < sizeof data; j++)
+            data[j] = (uint8_t)(ts[i] + j);
+        wire_packet_t p = {.ts_ns = ts[i], .caplen = 60 + (uint32_t)(ts[i] % 40), .data = data};
+        p.origlen = p.caplen + 4;
+        assert_true(wire_packets_put(s_payload, sizeof s_payload, &off, &p));
+    }
+    n = compress_pack(c, s_payload, off, packed, sizeof packed);
+    assert_true(n > 0 && n < off);
+    s_m.batch.watermark = 3039;
+    s_batch_as(f, "pz", 2, packed, n);
+    assert_true(s_pass(f, 0) >= 40);
+    while (s_pass(f, 0) > 0)
+        ;
+    uint64_t out[200];
+    size_t got = s_read_output(f, out, 200); /* checks every byte as s_batch made it */
+    assert_int_equal(got, 120);
+    assert_int_equal(out[80], 3000);
+    assert_int_equal(out[119], 3039);
+    bool acked2 = false;
+    for (size_t i = 0; i < s_nreplies; i++)
+        if (s_replies[i].msg.type == WIRE_ACK)
+            for (unsigned e = 0; e < s_replies[i].msg.ack.count; e++)
+                acked2 |= s_replies[i].msg.ack.entries[e].seq == 2;
+    assert_true(acked2);
+    s_assert_metric(f, "tapmesh_collect_compressed_batches_total 1\n");
+    char want[128];
+    snprintf(want, sizeof want, "tapmesh_collect_compressed_bytes_total %zu\n", n);
+    s_assert_metric(f, want);
+    snprintf(want, sizeof want, "tapmesh_collect_uncompressed_bytes_total %zu\n", off);
+    s_assert_metric(f, want);
+
+    /* bad frames: nothing written, nothing acknowledged, each counted */
+    size_t replies = s_nreplies;
+    uint8_t bad[sizeof packed];
+    memcpy(bad, packed, n);
+    bad[4] = 0x04, bad[5] = 0, bad[6] = 0, bad[7] = 1; /* 64 MiB + 1 declared */
+    s_batch_as(f, "pz", 3, bad, n);
+    memcpy(bad, packed, n);
+    bad[7] ^= 1; /* a length that is not the content's */
+    s_batch_as(f, "pz", 3, bad, n);
+    memcpy(bad, packed, n);
+    memset(bad + 8, 0xee, 8); /* no zstd frame */
+    s_batch_as(f, "pz", 3, bad, n);
+    s_batch_as(f, "pz", 3, packed, 7); /* cut in its header */
+    /* a zstd frame that holds a frame of another type than PACKETS */
+    static uint8_t nested[1 << 17];
+    s_payload[3] = WIRE_PACKETS_ZSTD;
+    size_t nn = compress_pack(c, s_payload, off, nested, sizeof nested);
+    s_payload[3] = WIRE_PACKETS;
+    assert_true(nn > 0);
+    s_batch_as(f, "pz", 3, nested, nn);
+    assert_int_equal(s_pass(f, 0), 0);
+    assert_int_equal(s_nreplies, replies);
+    s_assert_metric(f, "tapmesh_collect_malformed_messages_total{reason=\"range\"} 1\n");
+    s_assert_metric(f, "tapmesh_collect_malformed_messages_total{reason=\"zstd\"} 2\n");
+    s_assert_metric(f, "tapmesh_collect_malformed_messages_total{reason=\"truncated\"} 1\n");
+    s_assert_metric(f, "tapmesh_collect_malformed_messages_total{reason=\"type\"} 1\n");
+    assert_int_equal(s_read_output(f, out, 200), 120);
+    /* the output's IDBs: the tag is in neither */
+    char names[4][WIRE_NAME_MAX * 2 + 2];
+    size_t epbs;
+    assert_int_equal(s_idb_names(f->path, names, 4, &epbs), 2);
+    assert_int_equal(epbs, 120);
+    FILE *fp = fopen(f->path, "rb");
+    static char file[1 << 20];
+    size_t flen = fread(file, 1, sizeof file, fp);
+    fclose(fp);
+    for (size_t i = 0; i + 9 <= flen; i++)
+        assert_false(memcmp(file + i, "compress=", 9) == 0);
+    compress_destroy(&c);
 }
 
 /* A source silent for SOURCE_IDLE_S no longer holds the merge back; when
@@ -2176,6 +2315,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_linktype_first, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_linktype_mixed, s_setup_mixed, s_teardown),
         cmocka_unit_test_setup_teardown(test_malformed, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_compressed_batch, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_idle_source_released, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_gap_holds_watermark, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_flush_ms_coalesces, s_setup_flush, s_teardown),

@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "compress.h"
 #include "metrics.h"
 #include "relay.h"
 #include "sample.h"
@@ -721,6 +722,208 @@ static void test_bad_input(void **state)
     assert_int_equal(type, 2);
 }
 
+/* ---- compression (proto §3.8, §4.1) ------------------------------------------ */
+
+static uint8_t s_packed_buf[1 << 20];
+
+/* HELLO of edge1, asking for FEATURES when `zstd`. */
+static void s_hello_zstd(fixture_t *f, bool zstd, int64_t now)
+{
+    wire_msg_init(&s_m, WIRE_HELLO, "edge1", EPOCH);
+    snprintf(s_m.hello.description, sizeof s_m.hello.description, "%s",
+             zstd ? "test; compress=zstd" : "test");
+    s_m.hello.iface_count = 1;
+    s_m.hello.ifaces[0] = (wire_iface_t){.linktype = 1, .snaplen = 262144, .name = "eth0"};
+    s_up(f, &s_m, NULL, 0, now);
+}
+
+static void s_features_from(fixture_t *f, unsigned hop, int64_t now)
+{
+    wire_msg_init(&s_m, WIRE_FEATURES, "edge1", EPOCH);
+    s_m.features.flags = WIRE_FEATURE_ZSTD;
+    s_down(f, hop, &s_m, now);
+}
+
+/* BATCH seq with sample packets [from, from + n), compressed; returns the
+ * compressed frame's length (its bytes in s_packed_buf). */
+static size_t s_batch_zstd(fixture_t *f, uint64_t seq, size_t from, size_t n, int64_t now)
+{
+    size_t plen = s_make_payload(from, n);
+    compress_t *c = compress_new(3);
+    size_t zlen = compress_pack(c, s_payload, plen, s_packed_buf, sizeof s_packed_buf);
+    compress_destroy(&c);
+    assert_true(zlen > 0);
+    wire_msg_init(&s_m, WIRE_BATCH, "edge1", EPOCH);
+    s_m.batch.seq = seq;
+    s_m.batch.watermark = s_ref[from + n - 1].ts;
+    s_m.batch.packet_count = (uint32_t)n;
+    s_m.batch.payload_len = (uint32_t)zlen;
+    s_up(f, &s_m, s_packed_buf, zlen, now);
+    return zlen;
+}
+
+/* A sent payload decompressed in place (when it is compressed). */
+static bool s_unpack_sent(sent_t *s)
+{
+    if (!compress_is_packed(s->payload, s->plen))
+        return false;
+    assert_int_equal(s->msg.batch.payload_len, s->plen);
+    uint32_t n;
+    assert_int_equal(compress_peek(s->payload, s->plen, &n), WIRE_OK);
+    uint8_t *plain = malloc(n);
+    compress_t *c = compress_new(0);
+    assert_int_equal(compress_unpack(c, s->payload, s->plen, plain, n), WIRE_OK);
+    compress_destroy(&c);
+    free(s->payload);
+    s->payload = plain;
+    s->plen = n;
+    s->msg.batch.payload_len = n;
+    return true;
+}
+
+/* Without FILTER or flowhash a compressed batch goes on byte for byte
+ * (never decompressed); the HELLO's tag goes on too, and FEATURES come back
+ * to the source that asked, not to one that did not. */
+static void test_compressed_pass_through(void **state)
+{
+    fixture_t *f = *state;
+    s_hello_zstd(f, true, 0);
+    const sent_t *h = s_only(f, 0, 0, WIRE_HELLO);
+    assert_string_equal(h->msg.hello.description, "test; compress=zstd");
+    size_t mark = f->nsent;
+    s_features_from(f, 0, 1);
+    const sent_t *feat = s_only(f, mark, RELAY_DOWN, WIRE_FEATURES);
+    assert_string_equal(feat->route, PEER);
+    assert_int_equal(feat->msg.features.flags, WIRE_FEATURE_ZSTD);
+    mark = f->nsent;
+    size_t zlen = s_batch_zstd(f, 0, 0, 20, 2);
+    const sent_t *b = s_only(f, mark, 0, WIRE_BATCH);
+    assert_int_equal(b->plen, zlen);
+    assert_int_equal(b->msg.batch.payload_len, zlen);
+    assert_int_equal(b->msg.batch.packet_count, 20);
+    assert_memory_equal(b->payload, s_packed_buf, zlen);
+    assert_int_equal(s_metric(f, "tapmesh_relay_payload_bytes_in_total", NULL), zlen);
+    assert_int_equal(
+        s_metric(f, "tapmesh_relay_payload_bytes_out_total", "hop=\"tcp://hop-a:5710\""), zlen);
+    assert_int_equal(s_metric(f, "tapmesh_relay_decompressed_batches_total", NULL), 0);
+    /* a source that did not ask gets no FEATURES */
+    s_hello_zstd(f, false, 3);
+    mark = f->nsent;
+    s_features_from(f, 0, 4);
+    assert_int_equal(s_count(f, mark, RELAY_DOWN, WIRE_FEATURES), 0);
+}
+
+static int s_setup_filter(void **state)
+{
+    s_opts.filter = "tcp";
+    return s_setup(state);
+}
+
+/* With FILTER, a compressed batch is decompressed and filtered: what goes
+ * on (uncompressed) is exactly the packets libpcap's filter keeps; a
+ * corrupt one is dropped and counted (reason zstd), not forwarded. */
+static void test_compressed_filtered(void **state)
+{
+    fixture_t *f = *state;
+    s_hello_zstd(f, true, 0);
+    size_t mark = f->nsent;
+    s_batch_zstd(f, 0, 0, 50, 1);
+    sent_t *b = (sent_t *)s_only(f, mark, 0, WIRE_BATCH);
+    assert_false(s_unpack_sent(b)); /* goes on uncompressed: no COMPRESS here */
+    /* the packets tcpdump's "tcp" keeps, in order */
+    pcap_t *dead =
+        pcap_open_dead_with_tstamp_precision(DLT_EN10MB, 262144, PCAP_TSTAMP_PRECISION_NANO);
+    struct bpf_program prog;
+    assert_int_equal(pcap_compile(dead, &prog, "tcp", 1, PCAP_NETMASK_UNKNOWN), 0);
+    size_t off = 0, kept = 0;
+    wire_packet_t p;
+    for (size_t i = 0; i < 50; i++) {
+        struct pcap_pkthdr hdr = {.caplen = s_ref[i].caplen, .len = s_ref[i].origlen};
+        if (!pcap_offline_filter(&prog, &hdr, s_ref[i].data))
+            continue;
+        assert_true(wire_packets_next(b->payload, b->plen, &off, &p));
+        assert_int_equal(p.ts_ns, s_ref[i].ts);
+        assert_int_equal(p.caplen, s_ref[i].caplen);
+        assert_memory_equal(p.data, s_ref[i].data, p.caplen);
+        kept++;
+    }
+    assert_false(wire_packets_next(b->payload, b->plen, &off, &p));
+    pcap_freecode(&prog);
+    pcap_close(dead);
+    assert_true(kept > 0 && kept < 50);
+    assert_int_equal(b->msg.batch.packet_count, kept);
+    assert_int_equal(s_metric(f, "tapmesh_relay_decompressed_batches_total", NULL), 1);
+    assert_int_equal(s_metric(f, "tapmesh_relay_filtered_packets_total", NULL), 50 - kept);
+    /* corrupt: the zstd frame's bytes, then a declared length past the bound */
+    mark = f->nsent;
+    size_t zlen = s_batch_zstd(f, 1, 0, 50, 2);
+    for (size_t i = 8; i < 24; i++)
+        s_packed_buf[i] = 0xee;
+    s_m.batch.seq = 2;
+    s_up(f, &s_m, s_packed_buf, zlen, 3);
+    s_batch_zstd(f, 3, 0, 50, 2);
+    s_packed_buf[4] = 0x10;
+    s_m.batch.seq = 4;
+    s_up(f, &s_m, s_packed_buf, zlen, 3);
+    assert_int_equal(s_count(f, mark, 0, WIRE_BATCH), 2); /* seq 1 and 3 */
+    assert_int_equal(s_metric(f, "tapmesh_relay_malformed_messages_total", "reason=\"zstd\""), 1);
+    assert_int_equal(s_metric(f, "tapmesh_relay_malformed_messages_total", "reason=\"range\""), 1);
+}
+
+static int s_setup_compress(void **state)
+{
+    s_opts.compress_level = 3;
+    return s_setup(state);
+}
+
+/* COMPRESS: every HELLO forwarded asks (the relay adds the tag); a hop
+ * that says FEATURES gets plain batches compressed (the source, which did
+ * not ask, does not see FEATURES), one that WELCOMEs a HELLO without them
+ * gets them plain; a batch compressed already goes as it is. */
+static void test_relay_compresses(void **state)
+{
+    fixture_t *f = *state;
+    s_hello_zstd(f, false, 0);
+    const sent_t *h = s_only(f, 0, 0, WIRE_HELLO);
+    assert_string_equal(h->msg.hello.description, "test; compress=zstd");
+    /* before any FEATURES: plain */
+    size_t mark = f->nsent;
+    s_batch(f, 0, 0, 1, 0, 20, 1);
+    sent_t *b = (sent_t *)s_only(f, mark, 0, WIRE_BATCH);
+    assert_false(s_unpack_sent(b));
+    mark = f->nsent;
+    s_features_from(f, 0, 2);
+    wire_msg_init(&s_m, WIRE_WELCOME, "edge1", EPOCH);
+    s_down(f, 0, &s_m, 2);
+    assert_int_equal(s_count(f, mark, RELAY_DOWN, WIRE_FEATURES), 0);
+    assert_int_equal(s_count(f, mark, RELAY_DOWN, WIRE_WELCOME), 1);
+    mark = f->nsent;
+    s_batch(f, 1, 0, 1, 20, 20, 3);
+    b = (sent_t *)s_only(f, mark, 0, WIRE_BATCH);
+    size_t sent_len = b->plen;
+    assert_true(s_unpack_sent(b));
+    assert_true(sent_len < b->plen);
+    s_check_forwarded(b, 1, 20, 20);
+    assert_int_equal(s_metric(f, "tapmesh_relay_uncompressed_bytes_total", NULL), b->plen);
+    assert_int_equal(s_metric(f, "tapmesh_relay_compressed_bytes_total", NULL), sent_len);
+    /* a batch compressed upstream: as it is */
+    mark = f->nsent;
+    size_t zlen = s_batch_zstd(f, 2, 40, 20, 4);
+    b = (sent_t *)s_only(f, mark, 0, WIRE_BATCH);
+    assert_int_equal(b->plen, zlen);
+    assert_memory_equal(b->payload, s_packed_buf, zlen);
+    /* the hop is replaced by one that does not take them: HELLO, WELCOME
+     * without FEATURES, and batches go plain again */
+    s_hello_zstd(f, false, 5);
+    wire_msg_init(&s_m, WIRE_WELCOME, "edge1", EPOCH);
+    s_down(f, 0, &s_m, 5);
+    mark = f->nsent;
+    s_batch(f, 3, 0, 1, 60, 20, 6);
+    b = (sent_t *)s_only(f, mark, 0, WIRE_BATCH);
+    assert_false(s_unpack_sent(b));
+    s_check_forwarded(b, 3, 60, 20);
+}
+
 /* ---- sources bound to keys -------------------------------------------------- */
 
 static char s_key_edge1[41], s_key_other[41], s_key_relay[41], s_key_stranger[41];
@@ -957,6 +1160,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failover_stall, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_failover_no_hop_and_unknown_acks, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_replies_routed_back, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_compressed_pass_through, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_compressed_filtered, s_setup_filter, s_teardown),
+        cmocka_unit_test_setup_teardown(test_relay_compresses, s_setup_compress, s_teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_all_hops, s_setup_duplicate, s_teardown),
         cmocka_unit_test_setup_teardown(test_stats_failover, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_stats_duplicate, s_setup_duplicate, s_teardown),

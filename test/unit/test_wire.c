@@ -183,6 +183,9 @@ static void s_ref(s_bw_t *w, const wire_msg_t *m)
             s_u64(w, e->dead);
         }
         break;
+    case WIRE_FEATURES: /* §3.8 */
+        s_u32(w, m->features.flags);
+        break;
     default:
         break;
     }
@@ -428,6 +431,9 @@ static void s_assert_msg_equal(const wire_msg_t *a, const wire_msg_t *b)
             assert_int_equal(x->sent, y->sent);
             assert_int_equal(x->dead, y->dead);
         }
+        break;
+    case WIRE_FEATURES:
+        assert_int_equal(a->features.flags, b->features.flags);
         break;
     default:
         fail_msg("unexpected type %d", (int)a->type);
@@ -706,7 +712,7 @@ static void test_bad_header(void **state)
 static void test_unknown_type(void **state)
 {
     (void)state;
-    static const uint8_t types[] = {0, WIRE_PACKETS, 10, 11, 0x7f, 0x80, 255};
+    static const uint8_t types[] = {0, WIRE_PACKETS, WIRE_PACKETS_ZSTD, 12, 0x7f, 0x80, 255};
     for (size_t i = 0; i < sizeof types; i++) {
         /* a body that would be a valid WELCOME */
         s_make_welcome(&s_m);
@@ -1114,7 +1120,7 @@ static void test_encode_refuses_invalid(void **state)
 {
     (void)state;
     /* header and common fields */
-    static const int types[] = {0, WIRE_PACKETS, 9, 255};
+    static const int types[] = {0, WIRE_PACKETS, 9, WIRE_PACKETS_ZSTD, 12, 255};
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
         s_make_welcome(&s_m);
         s_m.type = (wire_type_t)types[i];
@@ -1688,6 +1694,7 @@ static void test_err_name(void **state)
         [WIRE_ERR_FRAMING] = "framing",
         [WIRE_ERR_SOURCE] = "source",
         [WIRE_ERR_OVERSIZE] = "oversize",
+        [WIRE_ERR_ZSTD] = "zstd",
     };
     for (int i = 0; i < WIRE_ERR_COUNT_; i++) {
         assert_non_null(want[i]);
@@ -1745,6 +1752,58 @@ static void test_round_trip_stats(void **state)
     assert_int_equal(s_enc[3], 9);
     assert_memory_equal(s_enc + len - sizeof want_tail, want_tail, sizeof want_tail);
     s_all_prefixes_truncated(s_enc, len, 1);
+}
+
+/* ---- FEATURES (§3.8) and the compress tag (§3.1) ---------------------- */
+
+static void test_features(void **state)
+{
+    (void)state;
+    s_base(&s_m, WIRE_FEATURES);
+    s_m.features.flags = WIRE_FEATURE_ZSTD;
+    s_round_trip(&s_m);
+    size_t len = wire_encode(&s_m, s_enc, S_BW_CAP);
+    assert_int_equal(len, 4 + 1 + 13 + 8 + 4);
+    assert_int_equal(s_enc[3], 11);
+    static const uint8_t flags[] = {0, 0, 0, 1};
+    assert_memory_equal(s_enc + len - 4, flags, 4);
+    s_all_prefixes_truncated(s_enc, len, 1);
+    /* bits not known yet are kept (a receiver ignores them) */
+    s_m.features.flags = 0xffffffffu;
+    s_round_trip(&s_m);
+    /* a byte more */
+    s_ref(&s_w, &s_m);
+    s_w.buf[s_w.len++] = 0;
+    S_DECODE_IS(WIRE_ERR_TRAILING);
+    /* wire_msg_init leaves nothing of an earlier use */
+    wire_msg_init(&s_m, WIRE_FEATURES, "a", 1);
+    assert_int_equal(s_m.features.flags, 0);
+}
+
+static void test_compress_tag(void **state)
+{
+    (void)state;
+    char d[WIRE_TEXT_MAX + 1] = "edge host";
+    assert_false(wire_compress_tag_take(d));
+    assert_int_equal(wire_compress_tag_add(d), 0);
+    assert_string_equal(d, "edge host; compress=zstd");
+    assert_int_equal(wire_compress_tag_add(d), 0); /* once */
+    assert_string_equal(d, "edge host; compress=zstd");
+    assert_true(wire_compress_tag_take(d));
+    assert_string_equal(d, "edge host");
+    /* only at the end */
+    snprintf(d, sizeof d, "; compress=zstd and more");
+    assert_false(wire_compress_tag_take(d));
+    /* no room: unchanged */
+    memset(d, 'x', WIRE_TEXT_MAX - 3);
+    d[WIRE_TEXT_MAX - 3] = '\0';
+    assert_int_equal(wire_compress_tag_add(d), -ENOSPC);
+    assert_int_equal(strlen(d), WIRE_TEXT_MAX - 3);
+    d[0] = '\0';
+    assert_int_equal(wire_compress_tag_add(d), 0);
+    assert_string_equal(d, "; compress=zstd");
+    assert_true(wire_compress_tag_take(d));
+    assert_string_equal(d, "");
 }
 
 static void test_stats_malformed(void **state)
@@ -1904,6 +1963,8 @@ int main(void)
         cmocka_unit_test(test_round_trip_ack),
         cmocka_unit_test(test_round_trip_progress),
         cmocka_unit_test(test_round_trip_stats),
+        cmocka_unit_test(test_features),
+        cmocka_unit_test(test_compress_tag),
         cmocka_unit_test(test_stats_malformed),
         cmocka_unit_test(test_iface_tags),
         cmocka_unit_test(test_golden_bytes),
