@@ -189,6 +189,15 @@ rc=0
 out=$(env -i METRICS_ADDRPORT="127.0.0.1:$PORT" bash "$hcheck") || rc=$?
 [ "$rc" = 1 ] && [[ "$out" == *"nothing listens"* ]] || fail "nothing listening: $rc '$out'"
 kill -STOP "${PIDS[collect]}"
+# stopped, every thread (the HTTP server's too), before the probe
+for i in $(seq 1 100); do
+    stopped=1
+    for t in /proc/"${PIDS[collect]}"/task/*/stat; do
+        [ "$(awk '{print $3}' "$t" 2>/dev/null)" = T ] || stopped=0
+    done
+    [ "$stopped" = 1 ] && break
+    sleep 0.02
+done
 rc=0
 SECONDS_BEFORE=$SECONDS
 out=$(env -i HEALTHCHECK_TIMEOUT_S=1 METRICS_ADDRPORT="127.0.0.1:$mport" bash "$hcheck") || rc=$?
