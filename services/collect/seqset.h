@@ -46,6 +46,17 @@ int seqset_remove(seqset_t *self, uint64_t seq);
 /* Numbers below `limit` missing from the set (gaps). */
 uint64_t seqset_missing_below(const seqset_t *self, uint64_t limit);
 
+/* Members in [lo, hi). */
+uint64_t seqset_count_in(const seqset_t *self, uint64_t lo, uint64_t hi);
+
+/* The first run of numbers in [from, limit) missing from the set: true and
+ * [*lo, *hi) when there is one, false otherwise. */
+bool seqset_next_gap(const seqset_t *self, uint64_t from, uint64_t limit, uint64_t *lo,
+                     uint64_t *hi);
+
+/* The largest p such that every number below p is in `a` or in `b`. */
+uint64_t seqset_prefix_union(const seqset_t *a, const seqset_t *b);
+
 /* One past the largest member, 0 when empty. */
 uint64_t seqset_end(const seqset_t *self);
 
