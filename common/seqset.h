@@ -1,6 +1,8 @@
 /*
- * seqset — the set of batch sequence numbers a collector has taken from one
- * (source, epoch), kept as sorted disjoint ranges [lo, hi). In the normal
+ * seqset — a set of batch sequence numbers kept as sorted disjoint ranges
+ * [lo, hi): those a collector has taken from one (source, epoch), those a
+ * source said it dead-lettered (DEAD, §3.9; the agent's own record too).
+ * For the batches taken, in the normal
  * case it is one range [0, n); a hole is a batch not (yet) received while
  * later ones were (a gap), which a resend usually fills.
  *
