@@ -191,6 +191,16 @@ uint64_t seqset_end(const seqset_t *self)
     return self->n ? self->r[self->n - 1].hi : 0;
 }
 
+uint64_t seqset_drop_first(seqset_t *self)
+{
+    if (!self->n)
+        return 0;
+    uint64_t n = self->r[0].hi - self->r[0].lo;
+    memmove(&self->r[0], &self->r[1], (self->n - 1) * sizeof *self->r);
+    self->n--;
+    return n;
+}
+
 uint64_t seqset_count_in(const seqset_t *self, uint64_t lo, uint64_t hi)
 {
     uint64_t have = 0;

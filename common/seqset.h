@@ -48,6 +48,10 @@ int seqset_remove(seqset_t *self, uint64_t seq);
 /* Numbers below `limit` missing from the set (gaps). */
 uint64_t seqset_missing_below(const seqset_t *self, uint64_t limit);
 
+/* Removes the lowest range; returns how many numbers it held (0 when the
+ * set is empty). */
+uint64_t seqset_drop_first(seqset_t *self);
+
 /* Members in [lo, hi). */
 uint64_t seqset_count_in(const seqset_t *self, uint64_t lo, uint64_t hi);
 
