@@ -233,6 +233,9 @@ void wire_msg_init(wire_msg_t *m, wire_type_t type, const char *source, uint64_t
     case WIRE_FEATURES:
         m->features.flags = 0;
         break;
+    case WIRE_DEAD:
+        m->dead.count = 0;
+        break;
     default:
         memset(&m->progress, 0, sizeof m->progress);
         break;
@@ -271,6 +274,12 @@ static bool s_stats_valid(const wire_stats_t *e, const wire_stats_t *prev)
     if (e->flags & ~WIRE_STATS_KERNEL)
         return false;
     return (e->flags & WIRE_STATS_KERNEL) || (e->recv == 0 && e->drop == 0 && e->ifdrop == 0);
+}
+
+/* §3.9: a range is not empty and lies above the one before it, apart */
+static bool s_dead_valid(const wire_range_t *e, const wire_range_t *prev)
+{
+    return e->lo < e->hi && (!prev || e->lo > prev->hi);
 }
 
 #define S_TAG_OS "; if_os="
@@ -369,8 +378,7 @@ wire_err_t wire_decode(const uint8_t *buf, size_t len, wire_msg_t *m)
     s_header(&r, &type);
     if (r.err)
         return r.err;
-    if (type < WIRE_HELLO || type > WIRE_FEATURES || type == WIRE_PACKETS ||
-        type == WIRE_PACKETS_ZSTD)
+    if (type < WIRE_HELLO || type > WIRE_DEAD || type == WIRE_PACKETS || type == WIRE_PACKETS_ZSTD)
         return WIRE_ERR_TYPE;
     m->type = type;
     s_label(&r, m->source, s_name_byte);
@@ -449,6 +457,16 @@ wire_err_t wire_decode(const uint8_t *buf, size_t len, wire_msg_t *m)
         break;
     case WIRE_FEATURES: /* §3.8: unknown bits are kept, and ignored by their users */
         m->features.flags = s_u32(&r);
+        break;
+    case WIRE_DEAD: /* §3.9 */
+        m->dead.count = s_u16(&r);
+        s_range(&r, m->dead.count >= 1 && m->dead.count <= WIRE_DEAD_MAX);
+        for (unsigned i = 0; !r.err && i < m->dead.count; i++) {
+            wire_range_t *e = &m->dead.ranges[i];
+            e->lo = s_u64(&r);
+            e->hi = s_u64(&r);
+            s_range(&r, s_dead_valid(e, i ? &m->dead.ranges[i - 1] : NULL));
+        }
         break;
     default:
         return WIRE_ERR_TYPE;
@@ -545,6 +563,18 @@ size_t wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
         break;
     case WIRE_FEATURES:
         s_put(&w, m->features.flags, 4);
+        break;
+    case WIRE_DEAD:
+        if (m->dead.count < 1 || m->dead.count > WIRE_DEAD_MAX)
+            w.bad = true;
+        s_put(&w, m->dead.count, 2);
+        for (unsigned i = 0; !w.bad && i < m->dead.count; i++) {
+            const wire_range_t *e = &m->dead.ranges[i];
+            if (!s_dead_valid(e, i ? &m->dead.ranges[i - 1] : NULL))
+                w.bad = true;
+            s_put(&w, e->lo, 8);
+            s_put(&w, e->hi, 8);
+        }
         break;
     default:
         w.bad = true;

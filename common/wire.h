@@ -22,6 +22,7 @@
 #define WIRE_HOPS_MAX 16
 #define WIRE_ACKS_MAX 1024
 #define WIRE_PARTS_MAX 1024
+#define WIRE_DEAD_MAX 1024 /* ranges in one DEAD (§3.9) */
 #define WIRE_SNAPLEN_MAX 262144u
 #define WIRE_PACKETS_MAX (1u << 20)
 #define WIRE_PAYLOAD_MAX (64u << 20)
@@ -43,6 +44,7 @@ typedef enum {
     WIRE_STATS = 9,
     WIRE_PACKETS_ZSTD = 10, /* a compressed payload frame (§4.1), never a command */
     WIRE_FEATURES = 11,
+    WIRE_DEAD = 12,
 } wire_type_t;
 
 /* FEATURES flags (§3.8) */
@@ -109,6 +111,11 @@ typedef struct {
     uint16_t part;
 } wire_ack_entry_t;
 
+/* A range of seqs [lo, hi) in DEAD (§3.9). */
+typedef struct {
+    uint64_t lo, hi;
+} wire_range_t;
+
 typedef struct {
     wire_type_t type;
     char source[WIRE_NAME_MAX + 1];
@@ -148,6 +155,10 @@ typedef struct {
         struct {
             uint32_t flags; /* WIRE_FEATURE_* */
         } features;
+        struct {
+            uint16_t count;                     /* 1..WIRE_DEAD_MAX */
+            wire_range_t ranges[WIRE_DEAD_MAX]; /* lo < hi; each lo > the previous hi */
+        } dead;                                 /* seqs dead-lettered by the source (§3.9) */
     };
 } wire_msg_t;
 

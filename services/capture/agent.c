@@ -17,6 +17,7 @@
 #include "dlq.h"
 #include "log.h"
 #include "outbox.h"
+#include "seqset.h"
 #include "trailer.h"
 #include "wire.h"
 
@@ -41,6 +42,10 @@
  * most (they wait while the window is full): enough to refill the window
  * at once, little enough to stay in cache. */
 #define S_READ_AHEAD 4
+/* Ranges of dead-lettered seqs remembered per epoch for DEAD (§3.9);
+ * beyond, the oldest is forgotten (counted): a collector then waits for
+ * those batches as it would without DEAD. */
+#define S_DEAD_RANGES 256
 /* The size histogram by family takes one packet in this many (the family
  * is decoded only for those): a sample, said so in its help text. */
 #define S_SIZE_SAMPLE 16
@@ -49,7 +54,7 @@ typedef struct {
     metric_id_t packets, bytes, truncated, size[3], batches_sent, batches_acked, batches_resent,
         batches_dlq, packets_dlq, dlq_failed, backpressure, unacked_bytes, unacked_batches, rtt,
         malformed, refused, acks_unknown, kernel_drops, if_drops, received, connected,
-        decap_dropped[DECAP_NREASONS], no_switch_ts, zstd_in, zstd_out;
+        decap_dropped[DECAP_NREASONS], no_switch_ts, zstd_in, zstd_out, dead_forgotten;
 } s_metrics_t;
 
 struct agent_t {
@@ -77,6 +82,7 @@ struct agent_t {
     uint64_t sent_watermark; /* the newest watermark of a batch sent */
     int64_t last_send_ms, last_stats_ms, hello_sent_ms;
     bool hello_pending; /* HELLO sent, no WELCOME yet */
+    bool hello_unsent;  /* the last HELLO could not be sent (no connection): it goes first */
     bool welcomed;      /* the collector took this (source, epoch) once: may hold some of it */
     bool rehello;       /* batches were refused as unknown: resend all on WELCOME */
     bool eof, failed, refused, finished, end_sent;
@@ -84,11 +90,17 @@ struct agent_t {
     bool room_blocked;        /* reading paused for room (memory, read-ahead) */
     unsigned sample_in;       /* packets until the next one the size histogram takes */
     bool send_failing;        /* the last send failed (logged once) */
+    bool send_blocked;        /* the last batch send found no room (EAGAIN) */
     int64_t stop_deadline_ms; /* 0: not stopping */
     bool link_up, link_warned, link_ever_up;
     int64_t link_down_ms; /* since when there is no connection */
     uint64_t dead_batches, dead_packets, packets;
     uint64_t dead_low; /* lowest seq dead-lettered (or lost), UINT64_MAX: none */
+    /* DEAD (§3.9): the seqs dead-lettered this epoch, and those the
+     * collector has not been told of; dead_resend: tell it all of them
+     * (a WELCOME came: it may know none) */
+    seqset_t dead_all, dead_new;
+    bool dead_resend;
     /* STATE_DIR (resume.h): the state, and while a continued epoch builds
      * its unacknowledged batches again, where the reading stands */
     resume_t *resume;
@@ -158,6 +170,11 @@ static void s_metrics_register(agent_t *a)
                                     NULL);
     m->backpressure = metrics_counter(r, "tapmesh_capture_send_blocked_total",
                                       "Sends deferred because the next hop's queue was full", NULL);
+    m->dead_forgotten = metrics_counter(
+        r, "tapmesh_capture_dead_forgotten_batches_total",
+        "Dead-lettered batches no longer named in DEAD (more than 256 ranges of them): the "
+        "collector waits for them as for any gap",
+        NULL);
     m->unacked_bytes = metrics_gauge(r, "tapmesh_capture_unacked_bytes",
                                      "Bytes held for batches not yet acknowledged", NULL);
     m->unacked_batches = metrics_gauge(r, "tapmesh_capture_unacked_batches",
@@ -320,6 +337,8 @@ agent_t *agent_new(source_t **source_p, const agent_opts_t *opts, metrics_t *met
         if (!self->unheadered)
             goto err;
     }
+    seqset_init(&self->dead_all, S_DEAD_RANGES);
+    seqset_init(&self->dead_new, S_DEAD_RANGES);
     self->in = malloc(sizeof *self->in);
     self->out = malloc(sizeof *self->out);
     self->cmd = malloc(WIRE_COMMAND_MAX);
@@ -375,6 +394,8 @@ void agent_destroy(agent_t **self_p)
     outbox_destroy(&self->outbox);
     source_close(&self->source);
     dlq_reader_close(&self->replay);
+    seqset_free(&self->dead_all);
+    seqset_free(&self->dead_new);
     free(self->in);
     free(self->out);
     free(self->cmd);
@@ -537,18 +558,34 @@ static void s_hello(agent_t *a, int64_t now)
     a->hello_pending = true;
     a->hello_sent_ms = now;
     int rc = s_send(a, NULL);
-    if (rc < 0)
+    a->hello_unsent = rc < 0;
+    if (rc < 0 && a->link_up)
         log_warn("HELLO not sent (%s); will retry", rc == -EAGAIN ? "queue full" : strerror(-rc));
+    else if (rc < 0) /* no connection: sent once there is one */
+        log_debug("HELLO not sent (%s); will retry",
+                  rc == -EAGAIN ? "no connection" : strerror(-rc));
     else
         log_debug("HELLO sent: %s epoch %" PRIu64, a->node_id, a->opts.epoch);
+}
+
+/* A HELLO that could not be sent goes before anything else: a collector
+ * drops what comes from a source it does not know. True when nothing
+ * else need wait for it. */
+static bool s_hello_first(agent_t *a, int64_t now)
+{
+    if (a->hello_unsent)
+        s_hello(a, now);
+    return !a->hello_unsent;
 }
 
 /* HEARTBEAT or END: what has been sent, and the watermark that holds for
  * it. Packets read but not sent yet (an open batch, batches waiting for the
  * window) are older than the read watermark: then only the watermark of the
  * last batch sent may be promised. */
-static void s_progress(agent_t *a, wire_type_t type)
+static void s_progress(agent_t *a, wire_type_t type, int64_t now)
 {
+    if (!s_hello_first(a, now))
+        return;
     s_header(a, type);
     bool pending = outbox_open_batch(a->outbox) || outbox_unsent(a->outbox);
     a->out->progress.watermark = pending ? a->sent_watermark : a->watermark;
@@ -565,6 +602,9 @@ static void s_send_batches(agent_t *a, int64_t now)
      * a short run is not sent uncompressed within the window */
     if (a->zc && a->hello_pending && !a->welcomed &&
         now - a->hello_sent_ms < a->opts.ack_timeout_ms)
+        return;
+    a->send_blocked = false;
+    if (!outbox_next_send(a->outbox, now) || !s_hello_first(a, now))
         return;
     while ((b = outbox_next_send(a->outbox, now))) {
         s_header(a, WIRE_BATCH);
@@ -588,8 +628,14 @@ static void s_send_batches(agent_t *a, int64_t now)
             metrics_add(a->metrics, a->m.zstd_out, packed ? packed : b->len);
         }
         if (rc == -EAGAIN) {
-            metrics_add(a->metrics, a->m.backpressure, 1);
-            return; /* the next hop's queue is full: keep it, try on the next pass */
+            /* the next hop's queue is full, or there is no connection
+             * (ZMQ_IMMEDIATE: nothing waits in a queue of its own that
+             * could reach the collector after it was dead-lettered): keep
+             * it, try on a later pass */
+            a->send_blocked = true;
+            if (a->link_up)
+                metrics_add(a->metrics, a->m.backpressure, 1);
+            return;
         }
         if (rc < 0) {
             /* not a full queue: count it as a send, so that it backs off
@@ -623,6 +669,50 @@ static void s_loss(agent_t *a, const char *reason, uint64_t count)
         a->opts.loss(a->opts.tap_ctx, a->node_id, a->iface.name, reason, count);
 }
 
+/* Notes `seq` in `set` (DEAD's record), forgetting its oldest range when
+ * it would need more than S_DEAD_RANGES; returns how many seqs were
+ * forgotten. */
+static uint64_t s_dead_note(seqset_t *set, uint64_t seq)
+{
+    uint64_t forgotten = 0;
+    int rc = seqset_add_range(set, seq, seq + 1);
+    if (rc == -ENOSPC) {
+        forgotten = seqset_drop_first(set);
+        rc = seqset_add_range(set, seq, seq + 1);
+    }
+    if (rc < 0)
+        forgotten++; /* out of memory: this one is not told */
+    return forgotten;
+}
+
+/* DEAD (§3.9): tells the collector which seqs it need not wait for —
+ * those dead-lettered since the last DEAD, or all of them after a WELCOME.
+ * Once WELCOMEd only (an unknown source is refused); what cannot be sent
+ * stays pending for the next pass. */
+static void s_send_dead(agent_t *a, int64_t now)
+{
+    if (!a->welcomed || a->hello_pending)
+        return;
+    const seqset_t *set = a->dead_resend ? &a->dead_all : &a->dead_new;
+    if (!set->n) {
+        a->dead_resend = false;
+        return;
+    }
+    if (!s_hello_first(a, now))
+        return;
+    s_header(a, WIRE_DEAD);
+    size_t n = set->n < WIRE_DEAD_MAX ? set->n : WIRE_DEAD_MAX;
+    a->out->dead.count = (uint16_t)n;
+    for (size_t i = 0; i < n; i++)
+        a->out->dead.ranges[i] = (wire_range_t){.lo = set->r[i].lo, .hi = set->r[i].hi};
+    if (s_send(a, NULL) < 0)
+        return;
+    log_debug("DEAD sent: %zu ranges of dead-lettered batches", n);
+    seqset_free(&a->dead_new);
+    seqset_init(&a->dead_new, S_DEAD_RANGES);
+    a->dead_resend = false;
+}
+
 /* Moves the oldest held batch to the dead-letter file and forgets it. */
 static void s_dead_letter_oldest(agent_t *a)
 {
@@ -631,6 +721,11 @@ static void s_dead_letter_oldest(agent_t *a)
         return;
     if (b->seq < a->dead_low)
         a->dead_low = b->seq;
+    /* written or lost, the collector need not wait for it (DEAD) */
+    uint64_t forgotten = s_dead_note(&a->dead_all, b->seq);
+    s_dead_note(&a->dead_new, b->seq);
+    if (forgotten)
+        metrics_add(a->metrics, a->m.dead_forgotten, forgotten);
     s_resume_batch(a, b);
     /* refused: the collector turned this source down and wrote none of it
      * (unless it took this source before: then it may have written some) */
@@ -739,6 +834,7 @@ void agent_on_message(agent_t *self, frames_t *in, int64_t now_ms)
                      "(upgrade the collector, then the relays)");
         }
         self->stats_unsent = true; /* a collector that restarted knows none */
+        self->dead_resend = true;  /* nor which batches were dead-lettered */
         if (self->rehello) {
             self->rehello = false;
             outbox_resend_all(self->outbox); /* what it dropped before it knew us */
@@ -786,6 +882,8 @@ void agent_on_link(agent_t *self, bool up, int64_t now_ms)
         log_debug("no connection to %s", self->endpoint);
         return;
     }
+    /* a HELLO that found no connection goes before any batch */
+    s_hello_first(self, now_ms);
     /* a connection that broke took what it carried: send that again now,
      * not after ACK_TIMEOUT_MS, so that the resend fits the merge window */
     size_t again =
@@ -1156,6 +1254,7 @@ void agent_abort(agent_t *self, int64_t now_ms)
     size_t held = outbox_held(self->outbox) + (outbox_open_batch(self->outbox) ? 1 : 0);
     log_warn("stopping now: %zu unacknowledged batches go to the dead-letter file", held);
     s_dead_letter_all(self);
+    s_send_dead(self, now_ms);
     s_send_stats(self, now_ms, true);
 }
 
@@ -1186,6 +1285,7 @@ void agent_step(agent_t *self, int64_t now_ms)
     while ((oldest = outbox_oldest(a->outbox)) &&
            now_ms - oldest->opened_ms >= a->opts.retry_timeout_ms)
         s_dead_letter_oldest(a);
+    s_send_dead(a, now_ms); /* before the batches that follow the dead-lettered ones */
     s_send_batches(a, now_ms);
     /* sending made room the reading waited for: read on at once */
     if (a->room_blocked && !a->eof &&
@@ -1196,12 +1296,12 @@ void agent_step(agent_t *self, int64_t now_ms)
         s_stats(a); /* the last counters go just before END */
         a->last_stats_ms = now_ms;
         s_send_stats(a, now_ms, true);
-        s_progress(a, WIRE_END);
+        s_progress(a, WIRE_END, now_ms);
         a->end_sent = true;
         a->last_send_ms = now_ms;
     }
     if (now_ms - a->last_send_ms >= a->opts.heartbeat_ms) {
-        s_progress(a, a->end_sent ? WIRE_END : WIRE_HEARTBEAT);
+        s_progress(a, a->end_sent ? WIRE_END : WIRE_HEARTBEAT, now_ms);
         a->last_send_ms = now_ms;
     }
     if (now_ms - a->last_stats_ms >= S_STATS_MS) {
@@ -1220,6 +1320,7 @@ void agent_step(agent_t *self, int64_t now_ms)
             s_resume_lost(a);
     } else if (a->stop_deadline_ms && now_ms >= a->stop_deadline_ms) {
         s_dead_letter_all(a);
+        s_send_dead(a, now_ms);
         s_send_stats(a, now_ms, true);
     }
 }
@@ -1244,7 +1345,10 @@ int64_t agent_next_wake(const agent_t *self, int64_t now_ms)
     const batch_t *b = outbox_open_batch(a->outbox);
     if (b)
         s_earlier(&wake, b->opened_ms + a->opts.batch_delay_ms);
-    s_earlier(&wake, outbox_next_deadline(a->outbox));
+    /* a resend that found no connection waits for one (the loop hears of
+     * it), not for its deadline again: that has passed */
+    if (!a->send_blocked || a->link_up)
+        s_earlier(&wake, outbox_next_deadline(a->outbox));
     if ((b = outbox_oldest(a->outbox)))
         s_earlier(&wake, b->opened_ms + a->opts.retry_timeout_ms);
     if (a->hello_pending)

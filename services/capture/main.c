@@ -763,8 +763,12 @@ static int s_setup(void *app, service_t *svc)
                  source_linktype(source));
     }
     /* every batch goes out as a zmq_msg lent its buffer: at most `sndhwm`
-     * messages wait in libzmq's queue before sends report back-pressure */
-    service_sock_opts_t so = {.sndhwm = 1000, .rcvhwm = 0, .linger_ms = 2000 /* END leaves */};
+     * messages wait in libzmq's queue before sends report back-pressure.
+     * Only on a connection that is up (immediate): a batch the agent holds
+     * while there is none, and may dead-letter, is not also queued to
+     * reach the collector later (written twice: output and dead letters) */
+    service_sock_opts_t so = {
+        .sndhwm = 1000, .rcvhwm = 0, .linger_ms = 2000 /* END leaves */, .immediate = true};
     c->dealer = service_dealer("RELAY_ENDPOINT", o.endpoint, &so, &c->link, err, sizeof err);
     if (!c->dealer) {
         source_close(&source);

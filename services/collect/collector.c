@@ -50,6 +50,9 @@
 #include <sys/random.h>
 
 #define S_SEQSET_RANGES 65536
+/* Ranges of dead-lettered seqs (DEAD, §3.9) kept per source: an agent
+ * remembers 256; a peer cannot make a source's state grow past this. */
+#define S_SKIPPED_RANGES 1024
 
 /* A source that said HELLO holds the merge this long without a BATCH,
  * HEARTBEAT or END; after, only from its first one on (agents send one at
@@ -96,6 +99,11 @@ typedef struct s_source {
     bool promise_end;
     int64_t last_heard_ms;
     seqset_t seen; /* batches taken (queued or written) */
+    /* seqs the source dead-lettered (DEAD, §3.9) and this collector had
+     * not taken: not waited for, not gaps, but not taken either (a replay
+     * of them is written) */
+    seqset_t skipped;
+    bool skipped_full_told; /* the bound was hit and logged */
     s_batch_t *qhead, *qtail;
     size_t queued_bytes;
     merge_lane_t lane;
@@ -179,7 +187,7 @@ struct collector_t {
             sources_live, acks, acks_failed, forced, dedup_given_up, output_bytes, output_files,
             missing, restored_skipped, refused_linktype, refused_conflict, refused_full,
             expected_missing, identity, refused_peer_limit, refused_hello_rate, zstd_batches,
-            zstd_bytes, zstd_plain_bytes;
+            zstd_bytes, zstd_plain_bytes, dead_skipped, dead_refused;
     } m;
     compress_t *unpack; /* PACKETS_ZSTD frames (§4.1) */
 };
@@ -239,6 +247,16 @@ static void s_register(collector_t *self)
     self->m.missing =
         metrics_gauge(r, "tapmesh_collect_batches_missing",
                       "Batches not received while later ones of the same source were (gaps)", NULL);
+    self->m.dead_skipped = metrics_counter(
+        r, "tapmesh_collect_dead_skipped_batches_total",
+        "Batches sources said they dead-lettered (DEAD) that the merge then did not wait for "
+        "(a replay of them is still written)",
+        NULL);
+    self->m.dead_refused =
+        metrics_counter(r, "tapmesh_collect_dead_refused_ranges_total",
+                        "Dead-lettered ranges (DEAD) not noted: the source had 1024 already "
+                        "(the merge waits for them as before)",
+                        NULL);
     self->m.restored_skipped = metrics_counter(
         r, "tapmesh_collect_restored_skipped_packets_total",
         "Packets of resent batches skipped because they were written before a restart", NULL);
@@ -583,6 +601,7 @@ static void s_source_free(s_source_t *s)
         free(b);
     }
     seqset_free(&s->seen);
+    seqset_free(&s->skipped);
     seqset_free(&s->other);
     journal_state_free(&s->restored);
     free(s->ifaces);
@@ -777,6 +796,7 @@ static s_source_t *s_source_new(collector_t *self, const wire_msg_t *m, const ui
     memcpy(s->ifaces, m->hello.ifaces, s->nifaces * sizeof *s->ifaces);
     memcpy(s->ifid, ifid, s->nifaces * sizeof *ifid);
     seqset_init(&s->seen, S_SEQSET_RANGES);
+    seqset_init(&s->skipped, S_SKIPPED_RANGES);
     s->restored = self->opts.journal ? journal_take(self->opts.journal, s->id, s->epoch) : NULL;
     if (s->restored) {
         s->ended = s->restored->ended;
@@ -1016,6 +1036,29 @@ static void s_enqueue(s_source_t *s, s_batch_t *b)
         s->qtail = b;
 }
 
+/* Seqs below `limit` neither taken nor skipped (gaps). */
+static uint64_t s_unfilled(const s_source_t *s, uint64_t limit)
+{
+    uint64_t missing = seqset_missing_below(&s->seen, limit);
+    for (size_t i = 0; i < s->skipped.n && s->skipped.r[i].lo < limit; i++) {
+        uint64_t lo = s->skipped.r[i].lo;
+        uint64_t hi = s->skipped.r[i].hi < limit ? s->skipped.r[i].hi : limit;
+        missing -= hi - lo - seqset_count_in(&s->seen, lo, hi);
+    }
+    return missing;
+}
+
+/* The source's gap count, and the gauge, after its sets changed. Returns
+ * the new count. */
+static uint64_t s_recount(collector_t *self, s_source_t *s)
+{
+    uint64_t missing = s_unfilled(s, seqset_end(&s->seen));
+    self->missing = self->missing - s->missing + missing;
+    s->missing = missing;
+    metrics_set(self->metrics, self->m.missing, (double)self->missing);
+    return missing;
+}
+
 /* Takes seq into the source's set, keeping the gap count. */
 static int s_take_seq(collector_t *self, s_source_t *s, uint64_t seq)
 {
@@ -1027,15 +1070,11 @@ static int s_take_seq(collector_t *self, s_source_t *s, uint64_t seq)
         metrics_add(self->metrics, self->m.dedup_given_up, given_up);
         log_warn("source %s: %" PRIu64 " missing batches no longer tracked", s->id, given_up);
     }
-    uint64_t end = seqset_end(&s->seen);
-    uint64_t missing = seqset_missing_below(&s->seen, end);
-    if (missing > s->missing && s->missing == 0)
+    uint64_t was = s->missing;
+    if (s_recount(self, s) > was && was == 0)
         log_info("source %s epoch %" PRIu64 ": a gap: batch %" PRIu64
                  " came before some earlier ones (resends usually fill it)",
                  s->id, s->epoch, seq);
-    self->missing = self->missing - s->missing + missing;
-    s->missing = missing;
-    metrics_set(self->metrics, self->m.missing, (double)self->missing);
     return 0;
 }
 
@@ -1054,17 +1093,15 @@ static void s_settled(collector_t *self, s_source_t *s, uint64_t settled)
                  s->id, s->epoch, settled, strerror(-rc));
         return;
     }
-    uint64_t missing = seqset_missing_below(&s->seen, seqset_end(&s->seen));
-    self->missing = self->missing - s->missing + missing;
-    s->missing = missing;
-    metrics_set(self->metrics, self->m.missing, (double)self->missing);
+    s_recount(self, s);
     s_settle(self, s);
 }
 
-/* Applies the source's newest promise once nothing below it is missing. */
+/* Applies the source's newest promise once nothing below it is missing
+ * (taken, or skipped: dead-lettered by the source). */
 static void s_settle(collector_t *self, s_source_t *s)
 {
-    uint64_t prefix = s->seen.n && s->seen.r[0].lo == 0 ? s->seen.r[0].hi : 0;
+    uint64_t prefix = seqset_prefix_union(&s->seen, &s->skipped);
     if (prefix < s->promise_seq) {
         log_debug("source %s: watermark waits for batch %" PRIu64 " (promise up to %" PRIu64
                   ", %zu ranges, first [%" PRIu64 ", %" PRIu64 "))",
@@ -1090,6 +1127,53 @@ static void s_promise(collector_t *self, s_source_t *s, uint64_t wm, uint64_t ne
     if (next_seq > s->promise_seq)
         s->promise_seq = next_seq;
     s->promise_end |= end;
+    s_settle(self, s);
+}
+
+/* §3.9: seqs the source dead-lettered. Those not taken are noted as
+ * skipped (bounded), so that the watermark does not wait for them; a
+ * replay of one is still new. Those taken change nothing. */
+static void s_on_dead(collector_t *self, const route_t *route)
+{
+    const wire_msg_t *m = &self->in;
+    s_source_t *s = s_find(self, m->source, m->epoch);
+    if (!s) {
+        s_reject(self, WIRE_ERR_SOURCE, m->source);
+        s_refuse(self, route, m->source, m->epoch, WIRE_REFUSE_UNKNOWN_SOURCE,
+                 "unknown source or epoch: send HELLO");
+        return;
+    }
+    uint64_t added = 0, refused = 0;
+    for (unsigned i = 0; i < m->dead.count; i++) {
+        const wire_range_t *d = &m->dead.ranges[i];
+        uint64_t from = d->lo, lo, hi;
+        while (seqset_next_gap(&s->seen, from, d->hi, &lo, &hi)) {
+            uint64_t before = seqset_count_in(&s->skipped, lo, hi);
+            int rc = seqset_add_range(&s->skipped, lo, hi);
+            if (rc == 0) {
+                added += hi - lo - before;
+            } else {
+                refused++;
+                if (rc == -ENOMEM)
+                    log_error("source %s: out of memory noting dead-lettered batches", s->id);
+            }
+            from = hi;
+        }
+    }
+    metrics_add(self->metrics, self->m.dead_refused, refused);
+    if (refused && !s->skipped_full_told) {
+        s->skipped_full_told = true;
+        log_warn("source %s epoch %" PRIu64 ": %" PRIu64 " ranges of dead-lettered batches not "
+                 "noted (%d kept already): the merge waits for them as for gaps",
+                 s->id, s->epoch, refused, S_SKIPPED_RANGES);
+    }
+    if (!added)
+        return;
+    metrics_add(self->metrics, self->m.dead_skipped, added);
+    log_info("source %s epoch %" PRIu64 ": %" PRIu64 " batches dead-lettered by the source: not "
+             "waited for (a replay of its dead-letter file is still written)",
+             s->id, s->epoch, added);
+    s_recount(self, s);
     s_settle(self, s);
 }
 
@@ -1317,7 +1401,8 @@ void collector_on_message(collector_t *self, frames_t *in, int64_t now_ms)
         return;
     }
     bool from_source = m->type == WIRE_HELLO || m->type == WIRE_BATCH ||
-                       m->type == WIRE_HEARTBEAT || m->type == WIRE_END || m->type == WIRE_STATS;
+                       m->type == WIRE_HEARTBEAT || m->type == WIRE_END || m->type == WIRE_STATS ||
+                       m->type == WIRE_DEAD;
     if (from_source && self->opts.trust &&
         !trust_allows(self->opts.trust, in->user_id, m->source)) {
         /* a spoofed source: unanswered (a REFUSE would tell the sender
@@ -1342,7 +1427,7 @@ void collector_on_message(collector_t *self, frames_t *in, int64_t now_ms)
         if (!(s = s_known(self, &route, now_ms)))
             break;
         if (m->type == WIRE_END && !s->promise_end) {
-            uint64_t never = seqset_missing_below(&s->seen, m->progress.next_seq);
+            uint64_t never = s_unfilled(s, m->progress.next_seq);
             if (never)
                 log_info("source %s epoch %" PRIu64 " says END after %" PRIu64 " batches; %" PRIu64
                          " of them have not arrived yet",
@@ -1352,6 +1437,9 @@ void collector_on_message(collector_t *self, frames_t *in, int64_t now_ms)
         break;
     case WIRE_STATS:
         s_on_stats(self, &route);
+        break;
+    case WIRE_DEAD:
+        s_on_dead(self, &route);
         break;
     default:
         s_reject(self, WIRE_ERR_TYPE, "a reply type sent towards the collector");

@@ -44,7 +44,7 @@ typedef struct {
     const char *name;
     /* Sends the batch on; returns true when any next hop took it. */
     bool (*batch)(relay_t *r, s_fwd_t *fw);
-    /* HELLO, HEARTBEAT, END, STATS: where the source's batches go (one hop
+    /* HELLO, HEARTBEAT, END, STATS, DEAD: where the source's batches go (one hop
      * for failover, every hop for duplicate and flowhash). */
     void (*command)(relay_t *r, const route_t *route, const uint8_t *cmd, size_t len);
     /* An entry RETRY_TIMEOUT_S old. */
@@ -749,7 +749,7 @@ void relay_on_upstream(relay_t *self, frames_t *in, int64_t now_ms)
         return;
     }
     if (m->type != WIRE_HELLO && m->type != WIRE_BATCH && m->type != WIRE_HEARTBEAT &&
-        m->type != WIRE_END && m->type != WIRE_STATS) {
+        m->type != WIRE_END && m->type != WIRE_STATS && m->type != WIRE_DEAD) {
         s_malformed(r, in, WIRE_ERR_TYPE);
         return;
     }

@@ -553,6 +553,173 @@ static void test_dead_letter_after_retry_timeout(void **state)
     assert_int_equal(agent_exit_status(f->a), 1);
 }
 
+/* ---- DEAD (§3.9) ---------------------------------------------------------- */
+
+/* Every seq named by the DEADs sent from `from` on goes into `named`
+ * (counted); each DEAD's ranges are valid and none names a seq twice. */
+static void s_dead_seqs(const fixture_t *f, size_t from, size_t to, unsigned *named, size_t max)
+{
+    for (size_t i = from; i < to; i++) {
+        const wire_msg_t *m = &f->sent[i].msg;
+        if (m->type != WIRE_DEAD)
+            continue;
+        assert_true(m->dead.count >= 1);
+        for (unsigned r = 0; r < m->dead.count; r++)
+            for (uint64_t q = m->dead.ranges[r].lo; q < m->dead.ranges[r].hi; q++) {
+                assert_true(q < max);
+                named[q]++;
+            }
+    }
+}
+
+/* Little room for batches: they are read, and dead-lettered, a few at a
+ * time over many passes. */
+static int s_setup_small_buffer(void **state)
+{
+    s_opts.buffer_bytes = 4 * 16384;
+    s_opts.retry_timeout_ms = 3000;
+    return s_setup(state);
+}
+
+/* Batches 0, 3, 6, ... are never acknowledged: each pass that
+ * dead-letters some sends one DEAD naming them (adjacent ones merged),
+ * before the batches of that pass, and only those not named before; after
+ * a WELCOME, the next DEAD names all of them again. (Six DEADs: the
+ * second WELCOME comes after two.) */
+static void test_dead_ranges_sent(void **state)
+{
+    fixture_t *f = *state;
+    agent_start(f->a, 0);
+    agent_on_link(f->a, true, 0);
+    s_reply(f, WIRE_WELCOME, 0);
+    int64_t now = 0;
+    size_t deads = 0, welcome_at = 0, after_welcome = SIZE_MAX;
+    for (int round = 0; round < 200000 && deads < 6; round++) {
+        size_t from = f->nsent;
+        agent_step(f->a, now);
+        bool batch_seen = false;
+        for (size_t i = from; i < f->nsent; i++) {
+            const wire_msg_t *m = &f->sent[i].msg;
+            if (m->type == WIRE_DEAD) {
+                assert_false(batch_seen); /* before the batches of its pass */
+                if (welcome_at && after_welcome == SIZE_MAX)
+                    after_welcome = i;
+                deads++;
+            }
+            if (m->type != WIRE_BATCH)
+                continue;
+            batch_seen = true;
+            if (m->batch.seq % 3 != 0)
+                s_ack(f, m->batch.seq, now);
+        }
+        if (deads == 2 && !welcome_at) {
+            welcome_at = f->nsent; /* the collector restarted: it knows none */
+            s_reply(f, WIRE_WELCOME, now);
+        }
+        now = agent_next_wake(f->a, now);
+    }
+    assert_int_equal(deads, 6);
+    assert_true(after_welcome != SIZE_MAX);
+    metric_id_t id =
+        metrics_counter(f->metrics, "tapmesh_capture_batches_dead_lettered_total", "", NULL);
+    uint64_t dead = (uint64_t)metrics_value(f->metrics, id);
+    assert_true(dead >= 3);
+    /* before the WELCOME, each seq once; exactly the multiples of 3 */
+    static unsigned named[4096];
+    memset(named, 0, sizeof named);
+    s_dead_seqs(f, 0, welcome_at, named, 4096);
+    uint64_t before = 0;
+    for (uint64_t q = 0; q < 4096; q++) {
+        assert_true(named[q] <= 1);
+        if (named[q])
+            assert_int_equal(q % 3, 0);
+        before += named[q];
+    }
+    /* the DEAD after the WELCOME names everything dead-lettered by then:
+     * what came before, again */
+    const wire_msg_t *all = &f->sent[after_welcome].msg;
+    static unsigned again[4096];
+    memset(again, 0, sizeof again);
+    s_dead_seqs(f, after_welcome, after_welcome + 1, again, 4096);
+    for (uint64_t q = 0; q < 4096; q++)
+        if (named[q])
+            assert_int_equal(again[q], 1);
+    assert_true(all->dead.count >= before);
+    /* after it, only new ones; in all, every batch dead-lettered */
+    s_dead_seqs(f, after_welcome + 1, f->nsent, named, 4096);
+    uint64_t total = 0;
+    for (uint64_t q = 0; q < 4096; q++) {
+        assert_true(named[q] + again[q] <= 2);
+        if (named[q] || again[q]) {
+            assert_int_equal(q % 3, 0);
+            total++;
+        }
+    }
+    assert_int_equal(total, dead);
+}
+
+/* No DEAD before the collector WELCOMEd the source (it would refuse it);
+ * once it does, one DEAD names every batch dead-lettered. */
+static void test_dead_waits_for_welcome(void **state)
+{
+    fixture_t *f = *state;
+    agent_start(f->a, 0);
+    agent_on_link(f->a, true, 0);
+    int64_t now = 0;
+    metric_id_t id =
+        metrics_counter(f->metrics, "tapmesh_capture_batches_dead_lettered_total", "", NULL);
+    for (int round = 0; round < 10000 && metrics_value(f->metrics, id) == 0; round++) {
+        agent_step(f->a, now);
+        now = agent_next_wake(f->a, now);
+    }
+    assert_true(metrics_value(f->metrics, id) >= 1);
+    assert_false(agent_finished(f->a));
+    assert_int_equal(s_count(f, 0, WIRE_DEAD), 0);
+    s_reply(f, WIRE_WELCOME, now);
+    size_t mark = f->nsent;
+    agent_step(f->a, now);
+    assert_int_equal(s_count(f, mark, WIRE_DEAD), 1);
+    assert_int_equal(f->sent[mark].msg.type, WIRE_DEAD); /* first */
+    static unsigned named[4096];
+    memset(named, 0, sizeof named);
+    s_dead_seqs(f, mark, f->nsent, named, 4096);
+    uint64_t total = 0;
+    for (uint64_t q = 0; q < 4096; q++)
+        total += named[q];
+    assert_int_equal(total, (uint64_t)metrics_value(f->metrics, id));
+    assert_int_equal(named[0], 1);
+}
+
+/* A HELLO that found no connection (ZMQ_IMMEDIATE: EAGAIN) goes first once
+ * there is one: when the link comes up, and before any batch when the
+ * sends get through before the link's event is heard. */
+static void test_hello_first_on_link_up(void **state)
+{
+    fixture_t *f = *state;
+    f->fail_with = -EAGAIN;
+    agent_start(f->a, 0);
+    agent_step(f->a, 0);
+    agent_step(f->a, 150);
+    assert_int_equal(f->nsent, 0);
+    f->fail_with = 0;
+    agent_on_link(f->a, true, 200);
+    assert_int_equal(f->nsent, 1);
+    assert_int_equal(f->sent[0].msg.type, WIRE_HELLO);
+    agent_step(f->a, 200);
+    assert_int_equal(s_count(f, 0, WIRE_HELLO), 1);
+    assert_true(s_count(f, 0, WIRE_BATCH) > 0);
+    /* the link is gone again: the HELLO retried on its timer finds none */
+    agent_on_link(f->a, false, 300);
+    f->fail_with = -EAGAIN;
+    agent_step(f->a, 1300);
+    /* sends get through before the link's event is heard: HELLO first */
+    f->fail_with = 0;
+    size_t mark = f->nsent;
+    agent_step(f->a, 1400);
+    assert_true(f->nsent > mark);
+    assert_int_equal(f->sent[mark].msg.type, WIRE_HELLO);
+}
+
 /* REFUSE for the link type: nothing will be accepted; everything read goes
  * to the dead-letter file at once, whole; exit status 1. */
 static void test_refused_linktype(void **state)
@@ -1328,6 +1495,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_compress, s_setup_zstd, s_teardown),
         cmocka_unit_test_setup_teardown(test_resend_backoff, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_dead_letter_after_retry_timeout, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_dead_ranges_sent, s_setup_small_buffer, s_teardown),
+        cmocka_unit_test_setup_teardown(test_dead_waits_for_welcome, s_setup_small_buffer,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_hello_first_on_link_up, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_refused_linktype, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_refused_unknown_source, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_malformed_replies, s_setup, s_teardown),

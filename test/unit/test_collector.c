@@ -1771,6 +1771,152 @@ static void test_hello_settled(void **state)
     assert_int_equal(metrics_value(f->metrics, dup), 1);
 }
 
+/* ---- DEAD (§3.9) ---------------------------------------------------------- */
+
+/* DEAD from `source`: `n` ranges, lo and hi in turn in `r`. */
+static void s_dead(fixture_t *f, const char *peer, const char *source, uint64_t epoch,
+                   const uint64_t *r, size_t n, int64_t now)
+{
+    wire_msg_init(&s_m, WIRE_DEAD, source, epoch);
+    s_m.dead.count = (uint16_t)n;
+    for (size_t i = 0; i < n; i++)
+        s_m.dead.ranges[i] = (wire_range_t){.lo = r[2 * i], .hi = r[2 * i + 1]};
+    size_t len = wire_encode(&s_m, s_cmd, sizeof s_cmd);
+    assert_true(len > 0);
+    s_deliver(f, peer, s_cmd, len, NULL, 0, now);
+}
+
+/* True when an ACK to `peer` for `seq` is among the replies. */
+static bool s_acked(const char *peer, uint64_t seq)
+{
+    for (size_t i = 0; i < s_nreplies; i++) {
+        const wire_msg_t *m = &s_replies[i].msg;
+        if (m->type != WIRE_ACK || strcmp(s_replies[i].peer, peer) != 0)
+            continue;
+        for (unsigned e = 0; e < m->ack.count; e++)
+            if (m->ack.entries[e].seq == seq)
+                return true;
+    }
+    return false;
+}
+
+/* Batches 1 and 2 were dead-lettered: without DEAD the watermark waits for
+ * them (only batch 0 goes out within the window); DEAD releases it at once,
+ * and they are no gap. A replay of batch 1 is still new: written once,
+ * acknowledged; its second copy is a duplicate. */
+static void test_dead_releases_watermark(void **state)
+{
+    fixture_t *f = *state;
+    s_hello(f, "pa", "a", 1, 1);
+    const uint64_t b0[] = {10}, b3[] = {50, 60};
+    s_batch(f, "pa", "a", 1, 0, 10, b0, 1, 0);
+    s_batch(f, "pa", "a", 1, 3, 60, b3, 2, 0);
+    assert_int_equal(s_pass(f, 1), 1); /* 10; 50 and 60 wait for batches 1, 2 */
+    s_assert_metric(f, "tapmesh_collect_batches_missing 2\n");
+    const uint64_t r[] = {1, 3};
+    s_dead(f, "pa", "a", 1, r, 1, 2);
+    s_assert_metric(f, "tapmesh_collect_batches_missing 0\n");
+    s_assert_metric(f, "tapmesh_collect_dead_skipped_batches_total 2\n");
+    assert_int_equal(s_pass(f, 3), 2); /* within the window: the watermark let them go */
+    s_assert_metric(f, "tapmesh_collect_merge_forced_packets_total 0\n");
+    assert_true(s_acked("pa", 3));
+    /* the replay of batch 1 */
+    s_nreplies = 0;
+    const uint64_t b1[] = {30};
+    s_batch(f, "pa", "a", 1, 1, 30, b1, 1, 4);
+    assert_int_equal(s_pass(f, 5), 1);
+    assert_true(s_acked("pa", 1));
+    s_nreplies = 0;
+    s_batch(f, "pa", "a", 1, 1, 30, b1, 1, 6);
+    assert_int_equal(s_pass(f, 7), 0);
+    assert_true(s_acked("pa", 1)); /* acknowledged again */
+    s_assert_metric(f, "tapmesh_collect_duplicate_batches_total 1\n");
+    s_assert_metric(f, "tapmesh_collect_batches_missing 0\n");
+    uint64_t out[8];
+    assert_int_equal(s_read_output(f, out, 8), 4);
+    assert_int_equal(out[0], 10);
+    assert_int_equal(out[1], 50);
+    assert_int_equal(out[2], 60);
+    assert_int_equal(out[3], 30); /* late, once */
+    /* DEAD after END: the source ends once nothing is left to wait for */
+    s_progress(f, "pa", WIRE_END, "a", 1, 60, 5, 8);
+    const uint64_t r4[] = {4, 5};
+    s_dead(f, "pa", "a", 1, r4, 1, 9);
+    s_pass(f, 10);
+    s_assert_metric(f, "tapmesh_collect_sources_live 0\n");
+}
+
+/* DEAD for batches already taken changes nothing: no skip counted, the
+ * gap below stays one, the watermark still waits for it, and a resend of
+ * a taken batch is a duplicate. */
+static void test_dead_for_seen_changes_nothing(void **state)
+{
+    fixture_t *f = *state;
+    s_hello(f, "pa", "a", 1, 1);
+    const uint64_t b0[] = {10}, b2[] = {30};
+    s_batch(f, "pa", "a", 1, 0, 10, b0, 1, 0);
+    s_batch(f, "pa", "a", 1, 2, 30, b2, 1, 0);
+    const uint64_t r[] = {0, 1, 2, 3};
+    s_dead(f, "pa", "a", 1, r, 2, 1);
+    s_assert_metric(f, "tapmesh_collect_dead_skipped_batches_total 0\n");
+    s_assert_metric(f, "tapmesh_collect_batches_missing 1\n");
+    assert_int_equal(s_pass(f, 2), 1); /* 30 still waits for batch 1 */
+    s_batch(f, "pa", "a", 1, 0, 10, b0, 1, 3);
+    s_assert_metric(f, "tapmesh_collect_duplicate_batches_total 1\n");
+    const uint64_t b1[] = {20};
+    s_batch(f, "pa", "a", 1, 1, 20, b1, 1, 4);
+    assert_int_equal(s_pass(f, 5), 2);
+    uint64_t out[4];
+    assert_int_equal(s_read_output(f, out, 4), 3);
+    assert_int_equal(out[1], 20);
+    assert_int_equal(out[2], 30);
+    s_assert_metric(f, "tapmesh_collect_late_packets_total 0\n");
+}
+
+/* DEAD of a source the collector does not know: REFUSE code 1 (HELLO
+ * first), like HEARTBEAT. */
+static void test_dead_unknown_source(void **state)
+{
+    fixture_t *f = *state;
+    const uint64_t r[] = {0, 4};
+    s_dead(f, "pa", "nobody", 9, r, 1, 0);
+    assert_int_equal(s_nreplies, 1);
+    assert_int_equal(s_replies[0].msg.type, WIRE_REFUSE);
+    assert_int_equal(s_replies[0].msg.refuse.code, WIRE_REFUSE_UNKNOWN_SOURCE);
+}
+
+/* The skipped ranges of a source are bounded (1024): a peer cannot grow
+ * them further; what does not fit is counted (and waited for), what
+ * merges with a range kept still fits. */
+static void test_dead_bounded(void **state)
+{
+    fixture_t *f = *state;
+    s_hello(f, "pa", "a", 1, 1);
+    static uint64_t r[2 * WIRE_DEAD_MAX];
+    for (size_t i = 0; i < WIRE_DEAD_MAX; i++) {
+        r[2 * i] = 2 * i + 1;
+        r[2 * i + 1] = 2 * i + 2;
+    }
+    s_dead(f, "pa", "a", 1, r, WIRE_DEAD_MAX, 0);
+    s_assert_metric(f, "tapmesh_collect_dead_skipped_batches_total 1024\n");
+    s_assert_metric(f, "tapmesh_collect_dead_refused_ranges_total 0\n");
+    const uint64_t more[] = {5000, 5001, 6000, 6002};
+    s_dead(f, "pa", "a", 1, more, 2, 1);
+    s_assert_metric(f, "tapmesh_collect_dead_refused_ranges_total 2\n");
+    s_assert_metric(f, "tapmesh_collect_dead_skipped_batches_total 1024\n");
+    /* [2, 3) joins [1, 2) and [3, 4): no new range */
+    const uint64_t join[] = {2, 3};
+    s_dead(f, "pa", "a", 1, join, 1, 2);
+    s_assert_metric(f, "tapmesh_collect_dead_skipped_batches_total 1025\n");
+    s_assert_metric(f, "tapmesh_collect_dead_refused_ranges_total 2\n");
+    /* batch 0 taken: the watermark is free up to 4 (0, 1..3 skipped), not
+     * past batch 4 */
+    const uint64_t b0[] = {10}, b6[] = {70};
+    s_batch(f, "pa", "a", 1, 0, 10, b0, 1, 3);
+    s_batch(f, "pa", "a", 1, 6, 70, b6, 1, 3);
+    assert_int_equal(s_pass(f, 4), 1); /* 70 waits for batch 4 */
+}
+
 /* ---- sources bound to keys ----------------------------------------------- */
 
 static char s_key_edge1[41], s_key_other[41], s_key_relay[41], s_key_stranger[41];
@@ -2303,6 +2449,10 @@ static void test_fan_in_cost(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_dead_releases_watermark, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_dead_for_seen_changes_nothing, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_dead_unknown_source, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_dead_bounded, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_hello_settled, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_ack_after_write, s_setup, s_teardown),
         cmocka_unit_test_teardown(test_tap_in_output_order_before_ack, s_teardown),

@@ -532,6 +532,50 @@ static void test_stats_flowhash(void **state)
     s_stats_check(state, 2);
 }
 
+/* DEAD (§3.9) goes like STATS: as it came, to the one next hop in use
+ * (failover), to every next hop (duplicate, flowhash). */
+static void s_dead_check(void **state, int hops)
+{
+    fixture_t *f = *state;
+    s_hello(f, 0);
+    size_t mark = f->nsent;
+    wire_msg_init(&s_m, WIRE_DEAD, "edge1", EPOCH);
+    s_m.dead.count = 2;
+    s_m.dead.ranges[0] = (wire_range_t){.lo = 3, .hi = 5};
+    s_m.dead.ranges[1] = (wire_range_t){.lo = 9, .hi = 12};
+    s_up(f, &s_m, NULL, 0, 1);
+    for (int hop = 0; hop < 2; hop++) {
+        if (hop >= hops) {
+            assert_int_equal(s_count(f, mark, hop, WIRE_DEAD), 0);
+            continue;
+        }
+        const sent_t *d = s_only(f, mark, hop, WIRE_DEAD);
+        assert_string_equal(d->msg.source, "edge1");
+        assert_int_equal(d->msg.epoch, EPOCH);
+        assert_int_equal(d->msg.dead.count, 2);
+        assert_int_equal(d->msg.dead.ranges[0].lo, 3);
+        assert_int_equal(d->msg.dead.ranges[0].hi, 5);
+        assert_int_equal(d->msg.dead.ranges[1].lo, 9);
+        assert_int_equal(d->msg.dead.ranges[1].hi, 12);
+    }
+    assert_int_equal(s_metric(f, "tapmesh_relay_malformed_messages_total", "reason=\"type\""), 0);
+}
+
+static void test_dead_failover(void **state)
+{
+    s_dead_check(state, 1);
+}
+
+static void test_dead_duplicate(void **state)
+{
+    s_dead_check(state, 2);
+}
+
+static void test_dead_flowhash(void **state)
+{
+    s_dead_check(state, 2);
+}
+
 /* A hop that lags past RETRY_TIMEOUT_S lost the batch: the others'
  * acknowledgement goes upstream, the lagging hop is counted and passed
  * over; while it is down, batches go to the healthy hop only. */
@@ -967,9 +1011,13 @@ static void test_identity(void **state)
         s_m.progress.watermark = UINT64_MAX;
         s_m.progress.next_seq = 1;
         s_up(f, &s_m, NULL, 0, 2);
+        wire_msg_init(&s_m, WIRE_DEAD, "edge1", EPOCH);
+        s_m.dead.count = 1;
+        s_m.dead.ranges[0] = (wire_range_t){.lo = 0, .hi = 1};
+        s_up(f, &s_m, NULL, 0, 2);
     }
     assert_int_equal(f->nsent, 0);
-    assert_int_equal(s_metric(f, "tapmesh_relay_auth_failures_total", "reason=\"identity\""), 9);
+    assert_int_equal(s_metric(f, "tapmesh_relay_auth_failures_total", "reason=\"identity\""), 12);
     assert_int_equal(s_metric(f, "tapmesh_relay_batches_in_total", NULL), 0);
     assert_int_equal(s_metric(f, "tapmesh_relay_pending_batches", NULL), 0);
     assert_int_equal(s_metric(f, "tapmesh_relay_malformed_messages_total", "reason=\"source\""), 0);
@@ -998,7 +1046,7 @@ static void test_identity(void **state)
     mark = f->nsent;
     s_batch(f, 1, 0, 1, 10, 10, 7);
     s_check_forwarded(s_only(f, mark, 0, WIRE_BATCH), 1, 10, 10);
-    assert_int_equal(s_metric(f, "tapmesh_relay_auth_failures_total", "reason=\"identity\""), 9);
+    assert_int_equal(s_metric(f, "tapmesh_relay_auth_failures_total", "reason=\"identity\""), 12);
 }
 
 /* ---- no lock-out by a flood ------------------------------------------------- */
@@ -1167,6 +1215,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stats_failover, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_stats_duplicate, s_setup_duplicate, s_teardown),
         cmocka_unit_test_setup_teardown(test_stats_flowhash, s_setup_flowhash, s_teardown),
+        cmocka_unit_test_setup_teardown(test_dead_failover, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_dead_duplicate, s_setup_duplicate, s_teardown),
+        cmocka_unit_test_setup_teardown(test_dead_flowhash, s_setup_flowhash, s_teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_lagging_and_down, s_setup_duplicate,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_flowhash_parts, s_setup_flowhash, s_teardown),

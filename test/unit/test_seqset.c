@@ -413,6 +413,71 @@ static void test_bounded_add_range_matches_model(void **state)
     seqset_free(&s);
 }
 
+/* count_in, next_gap and prefix_union against bitmap models of two sets. */
+static void test_union_helpers_match_model(void **state)
+{
+    (void)state;
+    enum { N = 200 };
+    srand(11);
+    for (int round = 0; round < 200; round++) {
+        seqset_t a, b;
+        seqset_init(&a, 1000);
+        seqset_init(&b, 1000);
+        bool ma[N] = {0}, mb[N] = {0};
+        int density = 1 + round % 9;
+        for (uint64_t i = 0; i < N; i++) {
+            if (rand() % 10 < density) {
+                ma[i] = true;
+                assert_int_equal(seqset_add(&a, i, NULL), 1);
+            } else if (rand() % 3 == 0) {
+                mb[i] = true;
+                assert_int_equal(seqset_add(&b, i, NULL), 1);
+            }
+        }
+        /* count_in */
+        for (int k = 0; k < 50; k++) {
+            uint64_t lo = (uint64_t)(rand() % (N + 10)), hi = lo + (uint64_t)(rand() % 60);
+            uint64_t want = 0;
+            for (uint64_t i = lo; i < hi && i < N; i++)
+                want += ma[i];
+            assert_int_equal(seqset_count_in(&a, lo, hi), want);
+        }
+        /* next_gap walks exactly the numbers not in `a` */
+        bool gap[N] = {0};
+        uint64_t from = 0, glo, ghi;
+        int steps = 0;
+        while (seqset_next_gap(&a, from, N, &glo, &ghi)) {
+            assert_true(glo < ghi && ghi <= N && glo >= from);
+            for (uint64_t i = glo; i < ghi; i++)
+                gap[i] = true;
+            from = ghi;
+            assert_true(++steps <= N);
+        }
+        for (uint64_t i = 0; i < N; i++)
+            assert_int_equal(gap[i], !ma[i]);
+        /* prefix_union */
+        uint64_t want = 0;
+        while (want < N && (ma[want] || mb[want]))
+            want++;
+        assert_int_equal(seqset_prefix_union(&a, &b), want);
+        assert_int_equal(seqset_prefix_union(&b, &a), want);
+        seqset_free(&a);
+        seqset_free(&b);
+    }
+    /* both empty; one covering everything the other lacks */
+    seqset_t a, b;
+    seqset_init(&a, 8);
+    seqset_init(&b, 8);
+    assert_int_equal(seqset_prefix_union(&a, &b), 0);
+    assert_int_equal(seqset_add_range(&a, 0, 5), 0);
+    assert_int_equal(seqset_add_range(&a, 10, 20), 0);
+    assert_int_equal(seqset_add_range(&b, 5, 10), 0);
+    assert_int_equal(seqset_add_range(&b, 20, 21), 0);
+    assert_int_equal(seqset_prefix_union(&a, &b), 21);
+    seqset_free(&a);
+    seqset_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -428,6 +493,7 @@ int main(void)
         cmocka_unit_test(test_add_after_remove_past_max),
         cmocka_unit_test(test_range_ops_match_model),
         cmocka_unit_test(test_bounded_add_range_matches_model),
+        cmocka_unit_test(test_union_helpers_match_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

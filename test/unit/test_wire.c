@@ -186,6 +186,13 @@ static void s_ref(s_bw_t *w, const wire_msg_t *m)
     case WIRE_FEATURES: /* §3.8 */
         s_u32(w, m->features.flags);
         break;
+    case WIRE_DEAD: /* §3.9 */
+        s_u16(w, m->dead.count);
+        for (unsigned i = 0; i < s_min(m->dead.count, WIRE_DEAD_MAX); i++) {
+            s_u64(w, m->dead.ranges[i].lo);
+            s_u64(w, m->dead.ranges[i].hi);
+        }
+        break;
     default:
         break;
     }
@@ -434,6 +441,13 @@ static void s_assert_msg_equal(const wire_msg_t *a, const wire_msg_t *b)
         break;
     case WIRE_FEATURES:
         assert_int_equal(a->features.flags, b->features.flags);
+        break;
+    case WIRE_DEAD:
+        assert_int_equal(a->dead.count, b->dead.count);
+        for (unsigned i = 0; i < a->dead.count; i++) {
+            assert_int_equal(a->dead.ranges[i].lo, b->dead.ranges[i].lo);
+            assert_int_equal(a->dead.ranges[i].hi, b->dead.ranges[i].hi);
+        }
         break;
     default:
         fail_msg("unexpected type %d", (int)a->type);
@@ -712,7 +726,7 @@ static void test_bad_header(void **state)
 static void test_unknown_type(void **state)
 {
     (void)state;
-    static const uint8_t types[] = {0, WIRE_PACKETS, WIRE_PACKETS_ZSTD, 12, 0x7f, 0x80, 255};
+    static const uint8_t types[] = {0, WIRE_PACKETS, WIRE_PACKETS_ZSTD, 13, 0x7f, 0x80, 255};
     for (size_t i = 0; i < sizeof types; i++) {
         /* a body that would be a valid WELCOME */
         s_make_welcome(&s_m);
@@ -1780,6 +1794,128 @@ static void test_features(void **state)
     assert_int_equal(s_m.features.flags, 0);
 }
 
+/* ---- DEAD (§3.9) ------------------------------------------------------ */
+
+/* DEAD with `n` ranges [10i, 10i + 1 + i % 5). */
+static void s_make_dead(wire_msg_t *m, unsigned n)
+{
+    s_base(m, WIRE_DEAD);
+    m->dead.count = (uint16_t)n;
+    for (unsigned i = 0; i < n; i++)
+        m->dead.ranges[i] = (wire_range_t){.lo = 10u * i, .hi = 10u * i + 1 + i % 5};
+}
+
+static void test_dead(void **state)
+{
+    (void)state;
+    for (unsigned n = 1; n <= 40; n++) {
+        s_make_dead(&s_m, n);
+        s_round_trip(&s_m);
+    }
+    s_make_dead(&s_m, WIRE_DEAD_MAX);
+    s_round_trip(&s_m);
+    /* the widest range there is */
+    s_make_dead(&s_m, 1);
+    s_m.dead.ranges[0] = (wire_range_t){.lo = 0, .hi = UINT64_MAX};
+    s_round_trip(&s_m);
+    /* the bytes, by hand: two ranges */
+    s_base(&s_m, WIRE_DEAD);
+    s_m.dead.count = 2;
+    s_m.dead.ranges[0] = (wire_range_t){.lo = 3, .hi = 5};
+    s_m.dead.ranges[1] = (wire_range_t){.lo = 0x0102030405060708ull, .hi = UINT64_MAX};
+    size_t len = wire_encode(&s_m, s_enc, S_BW_CAP);
+    static const uint8_t want_tail[] = {
+        0x00, 0x02,                                     /* count */
+        0,    0,    0,    0,    0,    0,    0,    3,    /* lo */
+        0,    0,    0,    0,    0,    0,    0,    5,    /* hi */
+        1,    2,    3,    4,    5,    6,    7,    8,    /* lo */
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, /* hi */
+    };
+    assert_int_equal(len, 4 + 1 + 13 + 8 + sizeof want_tail);
+    assert_int_equal(s_enc[3], 12);
+    assert_memory_equal(s_enc + len - sizeof want_tail, want_tail, sizeof want_tail);
+    s_all_prefixes_truncated(s_enc, len, 1);
+    /* wire_msg_init leaves nothing of an earlier use */
+    wire_msg_init(&s_m, WIRE_DEAD, "a", 1);
+    assert_int_equal(s_m.dead.count, 0);
+}
+
+static void test_dead_malformed(void **state)
+{
+    (void)state;
+    size_t count_at = 4 + 1 + strlen("cap-1.eu_west") + 8;
+    /* count 0, and above the maximum (refused before any range is read) */
+    s_make_dead(&s_m, 1);
+    s_m.dead.count = 0;
+    s_ref(&s_w, &s_m);
+    S_DECODE_IS(WIRE_ERR_RANGE);
+    S_ENCODE_REFUSED(&s_m);
+    s_make_dead(&s_m, 1);
+    s_ref(&s_w, &s_m);
+    s_w.buf[count_at] = (WIRE_DEAD_MAX + 1) >> 8;
+    s_w.buf[count_at + 1] = (WIRE_DEAD_MAX + 1) & 0xff;
+    S_DECODE_IS(WIRE_ERR_RANGE);
+    s_w.buf[count_at] = s_w.buf[count_at + 1] = 0xff;
+    S_DECODE_IS(WIRE_ERR_RANGE);
+    s_make_dead(&s_m, 1);
+    s_m.dead.count = WIRE_DEAD_MAX + 1;
+    S_ENCODE_REFUSED(&s_m);
+    /* an empty range, a reversed one */
+    s_make_dead(&s_m, 2);
+    s_m.dead.ranges[1].hi = s_m.dead.ranges[1].lo;
+    s_ref(&s_w, &s_m);
+    S_DECODE_IS(WIRE_ERR_RANGE);
+    S_ENCODE_REFUSED(&s_m);
+    s_m.dead.ranges[1].hi = s_m.dead.ranges[1].lo - 1;
+    s_ref(&s_w, &s_m);
+    S_DECODE_IS(WIRE_ERR_RANGE);
+    S_ENCODE_REFUSED(&s_m);
+    /* not above the one before: overlapping, touching, equal, lower */
+    static const uint64_t lows[] = {3, 4, 0};
+    for (size_t i = 0; i < sizeof lows / sizeof *lows; i++) {
+        s_base(&s_m, WIRE_DEAD);
+        s_m.dead.count = 2;
+        s_m.dead.ranges[0] = (wire_range_t){.lo = 2, .hi = 4};
+        s_m.dead.ranges[1] = (wire_range_t){.lo = lows[i], .hi = 9};
+        s_ref(&s_w, &s_m);
+        S_DECODE_IS(WIRE_ERR_RANGE);
+        S_ENCODE_REFUSED(&s_m);
+    }
+    s_base(&s_m, WIRE_DEAD);
+    s_m.dead.count = 2;
+    s_m.dead.ranges[0] = (wire_range_t){.lo = 2, .hi = 4};
+    s_m.dead.ranges[1] = (wire_range_t){.lo = 2, .hi = 4};
+    s_ref(&s_w, &s_m);
+    S_DECODE_IS(WIRE_ERR_RANGE);
+    /* apart by one is fine */
+    s_m.dead.ranges[1] = (wire_range_t){.lo = 5, .hi = 6};
+    s_round_trip(&s_m);
+    /* a byte too many, a byte too few, fewer ranges than counted */
+    s_make_dead(&s_m, 3);
+    s_ref(&s_w, &s_m);
+    s_u8(&s_w, 0);
+    S_DECODE_IS(WIRE_ERR_TRAILING);
+    s_ref(&s_w, &s_m);
+    s_w.len--;
+    S_DECODE_IS(WIRE_ERR_TRUNCATED);
+    s_ref(&s_w, &s_m);
+    s_w.buf[count_at + 1] = 4;
+    S_DECODE_IS(WIRE_ERR_TRUNCATED);
+    s_w.buf[count_at + 1] = 2;
+    S_DECODE_IS(WIRE_ERR_TRAILING);
+    /* epoch 0 */
+    s_make_dead(&s_m, 1);
+    s_m.epoch = 0;
+    s_ref(&s_w, &s_m);
+    S_DECODE_IS(WIRE_ERR_RANGE);
+    S_ENCODE_REFUSED(&s_m);
+    /* version 1 */
+    s_make_dead(&s_m, 1);
+    s_ref(&s_w, &s_m);
+    s_w.buf[2] = 1;
+    S_DECODE_IS(WIRE_ERR_VERSION);
+}
+
 static void test_compress_tag(void **state)
 {
     (void)state;
@@ -1966,6 +2102,8 @@ int main(void)
         cmocka_unit_test(test_features),
         cmocka_unit_test(test_compress_tag),
         cmocka_unit_test(test_stats_malformed),
+        cmocka_unit_test(test_dead),
+        cmocka_unit_test(test_dead_malformed),
         cmocka_unit_test(test_iface_tags),
         cmocka_unit_test(test_golden_bytes),
         cmocka_unit_test(test_truncated_every_prefix),

@@ -190,3 +190,58 @@ uint64_t seqset_end(const seqset_t *self)
 {
     return self->n ? self->r[self->n - 1].hi : 0;
 }
+
+uint64_t seqset_drop_first(seqset_t *self)
+{
+    if (!self->n)
+        return 0;
+    uint64_t n = self->r[0].hi - self->r[0].lo;
+    memmove(&self->r[0], &self->r[1], (self->n - 1) * sizeof *self->r);
+    self->n--;
+    return n;
+}
+
+uint64_t seqset_count_in(const seqset_t *self, uint64_t lo, uint64_t hi)
+{
+    uint64_t have = 0;
+    for (size_t i = s_find(self, lo); i < self->n && self->r[i].lo < hi; i++) {
+        uint64_t a = self->r[i].lo > lo ? self->r[i].lo : lo;
+        uint64_t b = self->r[i].hi < hi ? self->r[i].hi : hi;
+        have += b - a;
+    }
+    return have;
+}
+
+bool seqset_next_gap(const seqset_t *self, uint64_t from, uint64_t limit, uint64_t *lo,
+                     uint64_t *hi)
+{
+    size_t i = s_find(self, from);
+    if (i < self->n && self->r[i].lo <= from) {
+        from = self->r[i].hi; /* inside a range: the gap starts after it */
+        i++;
+    }
+    if (from >= limit)
+        return false;
+    *lo = from;
+    *hi = i < self->n && self->r[i].lo < limit ? self->r[i].lo : limit;
+    return true;
+}
+
+/* The end of the range of `self` holding p, or p when none does. */
+static uint64_t s_through(const seqset_t *self, uint64_t p)
+{
+    size_t i = s_find(self, p);
+    return i < self->n && self->r[i].lo <= p ? self->r[i].hi : p;
+}
+
+uint64_t seqset_prefix_union(const seqset_t *a, const seqset_t *b)
+{
+    /* each step leaves a range of one set behind, so this ends */
+    uint64_t p = 0;
+    for (;;) {
+        uint64_t q = s_through(b, s_through(a, p));
+        if (q == p)
+            return p;
+        p = q;
+    }
+}

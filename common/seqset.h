@@ -1,6 +1,8 @@
 /*
- * seqset — the set of batch sequence numbers a collector has taken from one
- * (source, epoch), kept as sorted disjoint ranges [lo, hi). In the normal
+ * seqset — a set of batch sequence numbers kept as sorted disjoint ranges
+ * [lo, hi): those a collector has taken from one (source, epoch), those a
+ * source said it dead-lettered (DEAD, §3.9; the agent's own record too).
+ * For the batches taken, in the normal
  * case it is one range [0, n); a hole is a batch not (yet) received while
  * later ones were (a gap), which a resend usually fills.
  *
@@ -45,6 +47,21 @@ int seqset_remove(seqset_t *self, uint64_t seq);
 
 /* Numbers below `limit` missing from the set (gaps). */
 uint64_t seqset_missing_below(const seqset_t *self, uint64_t limit);
+
+/* Removes the lowest range; returns how many numbers it held (0 when the
+ * set is empty). */
+uint64_t seqset_drop_first(seqset_t *self);
+
+/* Members in [lo, hi). */
+uint64_t seqset_count_in(const seqset_t *self, uint64_t lo, uint64_t hi);
+
+/* The first run of numbers in [from, limit) missing from the set: true and
+ * [*lo, *hi) when there is one, false otherwise. */
+bool seqset_next_gap(const seqset_t *self, uint64_t from, uint64_t limit, uint64_t *lo,
+                     uint64_t *hi);
+
+/* The largest p such that every number below p is in `a` or in `b`. */
+uint64_t seqset_prefix_union(const seqset_t *a, const seqset_t *b);
 
 /* One past the largest member, 0 when empty. */
 uint64_t seqset_end(const seqset_t *self);
