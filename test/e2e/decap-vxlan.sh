@@ -47,7 +47,7 @@ start collect COLLECT_ENDPOINT=tcp://127.0.0.1:$port METRICS_ADDRPORT= OUTPUT=$W
     STARTUP_WAIT_MS=0 -- ip netns exec "$b" "$COLLECT"
 start capture DEVICE=tmy-vb DECAP=vxlan DECAP_ID=42 RELAY_ENDPOINT=tcp://127.0.0.1:$port \
     METRICS_ADDRPORT=127.0.0.1:$mport NODE_ID=mirror -- ip netns exec "$b" "$CAPTURE"
-start underlay -- ip netns exec "$b" tcpdump -i tmy-vb --immediate-mode -U -w "$WORK/underlay.pcap" 'udp dst port 4789'
+start underlay -- ip netns exec "$b" tcpdump -i tmy-vb -B 32768 --immediate-mode -U -w "$WORK/underlay.pcap" 'udp dst port 4789'
 end=$((SECONDS + 10))
 until grep -q "live capture on tmy-vb" "$WORK/capture.log" &&
     grep -q "listening on tmy-vb" "$WORK/underlay.log"; do

@@ -47,9 +47,9 @@ wait_nmetric() { # NAME VALUE TIMEOUT_S
 run() {
     local p=$1
     shift
-    start "$p-tcpdump" -- ip netns exec "$ns" tcpdump -i tmx-peer -Q in -s 0 -U -nn \
+    start "$p-tcpdump" -- ip netns exec "$ns" tcpdump -i tmx-peer -B 32768 -Q in -s 0 -U -nn \
         --time-stamp-precision=nano -w "$WORK/$p.peer.pcap"
-    start "$p-tcpdump2" -- ip netns exec "$ns" tcpdump -i tmx-peer2 -Q in -s 0 -U -nn \
+    start "$p-tcpdump2" -- ip netns exec "$ns" tcpdump -i tmx-peer2 -B 32768 -Q in -s 0 -U -nn \
         --time-stamp-precision=nano -w "$WORK/$p.peer2.pcap"
     local end=$((SECONDS + 10))
     until grep -q "listening on tmx-peer" "$WORK/$p-tcpdump.log" &&

@@ -52,7 +52,7 @@ wait_nmetric() { # NAME VALUE TIMEOUT_S
 run() {
     local p=$1 dev=$2 filter=$3
     shift 3
-    start "$p-tcpdump" -- ip netns exec "$b" tcpdump -i "$dev" -Q in -s 0 -U -nn \
+    start "$p-tcpdump" -- ip netns exec "$b" tcpdump -i "$dev" -B 32768 -Q in -s 0 -U -nn \
         --time-stamp-precision=nano -w "$WORK/$p.peer.pcap" $filter
     local end=$((SECONDS + 10))
     until grep -q "listening on $dev" "$WORK/$p-tcpdump.log"; do
