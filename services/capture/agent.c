@@ -597,6 +597,10 @@ static void s_progress(agent_t *a, wire_type_t type, int64_t now)
 static void s_send_batches(agent_t *a, int64_t now)
 {
     batch_t *b;
+    /* no connection: a batch sent now would wait in ZeroMQ's queue and
+     * reach a collector that comes after the agent dead-lettered it */
+    if (!a->link_up)
+        return;
     /* COMPRESS: the first batches wait for the answer to the first HELLO
      * (FEATURES comes before the WELCOME), at most ACK_TIMEOUT_MS, so that
      * a short run is not sent uncompressed within the window */

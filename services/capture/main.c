@@ -764,11 +764,12 @@ static int s_setup(void *app, service_t *svc)
     }
     /* every batch goes out as a zmq_msg lent its buffer: at most `sndhwm`
      * messages wait in libzmq's queue before sends report back-pressure.
-     * Only on a connection that is up (immediate): a batch the agent holds
-     * while there is none, and may dead-letter, is not also queued to
-     * reach the collector later (written twice: output and dead letters) */
-    service_sock_opts_t so = {
-        .sndhwm = 1000, .rcvhwm = 0, .linger_ms = 2000 /* END leaves */, .immediate = true};
+     * Batches go out only while the connection is up (agent.c): one the
+     * agent holds while there is none, and may dead-letter, is not also
+     * queued to reach the collector later. Not ZMQ_IMMEDIATE: with it, a
+     * connection that ends takes the acknowledgements not yet read with it
+     * (seen: batches written and acknowledged, then dead-lettered) */
+    service_sock_opts_t so = {.sndhwm = 1000, .rcvhwm = 0, .linger_ms = 2000 /* END leaves */};
     c->dealer = service_dealer("RELAY_ENDPOINT", o.endpoint, &so, &c->link, err, sizeof err);
     if (!c->dealer) {
         source_close(&source);

@@ -712,10 +712,16 @@ static void test_hello_first_on_link_up(void **state)
     agent_on_link(f->a, false, 300);
     f->fail_with = -EAGAIN;
     agent_step(f->a, 1300);
-    /* sends get through before the link's event is heard: HELLO first */
+    /* no batch goes while the link is down, even when sends would get
+     * through: it would wait in ZeroMQ's queue; back up: HELLO first */
     f->fail_with = 0;
     size_t mark = f->nsent;
     agent_step(f->a, 1400);
+    for (size_t i = mark; i < f->nsent; i++)
+        assert_int_not_equal(f->sent[i].msg.type, WIRE_BATCH);
+    mark = f->nsent;
+    agent_on_link(f->a, true, 1500);
+    agent_step(f->a, 1500);
     assert_true(f->nsent > mark);
     assert_int_equal(f->sent[mark].msg.type, WIRE_HELLO);
 }
@@ -857,49 +863,54 @@ static void test_stop_then_abort(void **state)
 
 /* A connection that breaks took what it carried: once it is back, the
  * batches sent before the break go again at once (not after
- * ACK_TIMEOUT_MS); those sent while it was down wait in the socket's queue
- * and are not sent twice. The first connection resends nothing. */
+ * ACK_TIMEOUT_MS). While there is no connection no batch is sent (it would
+ * wait in ZeroMQ's queue, out of the agent's hands, and could reach a
+ * collector after the agent dead-lettered it): it waits in the agent and
+ * goes once the connection is up. */
 static void test_resend_on_reconnect(void **state)
 {
     fixture_t *f = *state;
     agent_start(f->a, 0);
     s_reply(f, WIRE_WELCOME, 0);
-    agent_step(f->a, 0); /* 4 batches out before any connection */
     size_t mark = f->nsent;
-    agent_on_link(f->a, true, 5);
-    agent_step(f->a, 5);
+    agent_step(f->a, 0); /* no connection yet: no batch goes */
     uint64_t seqs[64];
     assert_int_equal(s_batch_seqs(f, mark, seqs, 64), 0);
+    agent_on_link(f->a, true, 5);
+    agent_step(f->a, 5); /* the window's 4 batches */
+    assert_int_equal(s_batch_seqs(f, mark, seqs, 64), 4);
+    assert_int_equal(seqs[0], 0);
+    assert_int_equal(seqs[3], 3);
     s_ack(f, 0, 6);
     s_ack(f, 1, 6);
     agent_step(f->a, 6); /* batches 4 and 5 go out */
     agent_on_link(f->a, false, 10);
     s_ack(f, 2, 11); /* an acknowledgement that made it: not resent */
-    agent_step(f->a, 12);
     mark = f->nsent;
+    agent_step(f->a, 12); /* the link is down: batch 6 waits in the agent */
+    assert_int_equal(s_batch_seqs(f, mark, seqs, 64), 0);
     agent_on_link(f->a, true, 20);
     agent_step(f->a, 20);
-    size_t n = s_batch_seqs(f, mark, seqs, 64);
-    assert_int_equal(n, 3);
+    /* what the broken connection carried again, then 6 for the first time */
+    assert_int_equal(s_batch_seqs(f, mark, seqs, 64), 4);
     assert_int_equal(seqs[0], 3);
     assert_int_equal(seqs[1], 4);
     assert_int_equal(seqs[2], 5);
-    /* batch 6 went out at 12, while the connection was down: it waited in
-     * the queue and left on the connection that came back at 20 */
+    assert_int_equal(seqs[3], 6);
     agent_on_link(f->a, false, 30);
     s_ack(f, 3, 31);
     s_ack(f, 4, 31);
     s_ack(f, 5, 31);
     mark = f->nsent;
-    agent_step(f->a, 32); /* 7, 8, 9 go into the queue of a broken connection */
-    assert_int_equal(s_batch_seqs(f, mark, seqs, 64), 3);
-    assert_int_equal(seqs[0], 7);
-    mark = f->nsent;
+    agent_step(f->a, 32); /* down: 7, 8, 9 wait */
+    assert_int_equal(s_batch_seqs(f, mark, seqs, 64), 0);
     agent_on_link(f->a, true, 40);
     agent_step(f->a, 40);
-    /* 6 was on the connection that broke at 30: again; 7, 8, 9 were queued */
-    assert_int_equal(s_batch_seqs(f, mark, seqs, 64), 1);
+    /* 6 was on the connection that broke at 30: again; then 7, 8, 9 */
+    assert_int_equal(s_batch_seqs(f, mark, seqs, 64), 4);
     assert_int_equal(seqs[0], 6);
+    assert_int_equal(seqs[1], 7);
+    assert_int_equal(seqs[3], 9);
 }
 
 /* A payload lent to the sender (ZeroMQ sends it from the batch's own
