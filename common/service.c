@@ -425,8 +425,6 @@ static void s_common(zsock_t *s, const service_sock_opts_t *o)
     if (o->rcvhwm != SERVICE_DEFAULT)
         zsock_set_rcvhwm(s, o->rcvhwm);
     zsock_set_linger(s, o->linger_ms);
-    if (o->immediate)
-        zsock_set_immediate(s, 1);
     zsock_set_heartbeat_ivl(s, SERVICE_HEARTBEAT_IVL_MS);
     zsock_set_heartbeat_timeout(s, SERVICE_HEARTBEAT_TIMEOUT_MS);
 }

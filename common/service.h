@@ -63,11 +63,6 @@ extern volatile sig_atomic_t service_reload;
 typedef struct {
     int sndhwm, rcvhwm; /* messages; 0 unlimited; SERVICE_DEFAULT */
     int linger_ms;      /* how long unsent messages hold the exit */
-    /* ZMQ_IMMEDIATE: messages are queued only on a connection that is up;
-     * without one a send fails with EAGAIN instead of waiting in a queue
-     * that would reach the peer whenever it comes (the capture agent: what
-     * it dead-letters must not arrive too) */
-    bool immediate;
 } service_sock_opts_t;
 
 /* Rows every service has: LOG_LEVEL, METRICS_ADDRPORT (default given),

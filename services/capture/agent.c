@@ -632,10 +632,8 @@ static void s_send_batches(agent_t *a, int64_t now)
             metrics_add(a->metrics, a->m.zstd_out, packed ? packed : b->len);
         }
         if (rc == -EAGAIN) {
-            /* the next hop's queue is full, or there is no connection
-             * (ZMQ_IMMEDIATE: nothing waits in a queue of its own that
-             * could reach the collector after it was dead-lettered): keep
-             * it, try on a later pass */
+            /* the next hop's queue is full (or the connection went before
+             * its event was heard): keep it, try on a later pass */
             a->send_blocked = true;
             if (a->link_up)
                 metrics_add(a->metrics, a->m.backpressure, 1);
