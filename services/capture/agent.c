@@ -90,7 +90,6 @@ struct agent_t {
     bool room_blocked;        /* reading paused for room (memory, read-ahead) */
     unsigned sample_in;       /* packets until the next one the size histogram takes */
     bool send_failing;        /* the last send failed (logged once) */
-    bool send_blocked;        /* the last batch send found no room (EAGAIN) */
     int64_t stop_deadline_ms; /* 0: not stopping */
     bool link_up, link_warned, link_ever_up;
     int64_t link_down_ms; /* since when there is no connection */
@@ -607,7 +606,6 @@ static void s_send_batches(agent_t *a, int64_t now)
     if (a->zc && a->hello_pending && !a->welcomed &&
         now - a->hello_sent_ms < a->opts.ack_timeout_ms)
         return;
-    a->send_blocked = false;
     if (!outbox_next_send(a->outbox, now) || !s_hello_first(a, now))
         return;
     while ((b = outbox_next_send(a->outbox, now))) {
@@ -634,9 +632,7 @@ static void s_send_batches(agent_t *a, int64_t now)
         if (rc == -EAGAIN) {
             /* the next hop's queue is full (or the connection went before
              * its event was heard): keep it, try on a later pass */
-            a->send_blocked = true;
-            if (a->link_up)
-                metrics_add(a->metrics, a->m.backpressure, 1);
+            metrics_add(a->metrics, a->m.backpressure, 1);
             return;
         }
         if (rc < 0) {
@@ -713,6 +709,19 @@ static void s_send_dead(agent_t *a, int64_t now)
     seqset_free(&a->dead_new);
     seqset_init(&a->dead_new, S_DEAD_RANGES);
     a->dead_resend = false;
+}
+
+/* When a held batch goes to the dead-letter file: RETRY_TIMEOUT_S after it
+ * was opened, but not while a send of it is in flight (less than
+ * ACK_TIMEOUT_MS old): a batch that waited for a connection and has just
+ * gone out gets the time for its acknowledgement, instead of being
+ * dead-lettered while the collector writes it. */
+static int64_t s_dead_due(const agent_t *a, const batch_t *b)
+{
+    int64_t due = b->opened_ms + a->opts.retry_timeout_ms;
+    if (b->sends && b->last_sent_ms + a->opts.ack_timeout_ms > due)
+        due = b->last_sent_ms + a->opts.ack_timeout_ms;
+    return due;
 }
 
 /* Moves the oldest held batch to the dead-letter file and forgets it. */
@@ -1284,8 +1293,7 @@ void agent_step(agent_t *self, int64_t now_ms)
     if (open && now_ms - open->opened_ms >= a->opts.batch_delay_ms && !s_rebuilding_batch(a))
         outbox_close(a->outbox);
     const batch_t *oldest;
-    while ((oldest = outbox_oldest(a->outbox)) &&
-           now_ms - oldest->opened_ms >= a->opts.retry_timeout_ms)
+    while ((oldest = outbox_oldest(a->outbox)) && now_ms >= s_dead_due(a, oldest))
         s_dead_letter_oldest(a);
     s_send_dead(a, now_ms); /* before the batches that follow the dead-lettered ones */
     s_send_batches(a, now_ms);
@@ -1347,12 +1355,12 @@ int64_t agent_next_wake(const agent_t *self, int64_t now_ms)
     const batch_t *b = outbox_open_batch(a->outbox);
     if (b)
         s_earlier(&wake, b->opened_ms + a->opts.batch_delay_ms);
-    /* a resend that found no connection waits for one (the loop hears of
-     * it), not for its deadline again: that has passed */
-    if (!a->send_blocked || a->link_up)
+    /* without a connection nothing is sent: a resend waits for one (the
+     * loop hears of it), not for its deadline, which may have passed */
+    if (a->link_up)
         s_earlier(&wake, outbox_next_deadline(a->outbox));
     if ((b = outbox_oldest(a->outbox)))
-        s_earlier(&wake, b->opened_ms + a->opts.retry_timeout_ms);
+        s_earlier(&wake, s_dead_due(a, b));
     if (a->hello_pending)
         s_earlier(&wake, a->hello_sent_ms + a->opts.ack_timeout_ms);
     bool can_read = !a->eof && a->source && outbox_has_room(a->outbox, WIRE_SNAPLEN_MAX);

@@ -902,9 +902,9 @@ static void s_on_hello(collector_t *self, const route_t *route, int64_t now)
     s_reply(self, route);
 }
 
-/* The source of a BATCH/HEARTBEAT/END, or NULL after telling the sender to
- * say HELLO again. */
-static s_source_t *s_known(collector_t *self, const route_t *route, int64_t now)
+/* The source of the message in `in`, or NULL after counting it and telling
+ * the sender to say HELLO again. */
+static s_source_t *s_lookup(collector_t *self, const route_t *route)
 {
     const wire_msg_t *m = &self->in;
     s_source_t *s = s_find(self, m->source, m->epoch);
@@ -912,8 +912,16 @@ static s_source_t *s_known(collector_t *self, const route_t *route, int64_t now)
         s_reject(self, WIRE_ERR_SOURCE, m->source);
         s_refuse(self, route, m->source, m->epoch, WIRE_REFUSE_UNKNOWN_SOURCE,
                  "unknown source or epoch: send HELLO");
-        return NULL;
     }
+    return s;
+}
+
+/* The source of a BATCH/HEARTBEAT/END (s_lookup), heard from now. */
+static s_source_t *s_known(collector_t *self, const route_t *route, int64_t now)
+{
+    s_source_t *s = s_lookup(self, route);
+    if (!s)
+        return NULL;
     s->route = *route;
     s->last_heard_ms = now;
     s->progressed = true;
@@ -1136,13 +1144,9 @@ static void s_promise(collector_t *self, s_source_t *s, uint64_t wm, uint64_t ne
 static void s_on_dead(collector_t *self, const route_t *route)
 {
     const wire_msg_t *m = &self->in;
-    s_source_t *s = s_find(self, m->source, m->epoch);
-    if (!s) {
-        s_reject(self, WIRE_ERR_SOURCE, m->source);
-        s_refuse(self, route, m->source, m->epoch, WIRE_REFUSE_UNKNOWN_SOURCE,
-                 "unknown source or epoch: send HELLO");
+    s_source_t *s = s_lookup(self, route);
+    if (!s)
         return;
-    }
     uint64_t added = 0, refused = 0;
     for (unsigned i = 0; i < m->dead.count; i++) {
         const wire_range_t *d = &m->dead.ranges[i];
@@ -1342,13 +1346,9 @@ static void s_on_batch(collector_t *self, frames_t *in, const route_t *route, in
 static void s_on_stats(collector_t *self, const route_t *route)
 {
     const wire_msg_t *m = &self->in;
-    s_source_t *s = s_find(self, m->source, m->epoch);
-    if (!s) {
-        s_reject(self, WIRE_ERR_SOURCE, m->source);
-        s_refuse(self, route, m->source, m->epoch, WIRE_REFUSE_UNKNOWN_SOURCE,
-                 "unknown source or epoch: send HELLO");
+    s_source_t *s = s_lookup(self, route);
+    if (!s)
         return;
-    }
     for (unsigned i = 0; i < m->stats.count; i++)
         if (m->stats.entries[i].ifindex >= s->nifaces) {
             s_reject(self, WIRE_ERR_RANGE, "STATS for an interface its HELLO did not announce");

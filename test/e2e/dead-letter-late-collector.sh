@@ -7,7 +7,8 @@
 # output, in order, within seconds (DEAD: the collector's watermark does
 # not wait for the dead-lettered batches, so nothing waits for
 # MERGE_WINDOW_MS). The dead-letter file, replayed into the same collector,
-# then completes the output: each input packet exactly once.
+# then completes the output: each input packet exactly once, the replayed
+# ones after the newer packets, each counted late.
 . "$(dirname "$0")/lib.sh"
 need tcpdump python3 curl ss
 
@@ -87,9 +88,15 @@ python3 "$WORK/cmp.py" split "$WORK/in.nano.pcap" "$WORK/out1.pcap" "$WORK/dlq.p
 start replay RELAY_ENDPOINT=tcp://127.0.0.1:$cport METRICS_ADDRPORT= READ_FILE="$dlq" -- "$CAPTURE"
 expect_exit replay 20 0
 wait_metric "$mc" tapmesh_collect_packets_total 4000 10
+late=$(metric "$mc" tapmesh_collect_late_packets_total)
 stop collect
 [ "$RC" = 0 ] || fail "collect exited $RC"
 tcpdump --time-stamp-precision=nano -r "$WORK/out.pcapng" -w "$WORK/out2.pcap" 2>/dev/null
 python3 "$WORK/cmp.py" all "$WORK/in.nano.pcap" "$WORK/out2.pcap" ||
     fail "after the replay, the output is not the input once"
-log "ok"
+# the dead letters are the oldest packets: the replay writes each of them
+# after newer ones, and each is counted late
+disorder=$(out_of_order "$WORK/out.pcapng")
+[ "$late" = "$dead" ] && [ "$disorder" = "$dead" ] ||
+    fail "the replay of $dead dead letters: $disorder packets out of order, $late counted late"
+log "ok: the replay wrote the $dead dead letters late, each counted"

@@ -5,10 +5,13 @@
 # into it never arrive. The agent dead-letters both kinds after
 # RETRY_TIMEOUT_S and exits 1. Its dead-letter file, replayed into the
 # collector (which keeps STATE_DIR), adds exactly what was missing: the
-# output then holds every packet of the input once. With DLQ_REPLAY=false
+# output then holds every packet of the input once. What the collector
+# never had comes after what it wrote meanwhile (its watermark did not wait
+# for dead-lettered batches): written late, and counted as late, packet for
+# packet. With DLQ_REPLAY=false
 # the same file is read as an ordinary capture under a new identity.
 . "$(dirname "$0")/lib.sh"
-need mergecap tcpdump curl ss
+need mergecap reordercap tcpdump curl ss
 
 "$TOOLS/gen-sample" "$WORK/in.pcap" 3000 ether 606
 pick_port; cport=$PORT
@@ -50,11 +53,15 @@ expect_exit replay 30 0
 grep -q "dead letters of source edge epoch" "$WORK/replay.log" || fail "not taken as dead letters"
 wait_metric "$mc" tapmesh_collect_packets_total 3000 10
 dups=$(metric "$mc" tapmesh_collect_duplicate_batches_total)
+late=$(metric "$mc" tapmesh_collect_late_packets_total)
 stop collect
 [ "$RC" = 0 ] || fail "collect exited $RC"
 mergecap -F pcapng -w "$WORK/all.pcapng" "$WORK"/out-*.pcapng
-same_packets "$WORK/in.pcap" "$WORK/all.pcapng"
-log "replayed: output = input, each packet once ($dups batches were there already)"
+same_packets_sorted "$WORK/in.pcap" "$WORK/all.pcapng"
+disorder=$(out_of_order "$WORK/all.pcapng")
+[ "$late" = "$disorder" ] || fail "$disorder packets out of order in the output, $late counted late"
+log "replayed: output = input, each packet once ($dups batches were there already;" \
+    "$late packets written late, all counted)"
 
 # DLQ_REPLAY=false: an ordinary capture, a new source
 pick_port; cport2=$PORT

@@ -212,6 +212,22 @@ same_packets() {
     "$PKTCMP" "$@" >"$WORK/pktcmp.txt" 2>&1 || fail "$(cat "$WORK/pktcmp.txt")"
 }
 
+# same_packets_sorted EXPECTED ACTUAL: the same packets, once each, in any
+# order (ACTUAL is sorted by timestamp first: a dead-letter replay is
+# written after the packets that followed it).
+same_packets_sorted() {
+    reordercap "$2" "$2.sorted" >/dev/null 2>&1 || fail "reordercap $2 failed"
+    same_packets "$1" "$2.sorted"
+}
+
+# out_of_order FILE: how many packets of FILE come after a packet with a
+# later timestamp (what tapmesh_collect_late_packets_total counts). The
+# timestamps compare as strings: fixed width, and beyond a double's digits.
+out_of_order() {
+    { tcpdump --time-stamp-precision=nano -tt -nn -r "$1" 2>/dev/null || true; } |
+        awk '{ t = $1 ""; if (t < max) n++; else max = t } END { print n + 0 }'
+}
+
 # readers_accept FILE COUNT: tcpdump, tshark and capinfos read FILE without
 # a warning and see COUNT packets; tcpdump's view (what libpcap sees) is
 # written to FILE.tcpdump.pcap for comparison.

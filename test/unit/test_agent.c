@@ -553,6 +553,51 @@ static void test_dead_letter_after_retry_timeout(void **state)
     assert_int_equal(agent_exit_status(f->a), 1);
 }
 
+/* Batches that waited for a connection until just before RETRY_TIMEOUT
+ * and have just gone out get ACK_TIMEOUT for their acknowledgement rather
+ * than being dead-lettered while the collector writes them (they would be
+ * both written and dead-lettered); one whose acknowledgement does not come
+ * in that time is dead-lettered then. */
+static int s_setup_retry_3s(void **state)
+{
+    s_opts.retry_timeout_ms = 3000;
+    return s_setup(state);
+}
+
+static void test_dead_letter_waits_for_ack_in_flight(void **state)
+{
+    fixture_t *f = *state;
+    agent_start(f->a, 0);
+    s_reply(f, WIRE_WELCOME, 0);
+    agent_step(f->a, 0); /* read at 0; no connection: nothing goes */
+    uint64_t seqs[64];
+    assert_int_equal(s_batch_seqs(f, 0, seqs, 64), 0);
+    metric_id_t id =
+        metrics_counter(f->metrics, "tapmesh_capture_batches_dead_lettered_total", "", NULL);
+    agent_on_link(f->a, true, 2900);
+    agent_step(f->a, 2900);
+    assert_int_equal(s_batch_seqs(f, 0, seqs, 64), 4);
+    assert_int_equal(seqs[0], 0);
+    /* 3 s after they were read: their sends are 100 ms old */
+    agent_step(f->a, 3000);
+    assert_int_equal(metrics_value(f->metrics, id), 0);
+    int64_t wake = agent_next_wake(f->a, 3000);
+    assert_true(wake > 3000 && wake <= 3900);
+    s_ack(f, 0, 3500);
+    s_ack(f, 2, 3500);
+    s_ack(f, 3, 3500);
+    agent_step(f->a, 3500);
+    assert_int_equal(metrics_value(f->metrics, id), 0);
+    /* batch 1's acknowledgement did not come within ACK_TIMEOUT_MS */
+    agent_step(f->a, 3900);
+    assert_int_equal(metrics_value(f->metrics, id), 1);
+    sample_pkt_t *got;
+    char path[4200];
+    size_t n = s_read_dlq(f->dir, &got, path, sizeof path);
+    assert_true(n > 0);
+    sample_free(&got, n);
+}
+
 /* ---- DEAD (§3.9) ---------------------------------------------------------- */
 
 /* Every seq named by the DEADs sent from `from` on goes into `named`
@@ -1506,6 +1551,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_compress, s_setup_zstd, s_teardown),
         cmocka_unit_test_setup_teardown(test_resend_backoff, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_dead_letter_after_retry_timeout, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_dead_letter_waits_for_ack_in_flight, s_setup_retry_3s,
+                                        s_teardown),
         cmocka_unit_test_setup_teardown(test_dead_ranges_sent, s_setup_small_buffer, s_teardown),
         cmocka_unit_test_setup_teardown(test_dead_waits_for_welcome, s_setup_small_buffer,
                                         s_teardown),
