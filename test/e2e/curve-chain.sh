@@ -34,7 +34,7 @@ pick_port; m2=$PORT
 
 sniff=
 if [ "$(id -u)" = 0 ] && command -v tcpdump >/dev/null; then
-    start tcpdump -- tcpdump -i lo -U -w "$WORK/lo.pcap" "tcp port $cport or tcp port $r1 or tcp port $r2"
+    start tcpdump -- tcpdump -i lo -B 32768 -U -w "$WORK/lo.pcap" "tcp port $cport or tcp port $r1 or tcp port $r2"
     end=$((SECONDS + 10))
     until grep -q "listening on lo" "$WORK/tcpdump.log"; do
         [ $SECONDS -lt $end ] || fail "tcpdump did not start: $(cat "$WORK/tcpdump.log")"
