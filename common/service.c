@@ -427,6 +427,7 @@ static void s_common(zsock_t *s, const service_sock_opts_t *o)
     zsock_set_linger(s, o->linger_ms);
     zsock_set_heartbeat_ivl(s, SERVICE_HEARTBEAT_IVL_MS);
     zsock_set_heartbeat_timeout(s, SERVICE_HEARTBEAT_TIMEOUT_MS);
+    zsock_set_tcp_maxrt(s, SERVICE_TCP_MAXRT_MS);
 }
 
 zsock_t *service_dealer(const char *setting, const char *endpoint, const service_sock_opts_t *o,

@@ -54,6 +54,14 @@ extern volatile sig_atomic_t service_reload;
  * reconnects of the side that connects. */
 #define SERVICE_HEARTBEAT_IVL_MS 1000
 #define SERVICE_HEARTBEAT_TIMEOUT_MS 5000
+/* ... and TCP_USER_TIMEOUT (ZMQ_TCP_MAXRT): libzmq arms the heartbeat
+ * timeout only once a PING is encoded, and a PING waits behind bytes the
+ * kernel will not take. A connection whose send buffer was full when its
+ * link went away never timed out (measured: a relay's next hop stayed "up"
+ * for as long as anyone watched); the kernel gives it up once nothing it
+ * sent has been acknowledged for this long. A slow but live receiver still
+ * acknowledges (zero-window probes), so it is not given up. */
+#define SERVICE_TCP_MAXRT_MS 10000
 #define SERVICE_RECONNECT_IVL_MS 100
 #define SERVICE_RECONNECT_IVL_MAX_MS 1000
 
