@@ -52,11 +52,6 @@ replay_settles() {
     local state=$1 first=$2 dlq=$3 out=$WORK/replay-$RANDOM.pcapng files
     files=("$dlq"/edge-*.pcapng)
     [ -f "${files[0]}" ] || fail "no dead-letter file in $dlq"
-    if ! "$CAPTURE" --help 2>&1 | has DLQ_REPLAY; then
-        log "SKIP the last step: tapmesh-capture does not replay dead-letter files yet" \
-            "(no DLQ_REPLAY in its --help)"
-        return 0
-    fi
     start again COLLECT_ENDPOINT=tcp://127.0.0.1:$port METRICS_ADDRPORT= OUTPUT=$out \
         STATE_DIR=$state STARTUP_WAIT_MS=0 MERGE_WINDOW_MS=200 SOURCE_IDLE_S=2 -- "$COLLECT"
     for f in "${files[@]}"; do

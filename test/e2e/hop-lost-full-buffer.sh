@@ -33,10 +33,7 @@ for dev in lo tm-hr; do ip -n "$rns" link set "$dev" up; done
 for dev in lo tm-hc; do ip -n "$cns" link set "$dev" up; done
 
 # metrics from inside a namespace: nsmetric NS PORT NAME
-nsmetric() {
-    ip netns exec "$1" curl -fsS --max-time 5 "http://127.0.0.1:$2/metrics" |
-        awk -v n="$3" '$1 == n {print $2}'
-}
+nsmetric() { METRICS_NS=$1 metric "$2" "$3"; }
 hop='tapmesh_relay_next_hop_up{hop="tcp://10.78.0.2:5710"}'
 
 start collect COLLECT_ENDPOINT=tcp://10.78.0.2:5710 METRICS_ADDRPORT=127.0.0.1:9712 \

@@ -169,9 +169,10 @@ stop() {
     wait_exit "$1" 20
 }
 
-# metrics PORT: the /metrics text of the service on PORT.
+# metrics PORT: the /metrics text of the service on PORT; with METRICS_NS
+# set (METRICS_NS=ns metric ...), of the one in network namespace ns.
 metrics() {
-    curl -fsS --max-time 5 "http://127.0.0.1:$1/metrics"
+    ${METRICS_NS:+ip netns exec "$METRICS_NS"} curl -fsS --max-time 5 "http://127.0.0.1:$1/metrics"
 }
 
 # metric PORT NAME_WITH_LABELS: one sample's value ("" when absent).
@@ -187,7 +188,7 @@ wait_metric() {
         [ "$v" = "$3" ] && return 0
         sleep 0.1
     done
-    fail "metric $2 on port $1 is '$v', expected '$3' within $4 s"
+    fail "metric $2 on port $1${METRICS_NS:+ in $METRICS_NS} is '$v', expected '$3' within $4 s"
 }
 
 # wait_listening PORT TIMEOUT_S

@@ -103,18 +103,8 @@ frames() {
 }
 
 # the collector's metrics, from inside its namespace
-emetric() {
-    ein curl -fsS --max-time 5 "http://127.0.0.1:9712/metrics" | awk -v n="$1" '$1 == n {print $2}'
-}
-ewait_metric() {
-    local end=$((SECONDS + $3)) v=""
-    while [ $SECONDS -lt $end ]; do
-        v=$(emetric "$1" 2>/dev/null || true)
-        [ "$v" = "$2" ] && return 0
-        sleep 0.1
-    done
-    fail "metric $1 is '$v', expected '$2' within $3 s"
-}
+emetric() { METRICS_NS=$ens metric 9712 "$1"; }
+ewait_metric() { METRICS_NS=$ens wait_metric 9712 "$1" "$2" "$3"; }
 
 packets() {
     { tcpdump -nn -r "$1" 2>/dev/null || true; } | wc -l

@@ -35,7 +35,7 @@ ip -n "$b" link set vx0 mtu 9050 up
 
 pick_port; port=$PORT
 pick_port; mport=$PORT
-nmetric() { ip netns exec "$a" curl -fsS --max-time 5 "http://127.0.0.1:$mport/metrics" | awk -v n="$1" '$1 == n {print $2}'; }
+nmetric() { METRICS_NS=$a metric "$mport" "$1"; }
 wait_nmetric() { # NAME VALUE TIMEOUT_S
     local end=$((SECONDS + $3)) v=""
     while [ $SECONDS -lt $end ]; do

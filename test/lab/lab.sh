@@ -151,19 +151,9 @@ cp "$k/relay-core" "$WORK/allow-collect/"
 
 # ---------------------------------------------------------------- services
 # metrics NS_HOST PORT NAME: one sample, read inside the host's namespace
-nsmetric() {
-    in_ns "$1" curl -fsS --max-time 5 "http://127.0.0.1:$2/metrics" | awk -v n="$3" '$1 == n {print $2}'
-}
+nsmetric() { METRICS_NS=$(ns "$1") metric "$2" "$3"; }
 # nswait_metric HOST PORT NAME VALUE TIMEOUT_S
-nswait_metric() {
-    local end=$((SECONDS + $5)) v=""
-    while [ $SECONDS -lt $end ]; do
-        v=$(nsmetric "$1" "$2" "$3" 2>/dev/null || true)
-        [ "$v" = "$4" ] && return 0
-        sleep 0.1
-    done
-    fail "$1: $3 is '$v', expected '$4' within $5 s"
-}
+nswait_metric() { METRICS_NS=$(ns "$1") wait_metric "$2" "$3" "$4" "$5"; }
 # wait_log NAME PATTERN TIMEOUT_S
 wait_log() {
     local end=$((SECONDS + $3))
