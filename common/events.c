@@ -116,6 +116,29 @@ err:
     return NULL;
 }
 
+int events_from_cfg(const cfg_t *cfg, metrics_t *metrics, const char *service, bool stdout_busy,
+                    events_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    events_opts_t eo;
+    if (events_opts_read(cfg, &eo, err, errlen) < 0)
+        return -1;
+    if (!eo.format)
+        return 0;
+    if (stdout_busy && strcmp(eo.to, "-") == 0) {
+        snprintf(err, errlen,
+                 "EVENTS_TO=-: the capture goes to standard output (OUTPUT=-); "
+                 "send the events elsewhere (udp://HOST:PORT, tcp://HOST:PORT) or "
+                 "set OUTPUT to a file");
+        return -1;
+    }
+    if (!(*out = events_new(&eo, metrics, service, err, errlen)))
+        return -1;
+    log_info("EVENTS=%s: an event per %s and per loss to %s", cfg_str(cfg, "EVENTS"),
+             eo.unique_s ? "flow and interval" : "packet", eo.to);
+    return 0;
+}
+
 void events_destroy(events_t **self_p)
 {
     if (!self_p || !*self_p)

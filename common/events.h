@@ -117,6 +117,14 @@ events_t *events_new(const events_opts_t *opts, metrics_t *metrics, const char *
                      size_t errlen);
 void events_destroy(events_t **self_p);
 
+/* A service's EVENTS_ROWS, read (events_opts_read) and, with EVENTS set,
+ * the stream made (events_new) and logged. `stdout_busy`: the service
+ * writes its capture to standard output, so EVENTS_TO=- is refused.
+ * Returns 0 (*out NULL when EVENTS is off), or -1 with err naming the
+ * setting. */
+int events_from_cfg(const cfg_t *cfg, metrics_t *metrics, const char *service, bool stdout_busy,
+                    events_t **out, char *err, size_t errlen);
+
 /* One packet carried, of interface `iface` of `source`, of LINKTYPE_
  * `linktype`. */
 void events_packet(events_t *self, const char *source, const char *iface, uint16_t linktype,

@@ -663,25 +663,17 @@ static void s_loss(void *ctx, const char *source, const char *iface, const char 
  * Returns 0, or 2 after a line on standard error names the setting. */
 static int s_setup_events(capture_t *c, agent_opts_t *o)
 {
-    cfg_t *cfg = c->svc->cfg;
     char err[1024];
-    events_opts_t eo;
-    if (events_opts_read(cfg, &eo, err, sizeof err) < 0) {
+    if (events_from_cfg(c->svc->cfg, c->svc->metrics, "capture", false, &c->events, err,
+                        sizeof err) < 0) {
         fprintf(stderr, "tapmesh-capture: %s\n", err);
         return 2;
     }
-    if (!eo.format)
-        return 0;
-    c->events = events_new(&eo, c->svc->metrics, "capture", err, sizeof err);
-    if (!c->events) {
-        fprintf(stderr, "tapmesh-capture: %s\n", err);
-        return 2;
+    if (c->events) {
+        o->tap = s_tap;
+        o->loss = s_loss;
+        o->tap_ctx = c;
     }
-    o->tap = s_tap;
-    o->loss = s_loss;
-    o->tap_ctx = c;
-    log_info("EVENTS=%s: an event per %s and per loss to %s", cfg_str(cfg, "EVENTS"),
-             eo.unique_s ? "flow and interval" : "packet", eo.to);
     return 0;
 }
 

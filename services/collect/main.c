@@ -331,26 +331,11 @@ static void s_loss(void *ctx, const char *source, const char *iface, const char 
 static int s_setup_events(collect_t *c, cfg_t *cfg)
 {
     char err[1024];
-    events_opts_t eo;
-    if (events_opts_read(cfg, &eo, err, sizeof err) < 0) {
+    if (events_from_cfg(cfg, c->svc->metrics, "collect", strcmp(cfg_str(cfg, "OUTPUT"), "-") == 0,
+                        &c->events, err, sizeof err) < 0) {
         fprintf(stderr, "tapmesh-collect: %s\n", err);
         return 2;
     }
-    if (!eo.format)
-        return 0;
-    if (strcmp(eo.to, "-") == 0 && strcmp(cfg_str(cfg, "OUTPUT"), "-") == 0) {
-        fprintf(stderr, "tapmesh-collect: EVENTS_TO=-: the capture goes to standard output "
-                        "(OUTPUT=-); send the events elsewhere (udp://HOST:PORT, "
-                        "tcp://HOST:PORT) or set OUTPUT to a file\n");
-        return 2;
-    }
-    c->events = events_new(&eo, c->svc->metrics, "collect", err, sizeof err);
-    if (!c->events) {
-        fprintf(stderr, "tapmesh-collect: %s\n", err);
-        return 2;
-    }
-    log_info("EVENTS=%s: an event per %s and per loss to %s", cfg_str(cfg, "EVENTS"),
-             eo.unique_s ? "flow and interval" : "packet", eo.to);
     return 0;
 }
 
